@@ -1,0 +1,41 @@
+# Herd's entry points. `make demo` and `make test` work on a fresh machine:
+# both run `make setup` first, which installs what Herd needs from Debian.
+SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+# Debian packages: BLAS, MPI and zstd (with pkg-config to find them), the
+# zstd and mpirun tools, and the fortune texts the demo trains on.
+DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd fortunes fortunes-min
+HERD := .build/release/herd
+
+.PHONY: setup build test demo bench bench-pytorch clean
+
+setup:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "setup: all Debian packages present"; fi
+
+build: setup
+	swift build -c release
+
+# Tests run in release mode: the gradient checks and the Shakespeare recipe
+# train real models, and the kernels are what ships.
+test: setup
+	swift build -c release --build-tests
+	swift test -c release --skip-build
+
+demo: build
+	$(HERD) run jobs/demo.yaml
+
+bench: build
+	$(HERD) bench
+
+# The PyTorch + transformers baseline the benchmark is judged against
+# (needs a venv with torch and transformers; see bench/pytorch_llama.py).
+bench-pytorch:
+	$${PYTHON:-python3} bench/pytorch_llama.py
+
+clean:
+	rm -rf .build runs

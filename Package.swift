@@ -1,0 +1,37 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// Herd: a distributed training orchestrator for Llama 2.
+// Layout (see README): system libraries as C modules, one library `Herd`
+// split into folders by concept, and the `herd` command line.
+let package = Package(
+    name: "Herd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Herd", targets: ["Herd"]),
+        .executable(name: "herd", targets: ["HerdCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config (Debian's -dev packages).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .target(
+            name: "Herd",
+            dependencies: ["COpenBLAS", "CMPI", "CZstd", "Yams"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "HerdCLI",
+            dependencies: ["Herd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "HerdTests", dependencies: ["Herd"]),
+    ]
+)

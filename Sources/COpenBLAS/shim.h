@@ -1,0 +1,2 @@
+// OpenBLAS's CBLAS interface plus its threading controls.
+#include <cblas.h>

@@ -1,0 +1,3 @@
+// libzstd, with the advanced (multithreaded, streaming) parameters visible.
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zstd.h>

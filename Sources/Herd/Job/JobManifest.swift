@@ -1,0 +1,226 @@
+import Foundation
+import Yams
+
+/// A training job as a team writes it in `jobs/*.yaml`, read and checked
+/// completely before anything runs. Relative paths are taken from the
+/// directory `herd` runs in (as torchtitan and Megatron-LM take theirs).
+public struct JobManifest: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case pretrain }
+
+    public struct ModelSpec: Sendable {
+        /// The preset named, if any; explicit fields override its shape.
+        public var preset: String?
+        /// The shape; `vocabSize` 0 means "the tokenizer's vocabulary".
+        public var config: LlamaConfig
+        public var initStd: Double
+    }
+
+    public struct DataSpec: Sendable {
+        public var corpus: String
+        public var tokenizer: String
+        public var seqLen: Int
+        public var validationFraction: Double
+    }
+
+    public struct BatchSpec: Sendable {
+        /// Sequences in one optimizer step (the global batch).
+        public var sequences: Int
+        /// Sequences in one forward/backward; the step accumulates
+        /// sequences / microBatch of them.
+        public var microBatch: Int
+    }
+
+    public struct OptimizerSpec: Sendable {
+        public var adamw: AdamWConfig
+        public var gradClip: Double
+    }
+
+    public struct EvalSpec: Sendable {
+        /// Evaluate every `interval` steps (and always at the end); 0 = only at the end.
+        public var interval: Int
+        /// Cap on held-out windows per evaluation; nil = the whole held-out split.
+        public var maxSequences: Int?
+    }
+
+    public var file: String
+    public var name: String
+    public var kind: Kind
+    public var seed: UInt64
+    public var model: ModelSpec
+    public var data: DataSpec
+    public var batch: BatchSpec
+    public var optimizer: OptimizerSpec
+    public var schedule: CosineSchedule
+    public var steps: Int
+    public var eval: EvalSpec
+    public var logInterval: Int
+    public var output: String
+    public var threads: Int?
+
+    public static let tokenizers = ["char", "byte"]
+
+    /// Command-line overrides of a few fields, applied before validation.
+    public struct Overrides: Sendable {
+        public var corpus: String?
+        public var steps: Int?
+        public var output: String?
+        public init(corpus: String? = nil, steps: Int? = nil, output: String? = nil) {
+            self.corpus = corpus; self.steps = steps; self.output = output
+        }
+    }
+
+    public static func load(path: String, overrides: Overrides = .init()) throws(ManifestError) -> JobManifest {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ManifestError(file: path, field: "", message: "cannot read the manifest file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ManifestError(file: path, field: "", message: "the manifest is not UTF-8 text")
+        }
+        return try parse(yaml: text, file: path, overrides: overrides)
+    }
+
+    public static func parse(yaml text: String, file: String, overrides: Overrides = .init()) throws(ManifestError) -> JobManifest {
+        let root: Node
+        do {
+            guard let n = try Yams.compose(yaml: text) else {
+                throw ManifestError(file: file, field: "", message: "the manifest is empty")
+            }
+            root = n
+        } catch let e as ManifestError {
+            throw e
+        } catch {
+            throw ManifestError(file: file, field: "", message: "not valid YAML: \(error)")
+        }
+        let top = try YAMLFields(root, path: "", file: file)
+        try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
+                                        "schedule", "steps", "eval", "log_interval", "output", "threads"])
+
+        let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let kind = Kind(rawValue: kindText) else {
+            throw top.error("kind", "unknown kind \"\(kindText)\"; expected one of: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let name = try top.string("name") ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let seed = UInt64(try top.int("seed", min: 0) ?? 1337)
+
+        let modelSpec = try parseModel(try top.requiredSection("model", "a preset or an explicit shape"))
+        let data = try parseData(try top.requiredSection("data", "corpus, tokenizer, seq_len"), overrides: overrides)
+        var model = modelSpec
+        if model.config.maxSeqLen == 0 { model.config.maxSeqLen = data.seqLen }
+        if data.seqLen > model.config.maxSeqLen {
+            throw ManifestError(file: file, field: "data.seq_len",
+                                message: "must be at most the model's context (model.max_seq_len = \(model.config.maxSeqLen)), got \(data.seqLen)")
+        }
+
+        let batchFields = try top.requiredSection("batch", "sequences or tokens per step")
+        try batchFields.rejectUnknown(allowed: ["sequences", "tokens", "micro_batch"])
+        let sequences: Int
+        switch (try batchFields.int("sequences", min: 1), try batchFields.int("tokens", min: 1)) {
+        case let (s?, nil): sequences = s
+        case let (nil, t?):
+            guard t % data.seqLen == 0 else {
+                throw batchFields.error("tokens", "must be a multiple of data.seq_len (\(data.seqLen)), got \(t)")
+            }
+            sequences = t / data.seqLen
+        case (nil, nil): throw batchFields.error("sequences", "required field is missing (or give batch.tokens)")
+        case (_?, _?): throw batchFields.error("tokens", "give either batch.sequences or batch.tokens, not both")
+        }
+        let micro = try batchFields.int("micro_batch", min: 1) ?? sequences
+        guard sequences % micro == 0 else {
+            throw batchFields.error("micro_batch", "must divide the global batch of \(sequences) sequences, got \(micro)")
+        }
+
+        let optFields = try top.requiredSection("optimizer", "at least lr")
+        try optFields.rejectUnknown(allowed: ["lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"])
+        let lr = try optFields.requiredDouble("lr", min: 0, "the peak learning rate, a number")
+        var adamw = AdamWConfig()
+        adamw.beta1 = try optFields.double("beta1", min: 0, max: 0.999999) ?? adamw.beta1
+        adamw.beta2 = try optFields.double("beta2", min: 0, max: 0.999999) ?? adamw.beta2
+        adamw.eps = try optFields.double("eps", min: 0) ?? adamw.eps
+        adamw.weightDecay = try optFields.double("weight_decay", min: 0) ?? adamw.weightDecay
+        let clip = try optFields.double("grad_clip", min: 0) ?? 1.0
+
+        var steps = try top.int("steps", min: 1) ?? 0
+        if let o = overrides.steps { steps = o } else if steps == 0 {
+            throw top.missing("steps", "the number of optimizer steps, an integer")
+        }
+
+        var schedule = CosineSchedule(peak: lr, decaySteps: steps)
+        if let s = try top.section("schedule") {
+            try s.rejectUnknown(allowed: ["warmup_steps", "decay_steps", "min_lr_ratio"])
+            schedule.warmupSteps = try s.int("warmup_steps", min: 0) ?? schedule.warmupSteps
+            schedule.decaySteps = try s.int("decay_steps", min: 1) ?? steps
+            schedule.minRatio = try s.double("min_lr_ratio", min: 0, max: 1) ?? schedule.minRatio
+        }
+
+        var eval = EvalSpec(interval: 0, maxSequences: nil)
+        if let e = try top.section("eval") {
+            try e.rejectUnknown(allowed: ["interval", "max_sequences"])
+            eval.interval = try e.int("interval", min: 0) ?? 0
+            eval.maxSequences = try e.int("max_sequences", min: 1)
+        }
+
+        var output = try top.string("output") ?? "runs/\(name)"
+        if let o = overrides.output { output = o }
+        return JobManifest(
+            file: file, name: name, kind: kind, seed: seed, model: model, data: data,
+            batch: BatchSpec(sequences: sequences, microBatch: micro),
+            optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
+            schedule: schedule, steps: steps, eval: eval,
+            logInterval: try top.int("log_interval", min: 1) ?? 10,
+            output: output, threads: try top.int("threads", min: 1))
+    }
+
+    static func parseModel(_ f: YAMLFields) throws(ManifestError) -> ModelSpec {
+        try f.rejectUnknown(allowed: ["preset", "dim", "layers", "heads", "kv_heads", "ffn_dim",
+                                      "vocab_size", "max_seq_len", "norm_eps", "rope_theta", "init_std"])
+        let preset = try f.string("preset")
+        var c: LlamaConfig
+        if let preset {
+            guard let p = LlamaConfig.presets[preset] else {
+                throw f.error("preset", "unknown preset \"\(preset)\"; expected one of: \(LlamaConfig.presets.keys.sorted().joined(separator: ", "))")
+            }
+            c = p
+        } else {
+            for key in ["dim", "layers", "heads", "ffn_dim"] where !f.has(key) {
+                throw f.error(key, "required field is missing (a positive integer), or name a preset")
+            }
+            c = LlamaConfig(dim: 0, layers: 0, heads: 0, kvHeads: 0, ffnDim: 0, vocabSize: 0, maxSeqLen: 0)
+        }
+        c.dim = try f.int("dim", min: 1) ?? c.dim
+        c.layers = try f.int("layers", min: 1) ?? c.layers
+        c.heads = try f.int("heads", min: 1) ?? c.heads
+        c.kvHeads = try f.int("kv_heads", min: 1) ?? (preset == nil ? c.heads : c.kvHeads)
+        c.ffnDim = try f.int("ffn_dim", min: 1) ?? c.ffnDim
+        c.vocabSize = try f.int("vocab_size", min: 1) ?? c.vocabSize
+        c.maxSeqLen = try f.int("max_seq_len", min: 1) ?? c.maxSeqLen
+        c.normEps = Float(try f.double("norm_eps", min: 0) ?? Double(c.normEps))
+        c.ropeTheta = try f.double("rope_theta", min: 1) ?? c.ropeTheta
+        // Check the shape now, with the vocabulary and context stood in for
+        // when they come from the data section.
+        var check = c
+        if check.vocabSize == 0 { check.vocabSize = 1 }
+        if check.maxSeqLen == 0 { check.maxSeqLen = 1 }
+        do { try check.validate() } catch { throw f.error(error.field, error.message) }
+        return ModelSpec(preset: preset, config: c, initStd: try f.double("init_std", min: 0) ?? 0.02)
+    }
+
+    static func parseData(_ f: YAMLFields, overrides: Overrides) throws(ManifestError) -> DataSpec {
+        try f.rejectUnknown(allowed: ["corpus", "tokenizer", "seq_len", "val_fraction"])
+        var corpus = try f.string("corpus") ?? ""
+        if let o = overrides.corpus { corpus = o } else if corpus.isEmpty {
+            throw f.missing("corpus", "a text file or a directory of text files")
+        }
+        let path = (corpus as NSString).expandingTildeInPath
+        if !FileManager.default.fileExists(atPath: path) {
+            let abs = URL(fileURLWithPath: path).standardizedFileURL.path
+            throw f.error("corpus", "no such file or directory: \(abs) (relative paths are taken from the current directory, \(FileManager.default.currentDirectoryPath))")
+        }
+        let tok = try f.requiredString("tokenizer", "one of: \(tokenizers.joined(separator: ", "))")
+        guard tokenizers.contains(tok) else {
+            throw f.error("tokenizer", "unknown tokenizer \"\(tok)\"; expected one of: \(tokenizers.joined(separator: ", "))")
+        }
+        let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
+        let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? 0.1
+        return DataSpec(corpus: path, tokenizer: tok, seqLen: seq, validationFraction: frac)
+    }
+}

@@ -1,0 +1,111 @@
+import Yams
+
+/// Typed, path-aware reads of a YAML mapping. Every error names the file and
+/// the dotted field path, and says what was expected; unknown keys are
+/// rejected so that a misspelt field is not silently ignored.
+struct YAMLFields {
+    let mapping: Node.Mapping
+    let path: String
+    let file: String
+
+    init(_ node: Node, path: String, file: String) throws(ManifestError) {
+        guard let m = node.mapping else {
+            throw ManifestError(file: file, field: path, message: "expected a mapping of fields, found \(Self.describe(node))")
+        }
+        mapping = m; self.path = path; self.file = file
+    }
+
+    func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func error(_ key: String, _ message: String) -> ManifestError {
+        ManifestError(file: file, field: field(key), message: message)
+    }
+
+    func has(_ key: String) -> Bool { mapping[key] != nil }
+
+    func rejectUnknown(allowed: [String]) throws(ManifestError) {
+        for (k, _) in mapping {
+            let key = k.string ?? "\(k)"
+            if !allowed.contains(key) {
+                throw error(key, "unknown field; expected one of: \(allowed.joined(separator: ", "))")
+            }
+        }
+    }
+
+    private func scalar(_ key: String, expected: String) throws(ManifestError) -> Node.Scalar? {
+        guard let node = mapping[key] else { return nil }
+        guard let s = node.scalar else { throw error(key, "expected \(expected), found \(Self.describe(node))") }
+        if s.string.isEmpty || s.string == "~" || s.string == "null" { return nil }
+        return s
+    }
+
+    func string(_ key: String) throws(ManifestError) -> String? {
+        try scalar(key, expected: "a string")?.string
+    }
+
+    func int(_ key: String, min: Int? = nil) throws(ManifestError) -> Int? {
+        guard let s = try scalar(key, expected: "an integer") else { return nil }
+        let text = s.string.replacingOccurrences(of: "_", with: "")
+        guard s.style == .plain, let v = Int(text) else {
+            throw error(key, "expected an integer, found \"\(s.string)\"")
+        }
+        if let min, v < min { throw error(key, "must be at least \(min), got \(v)") }
+        return v
+    }
+
+    func double(_ key: String, min: Double? = nil, max: Double? = nil) throws(ManifestError) -> Double? {
+        guard let s = try scalar(key, expected: "a number") else { return nil }
+        guard s.style == .plain, let v = Double(s.string.replacingOccurrences(of: "_", with: "")), v.isFinite else {
+            throw error(key, "expected a number, found \"\(s.string)\"")
+        }
+        if let min, v < min { throw error(key, "must be at least \(min), got \(v)") }
+        if let max, v > max { throw error(key, "must be at most \(max), got \(v)") }
+        return v
+    }
+
+    func bool(_ key: String) throws(ManifestError) -> Bool? {
+        guard let s = try scalar(key, expected: "true or false") else { return nil }
+        switch s.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw error(key, "expected true or false, found \"\(s.string)\"")
+        }
+    }
+
+    func section(_ key: String) throws(ManifestError) -> YAMLFields? {
+        guard let node = mapping[key] else { return nil }
+        return try YAMLFields(node, path: field(key), file: file)
+    }
+
+    func missing(_ key: String, _ what: String) -> ManifestError {
+        error(key, "required field is missing (\(what))")
+    }
+
+    func requiredSection(_ key: String, _ what: String) throws(ManifestError) -> YAMLFields {
+        guard let s = try section(key) else { throw error(key, "required section is missing (\(what))") }
+        return s
+    }
+
+    func requiredString(_ key: String, _ what: String) throws(ManifestError) -> String {
+        guard let v = try string(key) else { throw missing(key, what) }
+        return v
+    }
+
+    func requiredInt(_ key: String, min: Int? = nil, _ what: String) throws(ManifestError) -> Int {
+        guard let v = try int(key, min: min) else { throw missing(key, what) }
+        return v
+    }
+
+    func requiredDouble(_ key: String, min: Double? = nil, _ what: String) throws(ManifestError) -> Double {
+        guard let v = try double(key, min: min) else { throw missing(key, what) }
+        return v
+    }
+
+    static func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return "the value \"\(s.string)\""
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        }
+    }
+}

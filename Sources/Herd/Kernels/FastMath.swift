@@ -1,0 +1,60 @@
+/// A branch-free exp for the kernels' hot loops (SiLU, softmax,
+/// cross-entropy). Foundation's `expf` is a library call per element and
+/// blocks vectorisation; this is the Cephes range reduction with a degree-5
+/// polynomial (about 2 ulp), written with plain Float and bit operations so
+/// that LLVM vectorises the loops that call it. Swift's generic SIMD types
+/// were tried first: their rounding and conversions compile to per-lane calls.
+public enum FastMath {
+    @inline(__always)
+    public static func exp(_ x: Float) -> Float {
+        // Clamp to the range where the result is a normal float (or rounds to 0/inf).
+        let xc = Swift.min(Swift.max(x, -87.3), 88.3)
+        // n = round(x / ln 2) by the 1.5·2²³ trick: adding it leaves the
+        // integer in the low mantissa bits.
+        let magic: Float = 12582912
+        let t = xc * 1.44269504088896341 + magic
+        let n = t - magic
+        // r = x − n·ln 2, with ln 2 split in two for precision
+        var r = xc - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p: Float = 1.9875691500e-4
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        let e = p * (r * r) + r + 1
+        // 2ⁿ from the exponent bits: bits(t) − bits(magic) = n
+        let ni = t.bitPattern &- 0x4B40_0000
+        return e * Float(bitPattern: (ni &+ 127) &<< 23)
+    }
+
+    /// x[i] = exp(x[i] − shift) over `count` values; returns their sum.
+    @inline(__always)
+    public static func expShiftedSum(_ x: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> Float {
+        for i in 0..<count { x[i] = exp(x[i] - shift) }
+        return sum(x, count: count)
+    }
+
+    /// Sum with 8 independent accumulators (a vectorisable reduction).
+    @inline(__always)
+    public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+        var i = 0
+        while i + 8 <= count {
+            acc.0 += x[i]; acc.1 += x[i + 1]; acc.2 += x[i + 2]; acc.3 += x[i + 3]
+            acc.4 += x[i + 4]; acc.5 += x[i + 5]; acc.6 += x[i + 6]; acc.7 += x[i + 7]
+            i += 8
+        }
+        var s = ((acc.0 + acc.1) + (acc.2 + acc.3)) + ((acc.4 + acc.5) + (acc.6 + acc.7))
+        while i < count { s += x[i]; i += 1 }
+        return s
+    }
+
+    @inline(__always)
+    public static func max(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var m = -Float.infinity
+        for i in 0..<count { m = Swift.max(m, x[i]) }
+        return m
+    }
+}

@@ -1,0 +1,96 @@
+import XCTest
+import Foundation
+import Herd
+
+/// Bad manifests fail before training, naming the field and what was expected.
+final class ManifestTests: XCTestCase {
+    var corpus: String!
+
+    override func setUpWithError() throws {
+        corpus = NSTemporaryDirectory() + "herd-manifest-test-corpus.txt"
+        try String(repeating: "To be, or not to be, that is the question.\n", count: 50)
+            .write(toFile: corpus, atomically: true, encoding: .utf8)
+    }
+
+    func manifest(model: String = "  preset: shakespeare-char", extra: String = "", steps: String = "steps: 10",
+                  corpusLine: String? = nil) -> String {
+        """
+        name: t
+        kind: pretrain
+        model:
+        \(model)
+        data:
+          \(corpusLine ?? "corpus: \(corpus!)")
+          tokenizer: char
+          seq_len: 16
+        batch:
+          sequences: 4
+        optimizer:
+          lr: 1e-3
+        \(steps)
+        \(extra)
+        """
+    }
+
+    func expectError(_ yaml: String, field: String, contains text: String, line: UInt = #line) {
+        XCTAssertThrowsError(try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml"), line: line) { error in
+            guard let e = error as? ManifestError else { return XCTFail("not a ManifestError: \(error)", line: line) }
+            XCTAssertEqual(e.field, field, "\(e)", line: line)
+            XCTAssertTrue(e.message.contains(text), "\(e)", line: line)
+            XCTAssertTrue(e.description.hasPrefix("jobs/t.yaml: \(field): "), e.description, line: line)
+        }
+    }
+
+    func testAGoodManifestParses() throws {
+        let m = try JobManifest.parse(yaml: manifest(), file: "jobs/t.yaml")
+        XCTAssertEqual(m.steps, 10)
+        XCTAssertEqual(m.batch.sequences, 4)
+        XCTAssertEqual(m.model.config.dim, 128)
+        XCTAssertEqual(m.optimizer.adamw.beta2, 0.95, "the paper's default when not given")
+        XCTAssertEqual(m.schedule.warmupSteps, 2000)
+        XCTAssertEqual(m.schedule.minRatio, 0.1)
+    }
+
+    func testMissingField() {
+        expectError(manifest(steps: ""), field: "steps", contains: "required field is missing")
+    }
+
+    func testWrongType() {
+        expectError(manifest(steps: "steps: lots"), field: "steps", contains: "expected an integer, found \"lots\"")
+        expectError(manifest(extra: "seed: [1, 2]"), field: "seed", contains: "expected an integer, found a list")
+    }
+
+    func testUnknownPreset() {
+        expectError(manifest(model: "  preset: llama3-8b"), field: "model.preset", contains: "unknown preset \"llama3-8b\"; expected one of: llama2-13b, llama2-70b, llama2-7b")
+    }
+
+    func testHeadsNotDivisibleByKVHeads() {
+        expectError(manifest(model: "  preset: shakespeare-char\n  kv_heads: 3"), field: "model.kv_heads",
+                    contains: "must divide heads (4), got 3")
+    }
+
+    func testCorpusThatDoesNotExist() {
+        expectError(manifest(corpusLine: "corpus: /no/such/corpus.txt"), field: "data.corpus",
+                    contains: "no such file or directory: /no/such/corpus.txt")
+    }
+
+    func testUnknownFieldIsNotIgnored() {
+        expectError(manifest(extra: "stepz: 5"), field: "stepz", contains: "unknown field")
+    }
+
+    func testBatchMustSplitIntoMicroBatches() {
+        let yaml = manifest().replacingOccurrences(of: "sequences: 4", with: "sequences: 4\n  micro_batch: 3")
+        expectError(yaml, field: "batch.micro_batch", contains: "must divide the global batch of 4 sequences")
+    }
+
+    func testSequenceLongerThanTheModel() {
+        let yaml = manifest().replacingOccurrences(of: "seq_len: 16", with: "seq_len: 128")
+        expectError(yaml, field: "data.seq_len", contains: "model.max_seq_len = 64")
+    }
+
+    func testShippedJobsAreValid() throws {
+        for job in ["jobs/shakespeare-char.yaml", "jobs/demo.yaml"] {
+            XCTAssertNoThrow(try JobManifest.load(path: job, overrides: .init(corpus: corpus)), job)
+        }
+    }
+}
