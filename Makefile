@@ -27,7 +27,7 @@ test: setup
 	swift test -c release --skip-build
 
 demo: build
-	$(HERD) run jobs/demo.yaml
+	$(HERD) run jobs/demo.yaml --sample 400
 
 bench: build
 	$(HERD) bench

@@ -39,6 +39,9 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train a job in the foreground.")
     @OptionGroup var options: ManifestOptions
 
+    @Option(help: "After training, print this many sampled tokens (temperature 0.8).")
+    var sample: Int = 0
+
     func run() throws {
         let manifest = options.load()
         let trainer: Pretrainer
@@ -47,6 +50,13 @@ struct Run: ParsableCommand {
         print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
                      summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
                      summary.tokensPerSecond, summary.seconds, manifest.output))
+        if sample > 0 {
+            let acts = Activations(config: trainer.model.config, batch: 1, seqLen: manifest.data.seqLen)
+            let prompt = (try? trainer.tokenizer.encode("\n")) ?? []
+            let ids = trainer.model.generate(prompt: prompt, count: sample, temperature: 0.8,
+                                             seed: manifest.seed, acts: acts)
+            print("sample:\n" + trainer.tokenizer.decode(ids))
+        }
     }
 }
 

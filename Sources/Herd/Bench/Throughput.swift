@@ -49,7 +49,7 @@ public enum Throughput {
             }
             runner.reduceGradients()
             GradClip.clip(model.grads, maxNorm: 1)
-            opt.update(params: model.params, grads: model.grads, lr: 1e-4)
+            opt.update(params: model.params, grads: model.grads, lr: 1e-4, threads: runner.threads)
             if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
         }
         let median = times.sorted()[times.count / 2]

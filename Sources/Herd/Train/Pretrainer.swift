@@ -82,7 +82,7 @@ public final class Pretrainer {
         runner.reduceGradients()
         let norm = GradClip.clip(model.grads, maxNorm: m.optimizer.gradClip)
         let lr = m.schedule.rate(at: step)
-        optimizer.update(params: model.params, grads: model.grads, lr: lr)
+        optimizer.update(params: model.params, grads: model.grads, lr: lr, threads: runner.threads)
         step += 1
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return StepResult(step: step, loss: lossSum / Double(max(counted, 1)), lr: lr, gradNorm: norm, seconds: seconds)
