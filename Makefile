@@ -24,18 +24,21 @@ build: setup
 # train real models, and the kernels are what ships.
 test: setup
 	swift build -c release --build-tests
-	swift test -c release --skip-build
+	swift test -c release --skip-build --disable-swift-testing
 
 demo: build
 	$(HERD) run jobs/demo.yaml --sample 400
 
+# Herd's figures, then the PyTorch + transformers baseline on the same
+# models when PYTHON has torch and transformers (see bench/pytorch_llama.py).
+PYTHON ?= python3
 bench: build
 	$(HERD) bench
+	@if $(PYTHON) -c 'import torch, transformers' 2>/dev/null; then $(MAKE) --no-print-directory bench-pytorch; \
+	else echo "(PyTorch baseline skipped: $(PYTHON) has no torch/transformers; make bench PYTHON=/path/to/venv/bin/python)"; fi
 
-# The PyTorch + transformers baseline the benchmark is judged against
-# (needs a venv with torch and transformers; see bench/pytorch_llama.py).
 bench-pytorch:
-	$${PYTHON:-python3} bench/pytorch_llama.py
+	$(PYTHON) bench/pytorch_llama.py
 
 clean:
 	rm -rf .build runs

@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Validate.self, Presets.self, Bench.self])
+        subcommands: [Run.self, Validate.self, Presets.self, Bench.self, Version.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -108,5 +108,16 @@ struct Bench: ParsableCommand {
             print(String(format: "%@ (%d params, batch %d × %d): %.0f tokens/s, %.1f GFLOP/s = %.2f of sgemm, %.1f ms/step",
                          label, c.parameterCount, batch, c.maxSeqLen, r.tokensPerSecond, r.gflops, r.gflops / peak, r.secondsPerStep * 1000))
         }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The libraries herd runs on.")
+
+    func run() throws {
+        print(Libraries.openBLAS)
+        print("OpenBLAS kernels: \(Matmul.coreName)")
+        print(Libraries.mpi)
+        print(Libraries.zstd)
     }
 }

@@ -94,3 +94,23 @@ final class ManifestTests: XCTestCase {
         }
     }
 }
+
+extension ManifestTests {
+    func testAModelThatCannotFitIsRefusedBeforeAllocating() throws {
+        let yaml = manifest(model: "  preset: llama2-70b").replacingOccurrences(of: "tokenizer: char", with: "tokenizer: byte")
+        let m = try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml")
+        XCTAssertThrowsError(try Pretrainer(manifest: m)) { error in
+            guard let e = error as? ManifestError else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.field, "model")
+            XCTAssertTrue(e.message.contains("GiB"), e.message)
+        }
+    }
+
+    func testActivationCountMatchesTheAllocation() {
+        // The estimate the memory check uses is the real allocation's size.
+        var c = LlamaConfig.presets["tiny-gqa"]!
+        c.vocabSize = 7
+        let acts = Activations(config: c, batch: 3, seqLen: 5)
+        XCTAssertEqual(Activations.floatCount(config: c, batch: 3, seqLen: 5), acts.allocatedFloats)
+    }
+}

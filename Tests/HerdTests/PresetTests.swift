@@ -33,3 +33,11 @@ final class PresetTests: XCTestCase {
         XCTAssertThrowsError(try c.validate()) { XCTAssertEqual(($0 as? ConfigError)?.field, "heads") }
     }
 }
+
+final class LibraryTests: XCTestCase {
+    func testSystemLibrariesAnswer() {
+        XCTAssertTrue(Libraries.openBLAS.contains("OpenBLAS"), Libraries.openBLAS)
+        XCTAssertTrue(Libraries.mpi.contains("Open MPI"), Libraries.mpi)
+        XCTAssertTrue(Libraries.zstd.hasPrefix("zstd 1."), Libraries.zstd)
+    }
+}

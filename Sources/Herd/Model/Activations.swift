@@ -23,6 +23,23 @@ public final class Activations {
     let dResidual: FloatBuffer, dNorm: FloatBuffer, dAttn: FloatBuffer
     let dQKV: FloatBuffer, dH13: FloatBuffer, dGated: FloatBuffer, dScores: FloatBuffer
 
+    /// Floats allocated for one set of activations, without allocating them.
+    public static func floatCount(config c: LlamaConfig, batch: Int, seqLen: Int) -> Int {
+        let rows = batch * seqLen
+        let a = AttentionShape(batch: batch, seqLen: seqLen, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        let perLayer = rows * (4 * c.dim + 2 + a.qkvWidth + a.outWidth + 3 * c.ffnDim) + a.probsCount
+        let once = rows * (2 * c.dim + 1 + c.vocabSize)   // final stream, final norm, logits
+        let scratch = rows * (2 * c.dim + a.outWidth + a.qkvWidth + 3 * c.ffnDim) + seqLen * seqLen
+        return c.layers * perLayer + once + scratch
+    }
+
+    /// Floats this instance holds (what `floatCount` predicts).
+    public var allocatedFloats: Int {
+        let perLayer = [residual, residualMid, norm1, rstd1, qkv, probs, attnOut, norm2, rstd2, h13, gated].joined()
+        let single = [finalNorm, finalRstd, logits, dResidual, dNorm, dAttn, dQKV, dH13, dGated, dScores]
+        return (Array(perLayer) + single).reduce(0) { $0 + $1.count }
+    }
+
     public init(config c: LlamaConfig, batch: Int, seqLen: Int) {
         precondition(seqLen <= c.maxSeqLen, "sequence length \(seqLen) exceeds the model's \(c.maxSeqLen)")
         self.batch = batch

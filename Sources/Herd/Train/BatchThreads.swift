@@ -19,9 +19,14 @@ public final class BatchThreads {
 
     /// `sequences` per micro-batch; uses the largest thread count ≤ `threads`
     /// that divides it.
-    public init(model: Llama, sequences: Int, seqLen: Int, threads: Int) {
+    public static func threadCount(sequences: Int, threads: Int) -> Int {
         var t = max(1, min(threads, sequences))
         while sequences % t != 0 { t -= 1 }
+        return t
+    }
+
+    public init(model: Llama, sequences: Int, seqLen: Int, threads: Int) {
+        let t = Self.threadCount(sequences: sequences, threads: threads)
         self.model = model
         self.threads = t
         self.sequences = sequences

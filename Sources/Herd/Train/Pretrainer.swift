@@ -43,12 +43,24 @@ public final class Pretrainer {
             throw ManifestError(file: m.file, field: "model.vocab_size",
                                 message: "must be at least the tokenizer's vocabulary (\(tok.vocabSize)), got \(config.vocabSize)")
         }
+        // Refuse a job that cannot fit before allocating anything: parameters,
+        // gradients and two AdamW moments, a gradient buffer per extra
+        // thread, and each thread's activations.
+        let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: threads)
+        let floats = config.parameterCount * (4 + split - 1)
+            + split * Activations.floatCount(config: config, batch: m.batch.microBatch / split, seqLen: m.data.seqLen)
+        let needed = Double(floats) * 4, have = Double(ProcessInfo.processInfo.physicalMemory)
+        guard needed < 0.9 * have else {
+            throw ManifestError(file: m.file, field: "model",
+                                message: String(format: "needs about %.1f GiB in one process (parameters, gradients, AdamW moments, activations for a micro-batch of %d); this machine has %.1f GiB — use a smaller model or batch.micro_batch",
+                                                needed / 1_073_741_824, m.batch.microBatch, have / 1_073_741_824))
+        }
         do { model = try Llama(config: config) } catch {
             throw ManifestError(file: m.file, field: "model.\(error.field)", message: error.message)
         }
         model.initialize(seed: m.seed, std: m.model.initStd)
         optimizer = AdamW(config: m.optimizer.adamw, layout: model.layout)
-        let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
         Matmul.threads = threads
         runner = BatchThreads(model: model, sequences: m.batch.microBatch, seqLen: m.data.seqLen, threads: threads)
         let n = m.batch.microBatch * m.data.seqLen
