@@ -92,8 +92,7 @@ public enum Attention {
                             a: dO, lda: s.outWidth, b: v, ldb: ld, c: scratch, ldc: T)
                 for i in 0..<T {
                     let pr = p + i * T, dr = scratch + i * T
-                    var dot: Float = 0
-                    for j in 0...i { dot += pr[j] * dr[j] }
+                    let dot = FastMath.dot(pr, dr, count: i + 1)
                     for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
                     (dr + i + 1).update(repeating: 0, count: T - i - 1)
                 }

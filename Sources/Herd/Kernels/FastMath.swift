@@ -51,6 +51,42 @@ public enum FastMath {
         return s
     }
 
+    /// Σ a[i]·b[i] with 8 independent accumulators. A plain `s += a[i]*b[i]`
+    /// loop stays scalar: without reassociation LLVM may not vectorise it.
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+        var i = 0
+        while i + 8 <= count {
+            acc.0 += a[i] * b[i]; acc.1 += a[i + 1] * b[i + 1]
+            acc.2 += a[i + 2] * b[i + 2]; acc.3 += a[i + 3] * b[i + 3]
+            acc.4 += a[i + 4] * b[i + 4]; acc.5 += a[i + 5] * b[i + 5]
+            acc.6 += a[i + 6] * b[i + 6]; acc.7 += a[i + 7] * b[i + 7]
+            i += 8
+        }
+        var s = ((acc.0 + acc.1) + (acc.2 + acc.3)) + ((acc.4 + acc.5) + (acc.6 + acc.7))
+        while i < count { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    /// Σ a[i]·b[i]·c[i], vectorisable as `dot` is.
+    @inline(__always)
+    public static func dot3(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+                            count: Int) -> Float {
+        var acc = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+        var i = 0
+        while i + 8 <= count {
+            acc.0 += a[i] * b[i] * c[i]; acc.1 += a[i + 1] * b[i + 1] * c[i + 1]
+            acc.2 += a[i + 2] * b[i + 2] * c[i + 2]; acc.3 += a[i + 3] * b[i + 3] * c[i + 3]
+            acc.4 += a[i + 4] * b[i + 4] * c[i + 4]; acc.5 += a[i + 5] * b[i + 5] * c[i + 5]
+            acc.6 += a[i + 6] * b[i + 6] * c[i + 6]; acc.7 += a[i + 7] * b[i + 7] * c[i + 7]
+            i += 8
+        }
+        var s = ((acc.0 + acc.1) + (acc.2 + acc.3)) + ((acc.4 + acc.5) + (acc.6 + acc.7))
+        while i < count { s += a[i] * b[i] * c[i]; i += 1 }
+        return s
+    }
+
     @inline(__always)
     public static func max(_ x: UnsafePointer<Float>, count: Int) -> Float {
         var m = -Float.infinity

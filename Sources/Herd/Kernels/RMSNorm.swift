@@ -9,8 +9,7 @@ public enum RMSNorm {
     ) {
         for r in 0..<rows {
             let xr = x + r * dim, yr = y + r * dim
-            var ss: Float = 0
-            for j in 0..<dim { ss += xr[j] * xr[j] }
+            let ss = FastMath.dot(xr, xr, count: dim)
             let s = 1 / (ss / Float(dim) + eps).squareRoot()
             rstd[r] = s
             for j in 0..<dim { yr[j] = xr[j] * s * gain[j] }
@@ -27,14 +26,9 @@ public enum RMSNorm {
         for r in 0..<rows {
             let xr = x + r * dim, dyr = dy + r * dim, dxr = dx + r * dim
             let s = rstd[r]
-            var dot: Float = 0
-            for j in 0..<dim {
-                let n = xr[j] * s
-                let dn = dyr[j] * gain[j]
-                dot += dn * n
-                dGain[j] += dyr[j] * n
-            }
-            let mean = dot / Float(dim)
+            for j in 0..<dim { dGain[j] += dyr[j] * xr[j] * s }
+            // mean(dy·g·n) = rstd · Σ dy·g·x / dim
+            let mean = FastMath.dot3(dyr, gain, xr, count: dim) * s / Float(dim)
             for j in 0..<dim {
                 let n = xr[j] * s
                 dxr[j] += s * (dyr[j] * gain[j] - n * mean)
