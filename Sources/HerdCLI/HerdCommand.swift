@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Validate.self, Presets.self, Bench.self, Version.self])
+        subcommands: [Run.self, Validate.self, Presets.self, Bench.self, Version.self, Worker.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -36,17 +36,23 @@ struct ManifestOptions: ParsableArguments {
 }
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Train a job in the foreground.")
+    static let configuration = CommandConfiguration(
+        abstract: "Train a job in the foreground: in this process, or as mpirun workers when it asks for more than one rank.")
     @OptionGroup var options: ManifestOptions
 
     @Option(help: "After training, print this many sampled tokens (temperature 0.8).")
     var sample: Int = 0
 
+    @Flag(help: "Write each rank's final weights (raw fp32) to RUN/weights/.")
+    var saveWeights = false
+
     func run() throws {
         let manifest = options.load()
+        if manifest.parallelism.world > 1 { return try launch(manifest) }
         let trainer: Pretrainer
         do { trainer = try Pretrainer(manifest: manifest) } catch { fail(error) }
         let summary = try trainer.run { line in print(line); fflush(stdout) }
+        if saveWeights { try trainer.saveWeights() }
         print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
                      summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
                      summary.tokensPerSecond, summary.seconds, manifest.output))
@@ -57,6 +63,63 @@ struct Run: ParsableCommand {
                                              seed: manifest.seed, acts: acts)
             print("sample:\n" + trainer.tokenizer.decode(ids))
         }
+    }
+
+    /// Plans the layout, writes plan.json and starts the ranks with mpirun.
+    func launch(_ manifest: JobManifest) throws {
+        let plan: Plan
+        do {
+            let data = try TrainingData(manifest: manifest)
+            plan = try Planner.plan(manifest: manifest, model: data.model, host: ProcessInfo.processInfo.hostName,
+                                    cores: ProcessInfo.processInfo.activeProcessorCount, saveWeights: saveWeights,
+                                    corpusOverride: options.corpus, stepsOverride: options.steps)
+        } catch { fail(error) }
+        try FileManager.default.createDirectory(atPath: manifest.output, withIntermediateDirectories: true)
+        try plan.write(to: manifest.output)
+        let planPath = (manifest.output as NSString).appendingPathComponent(Plan.fileName)
+        print("herd: \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)\(plan.zero1 ? ", ZeRO-1" : "")), plan \(planPath)")
+        fflush(stdout)
+        do { try MPILauncher.run(plan: plan, planPath: planPath) } catch { fail(error) }
+    }
+}
+
+/// One MPI rank: reads the plan, trains its part, and on any failure aborts
+/// the whole job with its rank and the reason.
+struct Worker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "One rank of a job (started by herd run through mpirun).", shouldDisplay: false)
+
+    @Option(help: "The plan.json the coordinator wrote.")
+    var plan: String
+
+    func run() throws {
+        MPIRuntime.start()
+        let world = MPICommunicator.world()
+        do {
+            let plan = try Plan.read(self.plan)
+            guard world.size == plan.world else {
+                MPIRuntime.abort(rank: world.rank, reason: "started with \(world.size) ranks, the plan has \(plan.world)")
+            }
+            let manifest = try JobManifest.load(path: plan.manifest, overrides: .init(
+                corpus: plan.corpusOverride, steps: plan.stepsOverride, output: plan.output))
+            let data = try TrainingData(manifest: manifest)
+            guard data.model == plan.model else {
+                MPIRuntime.abort(rank: world.rank, reason: "the model resolved from the manifest differs from the plan's (did the corpus change?)")
+            }
+            let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1)
+            let trainer = try Pretrainer(manifest: manifest, data: data, context: context)
+            let summary = try trainer.run { line in print(line); fflush(stdout) }
+            if plan.saveWeights { try trainer.saveWeights() }
+            world.barrier()
+            if context.isLeader {
+                print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
+                             summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
+                             summary.tokensPerSecond, summary.seconds, manifest.output))
+            }
+        } catch {
+            MPIRuntime.abort(rank: world.rank, reason: "\(error)")
+        }
+        MPIRuntime.finish()
     }
 }
 
@@ -108,6 +171,37 @@ struct Bench: ParsableCommand {
             print(String(format: "%@ (%d params, batch %d × %d): %.0f tokens/s, %.1f GFLOP/s = %.2f of sgemm, %.1f ms/step",
                          label, c.parameterCount, batch, c.maxSeqLen, r.tokensPerSecond, r.gflops, r.gflops / peak, r.secondsPerStep * 1000))
         }
+        if layouts { try benchLayouts(cores: threads) }
+    }
+
+    @Flag(inversion: .prefixedNo, help: "Also time multi-process layouts under mpirun.")
+    var layouts = true
+
+    /// Data parallelism's scaling on this machine, and tensor parallelism's
+    /// per-step cost, with real mpirun jobs on byte-level text.
+    func benchLayouts(cores: Int) throws {
+        let work = NSTemporaryDirectory() + "herd-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let corpus = work + "/corpus.txt"
+        let source = ["../shared/data/tinyshakespeare.txt", "/usr/share/games/fortunes/fortunes"]
+            .first { FileManager.default.fileExists(atPath: $0) }
+        var text = source.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+        while text.utf8.count < 400_000 { text += "the quick brown fox jumps over the lazy dog. " }
+        try text.write(toFile: corpus, atomically: true, encoding: .utf8)
+        typealias L = LayoutThroughput.Layout
+        func run(_ preset: String, _ l: L, _ sequences: Int, _ steps: Int) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
+            try LayoutThroughput.measure(preset: preset, layout: l, sequences: sequences, steps: steps, corpus: corpus, workDir: work)
+        }
+        let one = try run("shakespeare-char", L(data: 1, tensor: 1, threads: 1), 12, 60)
+        let threaded = try run("shakespeare-char", L(data: 1, tensor: 1, threads: cores), 12, 60)
+        let dp2 = try run("shakespeare-char", L(data: 2, tensor: 1, threads: cores), 12, 60)
+        print(String(format: "shakespeare-char, byte vocab: dp=1 one core %.0f tokens/s; dp=1 %d batch threads %.0f; dp=2 mpirun ranks %.0f = %.2f scaling efficiency vs 2 × one core",
+                     one.tokensPerSecond, cores, threaded.tokensPerSecond, dp2.tokensPerSecond, dp2.tokensPerSecond / (2 * one.tokensPerSecond)))
+        let tp1 = try run("small-512", L(data: 1, tensor: 1, threads: cores), 8, 4)
+        let tp2 = try run("small-512", L(data: 1, tensor: 2, threads: cores), 8, 4)
+        print(String(format: "small-512, byte vocab, batch 8 × 256: tp=1 %.0f ms/step; tp=2 mpirun ranks %.0f ms/step = %.2f × the tp=1 step",
+                     tp1.secondsPerStep * 1000, tp2.secondsPerStep * 1000, tp2.secondsPerStep / tp1.secondsPerStep))
     }
 }
 

@@ -3,21 +3,7 @@ import Foundation
 
 /// The `herd` command as a user runs it (the release binary `make test` builds).
 final class CLITests: XCTestCase {
-    let herd = ".build/release/herd"
-
-    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: herd), "build \(herd) first (make test does)")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: herd)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) { try HerdBinary.run(args) }
 
     func temp(_ name: String) -> String { NSTemporaryDirectory() + "herd-cli-\(getpid())-" + name }
 

@@ -31,7 +31,8 @@ public enum Throughput {
                                 steps: Int = 20, warmup: Int = 3) throws -> TrainingRate {
         let model = try Llama(config: config)
         model.initialize(seed: 7)
-        let opt = AdamW(config: AdamWConfig(), layout: model.layout)
+        let sync = GradientSync(model: model, context: .single(model: config, sequences: batch, threads: threads),
+                                adamw: AdamWConfig())
         Matmul.threads = threads
         let runner = BatchThreads(model: model, sequences: batch, seqLen: seqLen, threads: threads)
         let n = batch * seqLen
@@ -48,8 +49,7 @@ public enum Throughput {
                 }
             }
             runner.reduceGradients()
-            GradClip.clip(model.grads, maxNorm: 1)
-            opt.update(params: model.params, grads: model.grads, lr: 1e-4, threads: runner.threads)
+            _ = sync.step(lr: 1e-4, maxNorm: 1, threads: runner.threads)
             if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
         }
         let median = times.sorted()[times.count / 2]

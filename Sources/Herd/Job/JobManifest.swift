@@ -30,6 +30,15 @@ public struct JobManifest: Sendable {
         public var microBatch: Int
     }
 
+    /// How the job is laid out on processes (each a real MPI rank when more than one).
+    public struct ParallelismSpec: Sendable {
+        public var data: Int
+        public var tensor: Int
+        /// ZeRO-1: AdamW state sharded across the data-parallel ranks.
+        public var zero1: Bool
+        public var world: Int { data * tensor }
+    }
+
     public struct OptimizerSpec: Sendable {
         public var adamw: AdamWConfig
         public var gradClip: Double
@@ -49,6 +58,7 @@ public struct JobManifest: Sendable {
     public var model: ModelSpec
     public var data: DataSpec
     public var batch: BatchSpec
+    public var parallelism: ParallelismSpec
     public var optimizer: OptimizerSpec
     public var schedule: CosineSchedule
     public var steps: Int
@@ -93,7 +103,7 @@ public struct JobManifest: Sendable {
         }
         let top = try YAMLFields(root, path: "", file: file)
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
-                                        "schedule", "steps", "eval", "log_interval", "output", "threads"])
+                                        "schedule", "steps", "eval", "log_interval", "output", "threads", "parallelism"])
 
         let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         guard let kind = Kind(rawValue: kindText) else {
@@ -111,6 +121,17 @@ public struct JobManifest: Sendable {
                                 message: "must be at most the model's context (model.max_seq_len = \(model.config.maxSeqLen)), got \(data.seqLen)")
         }
 
+        var parallelism = ParallelismSpec(data: 1, tensor: 1, zero1: false)
+        if let p = try top.section("parallelism") {
+            try p.rejectUnknown(allowed: ["data", "tensor", "zero1"])
+            parallelism.data = try p.int("data", min: 1) ?? 1
+            parallelism.tensor = try p.int("tensor", min: 1) ?? 1
+            parallelism.zero1 = try p.bool("zero1") ?? false
+            if model.config.heads % parallelism.tensor != 0 {
+                throw p.error("tensor", "must divide model.heads (\(model.config.heads)), got \(parallelism.tensor)")
+            }
+        }
+
         let batchFields = try top.requiredSection("batch", "sequences or tokens per step")
         try batchFields.rejectUnknown(allowed: ["sequences", "tokens", "micro_batch"])
         let sequences: Int
@@ -124,9 +145,16 @@ public struct JobManifest: Sendable {
         case (nil, nil): throw batchFields.error("sequences", "required field is missing (or give batch.tokens)")
         case (_?, _?): throw batchFields.error("tokens", "give either batch.sequences or batch.tokens, not both")
         }
-        let micro = try batchFields.int("micro_batch", min: 1) ?? sequences
-        guard sequences % micro == 0 else {
-            throw batchFields.error("micro_batch", "must divide the global batch of \(sequences) sequences, got \(micro)")
+        guard sequences % parallelism.data == 0 else {
+            throw batchFields.error(batchFields.has("tokens") ? "tokens" : "sequences",
+                                    "the global batch of \(sequences) sequences must divide among parallelism.data = \(parallelism.data) ranks")
+        }
+        let perRank = sequences / parallelism.data
+        let micro = try batchFields.int("micro_batch", min: 1) ?? perRank
+        guard perRank % micro == 0 else {
+            throw batchFields.error("micro_batch", parallelism.data == 1
+                ? "must divide the global batch of \(sequences) sequences, got \(micro)"
+                : "must divide the \(perRank) sequences each of the \(parallelism.data) data-parallel ranks computes, got \(micro)")
         }
 
         let optFields = try top.requiredSection("optimizer", "at least lr")
@@ -163,7 +191,7 @@ public struct JobManifest: Sendable {
         if let o = overrides.output { output = o }
         return JobManifest(
             file: file, name: name, kind: kind, seed: seed, model: model, data: data,
-            batch: BatchSpec(sequences: sequences, microBatch: micro),
+            batch: BatchSpec(sequences: sequences, microBatch: micro), parallelism: parallelism,
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
             logInterval: try top.int("log_interval", min: 1) ?? 10,

@@ -5,17 +5,34 @@ import Foundation
 ///  RMSNorm → SwiGLU feed-forward → residual), a final RMSNorm and an untied
 /// output layer. Parameters and gradients are each one flat buffer laid out
 /// by `ParameterLayout`.
+///
+/// With tensor parallelism (Megatron-LM) this instance is one rank's piece:
+/// its query/KV heads and FFN columns (column-parallel wq|wk|wv, w1|w3; row-
+/// parallel wo, w2) and a block of the vocabulary (embedding and output).
+/// Forward all-reduces the row-parallel outputs and the embedding; backward
+/// all-reduces the input gradients of the column-parallel products and of
+/// the output layer. The residual stream and RMSNorm are replicated.
 public final class Llama {
     public let config: LlamaConfig
+    public let shard: TensorShard
     public let layout: ParameterLayout
     public let params: FloatBuffer
     public let grads: FloatBuffer
     let rope: RotaryTable
+    /// The tensor-parallel group, and the ranks sharing this rank's KV heads.
+    let tp: Communicator
+    let kvGroup: Communicator
 
-    public init(config: LlamaConfig) throws(ConfigError) {
+    public init(config: LlamaConfig, shard: TensorShard? = nil, tensorGroup: Communicator? = nil) throws(ConfigError) {
         try config.validate()
         self.config = config
-        layout = ParameterLayout(config: config)
+        let sh = shard ?? .whole(config)
+        self.shard = sh
+        tp = tensorGroup ?? SingleProcessCommunicator()
+        precondition(tp.size == sh.size && tp.rank == sh.rank, "the tensor group does not match the shard")
+        // Ranks holding the same KV heads sum those heads' gradients.
+        kvGroup = sh.kvReplicas > 1 ? tp.split(color: sh.kvHeadStart, key: sh.rank) : SingleProcessCommunicator()
+        layout = ParameterLayout(config: config, shard: sh)
         params = FloatBuffer(count: layout.total)
         grads = FloatBuffer(count: layout.total)
         rope = RotaryTable(headDim: config.headDim, maxSeq: config.maxSeqLen, theta: config.ropeTheta)
@@ -23,11 +40,12 @@ public final class Llama {
 
     /// Normal(0, std) for matrices, with the two projections that write into
     /// the residual stream (wo, w2) scaled by 1/√(2·layers) as in GPT-2 and
-    /// torchtitan; RMSNorm gains start at 1.
+    /// torchtitan; RMSNorm gains start at 1. Each tensor is one stream keyed
+    /// by (seed, tensor): element i of the global tensor is that stream's
+    /// i-th draw, so every tensor-parallel layout starts from the same model.
     public func initialize(seed: UInt64, std: Double = 0.02) {
-        var rng = SplitMix64(seed: seed)
         let residualScale = 1 / (2 * Double(config.layers)).squareRoot()
-        for spec in layout.specs {
+        for (t, spec) in layout.specs.enumerated() {
             let p = params.base + spec.offset
             if spec.shape.count == 1 {
                 p.update(repeating: 1, count: spec.count)
@@ -35,20 +53,31 @@ public final class Llama {
             }
             let isResidualProjection = spec.name.hasSuffix("wo.weight") || spec.name.hasSuffix("w2.weight")
             let s = isResidualProjection ? std * residualScale : std
-            for i in 0..<spec.count { p[i] = Float(rng.nextNormal() * s) }
+            let stream = SplitMix64.mix(seed, UInt64(t))
+            let (rows, cols) = (spec.shape[0], spec.shape[1])
+            let globalCols = spec.globalShape[1]
+            let (r0, c0) = spec.splitAxis == 1 ? (0, spec.sliceStart) : (spec.sliceStart, 0)
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    p[r * cols + c] = Float(SplitMix64.normal(seed: stream, index: (r0 + r) * globalCols + c0 + c) * s)
+                }
+            }
         }
     }
 
     public func zeroGradients() { grads.zero() }
 
+    var parallel: Bool { shard.size > 1 }
+
     // MARK: forward
 
-    /// Runs the model on tokens[batch·seqLen] and leaves logits in `acts`.
+    /// Runs the model on tokens[batch·seqLen] and leaves this rank's logits in `acts`.
     public func forwardLogits(tokens: UnsafePointer<TokenID>, acts: Activations) {
-        let c = config, rows = acts.rows, s = acts.attention
+        let c = config, rows = acts.rows, s = acts.attention, n = rows * c.dim
         let P = params.base
         Embedding.forward(out: acts.residual[0].base, tokens: tokens, table: P + layout.embedding,
-                          count: rows, dim: c.dim)
+                          count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
+        if parallel { tp.allReduce(acts.residual[0].base, count: n, op: .sum) }
         for l in 0..<c.layers {
             let o = layout.layers[l]
             let x = acts.residual[l].base, mid = acts.residualMid[l].base, next = acts.residual[l + 1].base
@@ -60,31 +89,59 @@ public final class Llama {
                                  rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
             Rotary.apply(qkv, table: rope, rows: rows, seqLen: acts.seqLen, heads: s.heads + s.kvHeads, ld: s.qkvWidth)
             Attention.forward(out: acts.attnOut[l].base, probs: acts.probs[l].base, qkv: qkv, shape: s)
-            mid.update(from: x, count: rows * c.dim)
-            Matmul.linearForward(y: mid, x: acts.attnOut[l].base, w: P + o.wo,
-                                 rows: rows, inFeatures: s.outWidth, outFeatures: c.dim, accumulate: true)
+            rowParallel(out: mid, residual: x, input: acts.attnOut[l].base, weight: P + o.wo,
+                        inFeatures: s.outWidth, acts: acts)
             // Feed-forward block. w1 and w3 are adjacent: one product gives h1|h3.
             RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: mid, gain: P + o.ffnNorm,
                             rows: rows, dim: c.dim, eps: c.normEps)
             Matmul.linearForward(y: acts.h13[l].base, x: acts.norm2[l].base, w: P + o.w1,
-                                 rows: rows, inFeatures: c.dim, outFeatures: 2 * c.ffnDim)
-            SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: c.ffnDim)
-            next.update(from: mid, count: rows * c.dim)
-            Matmul.linearForward(y: next, x: acts.gated[l].base, w: P + o.w2,
-                                 rows: rows, inFeatures: c.ffnDim, outFeatures: c.dim, accumulate: true)
+                                 rows: rows, inFeatures: c.dim, outFeatures: 2 * shard.ffn)
+            SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
+            rowParallel(out: next, residual: mid, input: acts.gated[l].base, weight: P + o.w2,
+                        inFeatures: shard.ffn, acts: acts)
         }
         RMSNorm.forward(y: acts.finalNorm.base, rstd: acts.finalRstd.base, x: acts.residual[c.layers].base,
                         gain: P + layout.finalNorm, rows: rows, dim: c.dim, eps: c.normEps)
         Matmul.linearForward(y: acts.logits.base, x: acts.finalNorm.base, w: P + layout.output,
-                             rows: rows, inFeatures: c.dim, outFeatures: c.vocabSize)
+                             rows: rows, inFeatures: c.dim, outFeatures: shard.vocab)
+    }
+
+    /// out = residual + input·Wᵀ, where W is row-parallel: each rank's product
+    /// is a partial sum, all-reduced before the residual add.
+    private func rowParallel(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>,
+                             input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                             inFeatures: Int, acts: Activations) {
+        let rows = acts.rows, d = config.dim
+        if !parallel {
+            out.update(from: residual, count: rows * d)
+            Matmul.linearForward(y: out, x: input, w: weight, rows: rows, inFeatures: inFeatures,
+                                 outFeatures: d, accumulate: true)
+            return
+        }
+        let part = acts.partial.base
+        Matmul.linearForward(y: part, x: input, w: weight, rows: rows, inFeatures: inFeatures, outFeatures: d)
+        tp.allReduce(part, count: rows * d, op: .sum)
+        for i in 0..<(rows * d) { out[i] = residual[i] + part[i] }
     }
 
     /// Forward only: the summed cross-entropy and the number of targets counted.
     public func loss(tokens: UnsafePointer<TokenID>, targets: UnsafePointer<TokenID>,
                      acts: Activations) -> (lossSum: Double, counted: Int) {
         forwardLogits(tokens: tokens, acts: acts)
-        return CrossEntropy.forward(logits: acts.logits.base, targets: targets,
-                                    rows: acts.rows, vocab: config.vocabSize)
+        return crossEntropy(targets: targets, acts: acts, scale: nil)
+    }
+
+    private func crossEntropy(targets: UnsafePointer<TokenID>, acts: Activations, scale: Float?) -> (lossSum: Double, counted: Int) {
+        if parallel {
+            return VocabParallelCrossEntropy.run(logits: acts.logits.base, targets: targets, rows: acts.rows,
+                                                 vocab: shard.vocab, vocabStart: shard.vocabStart,
+                                                 stats: acts.rowStats.base, group: tp, scale: scale)
+        }
+        if let scale {
+            return CrossEntropy.forwardBackward(logits: acts.logits.base, targets: targets,
+                                                rows: acts.rows, vocab: config.vocabSize, scale: scale)
+        }
+        return CrossEntropy.forward(logits: acts.logits.base, targets: targets, rows: acts.rows, vocab: config.vocabSize)
     }
 
     // MARK: backward
@@ -99,35 +156,39 @@ public final class Llama {
                                 acts: Activations, grads: FloatBuffer? = nil,
                                 lossScale: Float) -> (lossSum: Double, counted: Int) {
         forwardLogits(tokens: tokens, acts: acts)
-        let result = CrossEntropy.forwardBackward(logits: acts.logits.base, targets: targets,
-                                                  rows: acts.rows, vocab: config.vocabSize, scale: lossScale)
+        let result = crossEntropy(targets: targets, acts: acts, scale: lossScale)
         backward(tokens: tokens, acts: acts, grads: grads ?? self.grads)
         return result
     }
 
     /// Backward from dLogits (held in acts.logits) to every parameter gradient.
     func backward(tokens: UnsafePointer<TokenID>, acts: Activations, grads: FloatBuffer) {
-        let c = config, rows = acts.rows, s = acts.attention
+        let c = config, rows = acts.rows, s = acts.attention, n = rows * c.dim
         let P = params.base, G = grads.base
         let dx = acts.dResidual.base, dn = acts.dNorm.base
+        // The output layer is vocabulary-parallel: its input gradient is a partial sum.
         Matmul.linearBackward(dx: dn, dw: G + layout.output, dy: acts.logits.base, x: acts.finalNorm.base,
-                              w: P + layout.output, rows: rows, inFeatures: c.dim, outFeatures: c.vocabSize)
-        dx.update(repeating: 0, count: rows * c.dim)
+                              w: P + layout.output, rows: rows, inFeatures: c.dim, outFeatures: shard.vocab)
+        if parallel { tp.allReduce(dn, count: n, op: .sum) }
+        dx.update(repeating: 0, count: n)
         RMSNorm.backward(dx: dx, dGain: G + layout.finalNorm, dy: dn, x: acts.residual[c.layers].base,
                          gain: P + layout.finalNorm, rstd: acts.finalRstd.base, rows: rows, dim: c.dim)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let o = layout.layers[l]
             // dx is the gradient of the stream leaving the block; the residual
             // passes it through unchanged, and each branch adds its part.
+            // w2 is row-parallel: its input gradient needs no communication.
             Matmul.linearBackward(dx: acts.dGated.base, dw: G + o.w2, dy: dx, x: acts.gated[l].base,
-                                  w: P + o.w2, rows: rows, inFeatures: c.ffnDim, outFeatures: c.dim)
+                                  w: P + o.w2, rows: rows, inFeatures: shard.ffn, outFeatures: c.dim)
             SwiGLU.backward(dh: acts.dH13.base, dg: acts.dGated.base, h: acts.h13[l].base,
-                            rows: rows, hidden: c.ffnDim)
+                            rows: rows, hidden: shard.ffn)
+            // w1|w3 are column-parallel: the input gradient is summed over ranks.
             Matmul.linearBackward(dx: dn, dw: G + o.w1, dy: acts.dH13.base, x: acts.norm2[l].base,
-                                  w: P + o.w1, rows: rows, inFeatures: c.dim, outFeatures: 2 * c.ffnDim)
+                                  w: P + o.w1, rows: rows, inFeatures: c.dim, outFeatures: 2 * shard.ffn)
+            if parallel { tp.allReduce(dn, count: n, op: .sum) }
             RMSNorm.backward(dx: dx, dGain: G + o.ffnNorm, dy: dn, x: acts.residualMid[l].base,
                              gain: P + o.ffnNorm, rstd: acts.rstd2[l].base, rows: rows, dim: c.dim)
-            // Attention block.
+            // Attention block, the same pattern.
             Matmul.linearBackward(dx: acts.dAttn.base, dw: G + o.wo, dy: dx, x: acts.attnOut[l].base,
                                   w: P + o.wo, rows: rows, inFeatures: s.outWidth, outFeatures: c.dim)
             Attention.backward(dqkv: acts.dQKV.base, dOut: acts.dAttn.base, qkv: acts.qkv[l].base,
@@ -136,9 +197,38 @@ public final class Llama {
                          heads: s.heads + s.kvHeads, ld: s.qkvWidth, inverse: true)
             Matmul.linearBackward(dx: dn, dw: G + o.wq, dy: acts.dQKV.base, x: acts.norm1[l].base,
                                   w: P + o.wq, rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
+            if parallel { tp.allReduce(dn, count: n, op: .sum) }
             RMSNorm.backward(dx: dx, dGain: G + o.attentionNorm, dy: dn, x: acts.residual[l].base,
                              gain: P + o.attentionNorm, rstd: acts.rstd1[l].base, rows: rows, dim: c.dim)
         }
-        Embedding.backward(dTable: G + layout.embedding, dOut: dx, tokens: tokens, count: rows, dim: c.dim)
+        Embedding.backward(dTable: G + layout.embedding, dOut: dx, tokens: tokens, count: rows, dim: c.dim,
+                           vocabStart: shard.vocabStart, vocab: shard.vocab)
+    }
+
+    /// A KV head replicated on several tensor-parallel ranks is one
+    /// parameter: after the micro-batches, its copies' gradients are summed
+    /// so that every copy takes the same update.
+    public func reduceReplicatedKVGradients() {
+        guard shard.kvReplicas > 1 else { return }
+        for o in layout.layers {
+            kvGroup.allReduce(grads.base + o.wk, count: 2 * shard.kvHeads * config.headDim * config.dim, op: .sum)
+        }
+    }
+
+    /// Σ g² over the gradients of parameters [range] (g[0] is parameter
+    /// range.lowerBound), counting each piece that several tensor-parallel
+    /// ranks hold identically once (only its first copy adds it). Summed over
+    /// the tensor group — and over the data group when each data rank holds a
+    /// different range (ZeRO-1) — it is the square of the true global norm.
+    public func localGradientSquaredNorm(_ g: UnsafePointer<Float>, range: Range<Int>) -> Double {
+        var total = 0.0
+        for spec in layout.specs {
+            // Copies sit on consecutive ranks (gains: all of them; a KV head:
+            // its replicas), so the first copy is on a rank divisible by their number.
+            guard shard.rank % spec.copies == 0 else { continue }
+            let lo = max(spec.offset, range.lowerBound), hi = min(spec.offset + spec.count, range.upperBound)
+            if lo < hi { total += GradClip.sumOfSquares(g + (lo - range.lowerBound), count: hi - lo) }
+        }
+        return total
     }
 }

@@ -16,9 +16,15 @@ public enum BLASEnvironment {
         return "SkylakeX"
     }
 
-    /// Environment entries to add when launching a process that trains.
+    /// Kernel families OpenBLAS 0.3.21 has with AVX-512.
+    static let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+
+    /// Environment entries to add when launching a process that trains on
+    /// this machine: the user's choice if set; else the recommended kernels
+    /// unless OpenBLAS already picked AVX-512 ones here by itself.
     public static func workerEnvironment() -> [String: String] {
         if let set = ProcessInfo.processInfo.environment[variable] { return [variable: set] }
+        if avx512Cores.contains(Matmul.coreName.lowercased()) { return [:] }
         if let rec = recommendedCoreType() { return [variable: rec] }
         return [:]
     }
@@ -28,8 +34,7 @@ public enum BLASEnvironment {
     public static func reexecWithFastKernelsIfNeeded() {
         guard ProcessInfo.processInfo.environment[variable] == nil,
               let rec = recommendedCoreType() else { return }
-        let current = Matmul.coreName.lowercased()
-        if ["skylakex", "cooperlake", "sapphirerapids"].contains(current) { return }
+        if avx512Cores.contains(Matmul.coreName.lowercased()) { return }
         setenv(variable, rec, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // execv returns only on failure: carry on with the kernels we have.

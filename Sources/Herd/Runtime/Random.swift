@@ -22,6 +22,15 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Codable, Equatable {
         return g.next()
     }
 
+    /// The `index`-th standard normal of the stream seeded `seed`, drawn
+    /// without drawing the ones before it (Box–Muller takes two uniforms,
+    /// and SplitMix64's state advances by a constant per draw). Each rank
+    /// initialises its slice of a weight as its part of one global stream.
+    public static func normal(seed: UInt64, index: Int) -> Double {
+        var g = SplitMix64(seed: seed &+ UInt64(2 * index) &* 0x9E37_79B9_7F4A_7C15)
+        return g.nextNormal()
+    }
+
     /// Uniform in [0, 1).
     public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 

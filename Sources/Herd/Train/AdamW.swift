@@ -13,6 +13,10 @@ public struct AdamWConfig: Codable, Sendable, Equatable {
 
 public final class AdamW {
     public let config: AdamWConfig
+    /// The parameters this optimizer updates: all of them, or with ZeRO-1
+    /// this data-parallel rank's contiguous part of the flat buffer.
+    public let range: Range<Int>
+    /// First and second moments of `range` (m[0] belongs to range.lowerBound).
     public let m: FloatBuffer
     public let v: FloatBuffer
     /// Number of updates applied so far (for bias correction).
@@ -20,27 +24,36 @@ public final class AdamW {
     /// [offset, count, decays] spans of the flat buffer.
     let spans: [(offset: Int, count: Int, decays: Bool)]
 
-    public init(config: AdamWConfig, layout: ParameterLayout) {
+    public init(config: AdamWConfig, layout: ParameterLayout, range: Range<Int>? = nil) {
         self.config = config
-        m = FloatBuffer(count: layout.total)
-        v = FloatBuffer(count: layout.total)
+        self.range = range ?? 0..<layout.total
+        m = FloatBuffer(count: self.range.count)
+        v = FloatBuffer(count: self.range.count)
         spans = layout.specs.map { ($0.offset, $0.count, $0.decays) }
     }
 
-    /// One update of `params` from `grads` at learning rate `lr`, split over
-    /// `threads` equal ranges of the buffer (the update is elementwise).
+    /// One update over all parameters.
     public func update(params: FloatBuffer, grads: FloatBuffer, lr: Double, threads: Int = 1) {
+        precondition(range == 0..<params.count, "this optimizer holds a part of the parameters")
+        update(params: params.base, grads: grads.base, lr: lr, threads: threads)
+    }
+
+    /// One update of params[range] from grads (grads[0] belongs to
+    /// range.lowerBound) at learning rate `lr`, split over `threads` equal
+    /// parts (the update is elementwise).
+    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Double, threads: Int = 1) {
         step += 1
         let b1 = Float(config.beta1), b2 = Float(config.beta2)
         let c1 = Float(1 / (1 - Foundation.pow(config.beta1, Double(step))))
         let c2 = Float(1 / (1 - Foundation.pow(config.beta2, Double(step))))
         let eps = Float(config.eps), flr = Float(lr)
         let decayFactor = 1 - flr * Float(config.weightDecay)
-        let P = params.base, G = grads.base, M = m.base, V = v.base
-        let total = params.count, spans = self.spans
-        let chunk = (total + threads - 1) / max(threads, 1)
+        let base = range.lowerBound
+        let P = params, G = grads - base, M = m.base - base, V = v.base - base
+        let spans = self.spans
+        let chunk = (range.count + threads - 1) / max(threads, 1)
         DispatchQueue.concurrentPerform(iterations: max(threads, 1)) { c in
-            let lo = c * chunk, hi = min(total, lo + chunk)
+            let lo = base + c * chunk, hi = min(range.upperBound, lo + chunk)
             for span in spans {
                 let start = max(span.offset, lo), end = min(span.offset + span.count, hi)
                 guard start < end else { continue }

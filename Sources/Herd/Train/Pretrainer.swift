@@ -1,30 +1,14 @@
 import Foundation
 
-/// Single-process pretraining of a manifest: tokenizes the corpus, builds the
-/// model, and runs steps of (micro-batches of forward/backward → clip →
-/// AdamW), evaluating on the held-out split at intervals and at the end.
-public final class Pretrainer {
-    public let manifest: JobManifest
+/// The corpus of a job, tokenized and split, and the model shape it implies
+/// (a char-level vocabulary comes from the corpus). The coordinator loads it
+/// to plan; every worker loads it to train.
+public struct TrainingData {
     public let tokenizer: any Tokenizer
     public let dataset: TokenDataset
-    public let model: Llama
-    public let optimizer: AdamW
-    let runner: BatchThreads
-    let tokens: UnsafeMutablePointer<TokenID>
-    let targets: UnsafeMutablePointer<TokenID>
-    /// Optimizer steps taken so far.
-    public private(set) var step = 0
-
-    public struct StepResult: Sendable {
-        public var step: Int
-        public var loss: Double
-        public var lr: Double
-        public var gradNorm: Double
-        public var seconds: Double
-    }
+    public let model: LlamaConfig
 
     public init(manifest m: JobManifest) throws {
-        manifest = m
         let corpus: Corpus
         do { corpus = try Corpus(path: m.data.corpus) } catch {
             throw ManifestError(file: m.file, field: "data.corpus", message: error.description)
@@ -43,26 +27,76 @@ public final class Pretrainer {
             throw ManifestError(file: m.file, field: "model.vocab_size",
                                 message: "must be at least the tokenizer's vocabulary (\(tok.vocabSize)), got \(config.vocabSize)")
         }
+        model = config
+    }
+}
+
+/// Pretraining of a manifest on one rank of a process grid (or the whole
+/// job in one process): steps of (micro-batches of forward/backward →
+/// gradient sync and clip → AdamW), evaluating on the held-out split at
+/// intervals and at the end. The data position is the global sequence
+/// counter, so every layout trains on the same sequences in the same steps.
+public final class Pretrainer {
+    public let manifest: JobManifest
+    public let tokenizer: any Tokenizer
+    public let dataset: TokenDataset
+    public let model: Llama
+    public let context: ParallelContext
+    let sync: GradientSync
+    let runner: BatchThreads
+    let tokens: UnsafeMutablePointer<TokenID>
+    let targets: UnsafeMutablePointer<TokenID>
+    /// Optimizer steps taken so far.
+    public private(set) var step = 0
+
+    public var optimizer: AdamW { sync.optimizer }
+
+    public struct StepResult: Sendable {
+        public var step: Int
+        public var loss: Double
+        public var lr: Double
+        public var gradNorm: Double
+        public var seconds: Double
+    }
+
+    /// The whole job in this process.
+    public convenience init(manifest m: JobManifest) throws {
+        let data = try TrainingData(manifest: m)
+        let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        try self.init(manifest: m, data: data,
+                      context: .single(model: data.model, sequences: m.batch.sequences, threads: threads))
+    }
+
+    public init(manifest m: JobManifest, data: TrainingData, context: ParallelContext) throws {
+        manifest = m
+        tokenizer = data.tokenizer
+        dataset = data.dataset
+        self.context = context
+        let config = data.model, shard = context.rank.shard
+        // Tensor-parallel ranks communicate inside forward and backward, which
+        // only the main thread may do: they split nothing across threads.
+        let threads = context.rank.threads
+        let batchThreads = shard.size > 1 ? 1 : threads
         // Refuse a job that cannot fit before allocating anything: parameters,
         // gradients and two AdamW moments, a gradient buffer per extra
-        // thread, and each thread's activations.
-        let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: threads)
-        let floats = config.parameterCount * (4 + split - 1)
-            + split * Activations.floatCount(config: config, batch: m.batch.microBatch / split, seqLen: m.data.seqLen)
-        let needed = Double(floats) * 4, have = Double(ProcessInfo.processInfo.physicalMemory)
+        // thread, and each thread's activations — for every rank on this machine.
+        let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads)
+        let local = ParameterLayout(config: config, shard: shard).total
+        let floats = local * (4 + split - 1)
+            + split * Activations.floatCount(config: config, shard: shard, batch: m.batch.microBatch / split, seqLen: m.data.seqLen)
+        let needed = Double(floats) * 4 * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed < 0.9 * have else {
             throw ManifestError(file: m.file, field: "model",
-                                message: String(format: "needs about %.1f GiB in one process (parameters, gradients, AdamW moments, activations for a micro-batch of %d); this machine has %.1f GiB — use a smaller model or batch.micro_batch",
-                                                needed / 1_073_741_824, m.batch.microBatch, have / 1_073_741_824))
+                                message: String(format: "needs about %.1f GiB on this machine (parameters, gradients, AdamW moments, activations for a micro-batch of %d, on %d rank(s)); it has %.1f GiB — use a smaller model, batch.micro_batch, or more tensor parallelism across nodes",
+                                                needed / 1_073_741_824, m.batch.microBatch, context.world.size, have / 1_073_741_824))
         }
-        do { model = try Llama(config: config) } catch {
+        do { model = try Llama(config: config, shard: shard, tensorGroup: context.tensor) } catch {
             throw ManifestError(file: m.file, field: "model.\(error.field)", message: error.message)
         }
         model.initialize(seed: m.seed, std: m.model.initStd)
-        optimizer = AdamW(config: m.optimizer.adamw, layout: model.layout)
+        sync = GradientSync(model: model, context: context, adamw: m.optimizer.adamw)
         Matmul.threads = threads
-        runner = BatchThreads(model: model, sequences: m.batch.microBatch, seqLen: m.data.seqLen, threads: threads)
+        runner = BatchThreads(model: model, sequences: m.batch.microBatch, seqLen: m.data.seqLen, threads: batchThreads)
         let n = m.batch.microBatch * m.data.seqLen
         tokens = .allocate(capacity: n)
         targets = .allocate(capacity: n)
@@ -75,55 +109,60 @@ public final class Pretrainer {
 
     public var tokensPerStep: Int { manifest.batch.sequences * manifest.data.seqLen }
 
-    /// One optimizer step over the global batch.
+    /// One optimizer step over the global batch (this rank's part of it).
     public func trainStep() -> StepResult {
         let start = DispatchTime.now().uptimeNanoseconds
         let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
+        let mine = context.rank
         runner.zeroGradients()
         let scale = Float(1.0 / Double(m.batch.sequences * T))
-        var lossSum = 0.0, counted = 0
-        for k in 0..<(m.batch.sequences / micro) {
+        var stats = [0.0, 0.0]   // loss sum, targets counted
+        for k in 0..<(mine.sequenceCount / micro) {
             for i in 0..<micro {
-                let index = step * m.batch.sequences + k * micro + i
+                let index = step * m.batch.sequences + mine.firstSequence + k * micro + i
                 dataset.trainWindow(seed: m.seed, index: index, tokens: tokens + i * T, targets: targets + i * T)
             }
             let r = runner.accumulate(tokens: tokens, targets: targets, lossScale: scale)
-            lossSum += r.lossSum
-            counted += r.counted
+            stats[0] += r.lossSum
+            stats[1] += Double(r.counted)
         }
         runner.reduceGradients()
-        let norm = GradClip.clip(model.grads, maxNorm: m.optimizer.gradClip)
         let lr = m.schedule.rate(at: step)
-        optimizer.update(params: model.params, grads: model.grads, lr: lr, threads: runner.threads)
+        let norm = sync.step(lr: lr, maxNorm: m.optimizer.gradClip, threads: runner.threads)
+        context.data.allReduce(&stats, count: 2, op: .sum)
         step += 1
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return StepResult(step: step, loss: lossSum / Double(max(counted, 1)), lr: lr, gradNorm: norm, seconds: seconds)
+        return StepResult(step: step, loss: stats[0] / max(stats[1], 1), lr: lr, gradNorm: norm, seconds: seconds)
     }
 
     /// Mean cross-entropy over the held-out split (non-overlapping windows,
-    /// up to eval.max_sequences of them).
+    /// up to eval.max_sequences of them), the windows dealt out to the
+    /// data-parallel ranks.
     public func evaluate() -> Double {
         let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
         var windows = dataset.validationWindows
         if let cap = m.eval.maxSequences { windows = min(windows, cap) }
-        var lossSum = 0.0, counted = 0
+        let dp = context.data.size, d = context.data.rank
+        let mineCount = (windows - d + dp - 1) / dp     // windows d, d + dp, d + 2dp, ...
+        var stats = [0.0, 0.0]
         var w = 0
-        while w < windows {
-            let n = min(micro, windows - w)
+        while w < mineCount {
+            let n = min(micro, mineCount - w)
             for i in 0..<micro {
                 if i < n {
-                    dataset.validationWindow(w + i, tokens: tokens + i * T, targets: targets + i * T)
+                    dataset.validationWindow((w + i) * dp + d, tokens: tokens + i * T, targets: targets + i * T)
                 } else { // pad the last micro-batch; the ignore mask drops it
                     (tokens + i * T).update(repeating: 0, count: T)
                     (targets + i * T).update(repeating: CrossEntropy.ignoreIndex, count: T)
                 }
             }
             let r = runner.loss(tokens: tokens, targets: targets)
-            lossSum += r.lossSum
-            counted += r.counted
+            stats[0] += r.lossSum
+            stats[1] += Double(r.counted)
             w += n
         }
-        return counted > 0 ? lossSum / Double(counted) : .nan
+        context.data.allReduce(&stats, count: 2, op: .sum)
+        return stats[1] > 0 ? stats[0] / stats[1] : .nan
     }
 
     public struct Summary: Sendable {
@@ -134,48 +173,82 @@ public final class Pretrainer {
         public var seconds: Double
     }
 
-    /// Trains to the manifest's step count, writing the run directory and
-    /// printing a progress line every log_interval steps.
+    /// Trains to the manifest's step count. The leader (world rank 0) writes
+    /// the run directory and prints a progress line every log_interval
+    /// steps; every rank computes. A non-finite loss stops the run with an error.
     public func run(output: (String) -> Void = { print($0) }) throws -> Summary {
-        let m = manifest
+        let m = manifest, lead = context.isLeader
         let dir = m.output
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try RunFiles.writeStart(dir: dir, manifest: m, model: model.config, tokenizer: tokenizer)
-        let events = try EventLog(path: (dir as NSString).appendingPathComponent("events.jsonl"))
-        events.write("start", ["job": m.name, "parameters": model.config.parameterCount,
-                               "steps": m.steps, "tokens_per_step": tokensPerStep,
-                               "train_tokens": dataset.train.count, "validation_tokens": dataset.validation.count])
-        output("\(m.name): \(model.config.parameterCount) parameters, vocab \(model.config.vocabSize), "
-               + "\(dataset.train.count) train / \(dataset.validation.count) held-out tokens, "
-               + "\(m.steps) steps of \(tokensPerStep) tokens, \(runner.threads) batch thread(s), BLAS \(Matmul.coreName) × \(Matmul.threads)")
+        var events: EventLog?
+        if lead {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try RunFiles.writeStart(dir: dir, manifest: m, model: model.config, tokenizer: tokenizer)
+            events = try EventLog(path: (dir as NSString).appendingPathComponent("events.jsonl"))
+            events?.write("start", ["job": m.name, "parameters": model.config.parameterCount,
+                                    "steps": m.steps, "tokens_per_step": tokensPerStep,
+                                    "data_parallel": context.data.size, "tensor_parallel": context.tensor.size,
+                                    "zero1": context.zero1,
+                                    "train_tokens": dataset.train.count, "validation_tokens": dataset.validation.count])
+            let layout = context.world.size > 1
+                ? "\(context.world.size) ranks (data \(context.data.size) × tensor \(context.tensor.size)\(context.zero1 ? ", ZeRO-1" : "")), "
+                : ""
+            output("\(m.name): \(model.config.parameterCount) parameters, vocab \(model.config.vocabSize), "
+                   + "\(dataset.train.count) train / \(dataset.validation.count) held-out tokens, "
+                   + "\(m.steps) steps of \(tokensPerStep) tokens, \(layout)\(runner.threads) batch thread(s), BLAS \(Matmul.coreName) × \(Matmul.threads)")
+        }
         var totalSeconds = 0.0, windowSeconds = 0.0, windowSteps = 0
         var last = StepResult(step: 0, loss: .nan, lr: 0, gradNorm: 0, seconds: 0)
         var validation = Double.nan
         while step < m.steps {
             last = trainStep()
+            guard last.loss.isFinite, last.gradNorm.isFinite else {
+                throw TrainingError.nonFinite(step: step, loss: last.loss, gradNorm: last.gradNorm)
+            }
             totalSeconds += last.seconds
             windowSeconds += last.seconds
             windowSteps += 1
             if step % m.logInterval == 0 || step == m.steps || step == 1 {
                 let tps = Double(windowSteps * tokensPerStep) / windowSeconds
-                events.write("step", ["step": step, "loss": last.loss, "lr": last.lr,
-                                      "grad_norm": last.gradNorm, "tokens_per_s": tps])
+                events?.write("step", ["step": step, "loss": last.loss, "lr": last.lr,
+                                       "grad_norm": last.gradNorm, "tokens_per_s": tps])
                 let eta = Double(m.steps - step) * totalSeconds / Double(step)
-                output(String(format: "step %\(String(m.steps).count)d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %@",
-                              step, m.steps, last.loss, last.lr, last.gradNorm, tps, formatDuration(eta)))
+                if lead {
+                    output(String(format: "step %\(String(m.steps).count)d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %@",
+                                  step, m.steps, last.loss, last.lr, last.gradNorm, tps, formatDuration(eta)))
+                }
                 windowSeconds = 0; windowSteps = 0
             }
             if (m.eval.interval > 0 && step % m.eval.interval == 0) || step == m.steps {
                 validation = evaluate()
-                events.write("eval", ["step": step, "val_loss": validation])
-                output(String(format: "step %d | held-out loss %.4f", step, validation))
+                events?.write("eval", ["step": step, "val_loss": validation])
+                if lead { output(String(format: "step %d | held-out loss %.4f", step, validation)) }
             }
         }
         let tps = Double(m.steps * tokensPerStep) / max(totalSeconds, 1e-9)
-        events.write("end", ["step": step, "train_loss": last.loss, "val_loss": validation,
-                             "tokens_per_s": tps, "train_seconds": totalSeconds])
+        events?.write("end", ["step": step, "train_loss": last.loss, "val_loss": validation,
+                              "tokens_per_s": tps, "train_seconds": totalSeconds])
         return Summary(steps: step, finalTrainLoss: last.loss, finalValidationLoss: validation,
                        tokensPerSecond: tps, seconds: totalSeconds)
+    }
+
+    /// Writes this rank's piece of the weights, raw fp32, to
+    /// DIR/weights/rank-NNNNN.f32 (checkpoints proper are their own part).
+    public func saveWeights() throws {
+        let dir = (manifest.output as NSString).appendingPathComponent("weights")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let data = Data(bytes: model.params.base, count: model.layout.total * 4)
+        try data.write(to: URL(fileURLWithPath: dir).appendingPathComponent(String(format: "rank-%05d.f32", context.world.rank)),
+                       options: .atomic)
+    }
+}
+
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonFinite(step: Int, loss: Double, gradNorm: Double)
+    public var description: String {
+        switch self {
+        case let .nonFinite(step, loss, norm):
+            return "non-finite loss or gradient at step \(step) (loss \(loss), gradient norm \(norm)); lower optimizer.lr or check the data"
+        }
     }
 }
 

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Training throughput of real multi-process layouts: `herd run` of a
+/// generated job under mpirun, read back from the run's `end` event (the
+/// sum of step times, so process start-up is not counted).
+public enum LayoutThroughput {
+    public struct Layout: Sendable {
+        public var data: Int, tensor: Int, threads: Int
+        public init(data: Int, tensor: Int, threads: Int) { self.data = data; self.tensor = tensor; self.threads = threads }
+    }
+
+    /// Tokens/s and seconds per step of `preset` trained for `steps` steps of
+    /// `sequences` × its context on byte-level `corpus`, laid out as `layout`.
+    public static func measure(preset: String, layout: Layout, sequences: Int, steps: Int,
+                               corpus: String, workDir: String, herd: String = "/proc/self/exe") throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
+        let name = "\(preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)"
+        let job = "\(workDir)/\(name).yaml", out = "\(workDir)/\(name)"
+        try? FileManager.default.removeItem(atPath: out)
+        let seq = LlamaConfig.presets[preset]!.maxSeqLen
+        try """
+        kind: pretrain
+        model: {preset: \(preset)}
+        data: {corpus: \(corpus), tokenizer: byte, seq_len: \(seq)}
+        batch: {sequences: \(sequences)}
+        optimizer: {lr: 1e-4}
+        schedule: {warmup_steps: 1}
+        steps: \(steps)
+        log_interval: \(steps)
+        eval: {max_sequences: 1}
+        threads: \(layout.threads)
+        parallelism: {data: \(layout.data), tensor: \(layout.tensor)}
+        output: \(out)
+        """.write(toFile: job, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: herd)) ?? herd)
+        p.arguments = ["run", job]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw MPILauncher.Failure(status: p.terminationStatus) }
+        let lines = try String(contentsOfFile: out + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+        guard let end = lines.last.flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
+              let tps = end["tokens_per_s"] as? Double, let secs = end["train_seconds"] as? Double else {
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: out + "/events.jsonl"])
+        }
+        return (tps, secs / Double(steps))
+    }
+}

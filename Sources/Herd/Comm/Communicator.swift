@@ -1,0 +1,47 @@
+/// The collectives training needs, over a group of ranks. An OpenMPI
+/// implementation runs across processes; the single-process one makes the
+/// same code run unchanged in one process. Collectives are blocking and
+/// must be called by every rank of the group in the same order.
+public protocol Communicator: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+
+    func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, op: ReduceOp)
+    func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, op: ReduceOp)
+    /// Sums `send` (size · countPerRank) across ranks; rank r receives block r.
+    func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int)
+    /// Concatenates every rank's `send` block into `receive` (size · countPerRank), in rank order.
+    func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int)
+    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int)
+    func barrier()
+    /// A sub-group of the ranks that pass the same `color`, ordered by `key`.
+    func split(color: Int, key: Int) -> Communicator
+}
+
+public enum ReduceOp: Sendable { case sum, max }
+
+extension Communicator {
+    public func allReduce(_ value: Double, op: ReduceOp = .sum) -> Double {
+        var v = value
+        allReduce(&v, count: 1, op: op)
+        return v
+    }
+}
+
+/// One rank alone: every collective is the identity.
+public final class SingleProcessCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, op: ReduceOp) {}
+    public func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, op: ReduceOp) {}
+    public func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: countPerRank) }
+    }
+    public func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: countPerRank) }
+    }
+    public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
+    public func barrier() {}
+    public func split(color: Int, key: Int) -> Communicator { SingleProcessCommunicator() }
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+/// Starts a job's ranks with OpenMPI's `mpirun` on this machine: one
+/// `herd worker --plan PLAN` process per rank of the plan. mpirun ends the
+/// whole job when any rank exits abnormally (a signal, MPI_Abort, a
+/// non-zero exit), so no rank is left waiting in a collective.
+public enum MPILauncher {
+    public struct Failure: Error, CustomStringConvertible {
+        public var status: Int32
+        public var description: String { "mpirun exited with status \(status); the rank and reason are in the lines above" }
+    }
+
+    /// The command line, without running it (shown to the user, and tested).
+    public static func arguments(plan: Plan, planPath: String, executable: String) -> [String] {
+        var args = ["-np", String(plan.world), "--oversubscribe", "--bind-to", "none"]
+        for key in BLASEnvironment.workerEnvironment().keys.sorted() { args += ["-x", key] }
+        args += [executable, "worker", "--plan", planPath]
+        return args
+    }
+
+    /// Environment for mpirun and its workers: the BLAS kernel choice; what
+    /// OpenMPI needs to run as root (containers and CI run as root); and
+    /// shared-memory transfers without cross-memory attach, which containers
+    /// often forbid.
+    public static func environment() -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in BLASEnvironment.workerEnvironment() { env[k] = v }
+        if getuid() == 0 {
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        }
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = env["OMPI_MCA_btl_vader_single_copy_mechanism"] ?? "none"
+        return env
+    }
+
+    /// Runs mpirun in the foreground, its output passed through; throws on failure.
+    public static func run(plan: Plan, planPath: String, executable: String = "/proc/self/exe") throws {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: executable)) ?? executable
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try mpirunPath())
+        p.arguments = arguments(plan: plan, planPath: planPath, executable: exe)
+        p.environment = environment()
+        try p.run()
+        p.waitUntilExit()
+        if p.terminationStatus != 0 { throw Failure(status: p.terminationStatus) }
+    }
+
+    static func mpirunPath() throws -> String {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let path = "\(dir)/mpirun"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "mpirun not found on PATH (Debian's openmpi-bin; make setup installs it)"])
+    }
+}

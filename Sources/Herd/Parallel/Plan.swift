@@ -1,0 +1,79 @@
+import Foundation
+
+/// The contract between the coordinator and its workers, written as
+/// `plan.json` in the run directory: for every rank its host, its (data,
+/// tensor) coordinates, its slice of each global batch, its piece of every
+/// weight matrix and its thread counts. Workers read it; they compute
+/// nothing about the layout themselves.
+public struct Plan: Codable, Sendable, Equatable {
+    public var job: String
+    /// The manifest and the command-line overrides the workers re-read it with.
+    public var manifest: String
+    public var corpusOverride: String?
+    public var stepsOverride: Int?
+    public var output: String
+    public var model: LlamaConfig
+    public var world: Int
+    public var data: Int
+    public var tensor: Int
+    public var zero1: Bool
+    /// Sequences of the global batch each data-parallel rank computes per step.
+    public var sequencesPerRank: Int
+    public var saveWeights: Bool
+    public var ranks: [RankPlan]
+
+    public static let fileName = "plan.json"
+
+    public func write(to dir: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(self).write(to: URL(fileURLWithPath: dir).appendingPathComponent(Self.fileName), options: .atomic)
+    }
+
+    public static func read(_ path: String) throws -> Plan {
+        try JSONDecoder().decode(Plan.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+public struct RankPlan: Codable, Sendable, Equatable {
+    public var rank: Int
+    public var host: String
+    public var dataRank: Int
+    public var tensorRank: Int
+    /// Global-batch sequences [first, first + count) of every step.
+    public var firstSequence: Int
+    public var sequenceCount: Int
+    public var shard: TensorShard
+    /// Cores ÷ ranks on this node: OpenBLAS threads (or batch threads).
+    public var threads: Int
+}
+
+/// Lays a job out on processes: data-parallel × tensor-parallel, with the
+/// tensor-parallel ranks of a group adjacent (rank = dataRank · tp + tensorRank)
+/// so that they share a node.
+public enum Planner {
+    public static func plan(manifest m: JobManifest, model: LlamaConfig, host: String, cores: Int,
+                            saveWeights: Bool = false, corpusOverride: String? = nil,
+                            stepsOverride: Int? = nil) throws -> Plan {
+        let dp = m.parallelism.data, tp = m.parallelism.tensor, world = dp * tp
+        guard m.batch.sequences % dp == 0 else {
+            throw ManifestError(file: m.file, field: "batch.sequences",
+                                message: "the global batch (\(m.batch.sequences) sequences) must divide among parallelism.data = \(dp) ranks")
+        }
+        let perRank = m.batch.sequences / dp
+        var ranks: [RankPlan] = []
+        for r in 0..<world {
+            let d = r / tp, t = r % tp
+            let shard: TensorShard
+            do throws(ConfigError) { shard = try TensorShard.make(model, rank: t, size: tp) } catch {
+                throw ManifestError(file: m.file, field: "model.\(error.field)", message: error.message + " (parallelism.tensor = \(tp))")
+            }
+            ranks.append(RankPlan(rank: r, host: host, dataRank: d, tensorRank: t,
+                                  firstSequence: d * perRank, sequenceCount: perRank,
+                                  shard: shard, threads: max(1, cores / world)))
+        }
+        return Plan(job: m.name, manifest: m.file, corpusOverride: corpusOverride, stepsOverride: stepsOverride,
+                    output: m.output, model: model, world: world, data: dp, tensor: tp,
+                    zero1: m.parallelism.zero1, sequencesPerRank: perRank, saveWeights: saveWeights, ranks: ranks)
+    }
+}
