@@ -57,7 +57,7 @@ final class CLITests: XCTestCase {
         // On a CPU with AVX-512, herd must not run OpenBLAS's Haswell kernels.
         let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         try XCTSkipUnless(flags.contains("avx512f"), "no AVX-512 on this CPU")
-        let r = try run(["bench", "--steps", "0", "--model", "none"])
+        let r = try run(["version"])
         XCTAssertEqual(r.status, 0, r.err)
         let kernels = r.out.split(separator: "\n").first { $0.hasPrefix("OpenBLAS kernels:") } ?? ""
         XCTAssertFalse(kernels.contains("Haswell") || kernels.contains("Zen"), String(kernels))
