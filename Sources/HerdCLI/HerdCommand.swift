@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Validate.self, Presets.self, Bench.self, Version.self, Worker.self])
+        subcommands: [Run.self, Validate.self, CheckpointCommand.self, Presets.self, Bench.self, Version.self, Worker.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -46,12 +46,20 @@ struct Run: ParsableCommand {
     @Flag(help: "Write each rank's final weights (raw fp32) to RUN/weights/.")
     var saveWeights = false
 
+    @Flag(inversion: .prefixedNo, help: "Continue from the run directory's newest complete checkpoint, if any.")
+    var resume = true
+
+    @Option(help: "Continue from this checkpoint step instead of the newest.")
+    var resumeStep: Int?
+
     func run() throws {
         let manifest = options.load()
         if manifest.parallelism.world > 1 { return try launch(manifest) }
         let trainer: Pretrainer
         do { trainer = try Pretrainer(manifest: manifest) } catch { fail(error) }
-        let summary = try trainer.run { line in print(line); fflush(stdout) }
+        trainer.resumeStep = resumeStep
+        let summary: Pretrainer.Summary
+        do { summary = try trainer.run(resume: resume || resumeStep != nil) { line in print(line); fflush(stdout) } } catch { fail(error) }
         if saveWeights { try trainer.saveWeights() }
         print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
                      summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
@@ -67,13 +75,15 @@ struct Run: ParsableCommand {
 
     /// Plans the layout, writes plan.json and starts the ranks with mpirun.
     func launch(_ manifest: JobManifest) throws {
-        let plan: Plan
+        var plan: Plan
         do {
             let data = try TrainingData(manifest: manifest)
             plan = try Planner.plan(manifest: manifest, model: data.model, host: ProcessInfo.processInfo.hostName,
-                                    cores: ProcessInfo.processInfo.activeProcessorCount, saveWeights: saveWeights,
+                                    cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount, saveWeights: saveWeights,
                                     corpusOverride: options.corpus, stepsOverride: options.steps)
         } catch { fail(error) }
+        plan.resume = resume || resumeStep != nil
+        plan.resumeStep = resumeStep
         try FileManager.default.createDirectory(atPath: manifest.output, withIntermediateDirectories: true)
         try plan.write(to: manifest.output)
         let planPath = (manifest.output as NSString).appendingPathComponent(Plan.fileName)
@@ -108,7 +118,8 @@ struct Worker: ParsableCommand {
             }
             let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1)
             let trainer = try Pretrainer(manifest: manifest, data: data, context: context)
-            let summary = try trainer.run { line in print(line); fflush(stdout) }
+            trainer.resumeStep = plan.resumeStep
+            let summary = try trainer.run(resume: plan.resume) { line in print(line); fflush(stdout) }
             if plan.saveWeights { try trainer.saveWeights() }
             world.barrier()
             if context.isLeader {

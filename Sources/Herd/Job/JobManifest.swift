@@ -64,6 +64,7 @@ public struct JobManifest: Sendable {
     public var steps: Int
     public var eval: EvalSpec
     public var logInterval: Int
+    public var checkpoint: CheckpointSettings
     public var output: String
     public var threads: Int?
 
@@ -103,7 +104,7 @@ public struct JobManifest: Sendable {
         }
         let top = try YAMLFields(root, path: "", file: file)
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
-                                        "schedule", "steps", "eval", "log_interval", "output", "threads", "parallelism"])
+                                        "schedule", "steps", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint"])
 
         let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         guard let kind = Kind(rawValue: kindText) else {
@@ -187,6 +188,16 @@ public struct JobManifest: Sendable {
             eval.maxSequences = try e.int("max_sequences", min: 1)
         }
 
+        var checkpoint = CheckpointSettings()
+        if let c = try top.section("checkpoint") {
+            try c.rejectUnknown(allowed: ["interval", "keep", "keep_every", "level"])
+            checkpoint.interval = try c.int("interval", min: 0) ?? 0
+            checkpoint.keep = try c.int("keep", min: 1) ?? checkpoint.keep
+            checkpoint.keepEvery = try c.int("keep_every", min: 1)
+            checkpoint.level = try c.int("level", min: -7) ?? checkpoint.level
+            if checkpoint.level > 19 { throw c.error("level", "must be a zstd level from -7 to 19, got \(checkpoint.level)") }
+        }
+
         var output = try top.string("output") ?? "runs/\(name)"
         if let o = overrides.output { output = o }
         return JobManifest(
@@ -194,7 +205,7 @@ public struct JobManifest: Sendable {
             batch: BatchSpec(sequences: sequences, microBatch: micro), parallelism: parallelism,
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
-            logInterval: try top.int("log_interval", min: 1) ?? 10,
+            logInterval: try top.int("log_interval", min: 1) ?? 10, checkpoint: checkpoint,
             output: output, threads: try top.int("threads", min: 1))
     }
 

@@ -20,6 +20,9 @@ public struct Plan: Codable, Sendable, Equatable {
     /// Sequences of the global batch each data-parallel rank computes per step.
     public var sequencesPerRank: Int
     public var saveWeights: Bool
+    /// Continue from the run directory's checkpoints (and which step, if named).
+    public var resume: Bool = true
+    public var resumeStep: Int?
     public var ranks: [RankPlan]
 
     public static let fileName = "plan.json"

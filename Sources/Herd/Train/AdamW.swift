@@ -32,6 +32,9 @@ public final class AdamW {
         spans = layout.specs.map { ($0.offset, $0.count, $0.decays) }
     }
 
+    /// Continues from a checkpoint taken after `step` updates (the moments are loaded separately).
+    public func restore(step: Int) { self.step = step }
+
     /// One update over all parameters.
     public func update(params: FloatBuffer, grads: FloatBuffer, lr: Double, threads: Int = 1) {
         precondition(range == 0..<params.count, "this optimizer holds a part of the parameters")

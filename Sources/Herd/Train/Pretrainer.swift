@@ -176,7 +176,7 @@ public final class Pretrainer {
     /// Trains to the manifest's step count. The leader (world rank 0) writes
     /// the run directory and prints a progress line every log_interval
     /// steps; every rank computes. A non-finite loss stops the run with an error.
-    public func run(output: (String) -> Void = { print($0) }) throws -> Summary {
+    public func run(resume: Bool = true, output: (String) -> Void = { print($0) }) throws -> Summary {
         let m = manifest, lead = context.isLeader
         let dir = m.output
         var events: EventLog?
@@ -196,6 +196,14 @@ public final class Pretrainer {
                    + "\(dataset.train.count) train / \(dataset.validation.count) held-out tokens, "
                    + "\(m.steps) steps of \(tokensPerStep) tokens, \(layout)\(runner.threads) batch thread(s), BLAS \(Matmul.coreName) × \(Matmul.threads)")
         }
+        if resume, let from = try resumePoint(note: { if lead { output("herd: \($0)") } }) {
+            let dir = CheckpointStore(runDirectory: dir).path(step: from)
+            let loaded = try CheckpointLoader.load(dir: dir, model: model, optimizer: optimizer)
+            step = loaded.step
+            events?.write("resume", ["step": step, "checkpoint": dir, "written_by": "data \(loaded.data) × tensor \(loaded.tensor)"])
+            if lead { output("resumed from \(dir) (written at data \(loaded.data) × tensor \(loaded.tensor)\(loaded.zero1 ? ", ZeRO-1" : ""))") }
+        }
+        let startStep = step
         var totalSeconds = 0.0, windowSeconds = 0.0, windowSteps = 0
         var last = StepResult(step: 0, loss: .nan, lr: 0, gradNorm: 0, seconds: 0)
         var validation = Double.nan
@@ -211,12 +219,17 @@ public final class Pretrainer {
                 let tps = Double(windowSteps * tokensPerStep) / windowSeconds
                 events?.write("step", ["step": step, "loss": last.loss, "lr": last.lr,
                                        "grad_norm": last.gradNorm, "tokens_per_s": tps])
-                let eta = Double(m.steps - step) * totalSeconds / Double(step)
+                let eta = Double(m.steps - step) * totalSeconds / Double(step - startStep)
                 if lead {
                     output(String(format: "step %\(String(m.steps).count)d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %@",
                                   step, m.steps, last.loss, last.lr, last.gradNorm, tps, formatDuration(eta)))
                 }
                 windowSeconds = 0; windowSteps = 0
+            }
+            if m.checkpoint.interval > 0 && (step % m.checkpoint.interval == 0 || step == m.steps) {
+                let saved = try CheckpointWriter.save(step: step, sequencesConsumed: step * m.batch.sequences, model: model,
+                                                      optimizer: optimizer, context: context, job: m, settings: m.checkpoint)
+                events?.write("checkpoint", ["step": step, "path": saved.directory, "bytes": saved.bytes, "seconds": saved.seconds])
             }
             if (m.eval.interval > 0 && step % m.eval.interval == 0) || step == m.steps {
                 validation = evaluate()
@@ -224,12 +237,33 @@ public final class Pretrainer {
                 if lead { output(String(format: "step %d | held-out loss %.4f", step, validation)) }
             }
         }
-        let tps = Double(m.steps * tokensPerStep) / max(totalSeconds, 1e-9)
+        let tps = Double((m.steps - startStep) * tokensPerStep) / max(totalSeconds, 1e-9)
         events?.write("end", ["step": step, "train_loss": last.loss, "val_loss": validation,
                               "tokens_per_s": tps, "train_seconds": totalSeconds])
         return Summary(steps: step, finalTrainLoss: last.loss, finalValidationLoss: validation,
                        tokensPerSecond: tps, seconds: totalSeconds)
     }
+
+    /// The checkpoint to continue from: `resumeStep` if set, else the newest
+    /// complete one (LATEST, or an earlier one that verifies when LATEST is
+    /// damaged). Rank 0 decides and tells the others, so all load the same.
+    func resumePoint(note: (String) -> Void) throws -> Int? {
+        let store = CheckpointStore(runDirectory: manifest.output)
+        var chosen = -1.0
+        if context.isLeader {
+            if let s = resumeStep {
+                guard store.steps().contains(s) else { throw CheckpointError.missing(store.path(step: s)) }
+                chosen = Double(s)
+            } else if let s = try store.resumable(note: note) {
+                chosen = Double(s)
+            }
+        }
+        let s = Int(context.world.allReduce(chosen, op: .max))
+        return s >= 0 ? s : nil
+    }
+
+    /// Resume from this step instead of the newest checkpoint.
+    public var resumeStep: Int?
 
     /// Writes this rank's piece of the weights, raw fp32, to
     /// DIR/weights/rank-NNNNN.f32 (checkpoints proper are their own part).
