@@ -55,11 +55,18 @@ struct Run: ParsableCommand {
     func run() throws {
         let manifest = options.load()
         if manifest.parallelism.world > 1 { return try launch(manifest) }
+        StopSignal.install()
         let trainer: Pretrainer
         do { trainer = try Pretrainer(manifest: manifest) } catch { fail(error) }
         trainer.resumeStep = resumeStep
         let summary: Pretrainer.Summary
-        do { summary = try trainer.run(resume: resume || resumeStep != nil) { line in print(line); fflush(stdout) } } catch { fail(error) }
+        do { summary = try trainer.run(resume: resume || resumeStep != nil) { line in print(line); fflush(stdout) } } catch {
+            if case TrainingError.stopped = error {
+                FileHandle.standardError.write("herd: \(error)\n".data(using: .utf8)!)
+                Foundation.exit(143)
+            }
+            fail(error)
+        }
         if saveWeights { try trainer.saveWeights() }
         print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
                      summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
@@ -89,7 +96,10 @@ struct Run: ParsableCommand {
         let planPath = (manifest.output as NSString).appendingPathComponent(Plan.fileName)
         print("herd: \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)\(plan.zero1 ? ", ZeRO-1" : "")), plan \(planPath)")
         fflush(stdout)
-        do { try MPILauncher.run(plan: plan, planPath: planPath) } catch { fail(error) }
+        do { try MPILauncher.run(plan: plan, planPath: planPath) } catch let f as MPILauncher.Failure where f.status == 143 {
+            // The ranks stopped together on request, after their checkpoint (said above).
+            Foundation.exit(143)
+        } catch { fail(error) }
     }
 }
 
@@ -104,6 +114,7 @@ struct Worker: ParsableCommand {
 
     func run() throws {
         MPIRuntime.start()
+        StopSignal.install()
         let world = MPICommunicator.world()
         do {
             let plan = try Plan.read(self.plan)
@@ -127,6 +138,12 @@ struct Worker: ParsableCommand {
                              summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
                              summary.tokensPerSecond, summary.seconds, manifest.output))
             }
+        } catch let stop as TrainingError {
+            guard case .stopped = stop else { MPIRuntime.abort(rank: world.rank, reason: "\(stop)") }
+            // Every rank agreed to stop at the same step and saved: leave together.
+            if world.rank == 0 { FileHandle.standardError.write("herd: \(stop)\n".data(using: .utf8)!) }
+            MPIRuntime.finish()
+            Foundation.exit(143)
         } catch {
             MPIRuntime.abort(rank: world.rank, reason: "\(error)")
         }

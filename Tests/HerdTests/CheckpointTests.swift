@@ -162,3 +162,29 @@ final class CheckpointTests: XCTestCase {
         }
     }
 }
+
+extension CheckpointTests {
+    /// SIGTERM to `herd run` (a cancel or a pre-emption): every rank stops at
+    /// the same step after writing a checkpoint, and the run resumes from it.
+    func testSIGTERMCheckpointsBeforeTheWorkersExit() throws {
+        for (d, t) in [(1, 1), (2, 2)] {
+            let j = try job("term-\(d)\(t)", data: d, tensor: t, interval: 0)
+            let p = try HerdBinary.start(["run", j.job, "--steps", "100000"])
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, !((try? String(contentsOfFile: j.run + "/events.jsonl", encoding: .utf8)) ?? "").contains("\"step\":3,") {
+                usleep(50_000)
+            }
+            kill(p.process.processIdentifier, SIGTERM)
+            let out = p.out.fileHandleForReading.readDataToEndOfFile(), err = p.err.fileHandleForReading.readDataToEndOfFile()
+            p.process.waitUntilExit()
+            let text = String(decoding: out + err, as: UTF8.self)
+            XCTAssertEqual(p.process.terminationStatus, 143, text)
+            XCTAssertTrue(text.contains("stopped by a signal after step"), text)
+            let store = CheckpointStore(runDirectory: j.run)
+            guard let latest = store.latest() else { XCTFail("(\(d),\(t)): no checkpoint after SIGTERM"); continue }
+            XCTAssertNoThrow(try CheckpointManifest.read(dir: store.path(step: latest)).verify(dir: store.path(step: latest)))
+            let again = try herd(["run", j.job, "--steps", "\(latest + 2)"])
+            XCTAssertTrue(again.contains("resumed from \(store.path(step: latest))"), again)
+        }
+    }
+}

@@ -30,6 +30,7 @@ public enum MPILauncher {
             env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         }
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = env["OMPI_MCA_btl_vader_single_copy_mechanism"] ?? "none"
+
         return env
     }
 
@@ -41,7 +42,19 @@ public enum MPILauncher {
         p.arguments = arguments(plan: plan, planPath: planPath, executable: exe)
         p.environment = environment()
         try p.run()
+        // A stop for herd run is a stop for the job. mpirun answers SIGTERM by
+        // killing the ranks, but forwards SIGUSR2 to them: that is the stop
+        // request the workers act on (checkpoint, then exit together).
+        let child = p.processIdentifier
+        let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { kill(child, SIGUSR2) }
+            s.resume()
+            return s
+        }
         p.waitUntilExit()
+        sources.forEach { $0.cancel() }
         if p.terminationStatus != 0 { throw Failure(status: p.terminationStatus) }
     }
 

@@ -226,10 +226,16 @@ public final class Pretrainer {
                 }
                 windowSeconds = 0; windowSteps = 0
             }
-            if m.checkpoint.interval > 0 && (step % m.checkpoint.interval == 0 || step == m.steps) {
+            // A stop request on any rank stops every rank, after a checkpoint.
+            let stopping = context.world.allReduce(StopSignal.isRequested ? 1 : 0, op: .max) > 0
+            if stopping || (m.checkpoint.interval > 0 && (step % m.checkpoint.interval == 0 || step == m.steps)) {
                 let saved = try CheckpointWriter.save(step: step, sequencesConsumed: step * m.batch.sequences, model: model,
                                                       optimizer: optimizer, context: context, job: m, settings: m.checkpoint)
                 events?.write("checkpoint", ["step": step, "path": saved.directory, "bytes": saved.bytes, "seconds": saved.seconds])
+                if stopping {
+                    events?.write("stopped", ["step": step, "checkpoint": saved.directory])
+                    throw TrainingError.stopped(step: step, checkpoint: saved.directory)
+                }
             }
             if (m.eval.interval > 0 && step % m.eval.interval == 0) || step == m.steps {
                 validation = evaluate()
@@ -278,8 +284,11 @@ public final class Pretrainer {
 
 public enum TrainingError: Error, CustomStringConvertible {
     case nonFinite(step: Int, loss: Double, gradNorm: Double)
+    case stopped(step: Int, checkpoint: String)
     public var description: String {
         switch self {
+        case let .stopped(step, dir):
+            return "stopped by a signal after step \(step); checkpoint \(dir) written — herd run resumes from it"
         case let .nonFinite(step, loss, norm):
             return "non-finite loss or gradient at step \(step) (loss \(loss), gradient norm \(norm)); lower optimizer.lr or check the data"
         }
