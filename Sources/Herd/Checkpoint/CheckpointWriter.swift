@@ -10,6 +10,8 @@ public struct CheckpointSettings: Sendable, Equatable {
     public var keepEvery: Int?
     /// zstd level.
     public var level: Int = 3
+    /// Write in the background while training goes on.
+    public var async: Bool = true
     public init() {}
 }
 
@@ -28,91 +30,132 @@ public enum CheckpointWriter {
 
     public struct Result: Sendable { public var directory: String; public var bytes: Int; public var seconds: Double }
 
-    public static func save(step: Int, sequencesConsumed: Int, model: Llama, optimizer: AdamW,
-                            context: ParallelContext, job: JobManifest, settings: CheckpointSettings) throws -> Result {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let store = CheckpointStore(runDirectory: job.output)
-        let final = store.path(step: step), tmp = final + ".tmp"
-        let world = context.world, rank = world.rank
-        if rank == 0 {
+    /// What one rank writes: views of its flat buffers (the live ones for a
+    /// synchronous save, a snapshot of them for an asynchronous one).
+    struct Sources: @unchecked Sendable {
+        var params: UnsafePointer<Float>      // indexed like model.params
+        var m: UnsafePointer<Float>           // indexed like the flat buffer over optimizer.range
+        var v: UnsafePointer<Float>
+        var range: Range<Int>
+        var specs: [ParameterSpec]
+        var tensorRank: Int
+        var writesParams: Bool
+        var writesMoments: Bool
+    }
+
+    static func sources(model: Llama, optimizer: AdamW, context: ParallelContext) -> Sources {
+        let r = optimizer.range
+        return Sources(params: model.params.base, m: optimizer.m.base - r.lowerBound, v: optimizer.v.base - r.lowerBound,
+                       range: r, specs: model.layout.specs, tensorRank: model.shard.rank,
+                       writesParams: context.rank.dataRank == 0,
+                       writesMoments: (context.zero1 && context.data.size > 1) || context.rank.dataRank == 0)
+    }
+
+    static func temporaryDirectory(_ job: JobManifest, step: Int) -> String {
+        CheckpointStore(runDirectory: job.output).path(step: step) + ".tmp"
+    }
+
+    /// Collective: rank 0 makes a fresh temporary directory for `step`.
+    static func prepare(step: Int, job: JobManifest, world: Communicator) throws {
+        let tmp = temporaryDirectory(job, step: step)
+        if world.rank == 0 {
             try? FileManager.default.removeItem(atPath: tmp)
             try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         }
         world.barrier()
+    }
 
-        // This rank's pieces: weights from data rank 0 (data replicas hold the
-        // same); moments from data rank 0, or with ZeRO-1 each rank's own part;
-        // a piece several tensor ranks hold identically only from its first copy.
+    /// This rank's file and record. No communication: safe on a background thread.
+    /// Weights come from data rank 0 (data replicas hold the same); moments
+    /// from data rank 0, or with ZeRO-1 each rank's own part; a piece several
+    /// tensor ranks hold identically only from its first copy.
+    static func writeRankPart(_ src: Sources, dir tmp: String, rank: Int, level: Int) throws {
         let fileName = String(format: "rank-%05d.zst", rank)
-        let writer = try ZstdFrameWriter(path: (tmp as NSString).appendingPathComponent(fileName),
-                                         level: settings.level, threads: 0)
+        let filePath = (tmp as NSString).appendingPathComponent(fileName)
+        let writer = try ZstdFrameWriter(path: filePath, level: level, threads: 0)
         var named: [RankRecord.Named] = []
-        let shard = model.shard
-        let sharded = context.zero1 && context.data.size > 1
-        for spec in model.layout.specs where shard.rank % spec.copies == 0 {
+        for spec in src.specs where src.tensorRank % spec.copies == 0 {
             func add(_ component: String, _ base: UnsafePointer<Float>, _ lo: Int, _ hi: Int) throws {
                 guard lo < hi else { return }
-                let (offset, size) = try writer.writeFrame(UnsafeRawPointer(base), byteCount: (hi - lo) * 4)
+                let (offset, size) = try writer.writeFrame(UnsafeRawPointer(base + lo), byteCount: (hi - lo) * 4)
                 named.append(.init(name: spec.name, globalShape: spec.globalShape, role: spec.role, piece: .init(
                     component: component, file: fileName, offset: offset, compressedBytes: size, dtype: "fp32",
                     sliceStart: spec.sliceStart, blockShape: spec.shape, flatStart: lo - spec.offset, count: hi - lo)))
             }
             let lo = spec.offset, hi = spec.offset + spec.count
-            if context.rank.dataRank == 0 { try add("param", model.params.base + lo, lo, hi) }
-            if sharded || context.rank.dataRank == 0 {
-                let r = optimizer.range
-                let a = max(lo, r.lowerBound), b = min(hi, r.upperBound)
-                if a < b {
-                    try add("exp_avg", optimizer.m.base + (a - r.lowerBound), a, b)
-                    try add("exp_avg_sq", optimizer.v.base + (a - r.lowerBound), a, b)
-                }
+            if src.writesParams { try add("param", src.params, lo, hi) }
+            if src.writesMoments {
+                let a = max(lo, src.range.lowerBound), b = min(hi, src.range.upperBound)
+                try add("exp_avg", src.m, a, b)
+                try add("exp_avg_sq", src.v, a, b)
             }
         }
         try writer.finish()
         // An empty file is not a zstd file: a rank with nothing to write leaves none.
-        if named.isEmpty { try? FileManager.default.removeItem(atPath: (tmp as NSString).appendingPathComponent(fileName)) }
+        if named.isEmpty { try? FileManager.default.removeItem(atPath: filePath) }
         let record = RankRecord(file: named.isEmpty ? nil : .init(name: fileName, bytes: writer.bytesWritten, fnv1a64: writer.checksum.hex),
                                 pieces: named)
         try durableWrite(try JSONEncoder().encode(record),
                          to: (tmp as NSString).appendingPathComponent(String(format: "rank-%05d.json", rank)))
-        world.barrier()
+    }
 
+    /// Rank 0, once every rank's part is on disk: the manifest, then the
+    /// directory renamed into place, then LATEST, then retention. Returns bytes written.
+    static func commit(step: Int, sequencesConsumed: Int, optimizerSteps: Int, model: LlamaConfig,
+                       context: ParallelContext, job: JobManifest, settings: CheckpointSettings) throws -> Int {
+        let store = CheckpointStore(runDirectory: job.output)
+        let final = store.path(step: step), tmp = final + ".tmp"
+        var tensors: [CheckpointManifest.TensorEntry] = []
+        var index: [String: Int] = [:]
+        var files: [CheckpointManifest.FileEntry] = []
         var bytes = 0
-        if rank == 0 {
-            var tensors: [CheckpointManifest.TensorEntry] = []
-            var index: [String: Int] = [:]
-            var files: [CheckpointManifest.FileEntry] = []
-            for r in 0..<world.size {
-                let path = (tmp as NSString).appendingPathComponent(String(format: "rank-%05d.json", r))
-                guard let data = FileManager.default.contents(atPath: path),
-                      let rec = try? JSONDecoder().decode(RankRecord.self, from: data) else { throw CheckpointError.missing(path) }
-                if let f = rec.file {
-                    files.append(f)
-                    bytes += f.bytes
-                }
-                for n in rec.pieces {
-                    if index[n.name] == nil {
-                        index[n.name] = tensors.count
-                        tensors.append(.init(name: n.name, globalShape: n.globalShape, role: n.role, pieces: []))
-                    }
-                    tensors[index[n.name]!].pieces.append(n.piece)
-                }
+        for r in 0..<context.world.size {
+            let path = (tmp as NSString).appendingPathComponent(String(format: "rank-%05d.json", r))
+            guard let data = FileManager.default.contents(atPath: path),
+                  let rec = try? JSONDecoder().decode(RankRecord.self, from: data) else { throw CheckpointError.missing(path) }
+            if let f = rec.file {
+                files.append(f)
+                bytes += f.bytes
             }
-            let manifest = CheckpointManifest(
-                job: job.name, step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step,
-                seed: job.seed, model: model.config, data: context.data.size, tensor: context.tensor.size,
-                zero1: context.zero1, weightDType: "fp32", tensors: tensors, files: files)
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try durableWrite(try enc.encode(manifest), to: (tmp as NSString).appendingPathComponent(CheckpointManifest.fileName))
-            try fsyncDirectory(tmp)
-            try? FileManager.default.removeItem(atPath: final)
-            guard rename(tmp, final) == 0 else { throw CheckpointError.io(final, "rename failed") }
-            try fsyncDirectory(store.root)
-            try store.setLatest(step)
-            store.prune(keep: settings.keep, keepEvery: settings.keepEvery)
+            for n in rec.pieces {
+                if index[n.name] == nil {
+                    index[n.name] = tensors.count
+                    tensors.append(.init(name: n.name, globalShape: n.globalShape, role: n.role, pieces: []))
+                }
+                tensors[index[n.name]!].pieces.append(n.piece)
+            }
         }
-        world.barrier()
-        return Result(directory: final, bytes: bytes, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        let manifest = CheckpointManifest(
+            job: job.name, step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizerSteps,
+            seed: job.seed, model: model, data: context.data.size, tensor: context.tensor.size,
+            zero1: context.zero1, weightDType: "fp32", tensors: tensors, files: files)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try durableWrite(try enc.encode(manifest), to: (tmp as NSString).appendingPathComponent(CheckpointManifest.fileName))
+        try fsyncDirectory(tmp)
+        try? FileManager.default.removeItem(atPath: final)
+        guard rename(tmp, final) == 0 else { throw CheckpointError.io(final, "rename failed") }
+        try fsyncDirectory(store.root)
+        try store.setLatest(step)
+        store.prune(keep: settings.keep, keepEvery: settings.keepEvery)
+        return bytes
+    }
+
+    /// A synchronous save. Collective: every rank calls it at the same step.
+    public static func save(step: Int, sequencesConsumed: Int, model: Llama, optimizer: AdamW,
+                            context: ParallelContext, job: JobManifest, settings: CheckpointSettings) throws -> Result {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try prepare(step: step, job: job, world: context.world)
+        try writeRankPart(sources(model: model, optimizer: optimizer, context: context),
+                          dir: temporaryDirectory(job, step: step), rank: context.world.rank, level: settings.level)
+        context.world.barrier()
+        var bytes = 0
+        if context.isLeader {
+            bytes = try commit(step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step,
+                               model: model.config, context: context, job: job, settings: settings)
+        }
+        context.world.barrier()
+        return Result(directory: CheckpointStore(runDirectory: job.output).path(step: step), bytes: bytes,
+                      seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 }

@@ -190,7 +190,8 @@ public struct JobManifest: Sendable {
 
         var checkpoint = CheckpointSettings()
         if let c = try top.section("checkpoint") {
-            try c.rejectUnknown(allowed: ["interval", "keep", "keep_every", "level"])
+            try c.rejectUnknown(allowed: ["interval", "keep", "keep_every", "level", "async"])
+            checkpoint.async = try c.bool("async") ?? checkpoint.async
             checkpoint.interval = try c.int("interval", min: 0) ?? 0
             checkpoint.keep = try c.int("keep", min: 1) ?? checkpoint.keep
             checkpoint.keepEvery = try c.int("keep_every", min: 1)

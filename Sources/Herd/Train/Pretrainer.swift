@@ -82,7 +82,8 @@ public final class Pretrainer {
         // thread, and each thread's activations — for every rank on this machine.
         let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads)
         let local = ParameterLayout(config: config, shard: shard).total
-        let floats = local * (4 + split - 1)
+        let snapshot = m.checkpoint.interval > 0 && m.checkpoint.async ? 3 : 0   // the async save's copy
+        let floats = local * (4 + split - 1 + snapshot)
             + split * Activations.floatCount(config: config, shard: shard, batch: m.batch.microBatch / split, seqLen: m.data.seqLen)
         let needed = Double(floats) * 4 * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed < 0.9 * have else {
@@ -226,15 +227,28 @@ public final class Pretrainer {
                 }
                 windowSeconds = 0; windowSteps = 0
             }
+            func logged(_ saved: CheckpointWriter.Result?) {
+                guard let saved else { return }
+                events?.write("checkpoint", ["step": Int(saved.directory.suffix(8)) ?? step, "path": saved.directory,
+                                             "bytes": saved.bytes, "seconds": saved.seconds])
+            }
+            logged(try checkpointer?.poll())
             // A stop request on any rank stops every rank, after a checkpoint.
             let stopping = context.world.allReduce(StopSignal.isRequested ? 1 : 0, op: .max) > 0
-            if stopping || (m.checkpoint.interval > 0 && (step % m.checkpoint.interval == 0 || step == m.steps)) {
+            if stopping {
+                logged(try checkpointer?.finish())
                 let saved = try CheckpointWriter.save(step: step, sequencesConsumed: step * m.batch.sequences, model: model,
                                                       optimizer: optimizer, context: context, job: m, settings: m.checkpoint)
-                events?.write("checkpoint", ["step": step, "path": saved.directory, "bytes": saved.bytes, "seconds": saved.seconds])
-                if stopping {
-                    events?.write("stopped", ["step": step, "checkpoint": saved.directory])
-                    throw TrainingError.stopped(step: step, checkpoint: saved.directory)
+                logged(saved)
+                events?.write("stopped", ["step": step, "checkpoint": saved.directory])
+                throw TrainingError.stopped(step: step, checkpoint: saved.directory)
+            }
+            if m.checkpoint.interval > 0 && (step % m.checkpoint.interval == 0 || step == m.steps) {
+                if let checkpointer {
+                    logged(try checkpointer.start(step: step, sequencesConsumed: step * m.batch.sequences))
+                } else {
+                    logged(try CheckpointWriter.save(step: step, sequencesConsumed: step * m.batch.sequences, model: model,
+                                                     optimizer: optimizer, context: context, job: m, settings: m.checkpoint))
                 }
             }
             if (m.eval.interval > 0 && step % m.eval.interval == 0) || step == m.steps {
@@ -242,6 +256,9 @@ public final class Pretrainer {
                 events?.write("eval", ["step": step, "val_loss": validation])
                 if lead { output(String(format: "step %d | held-out loss %.4f", step, validation)) }
             }
+        }
+        if let saved = try checkpointer?.finish() {
+            events?.write("checkpoint", ["step": step, "path": saved.directory, "bytes": saved.bytes, "seconds": saved.seconds])
         }
         let tps = Double((m.steps - startStep) * tokensPerStep) / max(totalSeconds, 1e-9)
         events?.write("end", ["step": step, "train_loss": last.loss, "val_loss": validation,
@@ -270,6 +287,11 @@ public final class Pretrainer {
 
     /// Resume from this step instead of the newest checkpoint.
     public var resumeStep: Int?
+
+    /// Background saves, when the manifest checkpoints asynchronously.
+    lazy var checkpointer: AsyncCheckpointer? = manifest.checkpoint.interval > 0 && manifest.checkpoint.async
+        ? AsyncCheckpointer(model: model, optimizer: optimizer, context: context, job: manifest, settings: manifest.checkpoint)
+        : nil
 
     /// Writes this rank's piece of the weights, raw fp32, to
     /// DIR/weights/rank-NNNNN.f32 (checkpoints proper are their own part).

@@ -1,0 +1,99 @@
+import Foundation
+
+/// Asynchronous saves: training goes on while a background thread
+/// compresses and writes a snapshot of this rank's state. Extra memory is
+/// bounded by one snapshot (the parameters and moments this rank writes),
+/// allocated once; a second save waits for the first. The background
+/// thread only writes files; the collective parts (agreeing that every
+/// rank's part is on disk, rank 0's commit) run on the training thread
+/// between steps, so MPI is only ever called from there.
+public final class AsyncCheckpointer {
+    let model: Llama
+    let optimizer: AdamW
+    let context: ParallelContext
+    let job: JobManifest
+    let settings: CheckpointSettings
+    let snapshotParams: FloatBuffer
+    let snapshotM: FloatBuffer, snapshotV: FloatBuffer
+
+    struct Pending {
+        var step: Int, sequencesConsumed: Int, optimizerSteps: Int
+        var started: UInt64
+        var done: DispatchSemaphore
+        var error: Error?
+    }
+    private var pending: Pending?
+    private let lock = NSLock()
+    private var finishedLocally = false
+    private var writeError: Error?
+
+    public init(model: Llama, optimizer: AdamW, context: ParallelContext, job: JobManifest, settings: CheckpointSettings) {
+        self.model = model; self.optimizer = optimizer; self.context = context; self.job = job; self.settings = settings
+        snapshotParams = FloatBuffer(count: model.layout.total)
+        snapshotM = FloatBuffer(count: optimizer.range.count)
+        snapshotV = FloatBuffer(count: optimizer.range.count)
+    }
+
+    /// Starts a save of the state after `step` (collective; returns at once
+    /// after copying the state, having first completed any earlier save).
+    public func start(step: Int, sequencesConsumed: Int) throws -> CheckpointWriter.Result? {
+        let earlier = try finish()
+        try CheckpointWriter.prepare(step: step, job: job, world: context.world)
+        snapshotParams.copy(from: model.params)
+        snapshotM.copy(from: optimizer.m)
+        snapshotV.copy(from: optimizer.v)
+        var src = CheckpointWriter.sources(model: model, optimizer: optimizer, context: context)
+        src.params = UnsafePointer(snapshotParams.base)
+        src.m = UnsafePointer(snapshotM.base - optimizer.range.lowerBound)
+        src.v = UnsafePointer(snapshotV.base - optimizer.range.lowerBound)
+        let done = DispatchSemaphore(value: 0)
+        lock.lock(); finishedLocally = false; writeError = nil; lock.unlock()
+        pending = Pending(step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step,
+                          started: DispatchTime.now().uptimeNanoseconds, done: done)
+        let dir = CheckpointWriter.temporaryDirectory(job, step: step), rank = context.world.rank, level = settings.level
+        let frozen = src
+        let thread = Thread { [self] in
+            var failure: Error?
+            do { try CheckpointWriter.writeRankPart(frozen, dir: dir, rank: rank, level: level) } catch { failure = error }
+            lock.lock(); finishedLocally = true; writeError = failure; lock.unlock()
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+        return earlier
+    }
+
+    /// Between steps: commits the pending save if every rank's part is on
+    /// disk (collective: every rank calls it at the same steps).
+    public func poll() throws -> CheckpointWriter.Result? {
+        guard pending != nil else { return nil }
+        lock.lock(); let mine = finishedLocally; lock.unlock()
+        let all = context.world.allReduce(mine ? 0 : 1, op: .max) == 0
+        return all ? try commit() : nil
+    }
+
+    /// Waits for the pending save and commits it (collective).
+    public func finish() throws -> CheckpointWriter.Result? {
+        guard let p = pending else { return nil }
+        p.done.wait()
+        context.world.barrier()
+        return try commit()
+    }
+
+    private func commit() throws -> CheckpointWriter.Result {
+        guard let p = pending else { preconditionFailure("no pending save") }
+        pending = nil
+        lock.lock(); let failure = writeError; lock.unlock()
+        // Every rank must learn whether any rank failed to write its part.
+        let anyFailed = context.world.allReduce(failure == nil ? 0 : 1, op: .max) > 0
+        if let failure { throw failure }
+        if anyFailed { throw CheckpointError.io(CheckpointWriter.temporaryDirectory(job, step: p.step), "another rank failed to write its part") }
+        var bytes = 0
+        if context.isLeader {
+            bytes = try CheckpointWriter.commit(step: p.step, sequencesConsumed: p.sequencesConsumed, optimizerSteps: p.optimizerSteps,
+                                                model: model.config, context: context, job: job, settings: settings)
+        }
+        return .init(directory: CheckpointStore(runDirectory: job.output).path(step: p.step), bytes: bytes,
+                     seconds: Double(DispatchTime.now().uptimeNanoseconds - p.started) / 1e9)
+    }
+}
