@@ -40,7 +40,7 @@ struct CheckpointCommand: ParsableCommand {
                 let comps = Dictionary(grouping: t.pieces, by: \.component)
                 let desc = comps.keys.sorted().map { c -> String in
                     let ps = comps[c]!
-                    let r = ps.reduce(0) { $0 + $1.count * 4 }, z = ps.reduce(0) { $0 + $1.compressedBytes }
+                    let r = ps.reduce(0) { $0 + $1.byteCount }, z = ps.reduce(0) { $0 + $1.compressedBytes }
                     raw += r; packed += z
                     return "\(c) \(ps.first!.dtype) \(ps.count) piece(s) \(r)→\(z) B"
                 }.joined(separator: "; ")
@@ -61,10 +61,10 @@ struct CheckpointCommand: ParsableCommand {
                 try m.verify(dir: path)
                 for t in m.tensors {
                     for p in t.pieces {
-                        var buf = [UInt8](repeating: 0, count: p.count * 4)
+                        var buf = [UInt8](repeating: 0, count: p.byteCount)
                         try buf.withUnsafeMutableBytes {
                             try zstdReadFrame(path: (path as NSString).appendingPathComponent(p.file), offset: p.offset,
-                                              size: p.compressedBytes, into: $0.baseAddress!, byteCount: p.count * 4)
+                                              size: p.compressedBytes, into: $0.baseAddress!, byteCount: p.byteCount)
                         }
                     }
                 }

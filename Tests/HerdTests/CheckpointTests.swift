@@ -188,3 +188,29 @@ extension CheckpointTests {
         }
     }
 }
+
+extension CheckpointTests {
+    /// bf16 weights ride along with the fp32 master copy: inspect shows
+    /// them, verify decodes them, zstd accepts the files, and resume stays exact.
+    func testBF16WeightsAreStoredBesideTheMasterCopy() throws {
+        let j = try job("bf16", data: 1, tensor: 2)
+        let text = try String(contentsOfFile: j.job, encoding: .utf8).replacingOccurrences(of: "keep: 5}", with: "keep: 5, dtype: bf16}")
+        try text.write(toFile: j.job, atomically: true, encoding: .utf8)
+        try herd(["run", j.job, "--steps", "10"])
+        let ck = CheckpointStore(runDirectory: j.run).path(step: 10)
+        let m = try CheckpointManifest.read(dir: ck)
+        XCTAssertEqual(m.weightDType, "bf16")
+        let embedding = m.tensors.first { $0.name == "tok_embeddings.weight" }!
+        XCTAssertEqual(Set(embedding.pieces.map(\.component)), ["param", "weight", "exp_avg", "exp_avg_sq"])
+        XCTAssertTrue(embedding.pieces.filter { $0.component == "weight" }.allSatisfy { $0.dtype == "bf16" })
+        XCTAssertTrue(try herd(["checkpoint", "inspect", ck]).contains("weight bf16"))
+        XCTAssertTrue(try herd(["checkpoint", "verify", ck]).contains(": ok"))
+        let z = Process()
+        z.executableURL = URL(fileURLWithPath: "/usr/bin/zstd")
+        z.arguments = ["-q", "-t"] + m.files.map { ck + "/" + $0.name }
+        try z.run(); z.waitUntilExit()
+        XCTAssertEqual(z.terminationStatus, 0, "zstd -t accepts every file")
+        XCTAssertEqual(BFloat16.toFloat(BFloat16.fromFloat(1.0 + 1.0 / 256)), 1.0, "ties round to even")
+        XCTAssertEqual(BFloat16.toFloat(BFloat16.fromFloat(-3.140625)), -3.140625)
+    }
+}

@@ -30,7 +30,7 @@ public enum CheckpointThroughput {
             batch: {sequences: \(sequences)}
             optimizer: {lr: 1e-4}
             steps: \(2 * steps + 1)
-            checkpoint: {interval: 1000000, level: \(level)}
+            checkpoint: {interval: 1000000, level: \(level), dtype: bf16}
             output: \(workDir)/ckpt-run
             """, file: "bench")
         let trainer = try Pretrainer(manifest: m)
@@ -43,9 +43,9 @@ public enum CheckpointThroughput {
         var byComponent: [String: (raw: Int, packed: Int)] = [:]
         for t in manifest.tensors {
             for p in t.pieces {
-                let key = p.component == "param" ? "weights fp32" : "AdamW moments fp32"
+                let key = p.component == "param" ? "weights fp32 (master)" : p.component == "weight" ? "weights bf16" : "AdamW moments fp32"
                 let old = byComponent[key] ?? (0, 0)
-                byComponent[key] = (old.raw + p.count * 4, old.packed + p.compressedBytes)
+                byComponent[key] = (old.raw + p.byteCount, old.packed + p.compressedBytes)
             }
         }
         let t1 = DispatchTime.now().uptimeNanoseconds

@@ -46,6 +46,7 @@ public final class AsyncCheckpointer {
         src.params = UnsafePointer(snapshotParams.base)
         src.m = UnsafePointer(snapshotM.base - optimizer.range.lowerBound)
         src.v = UnsafePointer(snapshotV.base - optimizer.range.lowerBound)
+        src.bf16Weights = settings.weightDType == "bf16"
         let done = DispatchSemaphore(value: 0)
         lock.lock(); finishedLocally = false; writeError = nil; lock.unlock()
         pending = Pending(step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step,

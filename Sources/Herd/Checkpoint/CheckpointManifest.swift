@@ -43,6 +43,8 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
         public var blockShape: [Int]
         public var flatStart: Int
         public var count: Int
+        /// Uncompressed size of the frame.
+        public var byteCount: Int { count * (dtype == "bf16" ? 2 : 4) }
     }
 
     public struct FileEntry: Codable, Sendable, Equatable {

@@ -12,6 +12,10 @@ public struct CheckpointSettings: Sendable, Equatable {
     public var level: Int = 3
     /// Write in the background while training goes on.
     public var async: Bool = true
+    /// "bf16" adds a bf16 copy of the weights (for inference and export, half
+    /// the size); the fp32 master weights and moments are always written, so
+    /// resuming stays exact.
+    public var weightDType: String = "fp32"
     public init() {}
 }
 
@@ -41,6 +45,7 @@ public enum CheckpointWriter {
         var tensorRank: Int
         var writesParams: Bool
         var writesMoments: Bool
+        var bf16Weights: Bool = false
     }
 
     static func sources(model: Llama, optimizer: AdamW, context: ParallelContext) -> Sources {
@@ -84,6 +89,15 @@ public enum CheckpointWriter {
             }
             let lo = spec.offset, hi = spec.offset + spec.count
             if src.writesParams { try add("param", src.params, lo, hi) }
+            if src.writesParams && src.bf16Weights {
+                // Round to nearest even; one tensor piece converted at a time.
+                var half = [UInt16](repeating: 0, count: hi - lo)
+                for i in 0..<(hi - lo) { half[i] = BFloat16.fromFloat(src.params[lo + i]) }
+                let (offset, size) = try half.withUnsafeBytes { try writer.writeFrame($0.baseAddress!, byteCount: $0.count) }
+                named.append(.init(name: spec.name, globalShape: spec.globalShape, role: spec.role, piece: .init(
+                    component: "weight", file: fileName, offset: offset, compressedBytes: size, dtype: "bf16",
+                    sliceStart: spec.sliceStart, blockShape: spec.shape, flatStart: 0, count: hi - lo)))
+            }
             if src.writesMoments {
                 let a = max(lo, src.range.lowerBound), b = min(hi, src.range.upperBound)
                 try add("exp_avg", src.m, a, b)
@@ -128,7 +142,7 @@ public enum CheckpointWriter {
         let manifest = CheckpointManifest(
             job: job.name, step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizerSteps,
             seed: job.seed, model: model, data: context.data.size, tensor: context.tensor.size,
-            zero1: context.zero1, weightDType: "fp32", tensors: tensors, files: files)
+            zero1: context.zero1, weightDType: settings.weightDType, tensors: tensors, files: files)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try durableWrite(try enc.encode(manifest), to: (tmp as NSString).appendingPathComponent(CheckpointManifest.fileName))
@@ -146,8 +160,9 @@ public enum CheckpointWriter {
                             context: ParallelContext, job: JobManifest, settings: CheckpointSettings) throws -> Result {
         let start = DispatchTime.now().uptimeNanoseconds
         try prepare(step: step, job: job, world: context.world)
-        try writeRankPart(sources(model: model, optimizer: optimizer, context: context),
-                          dir: temporaryDirectory(job, step: step), rank: context.world.rank, level: settings.level)
+        var src = sources(model: model, optimizer: optimizer, context: context)
+        src.bf16Weights = settings.weightDType == "bf16"
+        try writeRankPart(src, dir: temporaryDirectory(job, step: step), rank: context.world.rank, level: settings.level)
         context.world.barrier()
         var bytes = 0
         if context.isLeader {

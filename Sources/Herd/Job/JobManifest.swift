@@ -190,7 +190,11 @@ public struct JobManifest: Sendable {
 
         var checkpoint = CheckpointSettings()
         if let c = try top.section("checkpoint") {
-            try c.rejectUnknown(allowed: ["interval", "keep", "keep_every", "level", "async"])
+            try c.rejectUnknown(allowed: ["interval", "keep", "keep_every", "level", "async", "dtype"])
+            checkpoint.weightDType = try c.string("dtype") ?? "fp32"
+            guard ["fp32", "bf16"].contains(checkpoint.weightDType) else {
+                throw c.error("dtype", "expected fp32 or bf16, got \"\(checkpoint.weightDType)\"")
+            }
             checkpoint.async = try c.bool("async") ?? checkpoint.async
             checkpoint.interval = try c.int("interval", min: 0) ?? 0
             checkpoint.keep = try c.int("keep", min: 1) ?? checkpoint.keep
