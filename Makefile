@@ -27,7 +27,7 @@ test: setup
 	swift test -c release --skip-build --disable-swift-testing
 
 demo: build
-	$(HERD) run jobs/demo.yaml --sample 400
+	$(HERD) run jobs/demo.yaml --no-resume --sample 400
 
 # Herd's figures, then the PyTorch + transformers baseline on the same
 # models when PYTHON has torch and transformers (see bench/pytorch_llama.py).

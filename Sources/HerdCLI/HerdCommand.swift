@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Validate.self, CheckpointCommand.self, Presets.self, Bench.self, Version.self, Worker.self])
+        subcommands: [Run.self, Validate.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Presets.self, Bench.self, Version.self, Worker.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -201,6 +201,30 @@ struct Bench: ParsableCommand {
         }
         if layouts { try benchLayouts(cores: threads) }
         if checkpoints { try benchCheckpoints() }
+        if generation { try benchGeneration() }
+    }
+
+    @Flag(inversion: .prefixedNo, help: "Also time generation with the KV cache.")
+    var generation = true
+
+    /// Generation throughput on llama2.c's stories15M shape (random weights:
+    /// the speed does not depend on them), greedy, 200 new tokens.
+    func benchGeneration() throws {
+        let model = try Llama(config: LlamaConfig.presets["stories15m"]!)
+        model.initialize(seed: 1)
+        var prompts: [[TokenID]] = []
+        for p in 0..<8 { prompts.append([1] + (0..<7).map { i -> TokenID in TokenID(100 + 37 * p + i) }) }
+        func rate(batch: Int, _ ps: [[TokenID]]) -> Double {
+            let g = Generator(model: model, batch: batch)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let out = g.generate(ps, options: SamplingOptions(temperature: 0, maxNewTokens: 200))
+            let n = out.reduce(0) { $0 + $1.count }
+            return Double(n) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let one = rate(batch: 1, [prompts[0]])
+        let many = rate(batch: 64, prompts.flatMap { Array(repeating: $0, count: 8) })
+        print(String(format: "generation stories15m shape (%d params), KV cache, 200 new tokens: 1 sequence %.0f tokens/s; 8 prompts × 8 samples %.0f tokens/s (%.1f× one)",
+                     model.config.parameterCount, one, many, many / one))
     }
 
     @Flag(inversion: .prefixedNo, help: "Also time checkpoint saves and loads.")

@@ -11,7 +11,7 @@ public final class AsyncCheckpointer {
     let model: Llama
     let optimizer: AdamW
     let context: ParallelContext
-    let job: JobManifest
+    let job: any RunIdentity
     let settings: CheckpointSettings
     let snapshotParams: FloatBuffer
     let snapshotM: FloatBuffer, snapshotV: FloatBuffer
@@ -27,7 +27,7 @@ public final class AsyncCheckpointer {
     private var finishedLocally = false
     private var writeError: Error?
 
-    public init(model: Llama, optimizer: AdamW, context: ParallelContext, job: JobManifest, settings: CheckpointSettings) {
+    public init(model: Llama, optimizer: AdamW, context: ParallelContext, job: any RunIdentity, settings: CheckpointSettings) {
         self.model = model; self.optimizer = optimizer; self.context = context; self.job = job; self.settings = settings
         snapshotParams = FloatBuffer(count: model.layout.total)
         snapshotM = FloatBuffer(count: optimizer.range.count)

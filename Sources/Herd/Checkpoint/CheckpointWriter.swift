@@ -56,12 +56,12 @@ public enum CheckpointWriter {
                        writesMoments: (context.zero1 && context.data.size > 1) || context.rank.dataRank == 0)
     }
 
-    static func temporaryDirectory(_ job: JobManifest, step: Int) -> String {
+    static func temporaryDirectory(_ job: any RunIdentity, step: Int) -> String {
         CheckpointStore(runDirectory: job.output).path(step: step) + ".tmp"
     }
 
     /// Collective: rank 0 makes a fresh temporary directory for `step`.
-    static func prepare(step: Int, job: JobManifest, world: Communicator) throws {
+    static func prepare(step: Int, job: any RunIdentity, world: Communicator) throws {
         let tmp = temporaryDirectory(job, step: step)
         if world.rank == 0 {
             try? FileManager.default.removeItem(atPath: tmp)
@@ -116,7 +116,7 @@ public enum CheckpointWriter {
     /// Rank 0, once every rank's part is on disk: the manifest, then the
     /// directory renamed into place, then LATEST, then retention. Returns bytes written.
     static func commit(step: Int, sequencesConsumed: Int, optimizerSteps: Int, model: LlamaConfig,
-                       context: ParallelContext, job: JobManifest, settings: CheckpointSettings) throws -> Int {
+                       context: ParallelContext, job: any RunIdentity, settings: CheckpointSettings) throws -> Int {
         let store = CheckpointStore(runDirectory: job.output)
         let final = store.path(step: step), tmp = final + ".tmp"
         var tensors: [CheckpointManifest.TensorEntry] = []
@@ -157,7 +157,7 @@ public enum CheckpointWriter {
 
     /// A synchronous save. Collective: every rank calls it at the same step.
     public static func save(step: Int, sequencesConsumed: Int, model: Llama, optimizer: AdamW,
-                            context: ParallelContext, job: JobManifest, settings: CheckpointSettings) throws -> Result {
+                            context: ParallelContext, job: any RunIdentity, settings: CheckpointSettings) throws -> Result {
         let start = DispatchTime.now().uptimeNanoseconds
         try prepare(step: step, job: job, world: context.world)
         var src = sources(model: model, optimizer: optimizer, context: context)

@@ -24,6 +24,11 @@ public enum Matmul {
         y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
         rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
     ) {
+        if rows == 1 {   // one token: a matrix-vector product
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), 1,
+                        w, Int32(inFeatures), x, 1, accumulate ? 1 : 0, y, 1)
+            return
+        }
         gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
              a: x, lda: inFeatures, b: w, ldb: inFeatures,
              beta: accumulate ? 1 : 0, c: y, ldc: outFeatures)

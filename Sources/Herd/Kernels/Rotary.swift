@@ -34,18 +34,19 @@ public struct RotaryTable: Sendable {
 
 public enum Rotary {
     /// Rotates `heads` consecutive heads of each row in place. `x` points at the
-    /// first head of row 0; rows are `ld` floats apart; row r has position r % seqLen.
+    /// first head of row 0; rows are `ld` floats apart; row r has position
+    /// startPosition + r % seqLen (generation passes seqLen 1 and the position).
     /// `inverse` rotates by −angle, which is the backward pass (the map is orthogonal).
     public static func apply(
         _ x: UnsafeMutablePointer<Float>, table: RotaryTable,
-        rows: Int, seqLen: Int, heads: Int, ld: Int, inverse: Bool = false
+        rows: Int, seqLen: Int, heads: Int, ld: Int, inverse: Bool = false, startPosition: Int = 0
     ) {
         let half = table.headDim / 2
         let sign: Float = inverse ? -1 : 1
         table.cos.withUnsafeBufferPointer { cosp in
             table.sin.withUnsafeBufferPointer { sinp in
                 for r in 0..<rows {
-                    let pos = r % seqLen
+                    let pos = startPosition + r % seqLen
                     let c = cosp.baseAddress! + pos * half
                     let s = sinp.baseAddress! + pos * half
                     for h in 0..<heads {

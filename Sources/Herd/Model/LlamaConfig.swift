@@ -84,6 +84,9 @@ extension LlamaConfig {
         // The larger benchmark model: FFN 1376 ≈ 8/3·512 rounded up to 32.
         "small-512": LlamaConfig(dim: 512, layers: 8, heads: 8, kvHeads: 8, ffnDim: 1376,
                                  vocabSize: 0, maxSeqLen: 256),
+        // The shape of llama2.c's stories15M (Karpathy's TinyStories model), for generation benchmarks.
+        "stories15m": LlamaConfig(dim: 288, layers: 6, heads: 6, kvHeads: 6, ffnDim: 768,
+                                  vocabSize: 32000, maxSeqLen: 256),
         // For tests: grouped-query attention with 4 query and 2 KV heads.
         "tiny-gqa": LlamaConfig(dim: 32, layers: 2, heads: 4, kvHeads: 2, ffnDim: 64,
                                 vocabSize: 0, maxSeqLen: 16),

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Herd
+
+/// `herd import --hf DIR --out RUN`.
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "A Hugging Face LlamaForCausalLM directory as a Herd run with a step-0 checkpoint.")
+    @Option(help: "config.json plus model.safetensors (or shards with model.safetensors.index.json).") var hf: String
+    @Option(help: "The run directory to create; a job with this output continues from it.") var out: String
+
+    func run() throws {
+        do {
+            let dir = try ModelFiles.importHuggingFace(dir: hf, runDirectory: out)
+            print("imported \(hf) → \(dir)")
+        } catch { fail(error) }
+    }
+}
+
+/// `herd export --checkpoint PATH --hf OUTDIR`.
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "A Herd checkpoint as a Hugging Face LlamaForCausalLM directory.")
+    @Option(help: "A checkpoint directory, or a run directory (its LATEST).") var checkpoint: String
+    @Option(help: "The directory to write config.json and model.safetensors into.") var hf: String
+    @Option(help: "F32, BF16 or F16.") var dtype = "F32"
+
+    func run() throws {
+        guard ["F32", "BF16", "F16"].contains(dtype) else { fail(ValidationError("--dtype: expected F32, BF16 or F16, got \(dtype)")) }
+        do {
+            try ModelFiles.exportHuggingFace(checkpoint: checkpoint, to: hf, dtype: dtype)
+            print("exported \(checkpoint) → \(hf) (\(dtype))")
+        } catch { fail(error) }
+    }
+}
+
+/// `herd generate --model PATH --prompt TEXT`.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue a prompt with a Herd checkpoint or a Hugging Face model (KV cache).")
+    @Option(help: "A Herd checkpoint or run directory, or a Hugging Face directory.") var model: String
+    @Option(help: "The prompt text (needs the model's tokenizer).") var prompt: String?
+    @Option(help: "The prompt as token ids, space-separated.") var promptIds: String?
+    @Option(help: "How many continuations of the prompt, generated together.") var samples = 1
+    @Option(help: "0 for greedy.") var temperature = 0.8
+    @Option(help: "Nucleus sampling threshold.") var topP = 1.0
+    @Option var seed: UInt64 = 0
+    @Option var maxNewTokens = 128
+    @Option(help: "Stop a sequence at this token id.") var eos: Int32?
+    @Flag(help: "Print token ids instead of text.") var ids = false
+
+    func run() throws {
+        do {
+            let llama = try ModelFiles.loadModel(model)
+            let tokenizer = try TokenizerFile.find(near: model)
+            var tokens: [TokenID]
+            if let promptIds {
+                tokens = promptIds.split(whereSeparator: { $0 == " " || $0 == "," }).compactMap { TokenID($0) }
+            } else if let prompt {
+                guard let tokenizer else { throw ValidationError("--prompt: no tokenizer.json beside \(model); use --prompt-ids") }
+                tokens = try tokenizer.encode(prompt)
+            } else { throw ValidationError("give --prompt or --prompt-ids") }
+            guard !tokens.isEmpty else { throw ValidationError("the prompt is empty") }
+            let generator = Generator(model: llama, batch: samples)
+            let start = Date()
+            let out = generator.generate(Array(repeating: tokens, count: samples), options: .init(
+                temperature: temperature, topP: topP, seed: seed, maxNewTokens: maxNewTokens, eos: eos))
+            let n = out.reduce(0) { $0 + $1.count }
+            for o in out {
+                print(ids || tokenizer == nil ? o.map(String.init).joined(separator: " ") : tokenizer!.decode(o))
+            }
+            FileHandle.standardError.write(String(format: "%d tokens in %.2f s (%.0f tokens/s)\n", n, Date().timeIntervalSince(start),
+                                                  Double(n) / Date().timeIntervalSince(start)).data(using: .utf8)!)
+        } catch { fail(error) }
+    }
+}
