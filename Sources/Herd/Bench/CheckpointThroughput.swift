@@ -34,7 +34,7 @@ public enum CheckpointThroughput {
             output: \(workDir)/ckpt-run
             """, file: "bench")
         let trainer = try Pretrainer(manifest: m)
-        _ = trainer.trainStep()   // moments that are not all zero
+        _ = try trainer.trainStep()   // moments that are not all zero
         let t0 = DispatchTime.now().uptimeNanoseconds
         let saved = try CheckpointWriter.save(step: 1, sequencesConsumed: sequences, model: trainer.model, optimizer: trainer.optimizer,
                                               context: trainer.context, job: m, settings: m.checkpoint)
@@ -53,13 +53,13 @@ public enum CheckpointThroughput {
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
 
         var plain = 0.0
-        for _ in 0..<steps { plain += trainer.trainStep().seconds }
+        for _ in 0..<steps { plain += try trainer.trainStep().seconds }
         let async = AsyncCheckpointer(model: trainer.model, optimizer: trainer.optimizer, context: trainer.context,
                                       job: m, settings: m.checkpoint)
         let t2 = DispatchTime.now().uptimeNanoseconds
         _ = try async.start(step: 2, sequencesConsumed: 0)
         for _ in 0..<steps {
-            _ = trainer.trainStep()
+            _ = try trainer.trainStep()
             _ = try async.poll()
         }
         _ = try async.finish()

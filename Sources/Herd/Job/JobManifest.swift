@@ -16,7 +16,10 @@ public struct JobManifest: Sendable {
     }
 
     public struct DataSpec: Sendable {
+        /// A text file or directory (tokenized in memory), or ...
         public var corpus: String
+        /// ... a directory of token shards from `herd data prepare`.
+        public var shards: String?
         public var tokenizer: String
         public var seqLen: Int
         public var validationFraction: Double
@@ -249,10 +252,20 @@ public struct JobManifest: Sendable {
     }
 
     static func parseData(_ f: YAMLFields, overrides: Overrides) throws(ManifestError) -> DataSpec {
-        try f.rejectUnknown(allowed: ["corpus", "tokenizer", "seq_len", "val_fraction"])
+        try f.rejectUnknown(allowed: ["corpus", "shards", "tokenizer", "seq_len", "val_fraction"])
+        if let shards = try f.string("shards"), overrides.corpus == nil {
+            if f.has("corpus") { throw f.error("shards", "give either data.corpus or data.shards, not both") }
+            let index = (shards as NSString).appendingPathComponent("train/index.json")
+            guard FileManager.default.fileExists(atPath: index) else {
+                throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
+            }
+            let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
+            return DataSpec(corpus: "", shards: shards, tokenizer: try f.string("tokenizer") ?? "from shards",
+                            seqLen: seq, validationFraction: 0)
+        }
         var corpus = try f.string("corpus") ?? ""
         if let o = overrides.corpus { corpus = o } else if corpus.isEmpty {
-            throw f.missing("corpus", "a text file or a directory of text files")
+            throw f.missing("corpus", "a text file or a directory of text files, or data.shards")
         }
         let path = (corpus as NSString).expandingTildeInPath
         if !FileManager.default.fileExists(atPath: path) {
@@ -265,6 +278,6 @@ public struct JobManifest: Sendable {
         }
         let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
         let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? 0.1
-        return DataSpec(corpus: path, tokenizer: tok, seqLen: seq, validationFraction: frac)
+        return DataSpec(corpus: path, shards: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
     }
 }

@@ -5,10 +5,22 @@ import Foundation
 /// to plan; every worker loads it to train.
 public struct TrainingData {
     public let tokenizer: any Tokenizer
-    public let dataset: TokenDataset
+    public let dataset: any TrainingSource
     public let model: LlamaConfig
 
     public init(manifest m: JobManifest) throws {
+        if let shards = m.data.shards {
+            let tokPath = (shards as NSString).appendingPathComponent("tokenizer.json")
+            guard let data = FileManager.default.contents(atPath: tokPath) else {
+                throw ManifestError(file: m.file, field: "data.shards", message: "\(tokPath) is missing (run herd data prepare)")
+            }
+            tokenizer = try TokenizerFile.load(json: data, path: tokPath)
+            do { dataset = try ShardDataset(dir: shards, seqLen: m.data.seqLen, seed: m.seed) } catch {
+                throw ManifestError(file: m.file, field: "data.shards", message: "\(error)")
+            }
+            model = try Self.resolve(m, tokenizer)
+            return
+        }
         let corpus: Corpus
         do { corpus = try Corpus(path: m.data.corpus) } catch {
             throw ManifestError(file: m.file, field: "data.corpus", message: error.description)
@@ -16,18 +28,24 @@ public struct TrainingData {
         let tok: any Tokenizer = m.data.tokenizer == "byte" ? ByteTokenizer() : CharTokenizer(corpus: corpus.text)
         tokenizer = tok
         let ids = try tok.encode(corpus.text)
-        dataset = TokenDataset(tokens: ids, validationFraction: m.data.validationFraction, seqLen: m.data.seqLen)
-        guard dataset.train.count > m.data.seqLen + 1 else {
+        let d = TokenDataset(tokens: ids, validationFraction: m.data.validationFraction, seqLen: m.data.seqLen)
+        guard d.train.count > m.data.seqLen + 1 else {
             throw ManifestError(file: m.file, field: "data.corpus",
-                                message: "the training split has \(dataset.train.count) tokens, fewer than one sequence of data.seq_len + 1 = \(m.data.seqLen + 1)")
+                                message: "the training split has \(d.train.count) tokens, fewer than one sequence of data.seq_len + 1 = \(m.data.seqLen + 1)")
         }
+        dataset = d
+        model = try Self.resolve(m, tok)
+    }
+
+    /// The model shape with the tokenizer's vocabulary filled in.
+    static func resolve(_ m: JobManifest, _ tok: any Tokenizer) throws -> LlamaConfig {
         var config = m.model.config
         if config.vocabSize == 0 { config.vocabSize = tok.vocabSize }
         guard config.vocabSize >= tok.vocabSize else {
             throw ManifestError(file: m.file, field: "model.vocab_size",
                                 message: "must be at least the tokenizer's vocabulary (\(tok.vocabSize)), got \(config.vocabSize)")
         }
-        model = config
+        return config
     }
 }
 
@@ -39,7 +57,7 @@ public struct TrainingData {
 public final class Pretrainer {
     public let manifest: JobManifest
     public let tokenizer: any Tokenizer
-    public let dataset: TokenDataset
+    public let dataset: any TrainingSource
     public let model: Llama
     public let context: ParallelContext
     let sync: GradientSync
@@ -111,7 +129,7 @@ public final class Pretrainer {
     public var tokensPerStep: Int { manifest.batch.sequences * manifest.data.seqLen }
 
     /// One optimizer step over the global batch (this rank's part of it).
-    public func trainStep() -> StepResult {
+    public func trainStep() throws -> StepResult {
         let start = DispatchTime.now().uptimeNanoseconds
         let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
         let mine = context.rank
@@ -121,7 +139,7 @@ public final class Pretrainer {
         for k in 0..<(mine.sequenceCount / micro) {
             for i in 0..<micro {
                 let index = step * m.batch.sequences + mine.firstSequence + k * micro + i
-                dataset.trainWindow(seed: m.seed, index: index, tokens: tokens + i * T, targets: targets + i * T)
+                try dataset.trainWindow(seed: m.seed, index: index, tokens: tokens + i * T, targets: targets + i * T)
             }
             let r = runner.accumulate(tokens: tokens, targets: targets, lossScale: scale)
             stats[0] += r.lossSum
@@ -139,7 +157,7 @@ public final class Pretrainer {
     /// Mean cross-entropy over the held-out split (non-overlapping windows,
     /// up to eval.max_sequences of them), the windows dealt out to the
     /// data-parallel ranks.
-    public func evaluate() -> Double {
+    public func evaluate() throws -> Double {
         let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
         var windows = dataset.validationWindows
         if let cap = m.eval.maxSequences { windows = min(windows, cap) }
@@ -151,7 +169,7 @@ public final class Pretrainer {
             let n = min(micro, mineCount - w)
             for i in 0..<micro {
                 if i < n {
-                    dataset.validationWindow((w + i) * dp + d, tokens: tokens + i * T, targets: targets + i * T)
+                    try dataset.validationWindow((w + i) * dp + d, tokens: tokens + i * T, targets: targets + i * T)
                 } else { // pad the last micro-batch; the ignore mask drops it
                     (tokens + i * T).update(repeating: 0, count: T)
                     (targets + i * T).update(repeating: CrossEntropy.ignoreIndex, count: T)
@@ -189,12 +207,12 @@ public final class Pretrainer {
                                     "steps": m.steps, "tokens_per_step": tokensPerStep,
                                     "data_parallel": context.data.size, "tensor_parallel": context.tensor.size,
                                     "zero1": context.zero1,
-                                    "train_tokens": dataset.train.count, "validation_tokens": dataset.validation.count])
+                                    "train_tokens": dataset.trainTokens, "validation_tokens": dataset.validationTokens])
             let layout = context.world.size > 1
                 ? "\(context.world.size) ranks (data \(context.data.size) × tensor \(context.tensor.size)\(context.zero1 ? ", ZeRO-1" : "")), "
                 : ""
             output("\(m.name): \(model.config.parameterCount) parameters, vocab \(model.config.vocabSize), "
-                   + "\(dataset.train.count) train / \(dataset.validation.count) held-out tokens, "
+                   + "\(dataset.trainTokens) train / \(dataset.validationTokens) held-out tokens, "
                    + "\(m.steps) steps of \(tokensPerStep) tokens, \(layout)\(runner.threads) batch thread(s), BLAS \(Matmul.coreName) × \(Matmul.threads)")
         }
         if resume, let from = try resumePoint(note: { if lead { output("herd: \($0)") } }) {
@@ -209,7 +227,7 @@ public final class Pretrainer {
         var last = StepResult(step: 0, loss: .nan, lr: 0, gradNorm: 0, seconds: 0)
         var validation = Double.nan
         while step < m.steps {
-            last = trainStep()
+            last = try trainStep()
             guard last.loss.isFinite, last.gradNorm.isFinite else {
                 throw TrainingError.nonFinite(step: step, loss: last.loss, gradNorm: last.gradNorm)
             }
@@ -252,7 +270,7 @@ public final class Pretrainer {
                 }
             }
             if (m.eval.interval > 0 && step % m.eval.interval == 0) || step == m.steps {
-                validation = evaluate()
+                validation = try evaluate()
                 events?.write("eval", ["step": step, "val_loss": validation])
                 if lead { output(String(format: "step %d | held-out loss %.4f", step, validation)) }
             }

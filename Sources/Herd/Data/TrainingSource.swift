@@ -1,0 +1,83 @@
+import Foundation
+
+/// Where a job's sequences come from: an in-memory corpus (TokenDataset) or
+/// prepared token shards (ShardDataset). Training window `index` is the
+/// global sequence counter, so any layout reads the same data.
+public protocol TrainingSource: Sendable {
+    var seqLen: Int { get }
+    var trainTokens: Int { get }
+    var validationTokens: Int { get }
+    func trainWindow(seed: UInt64, index: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws
+    var validationWindows: Int { get }
+    func validationWindow(_ i: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws
+}
+
+extension TokenDataset: TrainingSource {
+    public var trainTokens: Int { train.count }
+    public var validationTokens: Int { validation.count }
+}
+
+/// Token shards written by `herd data prepare` (DIR/train, DIR/validation,
+/// DIR/tokenizer.json), sampled by `ShardSampler`.
+public struct ShardDataset: TrainingSource, @unchecked Sendable {
+    public let seqLen: Int
+    let train: TokenShards.Reader, validation: TokenShards.Reader
+    let trainSampler: ShardSampler, validationSlots: ShardSampler
+
+    public init(dir: String, seqLen: Int, seed: UInt64) throws {
+        self.seqLen = seqLen
+        train = try TokenShards.Reader(dir: (dir as NSString).appendingPathComponent("train"))
+        validation = try TokenShards.Reader(dir: (dir as NSString).appendingPathComponent("validation"))
+        trainSampler = ShardSampler(shardTokenCounts: train.index.shards.map(\.tokens), seqLen: seqLen, seed: seed)
+        validationSlots = ShardSampler(shardTokenCounts: validation.index.shards.map(\.tokens), seqLen: seqLen, seed: seed)
+        guard trainSampler.totalSlots > 0 else {
+            throw ShardError.file(train.dir, "no shard holds one sequence of seq_len + 1 = \(seqLen + 1) tokens")
+        }
+    }
+
+    public var trainTokens: Int { train.index.tokenCount }
+    public var validationTokens: Int { validation.index.tokenCount }
+
+    public func trainWindow(seed: UInt64, index: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws {
+        let (shard, offset) = trainSampler.location(forSequence: index)
+        try read(train, shard, offset, tokens, targets)
+    }
+
+    public var validationWindows: Int { validationSlots.totalSlots }
+
+    public func validationWindow(_ i: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws {
+        let (shard, offset) = validationSlots.location(ofSlot: i)
+        try read(validation, shard, offset, tokens, targets)
+    }
+
+    private func read(_ r: TokenShards.Reader, _ shard: Int, _ offset: Int,
+                      _ tokens: UnsafeMutablePointer<TokenID>, _ targets: UnsafeMutablePointer<TokenID>) throws {
+        var window = [TokenID](repeating: 0, count: seqLen + 1)
+        try window.withUnsafeMutableBufferPointer { try r.read(shard: shard, offset: offset, count: seqLen + 1, into: $0.baseAddress!) }
+        window.withUnsafeBufferPointer {
+            tokens.update(from: $0.baseAddress!, count: seqLen)
+            targets.update(from: $0.baseAddress! + 1, count: seqLen)
+        }
+    }
+
+    /// `herd data prepare`: tokenizes a corpus into DIR/train and DIR/validation (the last fraction held out).
+    public static func prepare(corpus: String, tokenizer kind: String, out: String, shardTokens: Int,
+                               validationFraction: Double) throws -> (train: TokenShards.Index, validation: TokenShards.Index) {
+        let text = try Corpus(path: corpus).text
+        let tok: any Tokenizer = kind == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
+        let ids = try tok.encode(text)
+        let cut = Int((Double(ids.count) * (1 - validationFraction)).rounded(.down))
+        let tw = try TokenShards.Writer(dir: (out as NSString).appendingPathComponent("train"), tokenizer: kind,
+                                        vocabSize: tok.vocabSize, shardTokens: shardTokens)
+        try tw.append(Array(ids[..<cut]))
+        let vw = try TokenShards.Writer(dir: (out as NSString).appendingPathComponent("validation"), tokenizer: kind,
+                                        vocabSize: tok.vocabSize, shardTokens: shardTokens)
+        try vw.append(Array(ids[cut...]))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let tokFile = (out as NSString).appendingPathComponent("tokenizer.json")
+        if let char = tok as? CharTokenizer { try enc.encode(char).write(to: URL(fileURLWithPath: tokFile), options: .atomic) }
+        else { try enc.encode(["kind": kind]).write(to: URL(fileURLWithPath: tokFile), options: .atomic) }
+        return (try tw.finish(), try vw.finish())
+    }
+}
