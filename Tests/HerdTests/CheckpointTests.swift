@@ -7,12 +7,7 @@ import Herd
 final class CheckpointTests: XCTestCase {
     static let dir = NSTemporaryDirectory() + "herd-ckpt-\(getpid())"
 
-    override class func setUp() {
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let text = (try? String(contentsOfFile: "../shared/data/tinyshakespeare.txt", encoding: .utf8))
-            ?? String(repeating: "Now is the winter of our discontent made glorious summer by this sun of York.\n", count: 800)
-        try? String(text.prefix(120_000)).write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
-    }
+    override class func setUp() { HerdBinary.writeCorpus(in: dir) }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 

@@ -9,12 +9,7 @@ final class DistributedTests: XCTestCase {
     static let dir = NSTemporaryDirectory() + "herd-mpi-\(getpid())"
     static var reference: (losses: [Double], weights: [String: [Float]])?
 
-    override class func setUp() {
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let text = (try? String(contentsOfFile: "../shared/data/tinyshakespeare.txt", encoding: .utf8))
-            ?? String(repeating: "Now is the winter of our discontent made glorious summer by this sun of York.\n", count: 800)
-        try? String(text.prefix(120_000)).write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
-    }
+    override class func setUp() { HerdBinary.writeCorpus(in: dir) }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
