@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Presets.self, Bench.self, Version.self, Worker.self])
+        subcommands: [Run.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Presets.self, Bench.self, Version.self, Worker.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -202,6 +202,22 @@ struct Bench: ParsableCommand {
         if layouts { try benchLayouts(cores: threads) }
         if checkpoints { try benchCheckpoints() }
         if generation { try benchGeneration() }
+        try benchTokenizer()
+    }
+
+    /// Llama 2's SentencePiece model on Tiny Shakespeare, line by line.
+    func benchTokenizer() throws {
+        let model = "../shared/data/llama2-tokenizer.model", corpus = "../shared/data/tinyshakespeare.txt"
+        guard FileManager.default.fileExists(atPath: model), let text = try? String(contentsOfFile: corpus, encoding: .utf8) else {
+            return print("tokenizer: skipped (needs \(model) and \(corpus))")
+        }
+        let t = try SentencePieceTokenizer(path: model)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var n = 0
+        for l in lines { n += try t.encode(l).count }
+        let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        print(String(format: "tokenizer: Llama 2 SentencePiece encode %.2f MB/s (%d tokens, one thread, line by line)", Double(text.utf8.count) / s / 1e6, n))
     }
 
     @Flag(inversion: .prefixedNo, help: "Also time generation with the KV cache.")

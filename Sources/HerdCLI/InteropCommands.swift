@@ -47,6 +47,8 @@ struct Generate: ParsableCommand {
     @Option var maxNewTokens = 128
     @Option(help: "Stop a sequence at this token id.") var eos: Int32?
     @Flag(help: "Print token ids instead of text.") var ids = false
+    @Flag(help: "Wrap the prompt in the Llama 2 chat format ([INST] ... [/INST]); needs a SentencePiece tokenizer.") var chat = false
+    @Option(help: "With --chat: a system message.") var system: String?
 
     func run() throws {
         do {
@@ -56,20 +58,51 @@ struct Generate: ParsableCommand {
             if let promptIds {
                 tokens = promptIds.split(whereSeparator: { $0 == " " || $0 == "," }).compactMap { TokenID($0) }
             } else if let prompt {
-                guard let tokenizer else { throw ValidationError("--prompt: no tokenizer.json beside \(model); use --prompt-ids") }
-                tokens = try tokenizer.encode(prompt)
+                guard let tokenizer else { throw ValidationError("--prompt: no tokenizer.model or tokenizer.json beside \(model); use --prompt-ids") }
+                if chat {
+                    guard let spm = tokenizer as? SentencePieceTokenizer else { throw ValidationError("--chat needs a SentencePiece tokenizer.model") }
+                    tokens = try ChatFormat.encode((system.map { [ChatMessage(.system, $0)] } ?? []) + [ChatMessage(.user, prompt)], tokenizer: spm).tokens
+                } else if let spm = tokenizer as? SentencePieceTokenizer {
+                    tokens = spm.encode(prompt, bos: true, eos: false)
+                } else {
+                    tokens = try tokenizer.encode(prompt)
+                }
             } else { throw ValidationError("give --prompt or --prompt-ids") }
             guard !tokens.isEmpty else { throw ValidationError("the prompt is empty") }
             let generator = Generator(model: llama, batch: samples)
             let start = Date()
+            let stop = eos ?? (tokenizer as? SentencePieceTokenizer)?.eosID
             let out = generator.generate(Array(repeating: tokens, count: samples), options: .init(
-                temperature: temperature, topP: topP, seed: seed, maxNewTokens: maxNewTokens, eos: eos))
+                temperature: temperature, topP: topP, seed: seed, maxNewTokens: maxNewTokens, eos: stop))
             let n = out.reduce(0) { $0 + $1.count }
             for o in out {
                 print(ids || tokenizer == nil ? o.map(String.init).joined(separator: " ") : tokenizer!.decode(o))
             }
             FileHandle.standardError.write(String(format: "%d tokens in %.2f s (%.0f tokens/s)\n", n, Date().timeIntervalSince(start),
                                                   Double(n) / Date().timeIntervalSince(start)).data(using: .utf8)!)
+        } catch { fail(error) }
+    }
+}
+
+/// `herd tokenize --tokenizer PATH`: text on stdin → ids (or ids → text with --decode).
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Token ids of the text on standard input (or text of the ids, with --decode).")
+    @Option(help: "A SentencePiece tokenizer.model, or a run's tokenizer.json.") var tokenizer: String
+    @Flag(help: "Read token ids (space-separated) and print the text.") var decode = false
+    @Flag(help: "Add BOS (SentencePiece tokenizers).") var bos = false
+    @Flag(help: "Add EOS (SentencePiece tokenizers).") var eos = false
+
+    func run() throws {
+        do {
+            let t = try TokenizerFile.load(path: tokenizer)
+            let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            if decode {
+                print(t.decode(input.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).compactMap { TokenID($0) }), terminator: "")
+                return
+            }
+            var ids: [TokenID]
+            if let spm = t as? SentencePieceTokenizer { ids = spm.encode(input, bos: bos, eos: eos) } else { ids = try t.encode(input) }
+            print(ids.map(String.init).joined(separator: " "))
         } catch { fail(error) }
     }
 }

@@ -33,5 +33,26 @@ cases = {}
 for name, path in [("llama2", os.path.join(shared, "llama2-tokenizer.model")), ("small", os.path.join(here, "spm-small.model"))]:
     sp = spm.SentencePieceProcessor(model_file=path)
     cases[name] = [{"text": t, "ids": sp.encode(t), "decoded": sp.decode(sp.encode(t))} for t in texts]
+# The Llama 2 chat format, built as Meta's llama/generation.py chat_completion does.
+sp = spm.SentencePieceProcessor(model_file=os.path.join(shared, "llama2-tokenizer.model"))
+def meta_chat(dialog):
+    B_INST, E_INST, B_SYS, E_SYS = "[INST]", "[/INST]", "<<SYS>>\n", "\n<</SYS>>\n\n"
+    if dialog[0]["role"] == "system":
+        dialog = [{"role": dialog[1]["role"], "content": B_SYS + dialog[0]["content"] + E_SYS + dialog[1]["content"]}] + dialog[2:]
+    toks = []
+    for p, a in zip(dialog[::2], dialog[1::2]):
+        toks += [sp.bos_id()] + sp.encode(f"{B_INST} {(p['content']).strip()} {E_INST} {(a['content']).strip()} ") + [sp.eos_id()]
+    if dialog[-1]["role"] == "user":
+        toks += [sp.bos_id()] + sp.encode(f"{B_INST} {(dialog[-1]['content']).strip()} {E_INST}")
+    return toks
+dialogs = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "Always answer with emojis."}, {"role": "user", "content": "How do I get to the airport?"}],
+    [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": " Hello! How can I help? "},
+     {"role": "user", "content": "Tell me a joke.\n"}, {"role": "assistant", "content": "Why did the llama cross the road?"}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"},
+     {"role": "user", "content": "And 2+2?"}],
+]
+cases["chat"] = [{"dialog": d, "ids": meta_chat(d)} for d in dialogs]
 json.dump(cases, open(os.path.join(here, "spm-cases.json"), "w"), ensure_ascii=False, indent=0)
 print({k: sum(len(c["ids"]) for c in v) for k, v in cases.items()})

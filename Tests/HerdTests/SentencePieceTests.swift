@@ -6,9 +6,12 @@ import Herd
 /// (Tests/Data/spm-cases.json, made by Tests/Data/make_spm_fixtures.py).
 final class SentencePieceTests: XCTestCase {
     struct Case: Decodable { var text: String; var ids: [TokenID]; var decoded: String }
-    var cases: [String: [Case]] {
-        try! JSONDecoder().decode([String: [Case]].self, from: Data(contentsOf: URL(fileURLWithPath: "Tests/Data/spm-cases.json")))
+    struct ChatCase: Decodable { var dialog: [ChatMessage]; var ids: [TokenID] }
+    struct Fixture: Decodable { var llama2: [Case]; var small: [Case]; var chat: [ChatCase] }
+    var fixture: Fixture {
+        try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: URL(fileURLWithPath: "Tests/Data/spm-cases.json")))
     }
+    var cases: [String: [Case]] { ["llama2": fixture.llama2, "small": fixture.small] }
     let llama = "../shared/data/llama2-tokenizer.model"
 
     func check(_ t: SentencePieceTokenizer, _ cases: [Case], line: UInt = #line) throws {
@@ -35,6 +38,25 @@ final class SentencePieceTests: XCTestCase {
         // Characters the small model never saw fall back to bytes and come back whole.
         let ids = try t.encode("日本 🦙")
         XCTAssertEqual(t.decode(ids), "日本 🦙")
+    }
+
+    func testChatFormatIsMetas() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: llama), "needs \(llama)")
+        let t = try SentencePieceTokenizer(path: llama)
+        for c in fixture.chat {
+            let (ids, assistant) = try ChatFormat.encode(c.dialog, tokenizer: t)
+            XCTAssertEqual(ids, c.ids, "\(c.dialog.map(\.content))")
+            XCTAssertEqual(assistant.count, ids.count)
+            // The supervised tokens decode to the answers (each ending with EOS).
+            let answers = c.dialog.filter { $0.role == .assistant }.map { $0.content.trimmingCharacters(in: .whitespacesAndNewlines) }
+            let learned = ids.enumerated().filter { assistant[$0.offset] }.map(\.element)
+            XCTAssertEqual(learned.filter { $0 == t.eosID }.count, answers.count)
+            XCTAssertEqual(t.decode(learned.filter { $0 != t.eosID }).replacingOccurrences(of: "  ", with: " ").trimmingCharacters(in: .whitespaces),
+                           answers.joined(separator: " "))
+        }
+        XCTAssertThrowsError(try ChatFormat.encode([ChatMessage(.user, "a"), ChatMessage(.user, "b")], tokenizer: t)) {
+            XCTAssertEqual($0 as? ChatFormatError, .order(index: 1, expected: "assistant", found: .user))
+        }
     }
 
     func testFilesThatAreNotModelsAreClearErrors() throws {

@@ -1,16 +1,28 @@
 import Foundation
 
-/// The tokenizer that belongs with a model: a run directory's
-/// `tokenizer.json` (char- or byte-level vocabulary, written by `herd run`).
+/// The tokenizer that belongs with a model: a SentencePiece `tokenizer.model`
+/// (Llama 2's, beside a Hugging Face model or an imported run), or a run
+/// directory's `tokenizer.json` (char- or byte-level, written by `herd run`).
 public enum TokenizerFile {
     /// Looks in `dir` and, for a checkpoint directory, in its run directory.
     public static func find(near path: String) throws -> (any Tokenizer)? {
         let run = ((path as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
         for dir in [path, run] {
+            let spm = (dir as NSString).appendingPathComponent("tokenizer.model")
+            if FileManager.default.fileExists(atPath: spm) { return try SentencePieceTokenizer(path: spm) }
             let json = (dir as NSString).appendingPathComponent("tokenizer.json")
             if let data = FileManager.default.contents(atPath: json) { return try load(json: data, path: json) }
         }
         return nil
+    }
+
+    /// A tokenizer file named directly: a SentencePiece model, or a tokenizer.json.
+    public static func load(path: String) throws -> any Tokenizer {
+        if path.hasSuffix(".json") {
+            guard let data = FileManager.default.contents(atPath: path) else { throw InteropError.file(path, "cannot read") }
+            return try load(json: data, path: path)
+        }
+        return try SentencePieceTokenizer(path: path)
     }
 
     public static func load(json data: Data, path: String) throws -> any Tokenizer {
