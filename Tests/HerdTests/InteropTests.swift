@@ -89,6 +89,21 @@ final class InteropTests: XCTestCase {
         let back = try HuggingFace.load(dir: out)
         XCTAssertEqual(back.config, fp32.config)
         XCTAssertEqual(back.tensors, fp32.tensors)
+        // Sharded: the same tensors split over two files with an index.
+        let sharded = out + "-sharded"
+        defer { try? FileManager.default.removeItem(atPath: sharded) }
+        try FileManager.default.createDirectory(atPath: sharded, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixture + "/config.json", toPath: sharded + "/config.json")
+        let all = try SafetensorsFile(path: fixture + "/model.safetensors")
+        let names = all.entries.keys.sorted()
+        var map: [String: String] = [:]
+        for (i, part) in [Array(names.prefix(names.count / 2)), Array(names.dropFirst(names.count / 2))].enumerated() {
+            let file = "model-0000\(i + 1)-of-00002.safetensors"
+            try SafetensorsFile.write(try part.map { ($0, all.entries[$0]!.shape, try all.floats($0)) }, to: sharded + "/" + file)
+            for n in part { map[n] = file }
+        }
+        try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": map]).write(to: URL(fileURLWithPath: sharded + "/model.safetensors.index.json"))
+        XCTAssertEqual(try HuggingFace.load(dir: sharded).tensors, fp32.tensors)
         // The file transformers wrote and the one Herd wrote hold the same bytes per tensor.
         let theirs = try SafetensorsFile(path: fixture + "/model.safetensors"), ours = try SafetensorsFile(path: out + "/model.safetensors")
         for name in theirs.entries.keys { XCTAssertEqual(try theirs.floats(name), try ours.floats(name), name) }
