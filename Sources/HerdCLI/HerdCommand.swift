@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Presets.self, Bench.self, Version.self, Worker.self])
+        subcommands: [Run.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Presets.self, Bench.self, Version.self, Worker.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.

@@ -92,6 +92,14 @@ final class ManifestTests: XCTestCase {
         for job in ["jobs/shakespeare-char.yaml", "jobs/demo.yaml"] {
             XCTAssertNoThrow(try JobManifest.load(path: job, overrides: .init(corpus: corpus)), job)
         }
+        // The paper's runs: 2T tokens in 4M-token batches.
+        for size in ["7b", "13b", "70b"] {
+            let m = try JobManifest.load(path: "jobs/llama2-\(size).yaml", overrides: .init(planOnly: true))
+            XCTAssertEqual(m.batch.sequences * m.data.seqLen, 4_194_304)
+            XCTAssertEqual(m.steps, 476_838)
+            XCTAssertEqual(m.schedule.warmupSteps, 2000)
+            XCTAssertEqual(m.schedule.peak, size == "70b" ? 1.5e-4 : 3e-4)
+        }
     }
 }
 

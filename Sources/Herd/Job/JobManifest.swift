@@ -78,8 +78,10 @@ public struct JobManifest: Sendable {
         public var corpus: String?
         public var steps: Int?
         public var output: String?
-        public init(corpus: String? = nil, steps: Int? = nil, output: String? = nil) {
-            self.corpus = corpus; self.steps = steps; self.output = output
+        /// Planning only: the data need not exist on this machine.
+        public var planOnly: Bool
+        public init(corpus: String? = nil, steps: Int? = nil, output: String? = nil, planOnly: Bool = false) {
+            self.corpus = corpus; self.steps = steps; self.output = output; self.planOnly = planOnly
         }
     }
 
@@ -107,7 +109,7 @@ public struct JobManifest: Sendable {
         }
         let top = try YAMLFields(root, path: "", file: file)
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
-                                        "schedule", "steps", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint"])
+                                        "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint"])
 
         let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         guard let kind = Kind(rawValue: kindText) else {
@@ -172,8 +174,13 @@ public struct JobManifest: Sendable {
         let clip = try optFields.double("grad_clip", min: 0) ?? 1.0
 
         var steps = try top.int("steps", min: 1) ?? 0
+        if let budget = try top.int("train_tokens", min: 1) {
+            if steps > 0 { throw top.error("train_tokens", "give either steps or train_tokens, not both") }
+            let perStep = sequences * data.seqLen
+            steps = (budget + perStep - 1) / perStep
+        }
         if let o = overrides.steps { steps = o } else if steps == 0 {
-            throw top.missing("steps", "the number of optimizer steps, an integer")
+            throw top.missing("steps", "the number of optimizer steps, an integer (or train_tokens, a token budget)")
         }
 
         var schedule = CosineSchedule(peak: lr, decaySteps: steps)
@@ -256,7 +263,7 @@ public struct JobManifest: Sendable {
         if let shards = try f.string("shards"), overrides.corpus == nil {
             if f.has("corpus") { throw f.error("shards", "give either data.corpus or data.shards, not both") }
             let index = (shards as NSString).appendingPathComponent("train/index.json")
-            guard FileManager.default.fileExists(atPath: index) else {
+            guard overrides.planOnly || FileManager.default.fileExists(atPath: index) else {
                 throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
             }
             let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
@@ -268,7 +275,7 @@ public struct JobManifest: Sendable {
             throw f.missing("corpus", "a text file or a directory of text files, or data.shards")
         }
         let path = (corpus as NSString).expandingTildeInPath
-        if !FileManager.default.fileExists(atPath: path) {
+        if !overrides.planOnly && !FileManager.default.fileExists(atPath: path) {
             let abs = URL(fileURLWithPath: path).standardizedFileURL.path
             throw f.error("corpus", "no such file or directory: \(abs) (relative paths are taken from the current directory, \(FileManager.default.currentDirectoryPath))")
         }

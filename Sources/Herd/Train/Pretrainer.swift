@@ -338,6 +338,7 @@ public enum TrainingError: Error, CustomStringConvertible {
 func formatDuration(_ s: Double) -> String {
     guard s.isFinite else { return "?" }
     let t = Int(s.rounded())
+    if t >= 86400 { return "\(t / 86400)d\(String(format: "%02d", (t % 86400) / 3600))h" }
     if t >= 3600 { return "\(t / 3600)h\(String(format: "%02d", (t % 3600) / 60))m" }
     if t >= 60 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }
     return "\(t)s"

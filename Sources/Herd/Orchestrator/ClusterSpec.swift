@@ -1,0 +1,87 @@
+import Foundation
+import Yams
+
+/// Where jobs run (`clusters/*.yaml`): the launcher and the nodes, with
+/// what the planner needs to place ranks and estimate memory and time.
+public struct ClusterSpec: Sendable {
+    public enum Launcher: String, Sendable, CaseIterable { case mpirun, slurm }
+
+    public struct NodeGroup: Sendable {
+        /// Host names: `hosts` listed, or `count` nodes named prefix-0, prefix-1, ...
+        public var hosts: [String]
+        /// Ranks a node runs (cores on a CPU node, GPUs on a GPU node).
+        public var slots: Int
+        public var cores: Int
+        public var memoryGB: Double
+        /// Memory of one slot's device when ranks run on accelerators (GPU memory).
+        public var deviceMemoryGB: Double?
+        /// Peak FLOP/s of one slot, in TFLOP/s (measured sgemm here, or a device's datasheet).
+        public var peakTFLOPs: Double
+        public var device: String
+    }
+
+    public var file: String
+    public var name: String
+    public var launcher: Launcher
+    public var partition: String?
+    public var account: String?
+    public var nodes: [NodeGroup]
+    /// The model-FLOPs utilisation time estimates assume.
+    public var utilization: Double
+
+    public var slots: Int { nodes.reduce(0) { $0 + $1.hosts.count * $1.slots } }
+
+    public static func load(path: String) throws(ManifestError) -> ClusterSpec {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ManifestError(file: path, field: "", message: "cannot read the cluster file")
+        }
+        let root: Node
+        do {
+            guard let n = try Yams.compose(yaml: text) else { throw ManifestError(file: path, field: "", message: "the cluster file is empty") }
+            root = n
+        } catch let e as ManifestError { throw e } catch {
+            throw ManifestError(file: path, field: "", message: "not valid YAML: \(error)")
+        }
+        let top = try YAMLFields(root, path: "", file: path)
+        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "nodes", "utilization"])
+        let l = try top.requiredString("launcher", "mpirun or slurm")
+        guard let launcher = Launcher(rawValue: l) else {
+            throw top.error("launcher", "unknown launcher \"\(l)\"; expected one of: mpirun, slurm")
+        }
+        guard let list = top.mapping["nodes"]?.sequence, !list.isEmpty else {
+            throw top.error("nodes", "required: a list of node groups (hosts or count, slots, cores, memory_gb, peak_tflops)")
+        }
+        var groups: [NodeGroup] = []
+        for (i, node) in list.enumerated() {
+            let f = try YAMLFields(node, path: "nodes[\(i)]", file: path)
+            try f.rejectUnknown(allowed: ["hosts", "count", "prefix", "slots", "cores", "memory_gb", "device_memory_gb", "peak_tflops", "device"])
+            var hosts: [String] = []
+            if let h = f.mapping["hosts"] {
+                guard let seq = h.sequence, !seq.isEmpty else { throw f.error("hosts", "expected a list of host names") }
+                hosts = seq.compactMap { $0.string }
+            } else {
+                let count = try f.requiredInt("count", min: 1, "how many such nodes (or list hosts)")
+                let prefix = try f.string("prefix") ?? "node"
+                hosts = (0..<count).map { "\(prefix)-\($0)" }
+            }
+            groups.append(NodeGroup(
+                hosts: hosts, slots: try f.requiredInt("slots", min: 1, "ranks per node"),
+                cores: try f.requiredInt("cores", min: 1, "cores per node"),
+                memoryGB: try f.requiredDouble("memory_gb", min: 0.001, "memory per node in GB"),
+                deviceMemoryGB: try f.double("device_memory_gb", min: 0.001),
+                peakTFLOPs: try f.requiredDouble("peak_tflops", min: 0, "peak TFLOP/s of one slot"),
+                device: try f.string("device") ?? "cpu"))
+        }
+        if launcher == .slurm, !top.has("partition") {
+            throw top.error("partition", "required for the slurm launcher")
+        }
+        return ClusterSpec(file: path, name: try top.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
+                           launcher: launcher, partition: try top.string("partition"), account: try top.string("account"),
+                           nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
+    }
+
+    /// The host of each slot, in rank order (nodes filled one after another).
+    public var slotHosts: [(host: String, group: Int)] {
+        nodes.enumerated().flatMap { g, n in n.hosts.flatMap { h in Array(repeating: (h, g), count: n.slots) } }
+    }
+}

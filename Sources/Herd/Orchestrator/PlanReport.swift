@@ -1,0 +1,80 @@
+import Foundation
+
+/// What `herd plan` tells before anything starts: the layout on the
+/// cluster's nodes, the memory each rank needs (ZeRO-aware), FLOPs per token
+/// and the time the job takes at the cluster's peak and a stated utilisation.
+public struct PlanReport: Sendable {
+    public var plan: Plan
+    public var cluster: ClusterSpec
+    public var bytesPerRank: (weights: Double, gradients: Double, optimizer: Double, activations: Double)
+    public var flopsPerToken: Double
+    public var totalTokens: Double
+    public var secondsAtUtilization: Double
+    public var slotHours: Double
+    /// Set when a rank's memory exceeds its slot's: what to change.
+    public var memoryProblem: String?
+
+    public var totalBytesPerRank: Double { bytesPerRank.weights + bytesPerRank.gradients + bytesPerRank.optimizer + bytesPerRank.activations }
+
+    /// Places the plan's ranks on the cluster and checks that they fit.
+    public static func make(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec) throws -> PlanReport {
+        let world = m.parallelism.world, tp = m.parallelism.tensor
+        let slots = cluster.slotHosts
+        guard world <= slots.count else {
+            throw ManifestError(file: cluster.file, field: "nodes",
+                                message: "the job needs \(world) ranks (parallelism.data \(m.parallelism.data) × tensor \(tp)); the cluster has \(slots.count) slots")
+        }
+        for (i, n) in cluster.nodes.enumerated() where n.slots % tp != 0 && world > 1 {
+            throw ManifestError(file: cluster.file, field: "nodes[\(i)].slots",
+                                message: "tensor-parallel groups stay inside a node: \(n.slots) slots do not divide into groups of \(tp)")
+        }
+        var plan = try Planner.plan(manifest: m, model: model, host: slots[0].host, cores: cluster.nodes[0].cores)
+        for r in 0..<world {
+            let g = cluster.nodes[slots[r].group]
+            plan.ranks[r].host = slots[r].host
+            plan.ranks[r].threads = max(1, g.cores / g.slots)
+        }
+        // Memory of rank 0 (every rank holds the same amount): fp32 weights and
+        // gradients of its tensor shard; AdamW's two moments, divided among the
+        // data ranks with ZeRO-1; activations of one micro-batch as Herd keeps them.
+        let shard = plan.ranks[0].shard
+        let local = Double(ParameterLayout(config: model, shard: shard).total)
+        let optimizer = 2 * local / Double(m.parallelism.zero1 ? m.parallelism.data : 1)
+        let acts = Double(Activations.floatCount(config: model, shard: shard, batch: m.batch.microBatch, seqLen: m.data.seqLen))
+        let bytes = (4 * local, 4 * local, 4 * optimizer, 4 * acts)
+        let group = cluster.nodes[slots[0].group]
+        let capacity = (group.deviceMemoryGB ?? group.memoryGB / Double(group.slots)) * 1e9
+        let need = bytes.0 + bytes.1 + bytes.2 + bytes.3
+        var problem: String?
+        if need > capacity {
+            problem = ManifestError(file: m.file, field: "parallelism",
+                                message: String(format: "each rank needs %.1f GB (weights %.1f, gradients %.1f, AdamW %.1f, activations %.1f for a micro-batch of %d) and a slot of %@ has %.1f GB: raise parallelism.tensor, turn on zero1, or lower batch.micro_batch",
+                                                need / 1e9, bytes.0 / 1e9, bytes.1 / 1e9, bytes.2 / 1e9, bytes.3 / 1e9, m.batch.microBatch, cluster.name, capacity / 1e9)).description
+        }
+        let flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
+        let tokens = Double(m.steps) * Double(m.batch.sequences * m.data.seqLen)
+        let peak = Double(world) * group.peakTFLOPs * 1e12
+        let seconds = flops * tokens / (peak * cluster.utilization)
+        return PlanReport(plan: plan, cluster: cluster, bytesPerRank: bytes, flopsPerToken: flops, totalTokens: tokens,
+                          secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem)
+    }
+
+    public var text: String {
+        let p = plan, m = p.model
+        var lines: [String] = []
+        lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(p.zero1 ? ", ZeRO-1" : "")")
+        lines.append("model: \(m.parameterCount) parameters (dim \(m.dim), \(m.layers) layers, \(m.heads) heads, \(m.kvHeads) KV heads, FFN \(m.ffnDim), vocab \(m.vocabSize))")
+        lines.append(String(format: "memory per rank: %.2f GB = weights %.2f + gradients %.2f + AdamW %.2f + activations %.2f (fp32)",
+                            totalBytesPerRank / 1e9, bytesPerRank.weights / 1e9, bytesPerRank.gradients / 1e9, bytesPerRank.optimizer / 1e9, bytesPerRank.activations / 1e9))
+        lines.append(String(format: "compute: %.3g FLOPs per token, %.3g tokens, %.3g FLOPs in all", flopsPerToken, totalTokens, flopsPerToken * totalTokens))
+        lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours)", cluster.utilization * 100,
+                            formatDuration(secondsAtUtilization), slotHours))
+        let show = p.ranks.count <= 16 ? p.ranks : Array(p.ranks.prefix(8)) + Array(p.ranks.suffix(4))
+        for r in show {
+            let s = r.shard
+            lines.append("  rank \(r.rank) on \(r.host): data \(r.dataRank), tensor \(r.tensorRank); sequences [\(r.firstSequence), \(r.firstSequence + r.sequenceCount)) of each batch; heads [\(s.headStart), \(s.headStart + s.heads)), KV heads [\(s.kvHeadStart), \(s.kvHeadStart + s.kvHeads)), FFN [\(s.ffnStart), \(s.ffnStart + s.ffn)), vocab [\(s.vocabStart), \(s.vocabStart + s.vocab)); \(r.threads) threads")
+            if r.rank == 7 && p.ranks.count > 16 { lines.append("  ...") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import Herd
+
+/// `herd plan JOB --cluster C`.
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan", abstract: "Lay a job out on a cluster: ranks, shards, memory per rank, FLOPs and time — before anything starts.")
+    @Argument(help: "The job manifest.") var job: String
+    @Option(help: "The cluster description (clusters/*.yaml).") var cluster: String
+    @Option(help: "Also write plan.json (the file workers follow) into this directory.") var write: String?
+
+    func run() throws {
+        do {
+            let m = try JobManifest.load(path: job, overrides: .init(planOnly: true))
+            let c = try ClusterSpec.load(path: cluster)
+            // Presets with a vocabulary plan without the data; char-level jobs read their corpus for it.
+            let model = m.model.config.vocabSize > 0 ? m.model.config : try TrainingData(manifest: m).model
+            let report = try PlanReport.make(manifest: m, model: model, cluster: c)
+            print(report.text)
+            if let problem = report.memoryProblem { fail(ValidationError(problem)) }
+            if let write {
+                try FileManager.default.createDirectory(atPath: write, withIntermediateDirectories: true)
+                try report.plan.write(to: write)
+                print("wrote \((write as NSString).appendingPathComponent(Plan.fileName))")
+            }
+        } catch { fail(error) }
+    }
+}
