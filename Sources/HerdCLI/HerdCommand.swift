@@ -88,6 +88,11 @@ struct Run: ParsableCommand {
             plan = try Planner.plan(manifest: manifest, model: data.model, host: ProcessInfo.processInfo.hostName,
                                     cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount, saveWeights: saveWeights,
                                     corpusOverride: options.corpus, stepsOverride: options.steps)
+            // Every rank must fit in this machine's memory before any is started.
+            let here = ClusterSpec.thisMachine(slots: plan.world, cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            if let problem = try PlanReport.make(manifest: manifest, model: data.model, cluster: here).memoryProblem {
+                throw ValidationError(problem)
+            }
         } catch { fail(error) }
         plan.resume = resume || resumeStep != nil
         plan.resumeStep = resumeStep

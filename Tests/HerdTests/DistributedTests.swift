@@ -170,3 +170,17 @@ final class DistributedTests: XCTestCase {
         return pids
     }
 }
+
+extension DistributedTests {
+    func testALayoutThatDoesNotFitIsRefusedBeforeAnyRankStarts() throws {
+        let path = try job(data: 2, tensor: 2, steps: 3)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "preset: tiny-gqa", with: "preset: llama2-7b")
+            .replacingOccurrences(of: "run-2-2-n-3e-3-3", with: "run-too-big")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try HerdBinary.run(["run", path])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.err.contains("\(path): parallelism: each rank needs"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/run-too-big/plan.json"), "nothing written, nothing started")
+    }
+}

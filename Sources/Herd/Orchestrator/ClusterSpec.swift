@@ -80,6 +80,16 @@ public struct ClusterSpec: Sendable {
                            nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
     }
 
+    /// This machine as a one-node cluster with a slot per rank of the job
+    /// (ranks share its cores and memory).
+    public static func thisMachine(slots: Int, cores: Int) -> ClusterSpec {
+        ClusterSpec(file: "this machine", name: ProcessInfo.processInfo.hostName, launcher: .mpirun, partition: nil, account: nil,
+                    nodes: [NodeGroup(hosts: [ProcessInfo.processInfo.hostName], slots: slots, cores: cores,
+                                      memoryGB: Double(ProcessInfo.processInfo.physicalMemory) / 1e9 * 0.9,
+                                      deviceMemoryGB: nil, peakTFLOPs: 0.1, device: "cpu")],
+                    utilization: 0.5)
+    }
+
     /// The host of each slot, in rank order (nodes filled one after another).
     public var slotHosts: [(host: String, group: Int)] {
         nodes.enumerated().flatMap { g, n in n.hosts.flatMap { h in Array(repeating: (h, g), count: n.slots) } }
