@@ -231,6 +231,7 @@ struct Bench: ParsableCommand {
     /// Generation throughput on llama2.c's stories15M shape (random weights:
     /// the speed does not depend on them), greedy, 200 new tokens.
     func benchGeneration() throws {
+        Matmul.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount   // the training benches leave BLAS at 1
         let model = try Llama(config: LlamaConfig.presets["stories15m"]!)
         model.initialize(seed: 1)
         var prompts: [[TokenID]] = []
@@ -255,10 +256,11 @@ struct Bench: ParsableCommand {
         let work = NSTemporaryDirectory() + "herd-bench-ckpt-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let f = try CheckpointThroughput.measure(preset: "small-512", sequences: 8, steps: 4, level: 3, workDir: work)
+        let level = CheckpointSettings().level
+        let f = try CheckpointThroughput.measure(preset: "small-512", sequences: 8, steps: 4, level: level, workDir: work)
         let mb = Double(f.rawBytes) / 1e6
-        print(String(format: "checkpoint small-512 (zstd 3, one process): %.0f MB of state; save %.0f MB/s, load %.0f MB/s",
-                     mb, mb / f.saveSeconds, mb / f.loadSeconds))
+        print(String(format: "checkpoint small-512 (zstd level %d, one process): %.0f MB of state; save %.0f MB/s, load %.0f MB/s",
+                     level, mb, mb / f.saveSeconds, mb / f.loadSeconds))
         for (k, v) in f.compressedBytes.sorted(by: { $0.key > $1.key }) {
             print(String(format: "  %@: %.1f MB → %.1f MB, ratio %.2f", k, Double(v.raw) / 1e6, Double(v.packed) / 1e6,
                          Double(v.raw) / Double(v.packed)))

@@ -69,6 +69,7 @@ struct Generate: ParsableCommand {
                 }
             } else { throw ValidationError("give --prompt or --prompt-ids") }
             guard !tokens.isEmpty else { throw ValidationError("the prompt is empty") }
+            Matmul.threads = ProcessInfo.processInfo.activeProcessorCount
             let generator = Generator(model: llama, batch: samples)
             let start = Date()
             let stop = eos ?? (tokenizer as? SentencePieceTokenizer)?.eosID

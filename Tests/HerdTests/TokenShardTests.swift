@@ -127,3 +127,29 @@ extension TokenShardTests {
         for (a, b) in zip(curves[0], curves[1]) { XCTAssertLessThanOrEqual(abs(a - b) / a, 1e-4) }
     }
 }
+
+extension TokenShardTests {
+    func testChecksumDoesNotDependOnHowTheBytesArrive() {
+        var r = SplitMix64(seed: 5)
+        let bytes = (0..<1000).map { _ in UInt8(truncatingIfNeeded: r.next()) }
+        func sum(_ cuts: [Int]) -> UInt64 {
+            var c = Checksum64(), start = 0
+            for end in cuts + [bytes.count] {
+                bytes[start..<end].withUnsafeBytes { c.update($0) }
+                start = end
+            }
+            return c.value
+        }
+        let whole = sum([])
+        XCTAssertEqual(sum([1, 2, 3, 9, 17, 500, 999]), whole)
+        XCTAssertEqual(sum(Array(stride(from: 7, to: 1000, by: 7))), whole)
+        var flipped = bytes
+        flipped[421] ^= 0x10
+        var c = Checksum64()
+        flipped.withUnsafeBytes { c.update($0) }
+        XCTAssertNotEqual(c.value, whole)
+        var shorter = Checksum64()
+        bytes.dropLast().withUnsafeBytes { shorter.update($0) }
+        XCTAssertNotEqual(shorter.value, whole)
+    }
+}

@@ -50,8 +50,8 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
     public struct FileEntry: Codable, Sendable, Equatable {
         public var name: String
         public var bytes: Int
-        /// FNV-1a 64 of the file's bytes, hex.
-        public var fnv1a64: String
+        /// Checksum64 of the file's bytes, hex.
+        public var checksum: String
     }
 
     public static func read(dir: String) throws -> CheckpointManifest {
@@ -70,8 +70,8 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
             guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else { throw CheckpointError.missing(path) }
             let size = (attrs[.size] as? NSNumber)?.intValue ?? -1
             guard size == f.bytes else { throw CheckpointError.corrupt(path, "\(size) bytes, the manifest records \(f.bytes)") }
-            let sum = try FNV1a64.ofFile(path).hex
-            guard sum == f.fnv1a64 else { throw CheckpointError.corrupt(path, "checksum \(sum), the manifest records \(f.fnv1a64)") }
+            let sum = try Checksum64.ofFile(path).hex
+            guard sum == f.checksum else { throw CheckpointError.corrupt(path, "checksum \(sum), the manifest records \(f.checksum)") }
         }
     }
 }

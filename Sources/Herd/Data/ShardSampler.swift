@@ -36,6 +36,7 @@ public struct ShardSampler: Sendable {
     /// The slot sequence g reads.
     public func slot(forSequence g: Int) -> Int {
         precondition(totalSlots > 0, "the corpus has no sequence of seqLen + 1 tokens")
+        precondition(g >= 0, "sequence numbers start at 0")
         let epoch = g / totalSlots, i = g % totalSlots
         let key = SplitMix64.mix(seed, UInt64(epoch))
         var x = UInt64(i)

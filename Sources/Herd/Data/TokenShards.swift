@@ -22,7 +22,7 @@ public enum TokenShards {
         public struct Shard: Codable, Sendable, Equatable {
             public var file: String
             public var tokens: Int
-            public var fnv1a64: String
+            public var checksum: String
         }
         public var tokenCount: Int { shards.reduce(0) { $0 + $1.tokens } }
 
@@ -52,10 +52,12 @@ public enum TokenShards {
 
         public func append(_ tokens: [TokenID]) throws {
             buffer += tokens
-            while buffer.count >= shardTokens {
-                try flush(Array(buffer.prefix(shardTokens)))
-                buffer.removeFirst(shardTokens)
+            var start = 0
+            while buffer.count - start >= shardTokens {   // whole shards, without shifting the buffer each time
+                try flush(Array(buffer[start..<(start + shardTokens)]))
+                start += shardTokens
             }
+            buffer.removeFirst(start)
         }
 
         func flush(_ tokens: [TokenID]) throws {
@@ -69,12 +71,12 @@ public enum TokenShards {
             } else {
                 tokens.map { UInt32(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
             }
-            var sum = FNV1a64()
+            var sum = Checksum64()
             data.withUnsafeBytes { sum.update($0) }
             let path = (dir as NSString).appendingPathComponent(name)
             try durableWrite(data, to: path + ".tmp")
             guard rename(path + ".tmp", path) == 0 else { throw ShardError.file(path, "rename failed") }
-            index.shards.append(.init(file: name, tokens: tokens.count, fnv1a64: sum.hex))
+            index.shards.append(.init(file: name, tokens: tokens.count, checksum: sum.hex))
         }
 
         @discardableResult
@@ -86,6 +88,7 @@ public enum TokenShards {
             let path = (dir as NSString).appendingPathComponent("index.json")
             try durableWrite(try enc.encode(index), to: path + ".tmp")
             guard rename(path + ".tmp", path) == 0 else { throw ShardError.file(path, "rename failed") }
+            try fsyncDirectory(dir)
             return index
         }
     }
@@ -106,6 +109,9 @@ public enum TokenShards {
         deinit { for fd in fds.values { close(fd) } }
 
         func open(_ shard: Int) throws -> Int32 {
+            guard shard >= 0 && shard < index.shards.count else {
+                throw ShardError.file((dir as NSString).appendingPathComponent("index.json"), "no shard \(shard); the index lists \(index.shards.count)")
+            }
             lock.lock(); defer { lock.unlock() }
             if let fd = fds[shard] { return fd }
             let s = index.shards[shard]
@@ -132,8 +138,8 @@ public enum TokenShards {
         public func read(shard: Int, offset: Int, count: Int, into out: UnsafeMutablePointer<TokenID>) throws {
             let fd = try open(shard)
             let bpt = index.bytesPerToken, s = index.shards[shard]
-            guard offset >= 0, offset + count <= s.tokens else {
-                throw ShardError.file(s.file, "window [\(offset), \(offset + count)) is outside its \(s.tokens) tokens")
+            guard offset >= 0, count >= 0, offset <= s.tokens - count else {
+                throw ShardError.file((dir as NSString).appendingPathComponent(s.file), "window [\(offset), \(offset + count)) is outside its \(s.tokens) tokens")
             }
             var raw = [UInt8](repeating: 0, count: count * bpt)
             guard pread(fd, &raw, raw.count, off_t(headerBytes + offset * bpt)) == raw.count else {
@@ -152,8 +158,8 @@ public enum TokenShards {
             for (i, s) in index.shards.enumerated() {
                 _ = try open(i)
                 let path = (dir as NSString).appendingPathComponent(s.file)
-                let sum = try FNV1a64.ofFile(path).hex
-                guard sum == s.fnv1a64 else { throw ShardError.file(path, "checksum \(sum), the index records \(s.fnv1a64)") }
+                let sum = try Checksum64.ofFile(path).hex
+                guard sum == s.checksum else { throw ShardError.file(path, "checksum \(sum), the index records \(s.checksum)") }
             }
         }
     }
