@@ -125,6 +125,10 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue((r.out + r.err).contains("non-finite loss"), r.out + r.err)
         XCTAssertTrue(r.err.contains("herd worker rank "), r.err)
         XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+        // Each rank's own log holds its reason.
+        let run = path.replacingOccurrences(of: "/job-", with: "/run-").replacingOccurrences(of: ".yaml", with: "")
+        let logged = (0..<2).map { (try? String(contentsOfFile: run + "/logs/1/rank.\($0)/stderr", encoding: .utf8)) ?? "" }
+        XCTAssertTrue(logged.contains { $0.contains("non-finite loss") }, "\(logged)")
     }
 
     func testKilledRankEndsTheJob() throws {

@@ -12,7 +12,10 @@ public enum MPILauncher {
 
     /// The command line, without running it (shown to the user, and tested).
     public static func arguments(plan: Plan, planPath: String, executable: String) -> [String] {
-        var args = ["-np", String(plan.world), "--oversubscribe", "--bind-to", "none"]
+        // Every rank's output also goes to RUN/logs/1/rank.N/{stdout,stderr}
+        // (mpirun tees it; the terminal still sees rank 0's progress).
+        let logs = (plan.output as NSString).appendingPathComponent("logs")
+        var args = ["-np", String(plan.world), "--oversubscribe", "--bind-to", "none", "--output-filename", logs]
         for key in BLASEnvironment.workerEnvironment().keys.sorted() { args += ["-x", key] }
         args += [executable, "worker", "--plan", planPath]
         return args
