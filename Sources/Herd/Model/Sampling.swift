@@ -1,10 +1,11 @@
 import Foundation
 
 extension Llama {
-    /// Samples `count` tokens after `prompt` at `temperature` (0 = greedy).
-    /// Each new token reruns the model over the last `acts.seqLen` tokens,
-    /// which is fine for the small models that show what a run learned;
-    /// KV-cache generation for real sampling workloads is its own piece.
+    /// Samples `count` tokens after `prompt` at `temperature` (0 = greedy)
+    /// with a sliding window: each new token reruns the model over the last
+    /// `acts.seqLen` tokens, so a sample can be longer than the context the
+    /// model was trained on (what `herd run --sample` shows of a small run).
+    /// `Generator` is the fast path (KV cache, batches) within the context.
     public func generate(prompt: [TokenID], count: Int, temperature: Double, seed: UInt64,
                          acts: Activations) -> [TokenID] {
         precondition(acts.batch == 1, "generation runs one sequence")
