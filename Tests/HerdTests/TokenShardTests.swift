@@ -153,3 +153,31 @@ extension TokenShardTests {
         XCTAssertNotEqual(shorter.value, whole)
     }
 }
+
+extension TokenShardTests {
+    /// Streaming prepare of a directory gives exactly the tokens (and split)
+    /// of the in-memory corpus path.
+    func testPrepareOfADirectoryEqualsTheInMemoryCorpus() throws {
+        let dir = NSTemporaryDirectory() + "herd-prep-dir-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/c", withIntermediateDirectories: true)
+        try String(repeating: "Once more unto the breach, dear friends; ", count: 40).write(toFile: dir + "/c/a.txt", atomically: true, encoding: .utf8)
+        try String(repeating: "Ça va? Très bien. ", count: 30).write(toFile: dir + "/c/b.txt", atomically: true, encoding: .utf8)
+        let corpus = try Corpus(path: dir + "/c")
+        let tok = CharTokenizer(corpus: corpus.text)
+        let expected = TokenDataset(tokens: try tok.encode(corpus.text), validationFraction: 0.1, seqLen: 8)
+        _ = try ShardDataset.prepare(corpus: dir + "/c", tokenizer: "char", out: dir + "/s", shardTokens: 300, validationFraction: 0.1)
+        func all(_ split: String) throws -> [TokenID] {
+            let r = try TokenShards.Reader(dir: dir + "/s/" + split)
+            return try r.index.shards.enumerated().flatMap { i, s in
+                var buf = [TokenID](repeating: 0, count: s.tokens)
+                try buf.withUnsafeMutableBufferPointer { try r.read(shard: i, offset: 0, count: s.tokens, into: $0.baseAddress!) }
+                return buf
+            }
+        }
+        XCTAssertEqual(try all("train"), expected.train)
+        XCTAssertEqual(try all("validation"), expected.validation)
+        let saved = try JSONDecoder().decode(CharTokenizer.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/s/tokenizer.json")))
+        XCTAssertEqual(saved.characters, tok.characters)
+    }
+}

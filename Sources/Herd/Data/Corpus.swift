@@ -11,42 +11,48 @@ public struct Corpus: Sendable {
         case missing(String)
         case empty(String)
         case notUTF8(String)
+        case failed(String, String)
         public var description: String {
             switch self {
             case let .missing(p): return "no such file or directory: \(p)"
             case let .empty(p): return "no text found in \(p)"
             case let .notUTF8(p): return "\(p) is not UTF-8 text"
+            case let .failed(p, why): return "\(p): \(why)"
             }
         }
     }
 
     public init(path: String) throws(LoadError) {
+        var parts: [String] = []
+        let used = try Self.forEachText(path) { parts.append($1) }
+        text = parts.joined(separator: "\n")
+        files = used
+    }
+
+    /// Calls `body(file, text)` for each text of the corpus in order, one file
+    /// in memory at a time (what `herd data prepare` streams). Returns the files.
+    @discardableResult
+    public static func forEachText(_ path: String, _ body: (String, String) throws -> Void) throws(LoadError) -> [String] {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir) else { throw .missing(path) }
         if !isDir.boolValue {
-            guard let data = fm.contents(atPath: path), let s = String(data: data, encoding: .utf8) else {
-                throw .notUTF8(path)
-            }
+            guard let data = fm.contents(atPath: path), let s = String(data: data, encoding: .utf8) else { throw .notUTF8(path) }
             guard !s.isEmpty else { throw .empty(path) }
-            text = s
-            files = [path]
-            return
+            do { try body(path, s) } catch { throw .failed(path, "\(error)") }
+            return [path]
         }
-        let names = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).sorted()
-        var parts: [String] = []
         var used: [String] = []
-        for name in names where !name.hasPrefix(".") && !name.hasSuffix(".dat") {
+        for name in ((try? fm.contentsOfDirectory(atPath: path)) ?? []).sorted() where !name.hasPrefix(".") && !name.hasSuffix(".dat") {
             let full = (path as NSString).appendingPathComponent(name)
             guard let attrs = try? fm.attributesOfItem(atPath: full),
                   attrs[.type] as? FileAttributeType == .typeRegular,
                   let data = fm.contents(atPath: full),
                   let s = String(data: data, encoding: .utf8) else { continue }
-            parts.append(s)
+            do { try body(full, s) } catch { throw .failed(full, "\(error)") }
             used.append(full)
         }
-        guard !parts.isEmpty else { throw .empty(path) }
-        text = parts.joined(separator: "\n")
-        files = used
+        guard !used.isEmpty else { throw .empty(path) }
+        return used
     }
 }

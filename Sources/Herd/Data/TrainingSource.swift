@@ -60,19 +60,38 @@ public struct ShardDataset: TrainingSource, @unchecked Sendable {
         }
     }
 
-    /// `herd data prepare`: tokenizes a corpus into DIR/train and DIR/validation (the last fraction held out).
+    /// `herd data prepare`: tokenizes a corpus into DIR/train and DIR/validation
+    /// (the last fraction held out), one file of the corpus in memory at a
+    /// time: a first pass finds a char vocabulary and the length, a second
+    /// encodes and streams the tokens into shards. The token sequence is the
+    /// one `Corpus` gives (files joined by a newline).
     public static func prepare(corpus: String, tokenizer kind: String, out: String, shardTokens: Int,
                                validationFraction: Double) throws -> (train: TokenShards.Index, validation: TokenShards.Index) {
-        let text = try Corpus(path: corpus).text
-        let tok: any Tokenizer = kind == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
-        let ids = try tok.encode(text)
-        let cut = Int((Double(ids.count) * (1 - validationFraction)).rounded(.down))
+        var scalars = Set<Unicode.Scalar>(), total = 0, files = 0
+        try Corpus.forEachText(corpus) { _, text in
+            if files > 0 { total += 1 }   // the newline between files
+            files += 1
+            if kind == "byte" { total += text.utf8.count } else {
+                for c in text.unicodeScalars { scalars.insert(c) }
+                total += text.unicodeScalars.count
+            }
+        }
+        if files > 1 { scalars.insert("\n") }
+        let tok: any Tokenizer = kind == "byte" ? ByteTokenizer() : CharTokenizer(characters: scalars.sorted { $0.value < $1.value })
+        let cut = Int((Double(total) * (1 - validationFraction)).rounded(.down))
         let tw = try TokenShards.Writer(dir: (out as NSString).appendingPathComponent("train"), tokenizer: kind,
                                         vocabSize: tok.vocabSize, shardTokens: shardTokens)
-        try tw.append(Array(ids[..<cut]))
         let vw = try TokenShards.Writer(dir: (out as NSString).appendingPathComponent("validation"), tokenizer: kind,
                                         vocabSize: tok.vocabSize, shardTokens: shardTokens)
-        try vw.append(Array(ids[cut...]))
+        var written = 0, first = true
+        try Corpus.forEachText(corpus) { _, text in
+            let ids = try tok.encode(first ? text : "\n" + text)
+            first = false
+            let toTrain = max(0, min(ids.count, cut - written))
+            if toTrain > 0 { try tw.append(Array(ids[..<toTrain])) }
+            if toTrain < ids.count { try vw.append(Array(ids[toTrain...])) }
+            written += ids.count
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let tokFile = (out as NSString).appendingPathComponent("tokenizer.json")
