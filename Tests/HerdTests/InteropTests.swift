@@ -62,12 +62,11 @@ final class InteropTests: XCTestCase {
         let prompts: [[TokenID]] = [[1, 5], [1, 72, 101, 114], [9], [1, 2, 3, 4, 5, 6]]
         let opts = SamplingOptions(temperature: 0.9, topP: 0.9, seed: 42, maxNewTokens: 12)
         let together = Generator(model: model, batch: 8).generate(prompts, options: opts)
-        for (i, p) in prompts.enumerated() {
+        for i in prompts.indices {
             // Sequence i's random stream is keyed by its index, so run it at index i.
             let alone = Generator(model: model, batch: 8).generate(Array(prompts.prefix(i + 1)), options: opts)[i]
             XCTAssertEqual(together[i].count, 12)
             XCTAssertEqual(alone, together[i], "prompt \(i)")
-            _ = p
         }
         let stop = Generator(model: model, batch: 2).generate([[1, 72, 101, 114, 100]],
                                                               options: .init(temperature: 0, maxNewTokens: 20, eos: expected.greedy[2]))
