@@ -127,8 +127,11 @@ final class KernelGradientTests: XCTestCase {
             }
         }
         let outG = FloatBuffer(count: 6 * 8), outM = FloatBuffer(count: 6 * 8)
-        Attention.forward(out: outG.base, probs: FloatBuffer(count: g.probsCount).base, qkv: qkvG.base, shape: g)
-        Attention.forward(out: outM.base, probs: FloatBuffer(count: m.probsCount).base, qkv: qkvM.base, shape: m)
+        // The probabilities' buffers are held in locals: a temporary's `.base`
+        // would be freed before the call reads it.
+        let probsG = FloatBuffer(count: g.probsCount), probsM = FloatBuffer(count: m.probsCount)
+        Attention.forward(out: outG.base, probs: probsG.base, qkv: qkvG.base, shape: g)
+        Attention.forward(out: outM.base, probs: probsM.base, qkv: qkvM.base, shape: m)
         for i in 0..<outG.count { XCTAssertEqual(outG[i], outM[i], accuracy: 1e-6) }
     }
 

@@ -18,7 +18,7 @@ struct PieceTable: Sendable {
             if u.withUnsafeBufferPointer({ find($0.baseAddress!, u.count) }) != nil { continue }   // first id wins
             entries.append((bytes.count, u.count, id))
             bytes += u
-            var i = Int(truncatingIfNeeded: Self.hash(u.withUnsafeBufferPointer { $0.baseAddress! }, u.count)) & mask
+            var i = Int(truncatingIfNeeded: u.withUnsafeBufferPointer { Self.hash($0.baseAddress!, u.count) }) & mask
             while slots[i] >= 0 { i = (i + 1) & mask }
             slots[i] = Int32(entries.count - 1)
         }
