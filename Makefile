@@ -8,7 +8,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd fortunes fortunes-min
 HERD := .build/release/herd
 
-.PHONY: setup build test demo bench bench-pytorch clean
+.PHONY: setup build test demo bench bench-pytorch sanitize clean
 
 setup:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -40,5 +40,12 @@ bench: build
 bench-pytorch:
 	$(PYTHON) bench/pytorch_llama.py
 
+# The in-process tests under AddressSanitizer (a separate build in
+# .build-asan). Tests that start herd itself, and the long recipe, are skipped.
+sanitize: setup
+	swift build -c release --sanitize=address --build-tests --scratch-path .build-asan
+	swift test -c release --sanitize=address --scratch-path .build-asan --skip-build --disable-swift-testing \
+		--skip "RecipeTests|CLITests|DistributedTests|CheckpointTests|PlanTests.testPlanCommand|TokenShardTests.testShardJobs|InteropTests.testExported"
+
 clean:
-	rm -rf .build runs
+	rm -rf .build .build-asan runs
