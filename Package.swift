@@ -23,9 +23,13 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        // glibc's posix_spawn extensions (new sessions, closing inherited descriptors).
+        .systemLibrary(name: "CPosix"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "Herd",
-            dependencies: ["COpenBLAS", "CMPI", "CZstd", "Yams"],
+            dependencies: ["COpenBLAS", "CMPI", "CZstd", "CSQLite", "CPosix", "Yams"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Presets.self, Bench.self, Version.self, Worker.self])
+        subcommands: [Run.self, Submit.self, Status.self, Watch.self, Logs.self, Cancel.self, Resume.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Presets.self, Bench.self, Version.self, Worker.self, Coordinate.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -52,7 +52,16 @@ struct Run: ParsableCommand {
     @Option(help: "Continue from this checkpoint step instead of the newest.")
     var resumeStep: Int?
 
+    @Option(help: "Run under a coordinator on this cluster (a name in clusters/ or a path), as herd submit does but in the foreground: stored, watched, restarted on failure.")
+    var cluster: String?
+
     func run() throws {
+        if let cluster {
+            if resumeStep != nil || !resume || sample > 0 || saveWeights {
+                fail(ValidationError("--cluster runs the job as herd submit does; --resume-step, --no-resume, --sample and --save-weights are for herd run without it"))
+            }
+            try superviseInForeground(options, cluster: cluster)
+        }
         let manifest = options.load()
         if manifest.parallelism.world > 1 { return try launch(manifest) }
         StopSignal.install()
@@ -126,8 +135,9 @@ struct Worker: ParsableCommand {
             guard world.size == plan.world else {
                 MPIRuntime.abort(rank: world.rank, reason: "started with \(world.size) ranks, the plan has \(plan.world)")
             }
-            let manifest = try JobManifest.load(path: plan.manifest, overrides: .init(
-                corpus: plan.corpusOverride, steps: plan.stepsOverride, output: plan.output))
+            let manifest = try JobManifest.load(path: plan.manifest, overrides: plan.overrides)
+            // Beating from the start: loading data and resuming count as progress.
+            let heartbeat = try Heartbeat(run: manifest.output, rank: world.rank, interval: manifest.monitor.heartbeatSeconds)
             let data = try TrainingData(manifest: manifest)
             guard data.model == plan.model else {
                 MPIRuntime.abort(rank: world.rank, reason: "the model resolved from the manifest differs from the plan's (did the corpus change?)")
@@ -135,8 +145,10 @@ struct Worker: ParsableCommand {
             let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1)
             let trainer = try Pretrainer(manifest: manifest, data: data, context: context)
             trainer.resumeStep = plan.resumeStep
+            trainer.heartbeat = heartbeat
             let summary = try trainer.run(resume: plan.resume) { line in print(line); fflush(stdout) }
             if plan.saveWeights { try trainer.saveWeights() }
+            heartbeat.stop(phase: "done")
             world.barrier()
             if context.isLeader {
                 print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",

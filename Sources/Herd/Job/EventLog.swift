@@ -3,23 +3,22 @@ import Foundation
 /// `events.jsonl` in the run directory: one JSON object a line, appended and
 /// flushed as it happens, so a monitor can tail it and nothing earlier is
 /// ever rewritten (a second run in the same directory appends after the first).
+/// Opened with O_APPEND: rank 0 and the coordinator both write here, and
+/// each line lands whole at the end.
 public final class EventLog {
     private let handle: FileHandle
     public let path: String
 
     public init(path: String) throws {
         self.path = path
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path,
+                NSLocalizedDescriptionKey: "cannot open \(path) for appending: \(String(cString: strerror(errno)))"])
         }
-        guard let h = FileHandle(forWritingAtPath: path) else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
-        }
-        handle = h
-        handle.seekToEndOfFile()
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
-    deinit { try? handle.close() }
 
     /// Writes `fields` plus `event` and a Unix `time`.
     public func write(_ event: String, _ fields: [String: Any]) {

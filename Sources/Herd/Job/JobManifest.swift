@@ -47,6 +47,29 @@ public struct JobManifest: Sendable {
         public var gradClip: Double
     }
 
+    /// What the coordinator does when a worker dies or hangs: relaunch from
+    /// the latest checkpoint, waiting backoff · 2^(n-1) seconds (capped)
+    /// before the n-th restart, at most `maxRestarts` times.
+    public struct RestartPolicy: Sendable {
+        public var maxRestarts = 3
+        public var backoffSeconds = 5.0
+        public var maxBackoffSeconds = 300.0
+        public init() {}
+        public func delay(beforeRestart n: Int) -> Double {
+            min(maxBackoffSeconds, backoffSeconds * pow(2, Double(max(0, n - 1))))
+        }
+    }
+
+    /// How workers report and when silence means a hang: every rank writes
+    /// a heartbeat every `heartbeatSeconds`; a rank whose heartbeat is older
+    /// than `hangTimeoutSeconds`, or that has made no progress (a step, an
+    /// evaluation, a checkpoint) for that long, is hung.
+    public struct MonitorSpec: Sendable {
+        public var heartbeatSeconds = 10.0
+        public var hangTimeoutSeconds = 600.0
+        public init() {}
+    }
+
     public struct EvalSpec: Sendable {
         /// Evaluate every `interval` steps (and always at the end); 0 = only at the end.
         public var interval: Int
@@ -70,6 +93,8 @@ public struct JobManifest: Sendable {
     public var checkpoint: CheckpointSettings
     public var output: String
     public var threads: Int?
+    public var restart: RestartPolicy
+    public var monitor: MonitorSpec
 
     public static let tokenizers = ["char", "byte"]
 
@@ -80,8 +105,13 @@ public struct JobManifest: Sendable {
         public var output: String?
         /// Planning only: the data need not exist on this machine.
         public var planOnly: Bool
-        public init(corpus: String? = nil, steps: Int? = nil, output: String? = nil, planOnly: Bool = false) {
+        /// A new layout (herd resume --data N --tensor M); checkpoints reshard.
+        public var data: Int?
+        public var tensor: Int?
+        public init(corpus: String? = nil, steps: Int? = nil, output: String? = nil, planOnly: Bool = false,
+                    data: Int? = nil, tensor: Int? = nil) {
             self.corpus = corpus; self.steps = steps; self.output = output; self.planOnly = planOnly
+            self.data = data; self.tensor = tensor
         }
     }
 
@@ -109,7 +139,8 @@ public struct JobManifest: Sendable {
         }
         let top = try YAMLFields(root, path: "", file: file)
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
-                                        "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint"])
+                                        "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint",
+                                        "restart", "monitor"])
 
         let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         guard let kind = Kind(rawValue: kindText) else {
@@ -133,9 +164,12 @@ public struct JobManifest: Sendable {
             parallelism.data = try p.int("data", min: 1) ?? 1
             parallelism.tensor = try p.int("tensor", min: 1) ?? 1
             parallelism.zero1 = try p.bool("zero1") ?? false
-            if model.config.heads % parallelism.tensor != 0 {
-                throw p.error("tensor", "must divide model.heads (\(model.config.heads)), got \(parallelism.tensor)")
-            }
+        }
+        if let d = overrides.data { parallelism.data = d }
+        if let t = overrides.tensor { parallelism.tensor = t }
+        if model.config.heads % parallelism.tensor != 0 {
+            throw ManifestError(file: file, field: "parallelism.tensor",
+                                message: "must divide model.heads (\(model.config.heads)), got \(parallelism.tensor)")
         }
 
         let batchFields = try top.requiredSection("batch", "sequences or tokens per step")
@@ -213,6 +247,23 @@ public struct JobManifest: Sendable {
             if checkpoint.level > 19 { throw c.error("level", "must be a zstd level from -7 to 19, got \(checkpoint.level)") }
         }
 
+        var restart = RestartPolicy()
+        if let r = try top.section("restart") {
+            try r.rejectUnknown(allowed: ["max_restarts", "backoff_seconds", "max_backoff_seconds"])
+            restart.maxRestarts = try r.int("max_restarts", min: 0) ?? restart.maxRestarts
+            restart.backoffSeconds = try r.double("backoff_seconds", min: 0) ?? restart.backoffSeconds
+            restart.maxBackoffSeconds = try r.double("max_backoff_seconds", min: 0) ?? max(restart.maxBackoffSeconds, restart.backoffSeconds)
+        }
+        var monitor = MonitorSpec()
+        if let mon = try top.section("monitor") {
+            try mon.rejectUnknown(allowed: ["heartbeat_seconds", "hang_timeout_seconds"])
+            monitor.heartbeatSeconds = try mon.double("heartbeat_seconds", min: 0.1) ?? monitor.heartbeatSeconds
+            monitor.hangTimeoutSeconds = try mon.double("hang_timeout_seconds", min: 1) ?? monitor.hangTimeoutSeconds
+            guard monitor.hangTimeoutSeconds >= 2 * monitor.heartbeatSeconds else {
+                throw mon.error("hang_timeout_seconds", "must be at least twice monitor.heartbeat_seconds (\(monitor.heartbeatSeconds)), got \(monitor.hangTimeoutSeconds)")
+            }
+        }
+
         var output = try top.string("output") ?? "runs/\(name)"
         if let o = overrides.output { output = o }
         return JobManifest(
@@ -221,7 +272,7 @@ public struct JobManifest: Sendable {
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
             logInterval: try top.int("log_interval", min: 1) ?? 10, checkpoint: checkpoint,
-            output: output, threads: try top.int("threads", min: 1))
+            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor)
     }
 
     static func parseModel(_ f: YAMLFields) throws(ManifestError) -> ModelSpec {

@@ -11,11 +11,13 @@ public enum MPILauncher {
     }
 
     /// The command line, without running it (shown to the user, and tested).
-    public static func arguments(plan: Plan, planPath: String, executable: String) -> [String] {
-        // Every rank's output also goes to RUN/logs/1/rank.N/{stdout,stderr}
+    public static func arguments(plan: Plan, planPath: String, executable: String,
+                                 logs: String? = nil, hostfile: String? = nil) -> [String] {
+        // Every rank's output also goes to LOGS/1/rank.N/{stdout,stderr}
         // (mpirun tees it; the terminal still sees rank 0's progress).
-        let logs = (plan.output as NSString).appendingPathComponent("logs")
+        let logs = logs ?? (plan.output as NSString).appendingPathComponent("logs")
         var args = ["-np", String(plan.world), "--oversubscribe", "--bind-to", "none", "--output-filename", logs]
+        if let hostfile { args += ["--hostfile", hostfile] }
         for key in BLASEnvironment.workerEnvironment().keys.sorted() { args += ["-x", key] }
         args += [executable, "worker", "--plan", planPath]
         return args
@@ -35,6 +37,33 @@ public enum MPILauncher {
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = env["OMPI_MCA_btl_vader_single_copy_mechanism"] ?? "none"
 
         return env
+    }
+
+    /// The hostfile for a cluster whose nodes are not just this machine
+    /// (mpirun fills each host's slots in order, as the planner placed ranks).
+    public static func hostfile(for cluster: ClusterSpec) -> String? {
+        let local: Set<String> = ["localhost", "127.0.0.1", ProcessInfo.processInfo.hostName]
+        let hosts = cluster.nodes.flatMap { n in n.hosts.map { ($0, n.slots) } }
+        if hosts.allSatisfy({ local.contains($0.0) }) { return nil }
+        return hosts.map { "\($0.0) slots=\($0.1)" }.joined(separator: "\n") + "\n"
+    }
+
+    /// Starts an attempt under the coordinator: mpirun in its own process
+    /// group, its output in the attempt's launcher.log.
+    public static func start(plan: Plan, planPath: String, attempt: Int, cluster: ClusterSpec,
+                             executable: String = "/proc/self/exe") throws -> MPIJob {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: executable)) ?? executable
+        let logs = AttemptLogs.directory(run: plan.output, attempt: attempt)
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        var hostfilePath: String?
+        if let text = hostfile(for: cluster) {
+            hostfilePath = (plan.output as NSString).appendingPathComponent("hostfile")
+            try text.write(toFile: hostfilePath!, atomically: true, encoding: .utf8)
+        }
+        let pid = try Spawn.start(try mpirunPath(), arguments(plan: plan, planPath: planPath, executable: exe, logs: logs, hostfile: hostfilePath),
+                                  environment: environment(), log: AttemptLogs.launcherFile(run: plan.output, attempt: attempt),
+                                  detach: .processGroup)
+        return MPIJob(pid: pid)
     }
 
     /// Runs mpirun in the foreground, its output passed through; throws on failure.
@@ -62,10 +91,32 @@ public enum MPILauncher {
     }
 
     static func mpirunPath() throws -> String {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
-            let path = "\(dir)/mpirun"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
+        if let path = Spawn.which("mpirun") { return path }
         throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "mpirun not found on PATH (Debian's openmpi-bin; make setup installs it)"])
+    }
+}
+
+/// An attempt running as mpirun, a child of the coordinator.
+public final class MPIJob: LaunchHandle {
+    public let pid: pid_t
+    private var status: Int32?
+    public let runningSince: Double?
+    init(pid: pid_t) { self.pid = pid; runningSince = Date().timeIntervalSince1970 }
+
+    public var id: String { String(pid) }
+
+    public func poll() throws -> Int32? {
+        if status == nil { status = Spawn.poll(pid) }
+        return status
+    }
+
+    /// mpirun forwards SIGUSR2 to every rank (SIGTERM it would answer by killing them).
+    public func requestStop() throws { if status == nil { Foundation.kill(pid, SIGUSR2) } }
+
+    /// SIGKILL to mpirun's process group: mpirun and the ranks it forked here.
+    public func kill() throws {
+        guard status == nil else { return }
+        Foundation.kill(-pid, SIGKILL)
+        Foundation.kill(pid, SIGKILL)
     }
 }

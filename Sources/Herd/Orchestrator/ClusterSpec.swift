@@ -25,6 +25,8 @@ public struct ClusterSpec: Sendable {
     public var launcher: Launcher
     public var partition: String?
     public var account: String?
+    /// The slurm.conf Slurm's commands read (SLURM_CONF), when not the system's.
+    public var slurmConf: String?
     public var nodes: [NodeGroup]
     /// The model-FLOPs utilisation time estimates assume.
     public var utilization: Double
@@ -43,7 +45,7 @@ public struct ClusterSpec: Sendable {
             throw ManifestError(file: path, field: "", message: "not valid YAML: \(error)")
         }
         let top = try YAMLFields(root, path: "", file: path)
-        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "nodes", "utilization"])
+        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization"])
         let l = try top.requiredString("launcher", "mpirun or slurm")
         guard let launcher = Launcher(rawValue: l) else {
             throw top.error("launcher", "unknown launcher \"\(l)\"; expected one of: mpirun, slurm")
@@ -77,13 +79,29 @@ public struct ClusterSpec: Sendable {
         }
         return ClusterSpec(file: path, name: try top.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
                            launcher: launcher, partition: try top.string("partition"), account: try top.string("account"),
-                           nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
+                           slurmConf: try top.string("slurm_conf"), nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
+    }
+
+    /// The commands the launcher runs, which must be installed before
+    /// anything is submitted.
+    public var launcherCommands: [String] {
+        switch launcher {
+        case .mpirun: return ["mpirun"]
+        case .slurm: return ["sbatch", "squeue", "scontrol", "scancel"]
+        }
+    }
+
+    public func checkLauncherInstalled() throws(ManifestError) {
+        for c in launcherCommands where Spawn.which(c) == nil {
+            throw ManifestError(file: file, field: "launcher",
+                                message: "the \(launcher.rawValue) launcher needs `\(c)`, which is not on PATH (\(launcher == .mpirun ? "Debian's openmpi-bin" : "Debian's slurm-wlm"); make setup installs it)")
+        }
     }
 
     /// This machine as a one-node cluster with a slot per rank of the job
     /// (ranks share its cores and memory).
     public static func thisMachine(slots: Int, cores: Int) -> ClusterSpec {
-        ClusterSpec(file: "this machine", name: ProcessInfo.processInfo.hostName, launcher: .mpirun, partition: nil, account: nil,
+        ClusterSpec(file: "this machine", name: ProcessInfo.processInfo.hostName, launcher: .mpirun, partition: nil, account: nil, slurmConf: nil,
                     nodes: [NodeGroup(hosts: [ProcessInfo.processInfo.hostName], slots: slots, cores: cores,
                                       memoryGB: Double(ProcessInfo.processInfo.physicalMemory) / 1e9 * 0.9,
                                       deviceMemoryGB: nil, peakTFLOPs: 0.1, device: "cpu")],

@@ -11,6 +11,9 @@ public struct Plan: Codable, Sendable, Equatable {
     public var manifest: String
     public var corpusOverride: String?
     public var stepsOverride: Int?
+    /// A layout other than the manifest's (herd resume --data N --tensor M).
+    public var dataOverride: Int?
+    public var tensorOverride: Int?
     public var output: String
     public var model: LlamaConfig
     public var world: Int
@@ -26,6 +29,11 @@ public struct Plan: Codable, Sendable, Equatable {
     public var ranks: [RankPlan]
 
     public static let fileName = "plan.json"
+
+    /// The manifest as the workers must read it: the plan's overrides applied.
+    public var overrides: JobManifest.Overrides {
+        .init(corpus: corpusOverride, steps: stepsOverride, output: output, data: dataOverride, tensor: tensorOverride)
+    }
 
     public func write(to dir: String) throws {
         let enc = JSONEncoder()

@@ -228,6 +228,7 @@ public final class Pretrainer {
         var validation = Double.nan
         while step < m.steps {
             last = try trainStep()
+            heartbeat?.progress(step: step, phase: "train")
             guard last.loss.isFinite, last.gradNorm.isFinite else {
                 throw TrainingError.nonFinite(step: step, loss: last.loss, gradNorm: last.gradNorm)
             }
@@ -251,6 +252,7 @@ public final class Pretrainer {
                                              "bytes": saved.bytes, "seconds": saved.seconds])
             }
             logged(try checkpointer?.poll())
+            defer { heartbeat?.progress(step: step, phase: "step done") }
             // A stop request on any rank stops every rank, after a checkpoint.
             let stopping = context.world.allReduce(StopSignal.isRequested ? 1 : 0, op: .max) > 0
             if stopping {
@@ -305,6 +307,8 @@ public final class Pretrainer {
 
     /// Resume from this step instead of the newest checkpoint.
     public var resumeStep: Int?
+    /// Told of every step, evaluation and checkpoint (the coordinator's hang detection).
+    public var heartbeat: Heartbeat?
 
     /// Background saves, when the manifest checkpoints asynchronously.
     lazy var checkpointer: AsyncCheckpointer? = manifest.checkpoint.interval > 0 && manifest.checkpoint.async

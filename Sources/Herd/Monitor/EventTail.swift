@@ -1,0 +1,32 @@
+import Foundation
+
+/// Reads what has been appended to a run's events.jsonl since the last
+/// call, line by line (a line still being written waits for its newline).
+public final class EventTail {
+    public let path: String
+    private var offset: UInt64
+    private var partial = Data()
+
+    /// Starts at the file's current end: earlier runs' events are history.
+    public init(path: String) {
+        self.path = path
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value
+        offset = size ?? 0
+    }
+
+    public func next() -> [[String: Any]] {
+        guard let h = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? h.close() }
+        h.seek(toFileOffset: offset)
+        let data = h.readDataToEndOfFile()
+        offset += UInt64(data.count)
+        partial.append(data)
+        var events: [[String: Any]] = []
+        while let nl = partial.firstIndex(of: 0x0A) {
+            let line = partial[partial.startIndex..<nl]
+            partial = Data(partial[(nl + 1)...])
+            if let obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any] { events.append(obj) }
+        }
+        return events
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// What one rank last said about itself, in RUN/heartbeats/rank-N.json.
+/// `time` is when the file was written (a background thread does it every
+/// heartbeat interval, so a stopped or dead process goes stale);
+/// `progressTime` is when the training loop last moved (a step, an
+/// evaluation, a checkpoint), so a rank stuck in a collective goes stale
+/// there while its heartbeat stays fresh.
+public struct HeartbeatRecord: Codable, Sendable, Equatable {
+    public var rank: Int
+    public var host: String
+    public var pid: Int32
+    public var step: Int
+    public var phase: String
+    public var time: Double
+    public var progressTime: Double
+
+    public static func directory(run: String) -> String { (run as NSString).appendingPathComponent("heartbeats") }
+
+    /// Every rank's newest record (files that cannot be read yet are skipped).
+    public static func readAll(run: String) -> [HeartbeatRecord] {
+        let dir = directory(run: run)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasPrefix("rank-") && $0.hasSuffix(".json") }.compactMap { name in
+            guard let data = FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent(name)) else { return nil }
+            return try? JSONDecoder().decode(HeartbeatRecord.self, from: data)
+        }.sorted { $0.rank < $1.rank }
+    }
+}
+
+/// A rank's heartbeat: a thread that rewrites the rank's record (atomically,
+/// by rename) every interval, and a `progress` call for the training loop.
+public final class Heartbeat: @unchecked Sendable {
+    private let lock = NSLock()
+    private var record: HeartbeatRecord
+    private let path: String
+    private let interval: Double
+    private var stopped = false
+
+    public init(run: String, rank: Int, interval: Double) throws {
+        let dir = HeartbeatRecord.directory(run: run)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        path = (dir as NSString).appendingPathComponent("rank-\(rank).json")
+        let now = Date().timeIntervalSince1970
+        record = HeartbeatRecord(rank: rank, host: ProcessInfo.processInfo.hostName, pid: getpid(), step: 0,
+                                 phase: "starting", time: now, progressTime: now)
+        self.interval = interval
+        write()
+        let thread = Thread { [weak self] in
+            while let self, !self.isStopped {
+                Thread.sleep(forTimeInterval: self.interval)
+                self.write()
+            }
+        }
+        thread.name = "heartbeat"
+        thread.start()
+    }
+
+    private var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+
+    /// The last word: writes the final record and ends the thread.
+    public func stop(phase: String) {
+        lock.lock(); stopped = true; record.phase = phase; record.progressTime = Date().timeIntervalSince1970; lock.unlock()
+        write()
+    }
+
+    /// The loop moved: `phase` is what it just finished (train, eval, checkpoint).
+    public func progress(step: Int, phase: String) {
+        lock.lock()
+        record.step = step
+        record.phase = phase
+        record.progressTime = Date().timeIntervalSince1970
+        lock.unlock()
+    }
+
+    private func write() {
+        lock.lock()
+        record.time = Date().timeIntervalSince1970
+        let r = record
+        lock.unlock()
+        guard let data = try? JSONEncoder().encode(r) else { return }
+        try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
