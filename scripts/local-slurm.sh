@@ -33,8 +33,10 @@ chown munge: "$dir"/munge 2>/dev/null || true
 host=$(hostname -s)
 
 # munged as the munge user (as root it may reject the packaged key).
-runuser -u munge -- munged --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" --force 2>/dev/null \
-    || munged --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" --force
+# Daemons get no inherited stdout: a caller reading our output to its end
+# would otherwise wait for them.
+runuser -u munge -- munged --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" --force </dev/null >/dev/null 2>&1 \
+    || munged --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" --force </dev/null >/dev/null 2>&1
 cp "$dir/munge/munged.pid" "$dir/munged.pid" 2>/dev/null || true
 
 cat > "$dir/slurm.conf" <<CONF
@@ -70,8 +72,8 @@ PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscr
 CONF
 
 export SLURM_CONF="$dir/slurm.conf"
-slurmctld -c -f "$SLURM_CONF"
-slurmd -f "$SLURM_CONF"
+slurmctld -c -f "$SLURM_CONF" </dev/null >/dev/null 2>&1
+slurmd -f "$SLURM_CONF" </dev/null >/dev/null 2>&1
 for _ in $(seq 1 50); do
     if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then echo "$SLURM_CONF"; exit 0; fi
     sleep 0.2

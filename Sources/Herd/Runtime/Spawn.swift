@@ -79,6 +79,16 @@ public enum Spawn {
         return nil
     }
 
+    /// Runs a command to its end with its output appended to `log`, and
+    /// returns its status. For commands that leave daemons behind (which may
+    /// keep a pipe open long after the command itself has ended).
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String], log: String) throws -> Int32 {
+        let pid = try start(executable, arguments, environment: environment, log: log, detach: .processGroup)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return decode(status)
+    }
+
     /// Runs a short command to the end and returns its status and output.
     public static func capture(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
