@@ -51,6 +51,24 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(m.schedule.minRatio, 0.1)
     }
 
+    func testRestartPolicyAndMonitor() throws {
+        let m = try JobManifest.parse(yaml: manifest(extra: """
+            restart: {max_restarts: 5, backoff_seconds: 2, max_backoff_seconds: 10}
+            monitor: {heartbeat_seconds: 1, hang_timeout_seconds: 30}
+            """), file: "jobs/t.yaml")
+        XCTAssertEqual(m.restart.maxRestarts, 5)
+        XCTAssertEqual(m.monitor.hangTimeoutSeconds, 30)
+        // Exponential backoff from 2 s, capped at 10 s.
+        XCTAssertEqual((1...5).map { m.restart.delay(beforeRestart: $0) }, [2, 4, 8, 10, 10])
+        let defaults = try JobManifest.parse(yaml: manifest(), file: "jobs/t.yaml")
+        XCTAssertEqual(defaults.restart.maxRestarts, 3)
+        XCTAssertEqual(defaults.monitor.heartbeatSeconds, 10)
+        expectError(manifest(extra: "restart: {max_restarts: -1}"), field: "restart.max_restarts", contains: "at least 0")
+        expectError(manifest(extra: "restart: {retries: 3}"), field: "restart.retries", contains: "unknown field")
+        expectError(manifest(extra: "monitor: {heartbeat_seconds: 10, hang_timeout_seconds: 15}"),
+                    field: "monitor.hang_timeout_seconds", contains: "at least twice monitor.heartbeat_seconds")
+    }
+
     func testMissingField() {
         expectError(manifest(steps: ""), field: "steps", contains: "required field is missing")
     }

@@ -15,6 +15,11 @@ public struct HeartbeatRecord: Codable, Sendable, Equatable {
     public var time: Double
     public var progressTime: Double
 
+    public init(rank: Int, host: String, pid: Int32, step: Int, phase: String, time: Double, progressTime: Double) {
+        self.rank = rank; self.host = host; self.pid = pid; self.step = step; self.phase = phase
+        self.time = time; self.progressTime = progressTime
+    }
+
     public static func directory(run: String) -> String { (run as NSString).appendingPathComponent("heartbeats") }
 
     /// Every rank's newest record (files that cannot be read yet are skipped).

@@ -33,16 +33,12 @@ public struct Submission {
         for other in try store.jobs() where !other.state.isFinal && other.runDir == runDir && other.id != jobID {
             throw JobStoreError(message: "job \(other.id) (\(other.state.rawValue)) is already writing \(runDir): cancel it (herd cancel \(other.id)) or give this job another --output")
         }
-        let now = Date().timeIntervalSince1970
-        let record = JobRecord(
-            id: jobID ?? 0, name: manifest.name, manifest: absolute(path), cluster: absolute(clusterPath), workdir: cwd,
-            runDir: runDir, launcher: cluster.launcher.rawValue, state: .queued,
-            data: manifest.parallelism.data, tensor: manifest.parallelism.tensor,
-            stepsOverride: overrides.steps, corpusOverride: overrides.corpus.map(absolute),
-            totalSteps: manifest.steps, step: 0, loss: nil, validationLoss: nil, tokensPerSecond: nil, etaSeconds: nil,
-            lastCheckpointStep: CheckpointStore(runDirectory: runDir).latest(), attempt: 0, restarts: 0,
-            maxRestarts: manifest.restart.maxRestarts, coordinatorPID: nil, launchID: nil, cancelRequested: false,
-            message: nil, created: now, updated: now)
+        var record = JobRecord(
+            name: manifest.name, manifest: absolute(path), cluster: absolute(clusterPath), workdir: cwd, runDir: runDir,
+            launcher: cluster.launcher.rawValue, data: manifest.parallelism.data, tensor: manifest.parallelism.tensor,
+            totalSteps: manifest.steps, maxRestarts: manifest.restart.maxRestarts, stepsOverride: overrides.steps,
+            corpusOverride: overrides.corpus.map(absolute), lastCheckpointStep: CheckpointStore(runDirectory: runDir).latest())
+        record.id = jobID ?? 0
         return Submission(record: record, manifest: manifest, cluster: cluster, report: report)
     }
 

@@ -42,6 +42,18 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var updated: Double
 
     public var world: Int { data * tensor }
+
+    /// A new job, queued, nothing reported yet (the store assigns the id).
+    public init(name: String, manifest: String, cluster: String, workdir: String, runDir: String, launcher: String,
+                data: Int, tensor: Int, totalSteps: Int, maxRestarts: Int,
+                stepsOverride: Int? = nil, corpusOverride: String? = nil, lastCheckpointStep: Int? = nil) {
+        let now = Date().timeIntervalSince1970
+        id = 0; self.name = name; self.manifest = manifest; self.cluster = cluster; self.workdir = workdir
+        self.runDir = runDir; self.launcher = launcher; state = .queued; self.data = data; self.tensor = tensor
+        self.stepsOverride = stepsOverride; self.corpusOverride = corpusOverride; self.totalSteps = totalSteps
+        step = 0; self.lastCheckpointStep = lastCheckpointStep; attempt = 0; restarts = 0; self.maxRestarts = maxRestarts
+        cancelRequested = false; created = now; updated = now
+    }
 }
 
 /// One rank's latest heartbeat, as the coordinator last read it.
@@ -53,6 +65,11 @@ public struct WorkerRecord: Codable, Sendable, Equatable {
     public var phase: String
     public var heartbeat: Double
     public var progress: Double
+
+    public init(rank: Int, host: String, pid: Int, step: Int, phase: String, heartbeat: Double, progress: Double) {
+        self.rank = rank; self.host = host; self.pid = pid; self.step = step; self.phase = phase
+        self.heartbeat = heartbeat; self.progress = progress
+    }
 }
 
 /// A restart (or a resume by hand), why, and from which checkpoint.
@@ -212,17 +229,26 @@ public final class JobStore: @unchecked Sendable {
     private func optional(_ v: String?) -> SQLiteValue { v.map { .text($0) } ?? .null }
 
     static func record(_ r: [String: SQLiteValue]) -> JobRecord {
-        JobRecord(id: r["id"]?.int ?? 0, name: r["name"]?.text ?? "", manifest: r["manifest"]?.text ?? "",
-                  cluster: r["cluster"]?.text ?? "", workdir: r["workdir"]?.text ?? "", runDir: r["run_dir"]?.text ?? "",
-                  launcher: r["launcher"]?.text ?? "", state: JobState(rawValue: r["state"]?.text ?? "") ?? .failed,
-                  data: r["data"]?.int ?? 1, tensor: r["tensor"]?.int ?? 1,
-                  stepsOverride: r["steps_override"]?.int, corpusOverride: r["corpus_override"]?.text,
-                  totalSteps: r["total_steps"]?.int ?? 0, step: r["step"]?.int ?? 0,
-                  loss: r["loss"]?.double, validationLoss: r["val_loss"]?.double, tokensPerSecond: r["tokens_per_s"]?.double,
-                  etaSeconds: r["eta_s"]?.double, lastCheckpointStep: r["checkpoint_step"]?.int,
-                  attempt: r["attempt"]?.int ?? 0, restarts: r["restarts"]?.int ?? 0, maxRestarts: r["max_restarts"]?.int ?? 0,
-                  coordinatorPID: r["coordinator_pid"]?.int, launchID: r["launch_id"]?.text,
-                  cancelRequested: (r["cancel_requested"]?.int ?? 0) != 0, message: r["message"]?.text,
-                  created: r["created"]?.double ?? 0, updated: r["updated"]?.double ?? 0)
+        var j = JobRecord(name: r["name"]?.text ?? "", manifest: r["manifest"]?.text ?? "", cluster: r["cluster"]?.text ?? "",
+                          workdir: r["workdir"]?.text ?? "", runDir: r["run_dir"]?.text ?? "", launcher: r["launcher"]?.text ?? "",
+                          data: r["data"]?.int ?? 1, tensor: r["tensor"]?.int ?? 1, totalSteps: r["total_steps"]?.int ?? 0,
+                          maxRestarts: r["max_restarts"]?.int ?? 0, stepsOverride: r["steps_override"]?.int,
+                          corpusOverride: r["corpus_override"]?.text, lastCheckpointStep: r["checkpoint_step"]?.int)
+        j.id = r["id"]?.int ?? 0
+        j.state = JobState(rawValue: r["state"]?.text ?? "") ?? .failed
+        j.step = r["step"]?.int ?? 0
+        j.loss = r["loss"]?.double
+        j.validationLoss = r["val_loss"]?.double
+        j.tokensPerSecond = r["tokens_per_s"]?.double
+        j.etaSeconds = r["eta_s"]?.double
+        j.attempt = r["attempt"]?.int ?? 0
+        j.restarts = r["restarts"]?.int ?? 0
+        j.coordinatorPID = r["coordinator_pid"]?.int
+        j.launchID = r["launch_id"]?.text
+        j.cancelRequested = (r["cancel_requested"]?.int ?? 0) != 0
+        j.message = r["message"]?.text
+        j.created = r["created"]?.double ?? 0
+        j.updated = r["updated"]?.double ?? 0
+        return j
     }
 }
