@@ -8,7 +8,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min
 HERD := .build/release/herd
 
-.PHONY: setup build test demo bench bench-pytorch sanitize clean
+.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down
 
 setup:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -39,6 +39,13 @@ bench: build
 
 bench-pytorch:
 	$(PYTHON) bench/pytorch_llama.py
+
+# The single-node Slurm of ../shared/recipes/local-slurm.md, for clusters/slurm-local.yaml.
+slurm-up: setup
+	scripts/local-slurm.sh start /tmp/herd-slurm
+
+slurm-down:
+	scripts/local-slurm.sh stop /tmp/herd-slurm
 
 # The in-process tests under AddressSanitizer (a separate build in
 # .build-asan). Tests that start herd itself, and the long recipe, are skipped.

@@ -21,15 +21,22 @@ struct Submit: ParsableCommand {
 
     func run() throws {
         let store = openStore()
-        let submission: Submission
-        do {
-            submission = try Submission.prepare(manifest: options.job, cluster: cluster,
-                                                overrides: .init(corpus: options.corpus, steps: options.steps, output: options.output), store: store)
-        } catch { fail(error) }
-        let id = try store.insert(submission.record)
+        let (submission, id) = try options.store(on: cluster, in: store)
         try startCoordinator(store: store, id: id, runDir: submission.record.runDir)
         print(id)
         FileHandle.standardError.write("herd: job \(id) submitted to \(submission.cluster.name): \(submission.report.plan.world) ranks; herd watch \(id) follows it, herd logs \(id) shows its output\n".data(using: .utf8)!)
+    }
+}
+
+extension ManifestOptions {
+    /// Checks the job against the cluster (or exits with the error) and stores it, queued.
+    func store(on cluster: String, in store: JobStore) throws -> (Submission, Int) {
+        let submission: Submission
+        do {
+            submission = try Submission.prepare(manifest: job, cluster: cluster,
+                                                overrides: .init(corpus: corpus, steps: steps, output: output), store: store)
+        } catch { fail(error) }
+        return (submission, try store.insert(submission.record))
     }
 }
 
@@ -290,12 +297,7 @@ struct Resume: ParsableCommand {
 /// foreground — progress on the terminal, Ctrl-C a cancel (checkpoint first).
 func superviseInForeground(_ options: ManifestOptions, cluster: String) throws -> Never {
     let store = openStore()
-    let submission: Submission
-    do {
-        submission = try Submission.prepare(manifest: options.job, cluster: cluster,
-                                            overrides: .init(corpus: options.corpus, steps: options.steps, output: options.output), store: store)
-    } catch { fail(error) }
-    let id = try store.insert(submission.record)
+    let (submission, id) = try options.store(on: cluster, in: store)
     StopSignal.install()
     let coordinator = Coordinator(store: store, jobID: id) { print("herd: \($0)"); fflush(stdout) }
     coordinator.onEvent = { e in

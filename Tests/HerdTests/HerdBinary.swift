@@ -1,15 +1,42 @@
 import XCTest
 import Foundation
+import Herd
 
 /// The release `herd` binary that `make test` builds, run as a user runs it.
 enum HerdBinary {
     static let path = ".build/release/herd"
 
     static func run(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = try start(args, environment: environment)
-        let o = p.out.fileHandleForReading.readDataToEndOfFile(), e = p.err.fileHandleForReading.readDataToEndOfFile()
-        p.process.waitUntilExit()
-        return (p.process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: path), "build \(path) first (make test does)")
+        return try Spawn.capture(path, args, environment: environment)
+    }
+
+    /// A job manifest for the orchestrator's tests: tiny-gqa on bytes, data
+    /// parallel over `data` ranks, a checkpoint every `interval` steps, fast
+    /// heartbeats; a few seconds of training on two cores.
+    static func orchestratedJob(dir: String, name: String, steps: Int = 2400, interval: Int = 200, data: Int = 2, tensor: Int = 1,
+                                maxRestarts: Int = 2, hangTimeout: Double = 4, extra: String = "") throws -> (job: String, run: String) {
+        let path = dir + "/\(name).yaml", run = dir + "/run-\(name)"
+        try """
+        kind: pretrain
+        name: \(name)
+        seed: 5
+        model: {preset: tiny-gqa}
+        data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 16}
+        batch: {sequences: 64, micro_batch: 8}
+        optimizer: {lr: 3e-3}
+        schedule: {warmup_steps: 50}
+        steps: \(steps)
+        log_interval: 20
+        threads: 2
+        checkpoint: {interval: \(interval), keep: 3}
+        parallelism: {data: \(data), tensor: \(tensor)}
+        restart: {max_restarts: \(maxRestarts), backoff_seconds: 0.5}
+        monitor: {heartbeat_seconds: 0.25, hang_timeout_seconds: \(hangTimeout)}
+        output: \(run)
+        \(extra)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return (path, run)
     }
 
     /// DIR/corpus.txt: 120k characters of Shakespeare (or a stand-in when

@@ -29,31 +29,10 @@ final class OrchestratorTests: XCTestCase {
         return e
     }
 
-    /// tiny-gqa on bytes, data-parallel over two ranks, a checkpoint every
-    /// 200 steps; a few seconds of training on two cores.
     func job(_ name: String, steps: Int = 2400, interval: Int = 200, data: Int = 2, tensor: Int = 1,
              maxRestarts: Int = 2, hangTimeout: Double = 4, extra: String = "") throws -> (job: String, run: String) {
-        let path = Self.dir + "/\(name).yaml", run = Self.dir + "/run-\(name)"
-        try """
-        kind: pretrain
-        name: \(name)
-        seed: 5
-        model: {preset: tiny-gqa}
-        data: {corpus: \(Self.dir)/corpus.txt, tokenizer: byte, seq_len: 16}
-        batch: {sequences: 64, micro_batch: 8}
-        optimizer: {lr: 3e-3}
-        schedule: {warmup_steps: 50}
-        steps: \(steps)
-        log_interval: 20
-        threads: 2
-        checkpoint: {interval: \(interval), keep: 3}
-        parallelism: {data: \(data), tensor: \(tensor)}
-        restart: {max_restarts: \(maxRestarts), backoff_seconds: 0.5}
-        monitor: {heartbeat_seconds: 0.25, hang_timeout_seconds: \(hangTimeout)}
-        output: \(run)
-        \(extra)
-        """.write(toFile: path, atomically: true, encoding: .utf8)
-        return (path, run)
+        try HerdBinary.orchestratedJob(dir: Self.dir, name: name, steps: steps, interval: interval, data: data, tensor: tensor,
+                                       maxRestarts: maxRestarts, hangTimeout: hangTimeout, extra: extra)
     }
 
     @discardableResult

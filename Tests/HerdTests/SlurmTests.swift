@@ -41,25 +41,7 @@ final class SlurmTests: XCTestCase {
 
     func testJobOnSlurmShowsProgressSurvivesAKilledWorkerAndCompletes() throws {
         let cluster = try startSlurm()
-        let job = Self.dir + "/slurm-job.yaml", run = Self.dir + "/run-slurm"
-        try """
-            kind: pretrain
-            name: on-slurm
-            seed: 5
-            model: {preset: tiny-gqa}
-            data: {corpus: \(Self.dir)/corpus.txt, tokenizer: byte, seq_len: 16}
-            batch: {sequences: 64, micro_batch: 8}
-            optimizer: {lr: 3e-3}
-            schedule: {warmup_steps: 50}
-            steps: 2400
-            log_interval: 20
-            threads: 2
-            checkpoint: {interval: 200, keep: 3}
-            parallelism: {data: 2, tensor: 1}
-            restart: {max_restarts: 2, backoff_seconds: 0.5}
-            monitor: {heartbeat_seconds: 0.25, hang_timeout_seconds: 10}
-            output: \(run)
-            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let (job, run) = try HerdBinary.orchestratedJob(dir: Self.dir, name: "on-slurm", hangTimeout: 10)
         var env = ProcessInfo.processInfo.environment
         env["HERD_HOME"] = Self.dir + "/home"
         let submitted = try HerdBinary.run(["submit", job, "--cluster", cluster], environment: env)
