@@ -284,6 +284,15 @@ struct Resume: ParsableCommand {
                                                 store: store, replacing: job.id)
         } catch { fail(error) }
         let r = submission.record
+        // Ranks still beating here belong to an attempt whose coordinator
+        // died (it was killed, or the machine's session ended): end them so
+        // that two attempts never write one run directory.
+        let now = Date().timeIntervalSince1970, here = ProcessInfo.processInfo.hostName
+        for b in HeartbeatRecord.readAll(run: job.runDir)
+        where b.host == here && now - b.time < 3 * submission.manifest.monitor.heartbeatSeconds && Spawn.isAlive(Int(b.pid)) {
+            kill(b.pid, SIGKILL)
+            print("job \(job.id): stopped rank \(b.rank) (pid \(b.pid)), left running by its coordinator")
+        }
         try store.recordRestart(job.id, attempt: job.attempt + 1, reason: "resumed by hand (data \(r.data) × tensor \(r.tensor) on \(submission.cluster.name))", fromStep: step)
         try store.update(job.id, ["state": .text(JobState.queued.rawValue), "cluster": .text(r.cluster), "launcher": .text(r.launcher),
                                   "data": .int(Int64(r.data)), "tensor": .int(Int64(r.tensor)), "restarts": .int(0),
