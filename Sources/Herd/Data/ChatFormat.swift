@@ -26,9 +26,9 @@ public enum ChatFormatError: Error, Equatable, CustomStringConvertible {
 public enum ChatFormat {
     public static let systemOpen = "<<SYS>>\n", systemClose = "\n<</SYS>>\n\n"
 
-    /// Token ids, and for each whether it belongs to an assistant answer
-    /// (its words and its EOS) — the tokens supervised fine-tuning learns.
-    public static func encode(_ dialog: [ChatMessage], tokenizer t: SentencePieceTokenizer) throws(ChatFormatError) -> (tokens: [TokenID], assistant: [Bool]) {
+    /// The dialogue as (user, assistant) pairs and a last unanswered user
+    /// turn, the system message folded into the first user turn.
+    static func pairs(_ dialog: [ChatMessage]) throws(ChatFormatError) -> (pairs: [(String, String)], last: String?) {
         var turns = dialog
         if let first = turns.first, first.role == .system {
             guard turns.count > 1, turns[1].role == .user else { throw .order(index: 1, expected: "user", found: turns.count > 1 ? turns[1].role : .system) }
@@ -41,11 +41,18 @@ public enum ChatFormat {
                 throw .order(index: i + (dialog.first?.role == .system ? 1 : 0), expected: expected.rawValue, found: m.role)
             }
         }
+        let pairs = stride(from: 0, to: turns.count - 1, by: 2).map { (strip(turns[$0].content), strip(turns[$0 + 1].content)) }
+        return (pairs, turns.count % 2 == 1 ? strip(turns[turns.count - 1].content) : nil)
+    }
+
+    /// Token ids, and for each whether it belongs to an assistant answer
+    /// (its words and its EOS) — the tokens supervised fine-tuning learns.
+    public static func encode(_ dialog: [ChatMessage], tokenizer t: SentencePieceTokenizer) throws(ChatFormatError) -> (tokens: [TokenID], assistant: [Bool]) {
+        let (pairs, last) = try pairs(dialog)
         var tokens: [TokenID] = [], mask: [Bool] = []
-        var i = 0
-        while i + 1 < turns.count {
-            let prompt = "[INST] \(strip(turns[i].content)) [/INST]"
-            let whole = t.encode(prompt + " \(strip(turns[i + 1].content)) ", bos: true, eos: true)
+        for (user, answer) in pairs {
+            let prompt = "[INST] \(user) [/INST]"
+            let whole = t.encode(prompt + " \(answer) ", bos: true, eos: true)
             // The prompt's own encoding is (almost always) a prefix of the
             // pair's: what follows it is the answer.
             let head = t.encode(prompt, bos: true, eos: false)
@@ -53,13 +60,37 @@ public enum ChatFormat {
             while k < head.count && k < whole.count && head[k] == whole[k] { k += 1 }
             tokens += whole
             mask += (0..<whole.count).map { $0 >= k }
-            i += 2
         }
-        if i < turns.count {
-            let last = t.encode("[INST] \(strip(turns[i].content)) [/INST]", bos: true, eos: false)
-            tokens += last
-            mask += [Bool](repeating: false, count: last.count)
+        if let last {
+            let ids = t.encode("[INST] \(last) [/INST]", bos: true, eos: false)
+            tokens += ids
+            mask += [Bool](repeating: false, count: ids.count)
         }
+        return (tokens, mask)
+    }
+
+    /// For tokenizers without BOS and EOS ids (byte- and char-level): the
+    /// same template as text, with STX (U+0002) where BOS goes and ETX
+    /// (U+0003) where EOS goes — characters ordinary text never holds, so a
+    /// byte-level model learns to end its answer with ETX.
+    public static let textBOS = "\u{02}", textEOS = "\u{03}"
+
+    /// The chat format for any tokenizer: Meta's exactly for SentencePiece,
+    /// its text form with STX/ETX otherwise.
+    public static func encode(_ dialog: [ChatMessage], tokenizer t: any Tokenizer) throws -> (tokens: [TokenID], assistant: [Bool]) {
+        if let spm = t as? SentencePieceTokenizer { return try encode(dialog, tokenizer: spm) }
+        let (pairs, last) = try pairs(dialog)
+        var tokens: [TokenID] = [], mask: [Bool] = []
+        func add(_ text: String, _ learned: Bool) throws {
+            let ids = try t.encode(text)
+            tokens += ids
+            mask += [Bool](repeating: learned, count: ids.count)
+        }
+        for (user, answer) in pairs {
+            try add(textBOS + "[INST] \(user) [/INST]", false)
+            try add(" \(answer) " + textEOS, true)
+        }
+        if let last { try add(textBOS + "[INST] \(last) [/INST]", false) }
         return (tokens, mask)
     }
 

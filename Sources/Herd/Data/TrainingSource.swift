@@ -10,6 +10,14 @@ public protocol TrainingSource: Sendable {
     func trainWindow(seed: UInt64, index: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws
     var validationWindows: Int { get }
     func validationWindow(_ i: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws
+    /// How many of training window `index`'s targets count (the loss is the
+    /// mean over the counted targets of the global batch).
+    func trainTargetCount(seed: UInt64, index: Int) -> Int
+}
+
+extension TrainingSource {
+    /// Pretraining windows count every target.
+    public func trainTargetCount(seed: UInt64, index: Int) -> Int { seqLen }
 }
 
 extension TokenDataset: TrainingSource {

@@ -12,6 +12,12 @@ public enum ModelFiles {
         throw CheckpointError.none(path)
     }
 
+    /// The model shape of a Herd checkpoint, run directory or Hugging Face directory.
+    public static func config(_ path: String) throws -> LlamaConfig {
+        if isHuggingFace(path) { return try HuggingFace.readConfig(dir: path) }
+        return try CheckpointManifest.read(dir: checkpointDirectory(path)).model
+    }
+
     public static func isHuggingFace(_ path: String) -> Bool {
         FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("config.json"))
     }

@@ -5,7 +5,9 @@ import Yams
 /// completely before anything runs. Relative paths are taken from the
 /// directory `herd` runs in (as torchtitan and Megatron-LM take theirs).
 public struct JobManifest: Sendable {
-    public enum Kind: String, Sendable, CaseIterable { case pretrain }
+    /// pretrain: next-token loss on a corpus. sft: supervised fine-tuning
+    /// on chat demonstrations, loss on the assistant's tokens only.
+    public enum Kind: String, Sendable, CaseIterable { case pretrain, sft }
 
     public struct ModelSpec: Sendable {
         /// The preset named, if any; explicit fields override its shape.
@@ -18,8 +20,11 @@ public struct JobManifest: Sendable {
     public struct DataSpec: Sendable {
         /// A text file or directory (tokenized in memory), or ...
         public var corpus: String
-        /// ... a directory of token shards from `herd data prepare`.
+        /// ... a directory of token shards from `herd data prepare`, or
         public var shards: String?
+        /// ... (sft) demonstrations as JSON lines, and optionally held-out ones.
+        public var demonstrations: String?
+        public var heldOut: String?
         public var tokenizer: String
         public var seqLen: Int
         public var validationFraction: Double
@@ -95,6 +100,9 @@ public struct JobManifest: Sendable {
     public var threads: Int?
     public var restart: RestartPolicy
     public var monitor: MonitorSpec
+    /// The weights the job starts from (a Herd run or checkpoint directory, or
+    /// a Hugging Face directory) when its run directory has no checkpoint yet.
+    public var initFrom: String?
 
     public static let tokenizers = ["char", "byte"]
 
@@ -140,7 +148,7 @@ public struct JobManifest: Sendable {
         let top = try YAMLFields(root, path: "", file: file)
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
                                         "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint",
-                                        "restart", "monitor"])
+                                        "restart", "monitor", "init", "epochs"])
 
         let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         guard let kind = Kind(rawValue: kindText) else {
@@ -149,8 +157,27 @@ public struct JobManifest: Sendable {
         let name = try top.string("name") ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let seed = UInt64(try top.int("seed", min: 0) ?? 1337)
 
-        let modelSpec = try parseModel(try top.requiredSection("model", "a preset or an explicit shape"))
-        let data = try parseData(try top.requiredSection("data", "corpus, tokenizer, seq_len"), overrides: overrides)
+        let initFrom = try top.string("init")
+        if let i = initFrom, !overrides.planOnly, !FileManager.default.fileExists(atPath: i) {
+            throw top.error("init", "no such run, checkpoint or Hugging Face directory: \(i)")
+        }
+        if kind == .sft && initFrom == nil {
+            throw top.missing("init", "the model fine-tuning starts from: a Herd run or checkpoint directory, or a Hugging Face directory")
+        }
+        let modelSpec: ModelSpec
+        if let section = try top.section("model") {
+            modelSpec = try parseModel(section)
+        } else if let i = initFrom, !overrides.planOnly {
+            // The shape of the weights the job starts from.
+            do { modelSpec = ModelSpec(preset: nil, config: try ModelFiles.config(i), initStd: 0.02) } catch {
+                throw top.error("init", "cannot read the model there: \(error)")
+            }
+        } else {
+            throw top.missing("model", "a preset or an explicit shape")
+        }
+        let data = kind == .sft
+            ? try parseDemonstrations(try top.requiredSection("data", "demonstrations, seq_len"), overrides: overrides, contextLength: modelSpec.config.maxSeqLen)
+            : try parseData(try top.requiredSection("data", "corpus, tokenizer, seq_len"), overrides: overrides)
         var model = modelSpec
         if model.config.maxSeqLen == 0 { model.config.maxSeqLen = data.seqLen }
         if data.seqLen > model.config.maxSeqLen {
@@ -172,7 +199,8 @@ public struct JobManifest: Sendable {
                                 message: "must divide model.heads (\(model.config.heads)), got \(parallelism.tensor)")
         }
 
-        let batchFields = try top.requiredSection("batch", "sequences or tokens per step")
+        let batchFields = kind == .sft ? try top.section("batch") ?? YAMLFields.empty(path: "batch", file: file)
+                                       : try top.requiredSection("batch", "sequences or tokens per step")
         try batchFields.rejectUnknown(allowed: ["sequences", "tokens", "micro_batch"])
         let sequences: Int
         switch (try batchFields.int("sequences", min: 1), try batchFields.int("tokens", min: 1)) {
@@ -182,6 +210,7 @@ public struct JobManifest: Sendable {
                 throw batchFields.error("tokens", "must be a multiple of data.seq_len (\(data.seqLen)), got \(t)")
             }
             sequences = t / data.seqLen
+        case (nil, nil) where kind == .sft: sequences = 64   // the paper's SFT batch
         case (nil, nil): throw batchFields.error("sequences", "required field is missing (or give batch.tokens)")
         case (_?, _?): throw batchFields.error("tokens", "give either batch.sequences or batch.tokens, not both")
         }
@@ -197,9 +226,12 @@ public struct JobManifest: Sendable {
                 : "must divide the \(perRank) sequences each of the \(parallelism.data) data-parallel ranks computes, got \(micro)")
         }
 
-        let optFields = try top.requiredSection("optimizer", "at least lr")
+        // SFT has the paper's optimizer defaults (LR 2e-5); pretraining names its LR.
+        let optFields = kind == .sft ? try top.section("optimizer") ?? YAMLFields.empty(path: "optimizer", file: file)
+                                     : try top.requiredSection("optimizer", "at least lr")
         try optFields.rejectUnknown(allowed: ["lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"])
-        let lr = try optFields.requiredDouble("lr", min: 0, "the peak learning rate, a number")
+        let lr = kind == .sft ? try optFields.double("lr", min: 0) ?? 2e-5
+                              : try optFields.requiredDouble("lr", min: 0, "the peak learning rate, a number")
         var adamw = AdamWConfig()
         adamw.beta1 = try optFields.double("beta1", min: 0, max: 0.999999) ?? adamw.beta1
         adamw.beta2 = try optFields.double("beta2", min: 0, max: 0.999999) ?? adamw.beta2
@@ -208,6 +240,13 @@ public struct JobManifest: Sendable {
         let clip = try optFields.double("grad_clip", min: 0) ?? 1.0
 
         var steps = try top.int("steps", min: 1) ?? 0
+        if kind == .sft, overrides.steps == nil, steps == 0 {
+            // Epochs over the packed demonstrations (the paper: 2).
+            let epochs = try top.double("epochs", min: 0.001) ?? 2
+            steps = overrides.planOnly ? 1 : try demonstrationSteps(data: data, initFrom: initFrom!, epochs: epochs, sequences: sequences, file: file)
+        } else if top.has("epochs") && kind != .sft {
+            throw top.error("epochs", "only for kind sft (pretraining gives steps or train_tokens)")
+        }
         if let budget = try top.int("train_tokens", min: 1) {
             if steps > 0 { throw top.error("train_tokens", "give either steps or train_tokens, not both") }
             let perStep = sequences * data.seqLen
@@ -217,7 +256,7 @@ public struct JobManifest: Sendable {
             throw top.missing("steps", "the number of optimizer steps, an integer (or train_tokens, a token budget)")
         }
 
-        var schedule = CosineSchedule(peak: lr, decaySteps: steps)
+        var schedule = CosineSchedule(peak: lr, warmupSteps: kind == .sft ? 0 : 2000, decaySteps: steps)
         if let s = try top.section("schedule") {
             try s.rejectUnknown(allowed: ["warmup_steps", "decay_steps", "min_lr_ratio"])
             schedule.warmupSteps = try s.int("warmup_steps", min: 0) ?? schedule.warmupSteps
@@ -272,7 +311,7 @@ public struct JobManifest: Sendable {
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
             logInterval: try top.int("log_interval", min: 1) ?? 10, checkpoint: checkpoint,
-            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor)
+            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom)
     }
 
     static func parseModel(_ f: YAMLFields) throws(ManifestError) -> ModelSpec {
@@ -309,6 +348,35 @@ public struct JobManifest: Sendable {
         return ModelSpec(preset: preset, config: c, initStd: try f.double("init_std", min: 0) ?? 0.02)
     }
 
+    /// The data section of an SFT job: demonstrations (JSON lines, see
+    /// ../shared/RLHF.md), optional held-out ones, the tokenizer (default:
+    /// the one beside the init weights), the sequence length.
+    static func parseDemonstrations(_ f: YAMLFields, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
+        try f.rejectUnknown(allowed: ["demonstrations", "held_out", "tokenizer", "seq_len", "val_fraction"])
+        let demos = try f.requiredString("demonstrations", "a JSON-lines file of demonstrations")
+        let heldOut = try f.string("held_out")
+        for (key, path) in [("demonstrations", demos), ("held_out", heldOut ?? demos)] where !overrides.planOnly {
+            if !FileManager.default.fileExists(atPath: path) { throw f.error(key, "no such file: \(path)") }
+        }
+        let tok = try f.string("tokenizer") ?? "from init"
+        guard tok == "from init" || tokenizers.contains(tok) || tok.hasSuffix(".model") || tok.hasSuffix(".json") else {
+            throw f.error("tokenizer", "expected byte, char, a tokenizer.model or tokenizer.json path, or nothing (the init's), got \"\(tok)\"")
+        }
+        let seq = try f.int("seq_len", min: 1) ?? min(4096, max(contextLength, 1))
+        return DataSpec(corpus: "", shards: nil, demonstrations: demos, heldOut: heldOut, tokenizer: tok, seqLen: seq,
+                        validationFraction: try f.double("val_fraction", min: 0, max: 0.9) ?? 0.05)
+    }
+
+    /// Steps for `epochs` passes over the packed demonstrations.
+    static func demonstrationSteps(data: DataSpec, initFrom: String, epochs: Double, sequences: Int, file: String) throws(ManifestError) -> Int {
+        do {
+            let d = try DemonstrationData(data: data, initFrom: initFrom)
+            return max(1, Int((epochs * Double(d.dataset.train.count) / Double(sequences)).rounded(.up)))
+        } catch let e as ManifestError { throw e } catch {
+            throw ManifestError(file: file, field: "data.demonstrations", message: "\(error)")
+        }
+    }
+
     static func parseData(_ f: YAMLFields, overrides: Overrides) throws(ManifestError) -> DataSpec {
         try f.rejectUnknown(allowed: ["corpus", "shards", "tokenizer", "seq_len", "val_fraction"])
         if let shards = try f.string("shards"), overrides.corpus == nil {
@@ -318,7 +386,7 @@ public struct JobManifest: Sendable {
                 throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
             }
             let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
-            return DataSpec(corpus: "", shards: shards, tokenizer: try f.string("tokenizer") ?? "from shards",
+            return DataSpec(corpus: "", shards: shards, demonstrations: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
                             seqLen: seq, validationFraction: 0)
         }
         var corpus = try f.string("corpus") ?? ""
@@ -336,6 +404,6 @@ public struct JobManifest: Sendable {
         }
         let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
         let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? 0.1
-        return DataSpec(corpus: path, shards: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
+        return DataSpec(corpus: path, shards: nil, demonstrations: nil, heldOut: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
     }
 }

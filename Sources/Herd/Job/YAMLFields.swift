@@ -15,6 +15,15 @@ struct YAMLFields {
         mapping = m; self.path = path; self.file = file
     }
 
+    /// A section the manifest left out, read as all defaults.
+    static func empty(path: String, file: String) -> YAMLFields {
+        YAMLFields(mapping: Node.Mapping([]), path: path, file: file)
+    }
+
+    private init(mapping: Node.Mapping, path: String, file: String) {
+        self.mapping = mapping; self.path = path; self.file = file
+    }
+
     func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     func error(_ key: String, _ message: String) -> ManifestError {

@@ -9,6 +9,16 @@ public struct TrainingData {
     public let model: LlamaConfig
 
     public init(manifest m: JobManifest) throws {
+        if m.kind == .sft, let initFrom = m.initFrom {
+            let d: DemonstrationData
+            do { d = try DemonstrationData(data: m.data, initFrom: initFrom) } catch let e as ManifestError { throw e } catch {
+                throw ManifestError(file: m.file, field: "data.demonstrations", message: "\(error)")
+            }
+            tokenizer = d.tokenizer
+            dataset = d.dataset
+            model = try Self.resolve(m, d.tokenizer)
+            return
+        }
         if let shards = m.data.shards {
             let tokPath = (shards as NSString).appendingPathComponent("tokenizer.json")
             guard let data = FileManager.default.contents(atPath: tokPath) else {
@@ -134,7 +144,11 @@ public final class Pretrainer {
         let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
         let mine = context.rank
         runner.zeroGradients()
-        let scale = Float(1.0 / Double(m.batch.sequences * T))
+        // The mean over the targets that count in the whole global batch
+        // (every one in pretraining; the assistant's tokens in SFT).
+        var counted = 0
+        for i in 0..<m.batch.sequences { counted += dataset.trainTargetCount(seed: m.seed, index: step * m.batch.sequences + i) }
+        let scale = Float(1.0 / Double(max(counted, 1)))
         var stats = [0.0, 0.0]   // loss sum, targets counted
         for k in 0..<(mine.sequenceCount / micro) {
             for i in 0..<micro {
@@ -221,6 +235,10 @@ public final class Pretrainer {
             step = loaded.step
             events?.write("resume", ["step": step, "checkpoint": dir, "written_by": "data \(loaded.data) × tensor \(loaded.tensor)"])
             if lead { output("resumed from \(dir) (written at data \(loaded.data) × tensor \(loaded.tensor)\(loaded.zero1 ? ", ZeRO-1" : ""))") }
+        } else if let initFrom = m.initFrom {
+            try loadInitialWeights(initFrom)
+            events?.write("init", ["from": initFrom])
+            if lead { output("starting from the weights of \(initFrom)") }
         }
         let startStep = step
         var totalSeconds = 0.0, windowSeconds = 0.0, windowSteps = 0
@@ -285,6 +303,17 @@ public final class Pretrainer {
                               "tokens_per_s": tps, "train_seconds": totalSeconds])
         return Summary(steps: step, finalTrainLoss: last.loss, finalValidationLoss: validation,
                        tokensPerSecond: tps, seconds: totalSeconds)
+    }
+
+    /// The weights a job starts from (SFT from a pretrained model): every
+    /// rank cuts its piece from the whole tensors; the optimizer starts fresh.
+    func loadInitialWeights(_ path: String) throws {
+        let hf = ModelFiles.isHuggingFace(path)
+        let (config, tensors) = hf ? try HuggingFace.load(dir: path) : try ModelFiles.weights(checkpoint: ModelFiles.checkpointDirectory(path))
+        guard config == model.config else {
+            throw ManifestError(file: manifest.file, field: "init", message: "\(path) holds a model of shape \(config), this job's is \(model.config)")
+        }
+        try model.setWeights(tensors)
     }
 
     /// The checkpoint to continue from: `resumeStep` if set, else the newest

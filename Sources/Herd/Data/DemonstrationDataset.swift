@@ -1,0 +1,102 @@
+import Foundation
+
+/// One training sequence of packed demonstrations: T inputs, T targets,
+/// the targets of every token that is not an assistant answer set to the
+/// ignore index, and how many targets count.
+public struct PackedSequence: Sendable, Equatable {
+    public var tokens: [TokenID]
+    public var targets: [TokenID]
+    public var counted: Int
+
+    /// The inputs and targets of a stream of (up to T + 1) tokens: token i
+    /// predicts token i + 1, which is learned only when `supervised[i + 1]`
+    /// (an assistant answer's token or its EOS). Short streams are padded.
+    public init(stream: [TokenID], supervised: [Bool], seqLen T: Int) {
+        let n = min(T, stream.count)
+        tokens = Array(stream.prefix(n)) + [TokenID](repeating: 0, count: T - n)
+        targets = Self.targets(next: Array(stream.dropFirst().prefix(T)), learned: Array(supervised.dropFirst().prefix(T)))
+        targets += [TokenID](repeating: CrossEntropy.ignoreIndex, count: T - targets.count)
+        counted = targets.reduce(0) { $0 + ($1 == CrossEntropy.ignoreIndex ? 0 : 1) }
+    }
+
+    /// The loss mask: each position's next token where it is learned, the
+    /// ignore index elsewhere (so a user or system token's target never counts).
+    public static func targets(next: [TokenID], learned: [Bool]) -> [TokenID] {
+        zip(next, learned).map { $1 ? $0 : CrossEntropy.ignoreIndex }
+    }
+}
+
+/// Supervised fine-tuning data: demonstrations in the chat format, packed
+/// whole and in order into sequences of seq_len + 1 tokens (an example that
+/// does not fit starts the next sequence; one longer than a sequence is cut
+/// at its end). Each example starts with BOS (STX for byte- and char-level
+/// tokenizers), the separator the paper puts between packed segments.
+/// As in the paper, a later example in a sequence attends to the earlier
+/// ones: causal attention is not reset at the separator (see the README).
+/// Epochs visit the sequences in an order permuted by (seed, epoch).
+public struct DemonstrationDataset: TrainingSource {
+    public let seqLen: Int
+    public let train: [PackedSequence]
+    public let validation: [PackedSequence]
+    /// Examples cut because they are longer than a sequence.
+    public let truncated: Int
+
+    public init(train: [Demonstration], validation: [Demonstration], tokenizer: any Tokenizer, seqLen: Int) throws {
+        self.seqLen = seqLen
+        let (t, cutTrain) = try Self.pack(train, tokenizer: tokenizer, seqLen: seqLen)
+        let (v, cutValidation) = try Self.pack(validation, tokenizer: tokenizer, seqLen: seqLen)
+        self.train = t
+        self.validation = v
+        truncated = cutTrain + cutValidation
+    }
+
+    static func pack(_ examples: [Demonstration], tokenizer: any Tokenizer, seqLen T: Int) throws -> ([PackedSequence], Int) {
+        var out: [PackedSequence] = []
+        var stream: [TokenID] = [], supervised: [Bool] = []
+        var cut = 0
+        func close() {
+            if supervised.contains(true) { out.append(PackedSequence(stream: stream, supervised: supervised, seqLen: T)) }
+            stream = []; supervised = []
+        }
+        for e in examples {
+            let (tokens, mask) = try ChatFormat.encode(e.dialogue, tokenizer: tokenizer)
+            if stream.count + tokens.count > T + 1 { close() }
+            if tokens.count > T + 1 { cut += 1 }
+            let n = min(tokens.count, T + 1)
+            stream += tokens[..<n]
+            supervised += mask[..<n]
+        }
+        close()
+        return (out, cut)
+    }
+
+    public var trainTokens: Int { train.count * seqLen }
+    public var validationTokens: Int { validation.count * seqLen }
+    public var validationWindows: Int { validation.count }
+
+    /// Sequence `index` of the run: epoch index / n, at a position permuted
+    /// by an affine map (a·p + b) mod n with a coprime to n, drawn per epoch.
+    func sequence(seed: UInt64, index: Int) -> PackedSequence {
+        let n = train.count, epoch = index / n, p = index % n
+        let h = SplitMix64.mix(seed ^ 0x5F7_D3A0, UInt64(epoch))
+        var a = Int(h % UInt64(n)) | 1
+        while gcd(a, n) != 1 { a += 1 }
+        let b = Int((h >> 32) % UInt64(n))
+        return train[(a % n * p + b) % n]
+    }
+
+    private func gcd(_ x: Int, _ y: Int) -> Int { y == 0 ? x : gcd(y, x % y) }
+
+    public func trainWindow(seed: UInt64, index: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws {
+        let s = sequence(seed: seed, index: index)
+        s.tokens.withUnsafeBufferPointer { tokens.update(from: $0.baseAddress!, count: seqLen) }
+        s.targets.withUnsafeBufferPointer { targets.update(from: $0.baseAddress!, count: seqLen) }
+    }
+
+    public func trainTargetCount(seed: UInt64, index: Int) -> Int { sequence(seed: seed, index: index).counted }
+
+    public func validationWindow(_ i: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws {
+        validation[i].tokens.withUnsafeBufferPointer { tokens.update(from: $0.baseAddress!, count: seqLen) }
+        validation[i].targets.withUnsafeBufferPointer { targets.update(from: $0.baseAddress!, count: seqLen) }
+    }
+}

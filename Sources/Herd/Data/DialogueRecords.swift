@@ -1,0 +1,90 @@
+import Foundation
+
+/// A line of a JSON-lines file that is not what its format says: the file,
+/// the 1-based line, and what is wrong.
+public struct RecordError: Error, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var message: String
+    public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
+}
+
+/// The JSON-lines records of ../shared/RLHF.md that SFT reads. A dialogue
+/// is a list of {role, content} turns: an optional system message, then
+/// user and assistant alternating.
+public struct PromptRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var dialogue: [ChatMessage]
+    /// Written to elicit an unsafe answer (the paper's IS_SAFETY(p)).
+    public var safety: Bool?
+}
+
+/// A demonstration for SFT: a dialogue that ends with the assistant's answer.
+public struct Demonstration: Codable, Sendable, Equatable {
+    public var id: String
+    public var dialogue: [ChatMessage]
+    public init(id: String, dialogue: [ChatMessage]) { self.id = id; self.dialogue = dialogue }
+}
+
+public enum JSONLines {
+    /// Every record of `path`, each checked by `check`; the first bad line
+    /// stops the read with its number and the problem. Blank lines are skipped.
+    public static func read<T: Decodable>(_ type: T.Type, path: String, check: (T) throws(RecordError) -> Void = { _ in }) throws(RecordError) -> [T] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RecordError(file: path, line: 0, message: "cannot read the file")
+        }
+        var records: [T] = []
+        var lineNumber = 0
+        for raw in data.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if raw.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            let record: T
+            do { record = try JSONDecoder().decode(T.self, from: Data(raw)) } catch let e as DecodingError {
+                throw RecordError(file: path, line: lineNumber, message: describe(e))
+            } catch {
+                throw RecordError(file: path, line: lineNumber, message: "\(error)")
+            }
+            do { try check(record) } catch {
+                throw RecordError(file: path, line: lineNumber, message: error.message)
+            }
+            records.append(record)
+        }
+        return records
+    }
+
+    /// DecodingError in words: which field, and what was expected.
+    static func describe(_ e: DecodingError) -> String {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch e {
+        case .dataCorrupted(let c) where c.codingPath.isEmpty: return "not a JSON object"
+        case .dataCorrupted(let c): return "\(path(c.codingPath)): \(c.debugDescription)"
+        case .keyNotFound(let k, let c): return "\(path(c.codingPath + [k])): required field is missing"
+        case .typeMismatch(let t, let c): return "\(path(c.codingPath)): expected \(t)"
+        case .valueNotFound(let t, let c): return "\(path(c.codingPath)): expected \(t), found null"
+        @unknown default: return "\(e)"
+        }
+    }
+
+    /// The dialogue's turns in order: optional system, then user/assistant alternating.
+    public static func checkTurns(_ dialogue: [ChatMessage], endsWithAssistant: Bool) throws(RecordError) {
+        let turns = dialogue.first?.role == .system ? Array(dialogue.dropFirst()) : dialogue
+        guard !turns.isEmpty else { throw RecordError(file: "", line: 0, message: "dialogue: no user turn") }
+        for (i, m) in turns.enumerated() {
+            let expected: ChatMessage.Role = i % 2 == 0 ? .user : .assistant
+            guard m.role == expected else {
+                throw RecordError(file: "", line: 0, message: "dialogue[\(i + dialogue.count - turns.count)]: expected role \(expected.rawValue), found \(m.role.rawValue)")
+            }
+        }
+        if endsWithAssistant && turns.last?.role != .assistant {
+            throw RecordError(file: "", line: 0, message: "dialogue: a demonstration ends with the assistant's answer")
+        }
+    }
+
+    public static func demonstrations(path: String) throws(RecordError) -> [Demonstration] {
+        try read(Demonstration.self, path: path) { (d: Demonstration) throws(RecordError) in
+            try checkTurns(d.dialogue, endsWithAssistant: true)
+        }
+    }
+}
