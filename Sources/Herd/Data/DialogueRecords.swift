@@ -26,6 +26,25 @@ public struct Demonstration: Codable, Sendable, Equatable {
     public init(id: String, dialogue: [ChatMessage]) { self.id = id; self.dialogue = dialogue }
 }
 
+/// A labelled comparison of two answers to one dialogue (the preference pool).
+public struct Comparison: Codable, Sendable, Equatable {
+    public var promptID: String
+    public var dialogue: [ChatMessage]
+    public var responses: [String]
+    /// 0 or 1: which response the annotator chose.
+    public var chosen: Int
+    public var degree: PreferenceDegree
+    /// Whether each response is safe.
+    public var safe: [Bool]
+    /// The annotation batch and the policy that wrote the responses.
+    public var batch: String?
+    public var policy: String?
+
+    enum CodingKeys: String, CodingKey {
+        case promptID = "prompt_id", dialogue, responses, chosen, degree, safe, batch, policy
+    }
+}
+
 public enum JSONLines {
     /// Every record of `path`, each checked by `check`; the first bad line
     /// stops the read with its number and the problem. Blank lines are skipped.
@@ -79,6 +98,18 @@ public enum JSONLines {
         }
         if endsWithAssistant && turns.last?.role != .assistant {
             throw RecordError(file: "", line: 0, message: "dialogue: a demonstration ends with the assistant's answer")
+        }
+    }
+
+    public static func comparisons(path: String) throws(RecordError) -> [Comparison] {
+        try read(Comparison.self, path: path) { (c: Comparison) throws(RecordError) in
+            try checkTurns(c.dialogue, endsWithAssistant: false)
+            if c.dialogue.last?.role != .user {
+                throw RecordError(file: "", line: 0, message: "dialogue: a comparison's dialogue ends with the user turn the responses answer")
+            }
+            guard c.responses.count == 2 else { throw RecordError(file: "", line: 0, message: "responses: expected 2 answers, found \(c.responses.count)") }
+            guard c.chosen == 0 || c.chosen == 1 else { throw RecordError(file: "", line: 0, message: "chosen: expected 0 or 1, found \(c.chosen)") }
+            guard c.safe.count == 2 else { throw RecordError(file: "", line: 0, message: "safe: expected 2 booleans, found \(c.safe.count)") }
         }
     }
 
