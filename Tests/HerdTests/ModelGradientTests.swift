@@ -25,13 +25,23 @@ final class ModelGradientTests: XCTestCase {
         return (tokens, targets)
     }
 
-    func testWholeModelGradientWithGQA() throws {
+    func testWholeModelGradientWithGQA() throws { try wholeModelGradient(separator: nil) }
+
+    /// The same with packed segments: token 3 starts a segment that attends
+    /// only within itself.
+    func testWholeModelGradientWithPackedSegments() throws {
+        try wholeModelGradient(separator: 3, plant: [(0, 3), (1, 2)])
+    }
+
+    func wholeModelGradient(separator: TokenID?, plant: [(Int, Int)] = []) throws {
         let model = try tinyModel()
         XCTAssertEqual(model.config.heads, 4)
         XCTAssertEqual(model.config.kvHeads, 2)
         let B = 2, T = 6
         let acts = Activations(config: model.config, batch: B, seqLen: T)
-        let (tokens, targets) = batch(B * T, vocab: 11, seed: 5, ignoreEvery: 5)
+        acts.separator = separator
+        var (tokens, targets) = batch(B * T, vocab: 11, seed: 5, ignoreEvery: 5)
+        for (b, t) in plant { tokens[b * T + t] = separator! }
         let counted = targets.filter { $0 >= 0 }.count
         model.zeroGradients()
         let r = model.forwardBackward(tokens: tokens, targets: targets, acts: acts, lossScale: 1 / Float(counted))

@@ -56,19 +56,54 @@ final class SFTTests: XCTestCase {
     func testPackingKeepsExamplesWholeAndInOrder() throws {
         let demos = (0..<10).map { i in Demonstration(id: "d\(i)", dialogue: [ChatMessage(.user, "say \(i)"), ChatMessage(.assistant, String(repeating: "x", count: i * 7))]) }
         let d = try DemonstrationDataset(train: demos, validation: [], tokenizer: ByteTokenizer(), seqLen: 64)
-        // An example is 24 + 7i tokens (STX, "[INST] say i [/INST]", " ", the answer, " ", ETX): i ≥ 6 do not fit 65.
+        // An example is 25 + 7i tokens (the separator, STX, "[INST] say i [/INST]", " ", the answer, " ", ETX): i ≥ 6 do not fit 65.
         XCTAssertEqual(d.truncated, 4)
         var seen: [String] = []
         for s in d.train {
             let text = ByteTokenizer().decode(s.tokens.filter { $0 != 0 })
-            XCTAssertTrue(text.hasPrefix(ChatFormat.textBOS), "a sequence starts at an example's separator")
-            seen += text.split(separator: Character(ChatFormat.textBOS)).map { String($0.prefix(15)) }
+            XCTAssertTrue(text.hasPrefix("\u{1E}" + ChatFormat.textBOS), "a sequence starts at an example's separator")
+            for example in text.split(separator: "\u{1E}") {
+                XCTAssertTrue(example.hasPrefix(ChatFormat.textBOS + "[INST] say "), String(example))
+                seen.append(String(example.dropFirst(12).prefix(1)))
+            }
         }
-        XCTAssertEqual(seen.map { $0.replacingOccurrences(of: "[INST] say ", with: "").prefix(1) }, (0..<10).map { "\($0)".prefix(1) })
+        XCTAssertEqual(seen, (0..<10).map(String.init), "whole examples, in order")
         // An epoch visits every packed sequence once.
         let epoch = (0..<d.train.count).map { tokens(d, $0) }
         XCTAssertEqual(Set(epoch), Set(d.train.map(\.tokens)))
         XCTAssertNotEqual((0..<d.train.count).map { tokens(d, d.train.count + $0) }, epoch, "the next epoch's order differs")
+    }
+
+    /// With the separator, a packed example's logits are those of the
+    /// example alone: nothing attends across it (RoPE makes the shift in
+    /// position immaterial). Without it, the second example sees the first.
+    func testPackedExamplesDoNotAttendToEachOther() throws {
+        var config = LlamaConfig.presets["tiny-gqa"]!
+        config.vocabSize = 256
+        config.maxSeqLen = 96
+        let model = try Llama(config: config)
+        model.initialize(seed: 7, std: 0.3)
+        let a = try ChatFormat.encode([ChatMessage(.user, "first question"), ChatMessage(.assistant, "one")], tokenizer: ByteTokenizer()).tokens
+        let b = try ChatFormat.encode([ChatMessage(.user, "second"), ChatMessage(.assistant, "two")], tokenizer: ByteTokenizer()).tokens
+        let sep = try DemonstrationDataset.separator(for: ByteTokenizer())
+        let packed = [sep] + a + [sep] + b
+        /// −log p(token 5) at each position of the second example (and its
+        /// separator): a function of that position's logits.
+        func losses(_ tokens: [TokenID], separator: TokenID?) -> [Double] {
+            let acts = Activations(config: config, batch: 1, seqLen: tokens.count)
+            acts.separator = separator
+            return ((tokens.count - b.count - 1)..<tokens.count).map { position in
+                var targets = [TokenID](repeating: CrossEntropy.ignoreIndex, count: tokens.count)
+                targets[position] = 5
+                return model.loss(tokens: tokens, targets: targets, acts: acts).lossSum
+            }
+        }
+        let alone = losses([sep] + b, separator: sep)
+        let inPack = losses(packed, separator: sep)
+        XCTAssertEqual(alone.count, inPack.count)
+        for (x, y) in zip(alone, inPack) { XCTAssertEqual(x, y, accuracy: 1e-4 * max(1, abs(x))) }
+        let leaking = losses(packed, separator: nil)
+        XCTAssertGreaterThan(zip(alone, leaking).map { abs($0 - $1) }.max()!, 1e-3, "without the separator the second example sees the first")
     }
 
     func tokens(_ d: DemonstrationDataset, _ index: Int) -> [TokenID] {

@@ -29,28 +29,40 @@ public struct PackedSequence: Sendable, Equatable {
 /// Supervised fine-tuning data: demonstrations in the chat format, packed
 /// whole and in order into sequences of seq_len + 1 tokens (an example that
 /// does not fit starts the next sequence; one longer than a sequence is cut
-/// at its end). Each example starts with BOS (STX for byte- and char-level
-/// tokenizers), the separator the paper puts between packed segments.
-/// As in the paper, a later example in a sequence attends to the earlier
-/// ones: causal attention is not reset at the separator (see the README).
-/// Epochs visit the sequences in an order permuted by (seed, epoch).
+/// at its end). Each example starts with the separator token, where the
+/// model's attention starts afresh (`Activations.separator`): a packed
+/// example never attends to another. Epochs visit the sequences in an
+/// order permuted by (seed, epoch).
 public struct DemonstrationDataset: TrainingSource {
     public let seqLen: Int
     public let train: [PackedSequence]
     public let validation: [PackedSequence]
     /// Examples cut because they are longer than a sequence.
     public let truncated: Int
+    /// The token that starts every packed example.
+    public let separator: TokenID
+
+    /// The separator of packed examples: SentencePiece's unknown piece (an
+    /// input only; it is never a target), or U+001E (record separator) for
+    /// byte- and char-level tokenizers. A char vocabulary must hold it.
+    public static func separator(for t: any Tokenizer) throws -> TokenID {
+        if let spm = t as? SentencePieceTokenizer { return spm.unkID }
+        let ids = try t.encode("\u{1E}")
+        guard ids.count == 1 else { throw TokenizerError.badVocabulary("no single token for the packing separator U+001E") }
+        return ids[0]
+    }
 
     public init(train: [Demonstration], validation: [Demonstration], tokenizer: any Tokenizer, seqLen: Int) throws {
         self.seqLen = seqLen
-        let (t, cutTrain) = try Self.pack(train, tokenizer: tokenizer, seqLen: seqLen)
-        let (v, cutValidation) = try Self.pack(validation, tokenizer: tokenizer, seqLen: seqLen)
+        separator = try Self.separator(for: tokenizer)
+        let (t, cutTrain) = try Self.pack(train, tokenizer: tokenizer, separator: separator, seqLen: seqLen)
+        let (v, cutValidation) = try Self.pack(validation, tokenizer: tokenizer, separator: separator, seqLen: seqLen)
         self.train = t
         self.validation = v
         truncated = cutTrain + cutValidation
     }
 
-    static func pack(_ examples: [Demonstration], tokenizer: any Tokenizer, seqLen T: Int) throws -> ([PackedSequence], Int) {
+    static func pack(_ examples: [Demonstration], tokenizer: any Tokenizer, separator: TokenID, seqLen T: Int) throws -> ([PackedSequence], Int) {
         var out: [PackedSequence] = []
         var stream: [TokenID] = [], supervised: [Bool] = []
         var cut = 0
@@ -59,7 +71,8 @@ public struct DemonstrationDataset: TrainingSource {
             stream = []; supervised = []
         }
         for e in examples {
-            let (tokens, mask) = try ChatFormat.encode(e.dialogue, tokenizer: tokenizer)
+            let (encoded, learned) = try ChatFormat.encode(e.dialogue, tokenizer: tokenizer)
+            let tokens = [separator] + encoded, mask = [false] + learned
             if stream.count + tokens.count > T + 1 { close() }
             if tokens.count > T + 1 { cut += 1 }
             let n = min(tokens.count, T + 1)

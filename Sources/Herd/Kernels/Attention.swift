@@ -29,9 +29,13 @@ public struct AttentionShape: Sendable, Equatable {
 public enum Attention {
     /// out[rows, heads·headDim] = softmax(mask(Q·Kᵀ/√d))·V; keeps the
     /// probabilities [batch, heads, T, T] for the backward pass.
+    /// `segmentStarts[row]`, when given, is where the row's segment begins
+    /// within its sequence: the row attends to positions start...i only (packed
+    /// examples that never see each other). The backward pass needs no
+    /// change: a masked probability is 0, and so is its gradient.
     public static func forward(
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
-        qkv: UnsafePointer<Float>, shape s: AttentionShape
+        qkv: UnsafePointer<Float>, shape s: AttentionShape, segmentStarts: UnsafePointer<Int32>? = nil
     ) {
         let T = s.seqLen, hd = s.headDim, ld = s.qkvWidth, group = s.heads / s.kvHeads
         for b in 0..<s.batch {
@@ -43,7 +47,7 @@ public enum Attention {
                 let p = probs + (b * s.heads + h) * T * T
                 Matmul.gemm(transA: false, transB: true, m: T, n: T, k: hd, alpha: s.scale,
                             a: q, lda: ld, b: k, ldb: ld, c: p, ldc: T)
-                causalSoftmax(p, T: T)
+                causalSoftmax(p, T: T, starts: segmentStarts.map { $0 + b * T })
                 Matmul.gemm(transA: false, transB: false, m: T, n: hd, k: T,
                             a: p, lda: T, b: v, ldb: ld,
                             c: out + b * T * s.outWidth + h * hd, ldc: s.outWidth)
@@ -51,17 +55,20 @@ public enum Attention {
         }
     }
 
-    /// Row i keeps columns 0...i, softmaxed; columns after i become 0.
+    /// Row i keeps columns start(i)...i, softmaxed (start 0 without
+    /// segments); the other columns become 0.
     @inline(__always)
-    static func causalSoftmax(_ p: UnsafeMutablePointer<Float>, T: Int) {
+    static func causalSoftmax(_ p: UnsafeMutablePointer<Float>, T: Int, starts: UnsafePointer<Int32>? = nil) {
         for i in 0..<T {
             let row = p + i * T
-            let n = i + 1
-            let m = FastMath.max(row, count: n)
-            let sum = FastMath.expShiftedSum(row, count: n, shift: m)
+            let a = starts.map { Int($0[i]) } ?? 0
+            let kept = row + a, n = i + 1 - a
+            let m = FastMath.max(kept, count: n)
+            let sum = FastMath.expShiftedSum(kept, count: n, shift: m)
             let inv = 1 / sum
-            for j in 0..<n { row[j] *= inv }
-            (row + n).update(repeating: 0, count: T - n)
+            for j in 0..<n { kept[j] *= inv }
+            row.update(repeating: 0, count: a)
+            (row + i + 1).update(repeating: 0, count: T - i - 1)
         }
     }
 

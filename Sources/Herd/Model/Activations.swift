@@ -5,6 +5,13 @@ public final class Activations {
     public let seqLen: Int
     public var rows: Int { batch * seqLen }
     let attention: AttentionShape
+    /// Packed examples: a position holding this token starts a new segment,
+    /// and attention never crosses into an earlier one (nil: one segment).
+    public var separator: TokenID? {
+        didSet { segmentStarts = separator == nil ? [] : [Int32](repeating: 0, count: rows) }
+    }
+    /// Where each row's segment starts within its sequence (with a separator).
+    var segmentStarts: [Int32] = []
 
     /// Per layer: the residual stream entering the block, and after attention.
     let residual: [FloatBuffer]     // [rows, dim] × (layers + 1); the last is the final stream

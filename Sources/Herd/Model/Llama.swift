@@ -78,6 +78,15 @@ public final class Llama {
         Embedding.forward(out: acts.residual[0].base, tokens: tokens, table: P + layout.embedding,
                           count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
         if parallel { tp.allReduce(acts.residual[0].base, count: n, op: .sum) }
+        if let sep = acts.separator {
+            for b in 0..<acts.batch {
+                var start: Int32 = 0
+                for t in 0..<acts.seqLen {
+                    if tokens[b * acts.seqLen + t] == sep { start = Int32(t) }
+                    acts.segmentStarts[b * acts.seqLen + t] = start
+                }
+            }
+        }
         for l in 0..<c.layers {
             let o = layout.layers[l]
             let x = acts.residual[l].base, mid = acts.residualMid[l].base, next = acts.residual[l + 1].base
@@ -88,7 +97,10 @@ public final class Llama {
             Matmul.linearForward(y: qkv, x: acts.norm1[l].base, w: P + o.wq,
                                  rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
             Rotary.apply(qkv, table: rope, rows: rows, seqLen: acts.seqLen, heads: s.heads + s.kvHeads, ld: s.qkvWidth)
-            Attention.forward(out: acts.attnOut[l].base, probs: acts.probs[l].base, qkv: qkv, shape: s)
+            acts.segmentStarts.withUnsafeBufferPointer { starts in
+                Attention.forward(out: acts.attnOut[l].base, probs: acts.probs[l].base, qkv: qkv, shape: s,
+                                  segmentStarts: acts.separator == nil ? nil : starts.baseAddress)
+            }
             rowParallel(out: mid, residual: x, input: acts.attnOut[l].base, weight: P + o.wo,
                         inFeatures: s.outWidth, acts: acts)
             // Feed-forward block. w1 and w3 are adjacent: one product gives h1|h3.

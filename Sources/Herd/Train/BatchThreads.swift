@@ -40,6 +40,12 @@ public final class BatchThreads {
 
     public func zeroGradients() { for g in grads { g.zero() } }
 
+    /// Packed examples separated by this token attend only within themselves.
+    public var separator: TokenID? {
+        get { acts.first?.separator }
+        set { for a in acts { a.separator = newValue } }
+    }
+
     /// Forward and backward of tokens/targets [sequences · seqLen], adding to
     /// each thread's gradients.
     public func accumulate(tokens: UnsafePointer<TokenID>, targets: UnsafePointer<TokenID>,

@@ -126,6 +126,7 @@ public final class Pretrainer {
         sync = GradientSync(model: model, context: context, adamw: m.optimizer.adamw)
         Matmul.threads = threads
         runner = BatchThreads(model: model, sequences: m.batch.microBatch, seqLen: m.data.seqLen, threads: batchThreads)
+        runner.separator = (dataset as? DemonstrationDataset)?.separator
         let n = m.batch.microBatch * m.data.seqLen
         tokens = .allocate(capacity: n)
         targets = .allocate(capacity: n)
