@@ -4,9 +4,10 @@ import Herd
 /// The whole model's gradient against finite differences, and the threaded
 /// batch split against one thread.
 final class ModelGradientTests: XCTestCase {
-    func tinyModel(vocab: Int = 11, seed: UInt64 = 3, std: Double = 0.2) throws -> Llama {
+    func tinyModel(vocab: Int = 11, seed: UInt64 = 3, std: Double = 0.2, scalarHead: Bool = false) throws -> Llama {
         var c = LlamaConfig.presets["tiny-gqa"]!
         c.vocabSize = vocab
+        c.scalarHead = scalarHead
         let m = try Llama(config: c)
         m.initialize(seed: seed, std: std)
         // Gains away from 1 so that their gradients are exercised in general position.
@@ -55,6 +56,30 @@ final class ModelGradientTests: XCTestCase {
         // In fp32 the step must sit between rounding noise (which wins below
         // h ≈ 1e-3 here) and truncation (the embedding rows, normalised by
         // RMSNorm, have large curvature: it wins above h ≈ 1e-2).
+        let check = GradientCheck(h: 3e-3, tolerance: 1e-3)
+        for spec in model.layout.specs {
+            let idx = Array(spec.offset..<(spec.offset + spec.count))
+            check.check(spec.name, analytic: analytic, buffer: model.params.base, indices: idx, objective: f)
+        }
+    }
+
+    /// A reward model: the scalar head and the whole trunk under the margin
+    /// ranking loss of two pairs (margins 2/3 and 3), against finite differences.
+    func testRewardModelGradient() throws {
+        let model = try tinyModel(scalarHead: true)
+        XCTAssertEqual(model.layout.specs.last?.name, "reward_head.weight")
+        XCTAssertEqual(model.layout.specs.last?.shape, [1, 32])
+        let B = 4, T = 6
+        let acts = Activations(config: model.config, batch: B, seqLen: T)
+        let tokens = batch(B * T, vocab: 11, seed: 8).0
+        var targets = [TokenID](repeating: CrossEntropy.ignoreIndex, count: B * T)
+        targets[0 * T + 5] = 667; targets[1 * T + 4] = 0     // pair 0: chosen read at row 5, rejected at row 4
+        targets[2 * T + 5] = 3000; targets[3 * T + 3] = 0    // pair 1: margin 3
+        model.zeroGradients()
+        let r = model.forwardBackward(tokens: tokens, targets: targets, acts: acts, lossScale: 0.5)
+        XCTAssertEqual(r.counted, 2)
+        let analytic = model.grads.array
+        func f() -> Double { model.loss(tokens: tokens, targets: targets, acts: acts).lossSum / 2 }
         let check = GradientCheck(h: 3e-3, tolerance: 1e-3)
         for spec in model.layout.specs {
             let idx = Array(spec.offset..<(spec.offset + spec.count))

@@ -136,6 +136,9 @@ public enum HuggingFace {
 
     /// Writes config.json and model.safetensors (F32, BF16 or F16).
     public static func save(config: LlamaConfig, tensors: [String: [Float]], dtype: String = "F32", to dir: String) throws {
+        guard !config.scalarHead else {
+            throw InteropError.file(dir, "a reward model (scalar head) has no LlamaForCausalLM form to export")
+        }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var out: [(name: String, shape: [Int], values: [Float])] = []
         let layout = ParameterLayout(config: config)

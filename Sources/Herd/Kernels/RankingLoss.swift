@@ -61,3 +61,40 @@ public enum ScalarHead {
         }
     }
 }
+
+/// The ranking loss over a micro-batch of a scalar-head model. Pairs are
+/// adjacent sequences: 2i holds the chosen answer, 2i + 1 the rejected
+/// one. In each, the target at the row whose reward is read (the answer's
+/// last token) is the margin in thousandths (≥ 0; the rejected sequence's
+/// value is not used), and every other target is the ignore index. Returns
+/// the summed loss and the pairs counted; with `scale`, overwrites the
+/// rewards with dLoss/dreward · scale (zero on every other row).
+public enum RewardPairs {
+    public static func run(rewards r: UnsafeMutablePointer<Float>, targets: UnsafePointer<TokenID>,
+                           batch: Int, seqLen T: Int, scale: Float?) -> (lossSum: Double, counted: Int) {
+        precondition(batch % 2 == 0, "a micro-batch of reward pairs holds an even number of sequences")
+        func readRow(_ sequence: Int) -> Int? {
+            (0..<T).last { targets[sequence * T + $0] != CrossEntropy.ignoreIndex }.map { sequence * T + $0 }
+        }
+        var pairs: [(chosen: Int, rejected: Int, margin: Double)] = []
+        for i in 0..<(batch / 2) {
+            guard let c = readRow(2 * i), let j = readRow(2 * i + 1) else { continue }
+            pairs.append((c, j, Double(targets[c]) / 1000))
+        }
+        var loss = 0.0
+        var grads: [(Int, Float)] = []
+        for p in pairs {
+            let (rc, rr) = (Double(r[p.chosen]), Double(r[p.rejected]))
+            loss += RankingLoss.forward(chosen: rc, rejected: rr, margin: p.margin)
+            if let scale {
+                let g = RankingLoss.backward(chosen: rc, rejected: rr, margin: p.margin)
+                grads += [(p.chosen, Float(g.dChosen) * scale), (p.rejected, Float(g.dRejected) * scale)]
+            }
+        }
+        if scale != nil {
+            r.update(repeating: 0, count: batch * T)
+            for (row, g) in grads { r[row] += g }
+        }
+        return (loss, pairs.count)
+    }
+}

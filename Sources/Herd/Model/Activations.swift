@@ -24,7 +24,7 @@ public final class Activations {
     let h13: [FloatBuffer]          // [rows, 2·ffn]: w1 and w3 outputs before gating
     let gated: [FloatBuffer]        // [rows, ffn]
     let finalNorm: FloatBuffer, finalRstd: FloatBuffer
-    let logits: FloatBuffer         // [rows, vocab]; becomes dLogits in backward
+    let logits: FloatBuffer         // [rows, vocab] ([rows, 1] rewards for a scalar head); becomes dLogits in backward
 
     // Backward scratch, shared by all layers.
     let dResidual: FloatBuffer, dNorm: FloatBuffer, dAttn: FloatBuffer
@@ -40,7 +40,7 @@ public final class Activations {
         let rows = batch * seqLen
         let a = AttentionShape(batch: batch, seqLen: seqLen, heads: sh.heads, kvHeads: sh.kvHeads, headDim: c.headDim)
         let perLayer = rows * (4 * c.dim + 2 + a.qkvWidth + a.outWidth + 3 * sh.ffn) + a.probsCount
-        let once = rows * (2 * c.dim + 1 + sh.vocab)   // final stream, final norm, logits
+        let once = rows * (2 * c.dim + 1 + (c.scalarHead ? 1 : sh.vocab))   // final stream, final norm, logits (or rewards)
         let scratch = rows * (2 * c.dim + a.outWidth + a.qkvWidth + 3 * sh.ffn) + seqLen * seqLen
         let parallel = sh.size > 1 ? rows * (c.dim + 3) : 0
         return c.layers * perLayer + once + scratch + parallel
@@ -75,7 +75,7 @@ public final class Activations {
         gated = each(L, rows * sh.ffn)
         finalNorm = FloatBuffer(count: rows * c.dim)
         finalRstd = FloatBuffer(count: rows)
-        logits = FloatBuffer(count: rows * sh.vocab)
+        logits = FloatBuffer(count: rows * (c.scalarHead ? 1 : sh.vocab))
         dResidual = FloatBuffer(count: rows * c.dim)
         dNorm = FloatBuffer(count: rows * c.dim)
         dAttn = FloatBuffer(count: rows * attention.outWidth)

@@ -69,6 +69,10 @@ public final class Llama {
 
     var parallel: Bool { shard.size > 1 }
 
+    /// This rank's output columns: its block of the vocabulary, or the one
+    /// reward of a scalar head (replicated on every tensor-parallel rank).
+    var outputWidth: Int { config.scalarHead ? 1 : shard.vocab }
+
     // MARK: forward
 
     /// Runs the model on tokens[batch·seqLen] and leaves this rank's logits in `acts`.
@@ -115,7 +119,7 @@ public final class Llama {
         RMSNorm.forward(y: acts.finalNorm.base, rstd: acts.finalRstd.base, x: acts.residual[c.layers].base,
                         gain: P + layout.finalNorm, rows: rows, dim: c.dim, eps: c.normEps)
         Matmul.linearForward(y: acts.logits.base, x: acts.finalNorm.base, w: P + layout.output,
-                             rows: rows, inFeatures: c.dim, outFeatures: shard.vocab)
+                             rows: rows, inFeatures: c.dim, outFeatures: outputWidth)
     }
 
     /// out = residual + input·Wᵀ, where W is row-parallel: each rank's product
@@ -144,6 +148,9 @@ public final class Llama {
     }
 
     private func crossEntropy(targets: UnsafePointer<TokenID>, acts: Activations, scale: Float?) -> (lossSum: Double, counted: Int) {
+        if config.scalarHead {
+            return RewardPairs.run(rewards: acts.logits.base, targets: targets, batch: acts.batch, seqLen: acts.seqLen, scale: scale)
+        }
         if parallel {
             return VocabParallelCrossEntropy.run(logits: acts.logits.base, targets: targets, rows: acts.rows,
                                                  vocab: shard.vocab, vocabStart: shard.vocabStart,
@@ -178,10 +185,11 @@ public final class Llama {
         let c = config, rows = acts.rows, s = acts.attention, n = rows * c.dim
         let P = params.base, G = grads.base
         let dx = acts.dResidual.base, dn = acts.dNorm.base
-        // The output layer is vocabulary-parallel: its input gradient is a partial sum.
+        // The output layer is vocabulary-parallel: its input gradient is a
+        // partial sum. A scalar head is replicated: each rank has all of it.
         Matmul.linearBackward(dx: dn, dw: G + layout.output, dy: acts.logits.base, x: acts.finalNorm.base,
-                              w: P + layout.output, rows: rows, inFeatures: c.dim, outFeatures: shard.vocab)
-        if parallel { tp.allReduce(dn, count: n, op: .sum) }
+                              w: P + layout.output, rows: rows, inFeatures: c.dim, outFeatures: outputWidth)
+        if parallel && !c.scalarHead { tp.allReduce(dn, count: n, op: .sum) }
         dx.update(repeating: 0, count: n)
         RMSNorm.backward(dx: dx, dGain: G + layout.finalNorm, dy: dn, x: acts.residual[c.layers].base,
                          gain: P + layout.finalNorm, rstd: acts.finalRstd.base, rows: rows, dim: c.dim)

@@ -9,6 +9,9 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var maxSeqLen: Int
     public var normEps: Float = 1e-5
     public var ropeTheta: Double = 10000
+    /// A reward model: the next-token output layer replaced by a scalar
+    /// head (`reward_head.weight`, [1, dim]) read at the answer's last token.
+    public var scalarHead = false
 
     public init(dim: Int, layers: Int, heads: Int, kvHeads: Int, ffnDim: Int,
                 vocabSize: Int, maxSeqLen: Int, normEps: Float = 1e-5, ropeTheta: Double = 10000) {
@@ -16,6 +19,24 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         self.ffnDim = ffnDim; self.vocabSize = vocabSize; self.maxSeqLen = maxSeqLen
         self.normEps = normEps; self.ropeTheta = ropeTheta
     }
+
+    // Files written before a field existed decode with its default.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        dim = try c.decode(Int.self, forKey: .dim)
+        layers = try c.decode(Int.self, forKey: .layers)
+        heads = try c.decode(Int.self, forKey: .heads)
+        kvHeads = try c.decode(Int.self, forKey: .kvHeads)
+        ffnDim = try c.decode(Int.self, forKey: .ffnDim)
+        vocabSize = try c.decode(Int.self, forKey: .vocabSize)
+        maxSeqLen = try c.decode(Int.self, forKey: .maxSeqLen)
+        normEps = try c.decodeIfPresent(Float.self, forKey: .normEps) ?? 1e-5
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000
+        scalarHead = try c.decodeIfPresent(Bool.self, forKey: .scalarHead) ?? false
+    }
+
+    /// The width of the output layer: the vocabulary, or 1 for a scalar head.
+    public var outputWidth: Int { scalarHead ? 1 : vocabSize }
 
     public var headDim: Int { dim / heads }
     public var kvDim: Int { kvHeads * headDim }
@@ -26,7 +47,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
             + dim * dim * 2                 // wq, wo
             + 2 * dim * kvDim               // wk, wv
             + 3 * dim * ffnDim              // w1, w3, w2
-        return vocabSize * dim * 2 + layers * perLayer + dim
+        return vocabSize * dim + outputWidth * dim + layers * perLayer + dim
     }
 
     /// Parameters that take part in matrix products (all but the embedding

@@ -90,7 +90,9 @@ public struct ParameterLayout: Sendable {
                                        ffnNorm: fn, w1: w1, w3: w3, w2: w2))
         }
         finalNorm = add("norm.weight", [d], [d], .replicated, copies: sh.size, decays: false)
-        output = add("output.weight", [sh.vocab, d], [c.vocabSize, d], .vocabParallel, start: sh.vocabStart)
+        output = c.scalarHead
+            ? add("reward_head.weight", [1, d], [1, d], .replicated, copies: sh.size)
+            : add("output.weight", [sh.vocab, d], [c.vocabSize, d], .vocabParallel, start: sh.vocabStart)
         self.specs = specs
         self.layers = layers
         total = offset
