@@ -124,7 +124,7 @@ final class SFTTests: XCTestCase {
         expect("kind: sft\ninit: /nowhere/run\ndata: {demonstrations: d.jsonl}", "init", "no such run")
         expect("kind: sft\ninit: \(Self.dir)\nmodel: {preset: tiny-gqa}\ndata: {demonstrations: /nowhere.jsonl}", "data.demonstrations", "no such file")
         expect("kind: pretrain\nmodel: {preset: tiny-gqa}\ndata: {corpus: \(Self.dir)/corpus.txt, tokenizer: byte, seq_len: 16}\nbatch: {sequences: 2}\noptimizer: {lr: 1e-3}\nsteps: 2\nepochs: 2",
-               "epochs", "only for kind sft")
+               "epochs", "only for kinds sft and reward")
     }
 
     func testBadDemonstrationLinesAreNamed() throws {

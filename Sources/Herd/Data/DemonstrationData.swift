@@ -9,26 +9,10 @@ public struct DemonstrationData {
     public let dataset: DemonstrationDataset
 
     public init(data d: JobManifest.DataSpec, initFrom: String) throws {
-        switch d.tokenizer {
-        case "byte": tokenizer = ByteTokenizer()
-        case "from init", "char":
-            // A char vocabulary belongs to the model it was built for.
-            guard let t = try TokenizerFile.find(near: initFrom) else {
-                throw InteropError.file(initFrom, "no tokenizer.model or tokenizer.json beside the init weights; name one in data.tokenizer")
-            }
-            tokenizer = t
-        default: tokenizer = try TokenizerFile.load(path: d.tokenizer)
-        }
+        tokenizer = try TokenizerFile.forFineTuning(named: d.tokenizer, initFrom: initFrom)
         guard let path = d.demonstrations else { throw InteropError.file("data", "no demonstrations") }
-        var train = try JSONLines.demonstrations(path: path)
-        var heldOut: [Demonstration] = []
-        if let h = d.heldOut {
-            heldOut = try JSONLines.demonstrations(path: h)
-        } else if train.count > 1 && d.validationFraction > 0 {
-            let n = max(1, Int(Double(train.count) * d.validationFraction))
-            heldOut = Array(train.suffix(n))
-            train.removeLast(n)
-        }
+        let (train, heldOut) = try JSONLines.split(path: path, heldOut: d.heldOut, fraction: d.validationFraction,
+                                                   read: JSONLines.demonstrations)
         do {
             dataset = try DemonstrationDataset(train: train, validation: heldOut, tokenizer: tokenizer, seqLen: d.seqLen)
         } catch {

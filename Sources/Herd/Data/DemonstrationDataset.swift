@@ -87,18 +87,10 @@ public struct DemonstrationDataset: TrainingSource {
     public var validationTokens: Int { validation.count * seqLen }
     public var validationWindows: Int { validation.count }
 
-    /// Sequence `index` of the run: epoch index / n, at a position permuted
-    /// by an affine map (a·p + b) mod n with a coprime to n, drawn per epoch.
+    /// Sequence `index` of the run, in its epoch's order.
     func sequence(seed: UInt64, index: Int) -> PackedSequence {
-        let n = train.count, epoch = index / n, p = index % n
-        let h = SplitMix64.mix(seed ^ 0x5F7_D3A0, UInt64(epoch))
-        var a = Int(h % UInt64(n)) | 1
-        while gcd(a, n) != 1 { a += 1 }
-        let b = Int((h >> 32) % UInt64(n))
-        return train[(a % n * p + b) % n]
+        train[EpochOrder.item(seed: seed, index: index, count: train.count)]
     }
-
-    private func gcd(_ x: Int, _ y: Int) -> Int { y == 0 ? x : gcd(y, x % y) }
 
     public func trainWindow(seed: UInt64, index: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws {
         let s = sequence(seed: seed, index: index)

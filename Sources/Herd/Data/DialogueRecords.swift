@@ -113,6 +113,19 @@ public enum JSONLines {
         }
     }
 
+    /// Training and held-out records: the held-out file when there is one,
+    /// else the last `fraction` of the training file (at least one record).
+    public static func split<T>(path: String, heldOut: String?, fraction: Double,
+                                read: (String) throws(RecordError) -> [T]) throws(RecordError) -> (train: [T], heldOut: [T]) {
+        var train = try read(path)
+        if let h = heldOut { return (train, try read(h)) }
+        guard train.count > 1 && fraction > 0 else { return (train, []) }
+        let n = max(1, Int(Double(train.count) * fraction))
+        let held = Array(train.suffix(n))
+        train.removeLast(n)
+        return (train, held)
+    }
+
     public static func demonstrations(path: String) throws(RecordError) -> [Demonstration] {
         try read(Demonstration.self, path: path) { (d: Demonstration) throws(RecordError) in
             try checkTurns(d.dialogue, endsWithAssistant: true)

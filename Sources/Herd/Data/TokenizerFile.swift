@@ -16,6 +16,21 @@ public enum TokenizerFile {
         return nil
     }
 
+    /// A fine-tuning job's tokenizer: `byte`, a file, or (by default, and
+    /// always for `char`, whose vocabulary belongs to its model) the one
+    /// beside the weights the job starts from.
+    public static func forFineTuning(named name: String, initFrom: String) throws -> any Tokenizer {
+        switch name {
+        case "byte": return ByteTokenizer()
+        case "from init", "char":
+            guard let t = try find(near: initFrom) else {
+                throw InteropError.file(initFrom, "no tokenizer.model or tokenizer.json beside the init weights; name one in data.tokenizer")
+            }
+            return t
+        default: return try load(path: name)
+        }
+    }
+
     /// A tokenizer file named directly: a SentencePiece model, or a tokenizer.json.
     public static func load(path: String) throws -> any Tokenizer {
         if path.hasSuffix(".json") {

@@ -7,7 +7,12 @@ import Yams
 public struct JobManifest: Sendable {
     /// pretrain: next-token loss on a corpus. sft: supervised fine-tuning
     /// on chat demonstrations, loss on the assistant's tokens only.
-    public enum Kind: String, Sendable, CaseIterable { case pretrain, sft }
+    /// reward: a reward model (scalar head) on preference comparisons.
+    public enum Kind: String, Sendable, CaseIterable {
+        case pretrain, sft, reward
+        /// Jobs that start from a chat model and read dialogues.
+        var finetunes: Bool { self != .pretrain }
+    }
 
     public struct ModelSpec: Sendable {
         /// The preset named, if any; explicit fields override its shape.
@@ -24,6 +29,8 @@ public struct JobManifest: Sendable {
         public var shards: String?
         /// ... (sft) demonstrations as JSON lines, and optionally held-out ones.
         public var demonstrations: String?
+        /// ... (reward) comparisons as JSON lines.
+        public var comparisons: String?
         public var heldOut: String?
         public var tokenizer: String
         public var seqLen: Int
@@ -103,6 +110,8 @@ public struct JobManifest: Sendable {
     /// The weights the job starts from (a Herd run or checkpoint directory, or
     /// a Hugging Face directory) when its run directory has no checkpoint yet.
     public var initFrom: String?
+    /// A reward model's margin table (the paper's small and large, or none).
+    public var margin: MarginTable
 
     public static let tokenizers = ["char", "byte"]
 
@@ -148,7 +157,7 @@ public struct JobManifest: Sendable {
         let top = try YAMLFields(root, path: "", file: file)
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
                                         "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint",
-                                        "restart", "monitor", "init", "epochs"])
+                                        "restart", "monitor", "init", "epochs", "reward"])
 
         let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         guard let kind = Kind(rawValue: kindText) else {
@@ -161,10 +170,10 @@ public struct JobManifest: Sendable {
         if let i = initFrom, !overrides.planOnly, !FileManager.default.fileExists(atPath: i) {
             throw top.error("init", "no such run, checkpoint or Hugging Face directory: \(i)")
         }
-        if kind == .sft && initFrom == nil {
+        if kind.finetunes && initFrom == nil {
             throw top.missing("init", "the model fine-tuning starts from: a Herd run or checkpoint directory, or a Hugging Face directory")
         }
-        let modelSpec: ModelSpec
+        var modelSpec: ModelSpec
         if let section = try top.section("model") {
             modelSpec = try parseModel(section)
         } else if let i = initFrom, !overrides.planOnly {
@@ -175,9 +184,21 @@ public struct JobManifest: Sendable {
         } else {
             throw top.missing("model", "a preset or an explicit shape")
         }
-        let data = kind == .sft
-            ? try parseDemonstrations(try top.requiredSection("data", "demonstrations, seq_len"), overrides: overrides, contextLength: modelSpec.config.maxSeqLen)
+        if kind == .reward { modelSpec.config.scalarHead = true }
+        let data = kind.finetunes
+            ? try parseDialogues(try top.requiredSection("data", kind == .sft ? "demonstrations, seq_len" : "comparisons, seq_len"),
+                                 kind: kind, overrides: overrides, contextLength: modelSpec.config.maxSeqLen)
             : try parseData(try top.requiredSection("data", "corpus, tokenizer, seq_len"), overrides: overrides)
+        var margin = MarginTable.small
+        if let r = try top.section("reward") {
+            guard kind == .reward else { throw top.error("reward", "only for kind reward") }
+            try r.rejectUnknown(allowed: ["margin"])
+            let text = try r.string("margin") ?? "small"
+            guard let m = MarginTable(rawValue: text) else {
+                throw r.error("margin", "expected one of: small, large, none (the paper's margin tables), got \"\(text)\"")
+            }
+            margin = m
+        }
         var model = modelSpec
         if model.config.maxSeqLen == 0 { model.config.maxSeqLen = data.seqLen }
         if data.seqLen > model.config.maxSeqLen {
@@ -199,12 +220,16 @@ public struct JobManifest: Sendable {
                                 message: "must divide model.heads (\(model.config.heads)), got \(parallelism.tensor)")
         }
 
-        let batchFields = kind == .sft ? try top.section("batch") ?? YAMLFields.empty(path: "batch", file: file)
-                                       : try top.requiredSection("batch", "sequences or tokens per step")
-        try batchFields.rejectUnknown(allowed: ["sequences", "tokens", "micro_batch"])
+        let batchFields = kind.finetunes ? try top.section("batch") ?? YAMLFields.empty(path: "batch", file: file)
+                                         : try top.requiredSection("batch", "sequences or tokens per step")
+        try batchFields.rejectUnknown(allowed: ["sequences", "tokens", "micro_batch"] + (kind == .reward ? ["pairs"] : []))
         let sequences: Int
-        switch (try batchFields.int("sequences", min: 1), try batchFields.int("tokens", min: 1)) {
+        // A reward model's batch is in pairs (the paper: 512), two sequences each.
+        let pairs = kind == .reward ? try batchFields.int("pairs", min: 1) : nil
+        if pairs != nil && batchFields.has("sequences") { throw batchFields.error("pairs", "give either batch.pairs or batch.sequences, not both") }
+        switch (try batchFields.int("sequences", min: 1) ?? pairs.map { 2 * $0 }, try batchFields.int("tokens", min: 1)) {
         case let (s?, nil): sequences = s
+        case (nil, nil) where kind == .reward: sequences = 1024   // 512 pairs
         case let (nil, t?):
             guard t % data.seqLen == 0 else {
                 throw batchFields.error("tokens", "must be a multiple of data.seq_len (\(data.seqLen)), got \(t)")
@@ -220,18 +245,23 @@ public struct JobManifest: Sendable {
         }
         let perRank = sequences / parallelism.data
         let micro = try batchFields.int("micro_batch", min: 1) ?? perRank
+        if kind == .reward && (micro % 2 != 0 || perRank % 2 != 0) {
+            throw batchFields.error(batchFields.has("micro_batch") ? "micro_batch" : "pairs",
+                                    "a reward model's pair stays together: each data-parallel rank's \(perRank) sequences and the micro-batch of \(micro) must be even")
+        }
         guard perRank % micro == 0 else {
             throw batchFields.error("micro_batch", parallelism.data == 1
                 ? "must divide the global batch of \(sequences) sequences, got \(micro)"
                 : "must divide the \(perRank) sequences each of the \(parallelism.data) data-parallel ranks computes, got \(micro)")
         }
 
-        // SFT has the paper's optimizer defaults (LR 2e-5); pretraining names its LR.
-        let optFields = kind == .sft ? try top.section("optimizer") ?? YAMLFields.empty(path: "optimizer", file: file)
-                                     : try top.requiredSection("optimizer", "at least lr")
+        // SFT and reward models have the paper's defaults (LR 2e-5 and 1e-5);
+        // pretraining names its LR.
+        let optFields = kind.finetunes ? try top.section("optimizer") ?? YAMLFields.empty(path: "optimizer", file: file)
+                                       : try top.requiredSection("optimizer", "at least lr")
         try optFields.rejectUnknown(allowed: ["lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"])
-        let lr = kind == .sft ? try optFields.double("lr", min: 0) ?? 2e-5
-                              : try optFields.requiredDouble("lr", min: 0, "the peak learning rate, a number")
+        let lr = kind.finetunes ? try optFields.double("lr", min: 0) ?? (kind == .sft ? 2e-5 : 1e-5)
+                                : try optFields.requiredDouble("lr", min: 0, "the peak learning rate, a number")
         var adamw = AdamWConfig()
         adamw.beta1 = try optFields.double("beta1", min: 0, max: 0.999999) ?? adamw.beta1
         adamw.beta2 = try optFields.double("beta2", min: 0, max: 0.999999) ?? adamw.beta2
@@ -240,12 +270,12 @@ public struct JobManifest: Sendable {
         let clip = try optFields.double("grad_clip", min: 0) ?? 1.0
 
         var steps = try top.int("steps", min: 1) ?? 0
-        if kind == .sft, overrides.steps == nil, steps == 0 {
-            // Epochs over the packed demonstrations (the paper: 2).
-            let epochs = try top.double("epochs", min: 0.001) ?? 2
-            steps = overrides.planOnly ? 1 : try demonstrationSteps(data: data, initFrom: initFrom!, epochs: epochs, sequences: sequences, file: file)
-        } else if top.has("epochs") && kind != .sft {
-            throw top.error("epochs", "only for kind sft (pretraining gives steps or train_tokens)")
+        if kind.finetunes, overrides.steps == nil, steps == 0 {
+            // Epochs over the packed demonstrations (the paper: 2) or the comparisons (1).
+            let epochs = try top.double("epochs", min: 0.001) ?? (kind == .sft ? 2 : 1)
+            steps = overrides.planOnly ? 1 : try epochSteps(kind: kind, data: data, initFrom: initFrom!, epochs: epochs, sequences: sequences, file: file)
+        } else if top.has("epochs") && !kind.finetunes {
+            throw top.error("epochs", "only for kinds sft and reward (pretraining gives steps or train_tokens)")
         }
         if let budget = try top.int("train_tokens", min: 1) {
             if steps > 0 { throw top.error("train_tokens", "give either steps or train_tokens, not both") }
@@ -256,7 +286,9 @@ public struct JobManifest: Sendable {
             throw top.missing("steps", "the number of optimizer steps, an integer (or train_tokens, a token budget)")
         }
 
-        var schedule = CosineSchedule(peak: lr, warmupSteps: kind == .sft ? 0 : 2000, decaySteps: steps)
+        // Warmup: pretraining 2000 steps; SFT none; reward models 3% of the steps, at least 5.
+        let warmup = kind == .pretrain ? 2000 : kind == .sft ? 0 : max(5, Int((0.03 * Double(steps)).rounded()))
+        var schedule = CosineSchedule(peak: lr, warmupSteps: warmup, decaySteps: steps)
         if let s = try top.section("schedule") {
             try s.rejectUnknown(allowed: ["warmup_steps", "decay_steps", "min_lr_ratio"])
             schedule.warmupSteps = try s.int("warmup_steps", min: 0) ?? schedule.warmupSteps
@@ -303,6 +335,11 @@ public struct JobManifest: Sendable {
             }
         }
 
+        // A fine-tuned model is what the job is for: save it at the end
+        // unless the manifest says otherwise.
+        let intervalGiven = try top.section("checkpoint")?.has("interval") ?? false
+        if kind.finetunes && !intervalGiven { checkpoint.interval = steps }
+
         var output = try top.string("output") ?? "runs/\(name)"
         if let o = overrides.output { output = o }
         return JobManifest(
@@ -311,7 +348,7 @@ public struct JobManifest: Sendable {
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
             logInterval: try top.int("log_interval", min: 1) ?? 10, checkpoint: checkpoint,
-            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom)
+            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom, margin: margin)
     }
 
     static func parseModel(_ f: YAMLFields) throws(ManifestError) -> ModelSpec {
@@ -348,14 +385,16 @@ public struct JobManifest: Sendable {
         return ModelSpec(preset: preset, config: c, initStd: try f.double("init_std", min: 0) ?? 0.02)
     }
 
-    /// The data section of an SFT job: demonstrations (JSON lines, see
-    /// ../shared/RLHF.md), optional held-out ones, the tokenizer (default:
-    /// the one beside the init weights), the sequence length.
-    static func parseDemonstrations(_ f: YAMLFields, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
-        try f.rejectUnknown(allowed: ["demonstrations", "held_out", "tokenizer", "seq_len", "val_fraction"])
-        let demos = try f.requiredString("demonstrations", "a JSON-lines file of demonstrations")
+    /// The data section of an SFT or reward job: demonstrations or
+    /// comparisons (JSON lines, see ../shared/RLHF.md), optional held-out
+    /// ones, the tokenizer (default: the one beside the init weights), the
+    /// sequence length.
+    static func parseDialogues(_ f: YAMLFields, kind: Kind, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
+        let key = kind == .sft ? "demonstrations" : "comparisons"
+        try f.rejectUnknown(allowed: [key, "held_out", "tokenizer", "seq_len", "val_fraction"])
+        let demos = try f.requiredString(key, "a JSON-lines file of \(key)")
         let heldOut = try f.string("held_out")
-        for (key, path) in [("demonstrations", demos), ("held_out", heldOut ?? demos)] where !overrides.planOnly {
+        for (key, path) in [(key, demos), ("held_out", heldOut ?? demos)] where !overrides.planOnly {
             if !FileManager.default.fileExists(atPath: path) { throw f.error(key, "no such file: \(path)") }
         }
         let tok = try f.string("tokenizer") ?? "from init"
@@ -363,17 +402,19 @@ public struct JobManifest: Sendable {
             throw f.error("tokenizer", "expected byte, char, a tokenizer.model or tokenizer.json path, or nothing (the init's), got \"\(tok)\"")
         }
         let seq = try f.int("seq_len", min: 1) ?? min(4096, max(contextLength, 1))
-        return DataSpec(corpus: "", shards: nil, demonstrations: demos, heldOut: heldOut, tokenizer: tok, seqLen: seq,
+        return DataSpec(corpus: "", shards: nil, demonstrations: kind == .sft ? demos : nil, comparisons: kind == .reward ? demos : nil,
+                        heldOut: heldOut, tokenizer: tok, seqLen: seq,
                         validationFraction: try f.double("val_fraction", min: 0, max: 0.9) ?? 0.05)
     }
 
-    /// Steps for `epochs` passes over the packed demonstrations.
-    static func demonstrationSteps(data: DataSpec, initFrom: String, epochs: Double, sequences: Int, file: String) throws(ManifestError) -> Int {
+    /// Steps for `epochs` passes over the packed demonstrations or the comparisons.
+    static func epochSteps(kind: Kind, data: DataSpec, initFrom: String, epochs: Double, sequences: Int, file: String) throws(ManifestError) -> Int {
         do {
-            let d = try DemonstrationData(data: data, initFrom: initFrom)
-            return max(1, Int((epochs * Double(d.dataset.train.count) / Double(sequences)).rounded(.up)))
+            let windows = kind == .sft ? try DemonstrationData(data: data, initFrom: initFrom).dataset.train.count
+                                       : 2 * (try ComparisonData(data: data, initFrom: initFrom, margin: .none).dataset.pairs.count)
+            return max(1, Int((epochs * Double(windows) / Double(sequences)).rounded(.up)))
         } catch let e as ManifestError { throw e } catch {
-            throw ManifestError(file: file, field: "data.demonstrations", message: "\(error)")
+            throw ManifestError(file: file, field: kind == .sft ? "data.demonstrations" : "data.comparisons", message: "\(error)")
         }
     }
 
@@ -386,7 +427,7 @@ public struct JobManifest: Sendable {
                 throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
             }
             let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
-            return DataSpec(corpus: "", shards: shards, demonstrations: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
+            return DataSpec(corpus: "", shards: shards, demonstrations: nil, comparisons: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
                             seqLen: seq, validationFraction: 0)
         }
         var corpus = try f.string("corpus") ?? ""
@@ -404,6 +445,6 @@ public struct JobManifest: Sendable {
         }
         let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
         let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? 0.1
-        return DataSpec(corpus: path, shards: nil, demonstrations: nil, heldOut: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
+        return DataSpec(corpus: path, shards: nil, demonstrations: nil, comparisons: nil, heldOut: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
     }
 }

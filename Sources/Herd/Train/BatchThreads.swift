@@ -19,14 +19,17 @@ public final class BatchThreads {
 
     /// `sequences` per micro-batch; uses the largest thread count ≤ `threads`
     /// that divides it.
-    public static func threadCount(sequences: Int, threads: Int) -> Int {
-        var t = max(1, min(threads, sequences))
-        while sequences % t != 0 { t -= 1 }
+    /// Threads that split `sequences` into equal parts of whole `unit`s
+    /// (a reward model's pairs stay on one thread: unit 2).
+    public static func threadCount(sequences: Int, threads: Int, unit: Int = 1) -> Int {
+        let units = max(1, sequences / unit)
+        var t = max(1, min(threads, units))
+        while units % t != 0 { t -= 1 }
         return t
     }
 
     public init(model: Llama, sequences: Int, seqLen: Int, threads: Int) {
-        let t = Self.threadCount(sequences: sequences, threads: threads)
+        let t = Self.threadCount(sequences: sequences, threads: threads, unit: model.config.scalarHead ? 2 : 1)
         self.model = model
         self.threads = t
         self.sequences = sequences

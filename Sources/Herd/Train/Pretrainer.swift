@@ -9,6 +9,16 @@ public struct TrainingData {
     public let model: LlamaConfig
 
     public init(manifest m: JobManifest) throws {
+        if m.kind == .reward, let initFrom = m.initFrom {
+            let d: ComparisonData
+            do { d = try ComparisonData(data: m.data, initFrom: initFrom, margin: m.margin) } catch let e as ManifestError { throw e } catch {
+                throw ManifestError(file: m.file, field: "data.comparisons", message: "\(error)")
+            }
+            tokenizer = d.tokenizer
+            dataset = d.dataset
+            model = try Self.resolve(m, d.tokenizer)
+            return
+        }
         if m.kind == .sft, let initFrom = m.initFrom {
             let d: DemonstrationData
             do { d = try DemonstrationData(data: m.data, initFrom: initFrom) } catch let e as ManifestError { throw e } catch {
@@ -108,7 +118,7 @@ public final class Pretrainer {
         // Refuse a job that cannot fit before allocating anything: parameters,
         // gradients and two AdamW moments, a gradient buffer per extra
         // thread, and each thread's activations — for every rank on this machine.
-        let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads)
+        let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads, unit: config.scalarHead ? 2 : 1)
         let local = ParameterLayout(config: config, shard: shard).total
         let snapshot = m.checkpoint.interval > 0 && m.checkpoint.async ? 3 : 0   // the async save's copy
         let floats = local * (4 + split - 1 + snapshot)
@@ -173,6 +183,11 @@ public final class Pretrainer {
     /// up to eval.max_sequences of them), the windows dealt out to the
     /// data-parallel ranks.
     public func evaluate() throws -> Double {
+        if let pairs = dataset as? ComparisonDataset {
+            let r = try evaluateRewards(pairs)
+            rewardAccuracy = r
+            return r.loss
+        }
         let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
         var windows = dataset.validationWindows
         if let cap = m.eval.maxSequences { windows = min(windows, cap) }
@@ -292,8 +307,14 @@ public final class Pretrainer {
             }
             if (m.eval.interval > 0 && step % m.eval.interval == 0) || step == m.steps {
                 validation = try evaluate()
-                events?.write("eval", ["step": step, "val_loss": validation])
-                if lead { output(String(format: "step %d | held-out loss %.4f", step, validation)) }
+                var fields: [String: Any] = ["step": step, "val_loss": validation]
+                var line = String(format: "step %d | held-out loss %.4f", step, validation)
+                if let r = rewardAccuracy {
+                    fields.merge(r.eventFields) { a, _ in a }
+                    line += " | " + r.summary
+                }
+                events?.write("eval", fields)
+                if lead { output(line) }
             }
         }
         if let saved = try checkpointer?.finish() {
@@ -308,10 +329,18 @@ public final class Pretrainer {
 
     /// The weights a job starts from (SFT from a pretrained model): every
     /// rank cuts its piece from the whole tensors; the optimizer starts fresh.
+    /// A reward model starts from a chat model: every weight but its scalar
+    /// head, which keeps its initialisation.
     func loadInitialWeights(_ path: String) throws {
         let hf = ModelFiles.isHuggingFace(path)
-        let (config, tensors) = hf ? try HuggingFace.load(dir: path) : try ModelFiles.weights(checkpoint: ModelFiles.checkpointDirectory(path))
-        guard config == model.config else {
+        var (config, tensors) = hf ? try HuggingFace.load(dir: path) : try ModelFiles.weights(checkpoint: ModelFiles.checkpointDirectory(path))
+        var trunk = model.config
+        if trunk.scalarHead && !config.scalarHead {
+            trunk.scalarHead = false
+            let head = model.layout.output, spec = model.layout.specs.first { $0.offset == head }!
+            tensors[spec.name] = Array(UnsafeBufferPointer(start: model.params.base + head, count: spec.count))
+        }
+        guard config == trunk else {
             throw ManifestError(file: manifest.file, field: "init", message: "\(path) holds a model of shape \(config), this job's is \(model.config)")
         }
         try model.setWeights(tensors)
@@ -339,6 +368,8 @@ public final class Pretrainer {
     public var resumeStep: Int?
     /// Told of every step, evaluation and checkpoint (the coordinator's hang detection).
     public var heartbeat: Heartbeat?
+    /// A reward model's latest held-out accuracy (set by `evaluate`).
+    public internal(set) var rewardAccuracy: RewardAccuracy?
 
     /// Background saves, when the manifest checkpoints asynchronously.
     lazy var checkpointer: AsyncCheckpointer? = manifest.checkpoint.interval > 0 && manifest.checkpoint.async

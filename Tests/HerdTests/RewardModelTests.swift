@@ -1,0 +1,128 @@
+import XCTest
+import Foundation
+import Herd
+
+/// Reward models as Herd jobs: started from a pretrained run, trained on
+/// comparisons with the margin loss, evaluated per degree; the same losses
+/// at (dp, tp) = (2, 1) and (1, 2) as in one process.
+final class RewardModelTests: XCTestCase {
+    static let dir = NSTemporaryDirectory() + "herd-rm-\(getpid())"
+    static var base = ""
+
+    override class func setUp() {
+        HerdBinary.writeCorpus(in: dir)
+        base = dir + "/run-base"
+        try? """
+            kind: pretrain
+            model: {preset: tiny-gqa, max_seq_len: 64}
+            data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
+            batch: {sequences: 8}
+            optimizer: {lr: 3e-3}
+            schedule: {warmup_steps: 10}
+            steps: 40
+            threads: 2
+            checkpoint: {interval: 40}
+            output: \(base)
+            """.write(toFile: dir + "/base.yaml", atomically: true, encoding: .utf8)
+        _ = try? HerdBinary.run(["run", dir + "/base.yaml"])
+        // The chosen answer is the right letter; the rejected one a non-answer.
+        var g = SplitMix64(seed: 12)
+        let degrees = PreferenceDegree.allCases
+        var lines: [String] = []
+        for i in 0..<480 {
+            let k = Int(g.next() % 25), chosen = Int(g.next() % 2)
+            let right = String(Character(Unicode.Scalar(UInt8(98 + k)))), wrong = "I cannot say."
+            let line: [String: Any] = ["prompt_id": "p\(i)", "dialogue": [["role": "user", "content": "after \(Character(Unicode.Scalar(UInt8(97 + k))))"]],
+                                       "responses": chosen == 0 ? [right, wrong] : [wrong, right], "chosen": chosen,
+                                       "degree": degrees[Int(g.next() % 4)].rawValue, "safe": [true, true], "batch": "b1"]
+            lines.append(String(decoding: try! JSONSerialization.data(withJSONObject: line), as: UTF8.self))
+        }
+        try? lines.joined(separator: "\n").write(toFile: dir + "/comparisons.jsonl", atomically: true, encoding: .utf8)
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func manifest(_ name: String, data: Int = 1, tensor: Int = 1, extra: String = "") throws -> String {
+        let path = Self.dir + "/\(name).yaml"
+        try """
+            kind: reward
+            init: \(Self.base)
+            data: {comparisons: \(Self.dir)/comparisons.jsonl, seq_len: 32, val_fraction: 0.2}
+            batch: {pairs: 8, micro_batch: 4}
+            optimizer: {lr: 2e-3}
+            reward: {margin: small}
+            epochs: 2
+            eval: {interval: 20}
+            log_interval: 1
+            threads: 2
+            parallelism: {data: \(data), tensor: \(tensor)}
+            output: \(Self.dir)/run-\(name)
+            \(extra)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func events(_ name: String, _ kind: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: Self.dir + "/run-\(name)/events.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["event"] as? String == kind }
+    }
+
+    func testRewardModelLearnsFromAPretrainedRunAndReportsAccuracyPerDegree() throws {
+        let job = try manifest("rm")
+        let m = try JobManifest.load(path: job)
+        XCTAssertTrue(m.model.config.scalarHead)
+        XCTAssertEqual(m.steps, 96, "2 epochs of 384 training pairs, 8 pairs a step")
+        XCTAssertEqual(m.schedule.warmupSteps, 5, "3% of the steps, at least 5")
+        let r = try HerdBinary.run(["run", job])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("significantly_better"), r.out)
+        let evals = try events("rm", "eval")
+        let last = try XCTUnwrap(evals.last)
+        let accuracy = try XCTUnwrap((last["accuracy"] as? NSNumber)?.doubleValue)
+        XCTAssertGreaterThanOrEqual(accuracy, 0.9, "\(last)")
+        for d in PreferenceDegree.allCases { XCTAssertNotNil(last["accuracy_\(d.rawValue)"], d.rawValue) }
+        XCTAssertEqual((last["pairs"] as? NSNumber)?.intValue, 96)
+        // herd score: the right answer scores above the non-answer.
+        func score(_ answer: String) throws -> Double {
+            let r = try HerdBinary.run(["score", "--helpfulness", Self.dir + "/run-rm", "--prompt", "after c", "--answer", answer])
+            XCTAssertEqual(r.status, 0, r.err)
+            return try XCTUnwrap(Double(r.out.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""), r.out)
+        }
+        XCTAssertGreaterThan(try score("d"), try score("I cannot say."))
+        // The run's checkpoint is a reward model; it has no causal-LM form to export.
+        let export = try HerdBinary.run(["export", "--checkpoint", Self.dir + "/run-rm", "--hf", Self.dir + "/hf-rm"])
+        XCTAssertNotEqual(export.status, 0)
+        XCTAssertTrue(export.err.contains("reward model"), export.err)
+    }
+
+    func testLayoutsMatchOneProcess() throws {
+        func losses(_ name: String) throws -> [Double] {
+            try events(name, "step").compactMap { ($0["loss"] as? NSNumber)?.doubleValue }
+        }
+        for (name, d, t) in [("one", 1, 1), ("dp2", 2, 1), ("tp2", 1, 2)] {
+            let r = try HerdBinary.run(["run", try manifest(name, data: d, tensor: t), "--steps", "20"])
+            XCTAssertEqual(r.status, 0, "\(name): \(r.err)")
+        }
+        let one = try losses("one")
+        XCTAssertEqual(one.count, 20)
+        for name in ["dp2", "tp2"] {
+            let other = try losses(name)
+            XCTAssertEqual(other.count, one.count, name)
+            for (a, b) in zip(one, other) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(abs(a), 1e-3), name) }
+        }
+    }
+
+    func testBadRewardManifests() throws {
+        let margin = try manifest("bad").replacingOccurrences(of: "bad.yaml", with: "bad-margin.yaml")
+        try (try String(contentsOfFile: try manifest("bad"), encoding: .utf8)).replacingOccurrences(of: "margin: small", with: "margin: huge")
+            .write(toFile: margin, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try JobManifest.load(path: margin)) {
+            XCTAssertTrue("\($0)".contains("reward.margin") && "\($0)".contains("expected one of: small, large, none"), "\($0)")
+        }
+        let odd = Self.dir + "/odd.yaml"
+        try (try String(contentsOfFile: try manifest("odd"), encoding: .utf8)).replacingOccurrences(of: "micro_batch: 4", with: "micro_batch: 3")
+            .write(toFile: odd, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try JobManifest.load(path: odd)) { XCTAssertTrue("\($0)".contains("batch.micro_batch") && "\($0)".contains("even"), "\($0)") }
+    }
+}
