@@ -1,0 +1,67 @@
+import Foundation
+
+/// `herd rlhf annotate`: two answers per prompt from a policy (at two
+/// temperatures, as the paper varied them), compared by the annotator, the
+/// labelled comparisons appended to the pool as batch `batch`. Every
+/// labelled comparison is on disk (appended and flushed) before the next
+/// request is sent, so an annotator that crashes, hangs or answers badly
+/// stops the step with an error naming the request and loses nothing; run
+/// again, the step skips the prompts this batch already holds.
+public struct AnnotationStep {
+    public var policy: String
+    public var prompts: String
+    public var pool: String
+    public var batch: String
+    public var annotator: [String]
+    public var temperatures: (Double, Double) = (0.7, 1.0)
+    public var maxNewTokens = 64
+    public var timeout = 60.0
+    public var seed: UInt64 = 1
+
+    public init(policy: String, prompts: String, pool: String, batch: String, annotator: [String]) {
+        self.policy = policy; self.prompts = prompts; self.pool = pool; self.batch = batch; self.annotator = annotator
+    }
+
+    public struct Result: Sendable { public var labelled: Int; public var skipped: Int }
+
+    public func run(log: (String) -> Void = { _ in }) throws -> Result {
+        let all = try JSONLines.read(PromptRecord.self, path: prompts) { (p: PromptRecord) throws(RecordError) in
+            try JSONLines.checkTurns(p.dialogue, endsWithAssistant: false)
+            if p.dialogue.last?.role != .user { throw RecordError(file: "", line: 0, message: "dialogue: a prompt ends with the user's turn") }
+        }
+        let done = FileManager.default.fileExists(atPath: pool)
+            ? Set(try JSONLines.comparisons(path: pool).filter { $0.batch == batch }.map(\.promptID)) : []
+        let todo = all.filter { !done.contains($0.id) }
+        log("\(all.count) prompts, \(done.count) already labelled in batch \(batch), \(todo.count) to go")
+        guard !todo.isEmpty else { return Result(labelled: 0, skipped: done.count) }
+
+        let model = try ModelFiles.loadModel(policy)
+        guard let tokenizer = try TokenizerFile.find(near: ModelFiles.isHuggingFace(policy) ? policy : ModelFiles.checkpointDirectory(policy)) else {
+            throw InteropError.file(policy, "no tokenizer beside the policy")
+        }
+        let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
+        let dialogues = todo.map(\.dialogue)
+        let a = try sampler.answers(dialogues, temperature: temperatures.0, maxNewTokens: maxNewTokens, seed: seed)
+        let b = try sampler.answers(dialogues, temperature: temperatures.1, maxNewTokens: maxNewTokens, seed: seed &+ 1)
+
+        if !FileManager.default.fileExists(atPath: pool) { FileManager.default.createFile(atPath: pool, contents: nil) }
+        let fd = open(pool, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw InteropError.file(pool, "cannot append: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let annotator = try Annotator(command: annotator)
+        defer { annotator.stop() }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for (i, p) in todo.enumerated() {
+            let id = "\(batch)/\(p.id)"
+            let answer = try annotator.compare(.init(id: id, dialogue: p.dialogue, responses: [a[i], b[i]]), timeout: timeout)
+            let c = Comparison(promptID: p.id, dialogue: p.dialogue, responses: [a[i], b[i]], chosen: answer.chosen,
+                               degree: answer.degree, safe: answer.safe, batch: batch, policy: policy)
+            var line = try enc.encode(c)
+            line.append(0x0A)
+            let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n == line.count, fsync(fd) == 0 else { throw InteropError.file(pool, "cannot append: \(String(cString: strerror(errno)))") }
+        }
+        return Result(labelled: todo.count, skipped: done.count)
+    }
+}

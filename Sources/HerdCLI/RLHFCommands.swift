@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Herd
+
+/// `herd rlhf …`: the steps of the Llama 2-Chat loop that are not training jobs.
+struct RLHF: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rlhf", abstract: "The RLHF loop's steps: annotation, and the synthetic world to run it on here.",
+        subcommands: [Annotate.self, World.self, WorldAnnotator.self])
+
+    struct Annotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sample two answers per prompt from a policy, have the annotator compare them, and append the comparisons to the pool as a batch.")
+        @Option(help: "The policy: a run or checkpoint directory, or a Hugging Face directory.") var policy: String
+        @Option(help: "Prompts, JSON lines ({id, dialogue, safety}).") var prompts: String
+        @Option(help: "The comparison pool to append to (JSON lines).") var pool: String
+        @Option(help: "This annotation batch's name (a rerun continues it).") var batch: String
+        @Option(help: "The two sampling temperatures, comma-separated.") var temperatures: String = "0.7,1.0"
+        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
+        @Option(help: "Seconds to wait for each answer of the annotator.") var timeout: Double = 60
+        @Option(help: "Sampling seed.") var seed: UInt64 = 1
+        @Argument(parsing: .postTerminator, help: "The annotator command, after --: an argv, never a shell string.") var annotator: [String] = []
+
+        func run() throws {
+            let t = temperatures.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard t.count == 2 else { fail(ValidationError("--temperatures: expected two numbers, e.g. 0.7,1.0")) }
+            guard !annotator.isEmpty else { fail(ValidationError("give the annotator command after --, e.g. -- herd rlhf annotator")) }
+            var step = AnnotationStep(policy: policy, prompts: prompts, pool: pool, batch: batch, annotator: annotator)
+            step.temperatures = (t[0], t[1])
+            step.maxNewTokens = maxNewTokens
+            step.timeout = timeout
+            step.seed = seed
+            do {
+                let r = try step.run { print("herd: \($0)"); fflush(stdout) }
+                print("batch \(batch): \(r.labelled) comparisons labelled and appended to \(pool) (\(r.skipped) were already there)")
+            } catch {
+                fail(ValidationError("\(error) — the comparisons labelled so far are in \(pool); run the same command again to continue batch \(batch)"))
+            }
+        }
+    }
+
+    struct World: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the synthetic world's files: demonstrations (some flawed), prompts, held-out prompts.")
+        @Option(help: "The directory to write.") var out: String
+        @Option(help: "Seed.") var seed: UInt64 = 1
+        @Option(help: "Demonstrations.") var demonstrations: Int = 2000
+        @Option(help: "Prompts for annotation and sampling.") var prompts: Int = 400
+        @Option(help: "Held-out prompts for evaluation.") var heldOut: Int = 200
+        @Option(help: "Share of demonstrations that are wrong or sloppy.") var flawed: Double = 0.15
+
+        func run() throws {
+            let f = try SyntheticWorld.write(to: out, seed: seed, demonstrations: demonstrations, prompts: prompts,
+                                             heldOutPrompts: heldOut, flawedShare: flawed)
+            print("wrote \(f.demonstrations), \(f.prompts), \(f.heldOutPrompts), \(f.description)")
+        }
+    }
+
+    struct WorldAnnotator: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "annotator", abstract: "The synthetic world's scripted annotator: the annotator protocol on stdin/stdout.")
+        @Option(help: "Share of comparisons whose choice is flipped (annotators disagree).") var noise: Double = 0.05
+        @Option(help: "Seed of the noise.") var seed: UInt64 = 7
+
+        func run() throws {
+            var a = ScriptedAnnotator(noise: noise, seed: seed)
+            a.serve()
+        }
+    }
+}
