@@ -8,7 +8,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min
 HERD := .build/release/herd
 
-.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down
+.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down rlhf-world
 
 setup:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -39,6 +39,20 @@ bench: build
 
 bench-pytorch:
 	$(PYTHON) bench/pytorch_llama.py
+
+# The synthetic world's loop (jobs/world-*.yaml): base model, ratings
+# before and after SFT, annotation of the SFT policy's answers, the
+# helpfulness reward model's accuracy per degree on them. About 3 minutes.
+rlhf-world: build
+	rm -rf runs/world
+	$(HERD) rlhf world --out runs/world/data
+	$(HERD) run jobs/world-base.yaml
+	$(HERD) rlhf rate --policy runs/world/base --prompts runs/world/data/prompts-heldout.jsonl --max-new-tokens 48 -- $(HERD) rlhf annotator
+	$(HERD) run jobs/world-sft.yaml
+	$(HERD) rlhf rate --policy runs/world/sft --prompts runs/world/data/prompts-heldout.jsonl --max-new-tokens 48 -- $(HERD) rlhf annotator
+	$(HERD) rlhf annotate --policy runs/world/sft --prompts runs/world/data/prompts.jsonl --pool runs/world/data/pool.jsonl \
+		--batch v1 --max-new-tokens 48 --temperatures 1.0,1.6 -- $(HERD) rlhf annotator
+	$(HERD) run jobs/world-rm-helpful.yaml
 
 # The single-node Slurm of ../shared/recipes/local-slurm.md, for clusters/slurm-local.yaml.
 slurm-up: setup

@@ -6,7 +6,37 @@ import Herd
 struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlhf", abstract: "The RLHF loop's steps: annotation, and the synthetic world to run it on here.",
-        subcommands: [Annotate.self, World.self, WorldAnnotator.self])
+        subcommands: [Annotate.self, Rate.self, World.self, WorldAnnotator.self])
+
+    struct Rate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Have the annotator rate a policy's answers to held-out prompts: helpfulness (1–7) and safety violations.")
+        @Option(help: "The policy: a run or checkpoint directory, or a Hugging Face directory.") var policy: String
+        @Option(help: "Prompts, JSON lines ({id, dialogue, safety}).") var prompts: String
+        @Option(help: "Sampling temperature (0: greedy).") var temperature: Double = 0
+        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
+        @Option(help: "Seconds to wait for each rating.") var timeout: Double = 60
+        @Flag(help: "Print JSON.") var json = false
+        @Argument(parsing: .postTerminator, help: "The annotator command, after --.") var annotator: [String] = []
+
+        func run() throws {
+            guard !annotator.isEmpty else { fail(ValidationError("give the annotator command after --, e.g. -- herd rlhf annotator")) }
+            var step = RatingStep(policy: policy, prompts: prompts, annotator: annotator)
+            step.temperature = temperature
+            step.maxNewTokens = maxNewTokens
+            step.timeout = timeout
+            let s: RatingStep.Summary
+            do { s = try step.run() } catch { fail(error) }
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                return print(String(decoding: try enc.encode(s), as: UTF8.self))
+            }
+            print(String(format: "%d prompts: mean helpfulness %.2f of 7, %.1f%% rated 6 or 7, %.1f%% safety violations%@", s.prompts,
+                         s.meanHelpfulness, 100 * s.helpfulShare, 100 * s.violationShare,
+                         s.violationShareOnSafetyPrompts.map { String(format: " (%.1f%% on the prompts tagged safety)", 100 * $0) } ?? ""))
+        }
+    }
 
     struct Annotate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -45,7 +75,7 @@ struct RLHF: ParsableCommand {
         @Option(help: "The directory to write.") var out: String
         @Option(help: "Seed.") var seed: UInt64 = 1
         @Option(help: "Demonstrations.") var demonstrations: Int = 2000
-        @Option(help: "Prompts for annotation and sampling.") var prompts: Int = 400
+        @Option(help: "Prompts for annotation and sampling.") var prompts: Int = 1500
         @Option(help: "Held-out prompts for evaluation.") var heldOut: Int = 200
         @Option(help: "Share of demonstrations that are wrong or sloppy.") var flawed: Double = 0.15
 

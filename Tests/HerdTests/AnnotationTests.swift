@@ -110,7 +110,16 @@ final class AnnotationTests: XCTestCase {
             XCTAssertEqual(Array(all.prefix(2)), kept, "what was labelled stays as it was")
             XCTAssertTrue(all.allSatisfy { $0.batch == "b1" && $0.responses.count == 2 })
         }
-        // Bad input: no annotator command, a prompts file with a bad line.
+        // Bad input: no annotator command.
         XCTAssertTrue(try annotate(pool: Self.dir + "/p.jsonl", annotator: [], expect: 2).contains("after --"))
+    }
+
+    func testRatingAPolicy() throws {
+        let r = try HerdBinary.run(["rlhf", "rate", "--policy", Self.policy, "--prompts", Self.dir + "/world/prompts-heldout.jsonl",
+                                    "--max-new-tokens", "8", "--json", "--", HerdBinary.path, "rlhf", "annotator"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let s = try JSONDecoder().decode(RatingStep.Summary.self, from: Data(r.out.utf8))
+        XCTAssertEqual(s.prompts, 4)
+        XCTAssertTrue((1...7).contains(s.meanHelpfulness), "\(s)")
     }
 }

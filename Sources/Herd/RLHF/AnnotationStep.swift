@@ -1,7 +1,8 @@
 import Foundation
 
 /// `herd rlhf annotate`: two answers per prompt from a policy (at two
-/// temperatures, as the paper varied them), compared by the annotator, the
+/// temperatures, as the paper varied them; a second answer equal to the
+/// first is drawn again, hotter), compared by the annotator, the
 /// labelled comparisons appended to the pool as batch `batch`. Every
 /// labelled comparison is on disk (appended and flushed) before the next
 /// request is sent, so an annotator that crashes, hangs or answers badly
@@ -42,7 +43,16 @@ public struct AnnotationStep {
         let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
         let dialogues = todo.map(\.dialogue)
         let a = try sampler.answers(dialogues, temperature: temperatures.0, maxNewTokens: maxNewTokens, seed: seed)
-        let b = try sampler.answers(dialogues, temperature: temperatures.1, maxNewTokens: maxNewTokens, seed: seed &+ 1)
+        var b = try sampler.answers(dialogues, temperature: temperatures.1, maxNewTokens: maxNewTokens, seed: seed &+ 1)
+        // Two identical answers teach a reward model nothing: draw the
+        // second again, hotter, a few times.
+        for attempt in 1...3 {
+            let same = (0..<a.count).filter { a[$0] == b[$0] }
+            if same.isEmpty { break }
+            let t = temperatures.1 * pow(1.5, Double(attempt))
+            let again = try sampler.answers(same.map { dialogues[$0] }, temperature: t, maxNewTokens: maxNewTokens, seed: seed &+ UInt64(1 + attempt))
+            for (k, i) in same.enumerated() { b[i] = again[k] }
+        }
 
         if !FileManager.default.fileExists(atPath: pool) { FileManager.default.createFile(atPath: pool, contents: nil) }
         let fd = open(pool, O_WRONLY | O_APPEND | O_CLOEXEC)

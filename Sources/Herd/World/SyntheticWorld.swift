@@ -104,7 +104,7 @@ public enum SyntheticWorld {
     /// of them wrong or sloppy), prompts for annotation and sampling, and
     /// held-out prompts for evaluation — all seeded.
     @discardableResult
-    public static func write(to dir: String, seed: UInt64, demonstrations: Int = 2000, prompts: Int = 400,
+    public static func write(to dir: String, seed: UInt64, demonstrations: Int = 2000, prompts: Int = 1500,
                              heldOutPrompts: Int = 200, flawedShare: Double = 0.15) throws -> Files {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var g = SplitMix64(seed: seed)
