@@ -42,7 +42,7 @@ bench-pytorch:
 
 # The synthetic world's loop (jobs/world-*.yaml): base model, ratings
 # before and after SFT, annotation of the SFT policy's answers, the
-# helpfulness reward model's accuracy per degree on them. About 3 minutes.
+# two reward models' accuracy per degree on them. About 4 minutes.
 rlhf-world: build
 	rm -rf runs/world
 	$(HERD) rlhf world --out runs/world/data
@@ -53,6 +53,7 @@ rlhf-world: build
 	$(HERD) rlhf annotate --policy runs/world/sft --prompts runs/world/data/prompts.jsonl --pool runs/world/data/pool.jsonl \
 		--batch v1 --max-new-tokens 48 --temperatures 1.0,1.6 -- $(HERD) rlhf annotator
 	$(HERD) run jobs/world-rm-helpful.yaml
+	$(HERD) run jobs/world-rm-safety.yaml
 
 # The single-node Slurm of ../shared/recipes/local-slurm.md, for clusters/slurm-local.yaml.
 slurm-up: setup

@@ -113,6 +113,32 @@ final class RewardModelTests: XCTestCase {
         }
     }
 
+    /// The paper's mixes: helpfulness on its own comparisons plus as many
+    /// safety ones; safety on its own plus helpfulness making up 10%.
+    func testObjectivesPickTheirMix() throws {
+        var prompts: [String] = []
+        for i in 0..<480 { prompts.append(#"{"id": "p\#(i)", "dialogue": [{"role": "user", "content": "q"}], "safety": \#(i % 4 == 0)}"#) }
+        try prompts.joined(separator: "\n").write(toFile: Self.dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        func data(_ objective: String) throws -> ComparisonData {
+            let path = Self.dir + "/mix-\(objective).yaml"
+            try (try String(contentsOfFile: try manifest("mix"), encoding: .utf8))
+                .replacingOccurrences(of: "val_fraction: 0.2}", with: "val_fraction: 0.2, prompts: \(Self.dir)/prompts.jsonl}")
+                .replacingOccurrences(of: "reward: {margin: small}", with: "reward: {margin: small, objective: \(objective)}")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            let m = try JobManifest.load(path: path)
+            return try ComparisonData(data: m.data, initFrom: Self.base, reward: m.reward, seed: m.seed)
+        }
+        // 384 training comparisons: p0..p383, a quarter of them safety (96); held out p384..p479 (24 safety).
+        let helpful = try data("helpfulness"), safe = try data("safety")
+        XCTAssertEqual(helpful.ownCount, 288)
+        XCTAssertEqual(helpful.otherCount, 96, "as many safety comparisons as there are, up to an equal share")
+        XCTAssertEqual(helpful.dataset.heldOut.count, 72)
+        XCTAssertEqual(safe.ownCount, 96)
+        XCTAssertEqual(safe.otherCount, 11, "96 / 9 ≈ 10.7: helpfulness is 10% of the mix")
+        XCTAssertEqual(safe.dataset.heldOut.count, 24)
+        XCTAssertEqual(safe.dataset.pairs.count, 107)
+    }
+
     func testBadRewardManifests() throws {
         let margin = try manifest("bad").replacingOccurrences(of: "bad.yaml", with: "bad-margin.yaml")
         try (try String(contentsOfFile: try manifest("bad"), encoding: .utf8)).replacingOccurrences(of: "margin: small", with: "margin: huge")

@@ -65,18 +65,40 @@ public struct ComparisonDataset: TrainingSource {
 }
 
 /// A reward job's data, resolved: tokenizer, comparisons read and checked
-/// line by line, the held-out ones (their file, or the last val_fraction).
+/// line by line, the held-out ones (their file, or the last val_fraction),
+/// and — when the prompts file gives each comparison's kind — the mix of
+/// the reward model's objective: for training, every comparison of its own
+/// kind and `otherShare` times as many of the other, drawn with the seed;
+/// for evaluation, its own kind only.
 public struct ComparisonData {
     public let tokenizer: any Tokenizer
     public let dataset: ComparisonDataset
+    /// Training comparisons of this model's own kind and of the other.
+    public let ownCount: Int, otherCount: Int
 
-    public init(data d: JobManifest.DataSpec, initFrom: String, margin: MarginTable) throws {
+    public init(data d: JobManifest.DataSpec, initFrom: String, reward: JobManifest.RewardSpec, seed: UInt64) throws {
         tokenizer = try TokenizerFile.forFineTuning(named: d.tokenizer, initFrom: initFrom)
         guard let path = d.comparisons else { throw InteropError.file("data", "no comparisons") }
-        let (train, heldOut) = try JSONLines.split(path: path, heldOut: d.heldOut, fraction: d.validationFraction,
+        var (train, heldOut) = try JSONLines.split(path: path, heldOut: d.heldOut, fraction: d.validationFraction,
                                                    read: JSONLines.comparisons)
+        var counts = (own: train.count, other: 0)
+        if let promptsPath = d.prompts {
+            let prompts = try JSONLines.read(PromptRecord.self, path: promptsPath)
+            let safety = Dictionary(prompts.map { ($0.id, $0.safety ?? false) }, uniquingKeysWith: { a, _ in a })
+            for c in train + heldOut where safety[c.promptID] == nil {
+                throw RecordError(file: promptsPath, line: 0, message: "no prompt \"\(c.promptID)\" (the comparisons in \(path) answer it)")
+            }
+            let wantSafety = reward.objective == .safety
+            let own = train.filter { safety[$0.promptID] == wantSafety }, other = train.filter { safety[$0.promptID] != wantSafety }
+            let take = min(other.count, Int((reward.otherShare * Double(own.count)).rounded()))
+            let drawn = (0..<take).map { other[EpochOrder.item(seed: seed ^ 0x4D1E, index: $0, count: other.count)] }
+            train = own + drawn
+            heldOut = heldOut.filter { safety[$0.promptID] == wantSafety }
+            counts = (own.count, drawn.count)
+        }
+        (ownCount, otherCount) = counts
         do {
-            dataset = try ComparisonDataset(train: train, heldOut: heldOut, tokenizer: tokenizer, seqLen: d.seqLen, margin: margin)
+            dataset = try ComparisonDataset(train: train, heldOut: heldOut, tokenizer: tokenizer, seqLen: d.seqLen, margin: reward.margin)
         } catch {
             throw RecordError(file: path, line: 0, message: "cannot put the comparisons in the chat format with the \(tokenizer.kind) tokenizer: \(error)")
         }

@@ -29,8 +29,10 @@ public struct JobManifest: Sendable {
         public var shards: String?
         /// ... (sft) demonstrations as JSON lines, and optionally held-out ones.
         public var demonstrations: String?
-        /// ... (reward) comparisons as JSON lines.
+        /// ... (reward) comparisons as JSON lines, and the prompts they
+        /// answer (their safety tags pick a reward model's data mix).
         public var comparisons: String?
+        public var prompts: String?
         public var heldOut: String?
         public var tokenizer: String
         public var seqLen: Int
@@ -110,8 +112,23 @@ public struct JobManifest: Sendable {
     /// The weights the job starts from (a Herd run or checkpoint directory, or
     /// a Hugging Face directory) when its run directory has no checkpoint yet.
     public var initFrom: String?
-    /// A reward model's margin table (the paper's small and large, or none).
-    public var margin: MarginTable
+    /// A reward model's loss and data mix.
+    public var reward: RewardSpec
+
+    /// What a reward model learns: the margin table of its loss, and its
+    /// objective — helpfulness or safety, which picks its data: all the
+    /// comparisons of its own kind (a prompt's `safety` tag says which) plus
+    /// a share of the other kind, drawn with the seed. The paper's appendix:
+    /// helpfulness with as many safety comparisons again (share 1.0), safety
+    /// with helpfulness making up 10% of the mix (share 1/9).
+    public struct RewardSpec: Sendable {
+        public enum Objective: String, Sendable, CaseIterable { case helpfulness, safety }
+        public var margin = MarginTable.small
+        public var objective = Objective.helpfulness
+        /// Comparisons of the other kind, as a multiple of this kind's count.
+        public var otherShare = 1.0
+        public init() {}
+    }
 
     public static let tokenizers = ["char", "byte"]
 
@@ -189,15 +206,24 @@ public struct JobManifest: Sendable {
             ? try parseDialogues(try top.requiredSection("data", kind == .sft ? "demonstrations, seq_len" : "comparisons, seq_len"),
                                  kind: kind, overrides: overrides, contextLength: modelSpec.config.maxSeqLen)
             : try parseData(try top.requiredSection("data", "corpus, tokenizer, seq_len"), overrides: overrides)
-        var margin = MarginTable.small
+        var reward = RewardSpec()
         if let r = try top.section("reward") {
             guard kind == .reward else { throw top.error("reward", "only for kind reward") }
-            try r.rejectUnknown(allowed: ["margin"])
+            try r.rejectUnknown(allowed: ["margin", "objective", "other_share"])
             let text = try r.string("margin") ?? "small"
             guard let m = MarginTable(rawValue: text) else {
                 throw r.error("margin", "expected one of: small, large, none (the paper's margin tables), got \"\(text)\"")
             }
-            margin = m
+            reward.margin = m
+            let o = try r.string("objective") ?? "helpfulness"
+            guard let objective = RewardSpec.Objective(rawValue: o) else {
+                throw r.error("objective", "expected helpfulness or safety, got \"\(o)\"")
+            }
+            reward.objective = objective
+            reward.otherShare = try r.double("other_share", min: 0) ?? (objective == .helpfulness ? 1.0 : 1.0 / 9.0)
+        }
+        if kind == .reward && data.prompts == nil && reward.objective == .safety {
+            throw ManifestError(file: file, field: "data.prompts", message: "a safety reward model needs the prompts file: its safety tags say which comparisons are safety ones")
         }
         var model = modelSpec
         if model.config.maxSeqLen == 0 { model.config.maxSeqLen = data.seqLen }
@@ -273,7 +299,8 @@ public struct JobManifest: Sendable {
         if kind.finetunes, overrides.steps == nil, steps == 0 {
             // Epochs over the packed demonstrations (the paper: 2) or the comparisons (1).
             let epochs = try top.double("epochs", min: 0.001) ?? (kind == .sft ? 2 : 1)
-            steps = overrides.planOnly ? 1 : try epochSteps(kind: kind, data: data, initFrom: initFrom!, epochs: epochs, sequences: sequences, file: file)
+            steps = overrides.planOnly ? 1 : try epochSteps(kind: kind, data: data, reward: reward, seed: seed, initFrom: initFrom!,
+                                                            epochs: epochs, sequences: sequences, file: file)
         } else if top.has("epochs") && !kind.finetunes {
             throw top.error("epochs", "only for kinds sft and reward (pretraining gives steps or train_tokens)")
         }
@@ -348,7 +375,7 @@ public struct JobManifest: Sendable {
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
             logInterval: try top.int("log_interval", min: 1) ?? 10, checkpoint: checkpoint,
-            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom, margin: margin)
+            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom, reward: reward)
     }
 
     static func parseModel(_ f: YAMLFields) throws(ManifestError) -> ModelSpec {
@@ -391,7 +418,9 @@ public struct JobManifest: Sendable {
     /// sequence length.
     static func parseDialogues(_ f: YAMLFields, kind: Kind, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
         let key = kind == .sft ? "demonstrations" : "comparisons"
-        try f.rejectUnknown(allowed: [key, "held_out", "tokenizer", "seq_len", "val_fraction"])
+        try f.rejectUnknown(allowed: [key, "held_out", "tokenizer", "seq_len", "val_fraction"] + (kind == .reward ? ["prompts"] : []))
+        let prompts = try f.string("prompts")
+        if let p = prompts, !overrides.planOnly, !FileManager.default.fileExists(atPath: p) { throw f.error("prompts", "no such file: \(p)") }
         let demos = try f.requiredString(key, "a JSON-lines file of \(key)")
         let heldOut = try f.string("held_out")
         for (key, path) in [(key, demos), ("held_out", heldOut ?? demos)] where !overrides.planOnly {
@@ -403,15 +432,16 @@ public struct JobManifest: Sendable {
         }
         let seq = try f.int("seq_len", min: 1) ?? min(4096, max(contextLength, 1))
         return DataSpec(corpus: "", shards: nil, demonstrations: kind == .sft ? demos : nil, comparisons: kind == .reward ? demos : nil,
-                        heldOut: heldOut, tokenizer: tok, seqLen: seq,
+                        prompts: prompts, heldOut: heldOut, tokenizer: tok, seqLen: seq,
                         validationFraction: try f.double("val_fraction", min: 0, max: 0.9) ?? 0.05)
     }
 
     /// Steps for `epochs` passes over the packed demonstrations or the comparisons.
-    static func epochSteps(kind: Kind, data: DataSpec, initFrom: String, epochs: Double, sequences: Int, file: String) throws(ManifestError) -> Int {
+    static func epochSteps(kind: Kind, data: DataSpec, reward: RewardSpec, seed: UInt64, initFrom: String, epochs: Double,
+                           sequences: Int, file: String) throws(ManifestError) -> Int {
         do {
             let windows = kind == .sft ? try DemonstrationData(data: data, initFrom: initFrom).dataset.train.count
-                                       : 2 * (try ComparisonData(data: data, initFrom: initFrom, margin: .none).dataset.pairs.count)
+                                       : 2 * (try ComparisonData(data: data, initFrom: initFrom, reward: reward, seed: seed).dataset.pairs.count)
             return max(1, Int((epochs * Double(windows) / Double(sequences)).rounded(.up)))
         } catch let e as ManifestError { throw e } catch {
             throw ManifestError(file: file, field: kind == .sft ? "data.demonstrations" : "data.comparisons", message: "\(error)")
@@ -427,7 +457,7 @@ public struct JobManifest: Sendable {
                 throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
             }
             let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
-            return DataSpec(corpus: "", shards: shards, demonstrations: nil, comparisons: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
+            return DataSpec(corpus: "", shards: shards, demonstrations: nil, comparisons: nil, prompts: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
                             seqLen: seq, validationFraction: 0)
         }
         var corpus = try f.string("corpus") ?? ""
@@ -445,6 +475,6 @@ public struct JobManifest: Sendable {
         }
         let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
         let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? 0.1
-        return DataSpec(corpus: path, shards: nil, demonstrations: nil, comparisons: nil, heldOut: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
+        return DataSpec(corpus: path, shards: nil, demonstrations: nil, comparisons: nil, prompts: nil, heldOut: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
     }
 }

@@ -11,7 +11,7 @@ public struct TrainingData {
     public init(manifest m: JobManifest) throws {
         if m.kind == .reward, let initFrom = m.initFrom {
             let d: ComparisonData
-            do { d = try ComparisonData(data: m.data, initFrom: initFrom, margin: m.margin) } catch let e as ManifestError { throw e } catch {
+            do { d = try ComparisonData(data: m.data, initFrom: initFrom, reward: m.reward, seed: m.seed) } catch let e as ManifestError { throw e } catch {
                 throw ManifestError(file: m.file, field: "data.comparisons", message: "\(error)")
             }
             tokenizer = d.tokenizer
