@@ -137,6 +137,12 @@ final class RewardModelTests: XCTestCase {
         XCTAssertEqual(safe.otherCount, 11, "96 / 9 ≈ 10.7: helpfulness is 10% of the mix")
         XCTAssertEqual(safe.dataset.heldOut.count, 24)
         XCTAssertEqual(safe.dataset.pairs.count, 107)
+        // Annotation batches pick the pool's part: the pool here is one batch.
+        let path = Self.dir + "/batches.yaml"
+        try (try String(contentsOfFile: try manifest("batches"), encoding: .utf8))
+            .replacingOccurrences(of: "val_fraction: 0.2}", with: "val_fraction: 0.2, batches: [b2]}")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try JobManifest.load(path: path)) { XCTAssertTrue("\($0)".contains("no comparisons"), "\($0)") }
     }
 
     func testBadRewardManifests() throws {

@@ -79,8 +79,12 @@ public struct ComparisonData {
     public init(data d: JobManifest.DataSpec, initFrom: String, reward: JobManifest.RewardSpec, seed: UInt64) throws {
         tokenizer = try TokenizerFile.forFineTuning(named: d.tokenizer, initFrom: initFrom)
         guard let path = d.comparisons else { throw InteropError.file("data", "no comparisons") }
-        var (train, heldOut) = try JSONLines.split(path: path, heldOut: d.heldOut, fraction: d.validationFraction,
-                                                   read: JSONLines.comparisons)
+        // The annotation batches asked for, then the held-out split.
+        let wanted = d.batches.map(Set.init)
+        var (train, heldOut) = try JSONLines.split(path: path, heldOut: d.heldOut, fraction: d.validationFraction) {
+            (p: String) throws(RecordError) -> [Comparison] in
+            try JSONLines.comparisons(path: p).filter { c in wanted.map { $0.contains(c.batch ?? "") } ?? true }
+        }
         var counts = (own: train.count, other: 0)
         if let promptsPath = d.prompts {
             let prompts = try JSONLines.read(PromptRecord.self, path: promptsPath)

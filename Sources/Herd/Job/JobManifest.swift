@@ -33,6 +33,8 @@ public struct JobManifest: Sendable {
         /// answer (their safety tags pick a reward model's data mix).
         public var comparisons: String?
         public var prompts: String?
+        /// Only the comparisons of these annotation batches (nil: all).
+        public var batches: [String]?
         public var heldOut: String?
         public var tokenizer: String
         public var seqLen: Int
@@ -418,7 +420,7 @@ public struct JobManifest: Sendable {
     /// sequence length.
     static func parseDialogues(_ f: YAMLFields, kind: Kind, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
         let key = kind == .sft ? "demonstrations" : "comparisons"
-        try f.rejectUnknown(allowed: [key, "held_out", "tokenizer", "seq_len", "val_fraction"] + (kind == .reward ? ["prompts"] : []))
+        try f.rejectUnknown(allowed: [key, "held_out", "tokenizer", "seq_len", "val_fraction"] + (kind == .reward ? ["prompts", "batches"] : []))
         let prompts = try f.string("prompts")
         if let p = prompts, !overrides.planOnly, !FileManager.default.fileExists(atPath: p) { throw f.error("prompts", "no such file: \(p)") }
         let demos = try f.requiredString(key, "a JSON-lines file of \(key)")
@@ -432,7 +434,7 @@ public struct JobManifest: Sendable {
         }
         let seq = try f.int("seq_len", min: 1) ?? min(4096, max(contextLength, 1))
         return DataSpec(corpus: "", shards: nil, demonstrations: kind == .sft ? demos : nil, comparisons: kind == .reward ? demos : nil,
-                        prompts: prompts, heldOut: heldOut, tokenizer: tok, seqLen: seq,
+                        prompts: prompts, batches: try f.strings("batches"), heldOut: heldOut, tokenizer: tok, seqLen: seq,
                         validationFraction: try f.double("val_fraction", min: 0, max: 0.9) ?? 0.05)
     }
 
@@ -457,7 +459,7 @@ public struct JobManifest: Sendable {
                 throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
             }
             let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
-            return DataSpec(corpus: "", shards: shards, demonstrations: nil, comparisons: nil, prompts: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
+            return DataSpec(corpus: "", shards: shards, demonstrations: nil, comparisons: nil, prompts: nil, batches: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
                             seqLen: seq, validationFraction: 0)
         }
         var corpus = try f.string("corpus") ?? ""
@@ -475,6 +477,7 @@ public struct JobManifest: Sendable {
         }
         let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
         let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? 0.1
-        return DataSpec(corpus: path, shards: nil, demonstrations: nil, comparisons: nil, prompts: nil, heldOut: nil, tokenizer: tok, seqLen: seq, validationFraction: frac)
+        return DataSpec(corpus: path, shards: nil, demonstrations: nil, comparisons: nil, prompts: nil, batches: nil, heldOut: nil,
+                        tokenizer: tok, seqLen: seq, validationFraction: frac)
     }
 }

@@ -81,6 +81,16 @@ struct YAMLFields {
         }
     }
 
+    /// A list of strings (a single string reads as a list of one).
+    func strings(_ key: String) throws(ManifestError) -> [String]? {
+        guard let node = mapping[key] else { return nil }
+        if let s = node.string { return [s] }
+        guard let seq = node.sequence, seq.allSatisfy({ $0.string != nil }) else {
+            throw error(key, "expected a list of names, found \(Self.describe(node))")
+        }
+        return seq.compactMap(\.string)
+    }
+
     func section(_ key: String) throws(ManifestError) -> YAMLFields? {
         guard let node = mapping[key] else { return nil }
         return try YAMLFields(node, path: field(key), file: file)
