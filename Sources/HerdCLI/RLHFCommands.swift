@@ -6,7 +6,37 @@ import Herd
 struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlhf", abstract: "The RLHF loop's steps: annotation, and the synthetic world to run it on here.",
-        subcommands: [Annotate.self, Rate.self, World.self, WorldAnnotator.self])
+        subcommands: [Annotate.self, Sample.self, Rate.self, World.self, WorldAnnotator.self])
+
+    struct Sample: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rejection sampling: K answers per prompt from a policy, scored by both reward models, written to a bag; prints the paper's Figure 7.")
+        @Option(help: "The policy (a run or checkpoint directory).") var policy: String
+        @Option(help: "The helpfulness reward model.") var helpfulness: String
+        @Option(help: "The safety reward model.") var safety: String
+        @Option(help: "Prompts, JSON lines ({id, dialogue, safety}).") var prompts: String
+        @Option(help: "The bag to write (JSON lines; a rerun continues it).") var bag: String
+        @Option(help: "The iteration's name, recorded with every sample.") var iteration: String
+        @Option(help: "Samples per prompt.") var k: Int = 4
+        @Option(help: "Sampling temperature.") var temperature: Double = 1.0
+        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
+        @Option(help: "Sampling seed.") var seed: UInt64 = 1
+
+        func run() throws {
+            guard k >= 1 else { fail(ValidationError("--k: at least 1")) }
+            var step = RejectionSampling(policy: policy, helpfulness: helpfulness, safety: safety, prompts: prompts, bag: bag, iteration: iteration)
+            step.k = k
+            step.temperature = temperature
+            step.maxNewTokens = maxNewTokens
+            step.seed = seed
+            let samples: [SampleRecord]
+            do { samples = try step.run { print("herd: \($0)"); fflush(stdout) } } catch { fail(error) }
+            print("Figure 7 (\(iteration), \(Set(samples.map(\.promptID)).count) prompts): mean over prompts of the max and median reward among K samples")
+            for row in RejectionSampling.figure7(samples, k: k) {
+                print(String(format: "  K = %3d: max %+.4f  median %+.4f", row.k, row.meanMax, row.meanMedian))
+            }
+        }
+    }
 
     struct Rate: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -56,10 +56,13 @@ public final class Generator {
 
     /// Continues each prompt (at most `batch` of them, each non-empty);
     /// returns the new tokens of each, EOS included when it was sampled.
-    public func generate(_ prompts: [[TokenID]], options o: SamplingOptions) -> [[TokenID]] {
+    /// Sequence b draws from stream `seeds[b]` when given (so that a sample
+    /// does not depend on its place in the batch), else (options.seed, b).
+    public func generate(_ prompts: [[TokenID]], options o: SamplingOptions, seeds: [UInt64]? = nil) -> [[TokenID]] {
         precondition(!prompts.isEmpty && prompts.count <= batch && prompts.allSatisfy { !$0.isEmpty })
+        precondition(seeds == nil || seeds!.count == prompts.count)
         let n = prompts.count
-        var rngs = (0..<n).map { SplitMix64(seed: SplitMix64.mix(o.seed, UInt64($0))) }
+        var rngs = (0..<n).map { SplitMix64(seed: seeds?[$0] ?? SplitMix64.mix(o.seed, UInt64($0))) }
         var current = prompts.map { $0[0] }
         var out = [[TokenID]](repeating: [], count: n)
         var done = [Bool](repeating: false, count: n)

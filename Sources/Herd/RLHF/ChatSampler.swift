@@ -18,14 +18,44 @@ public struct ChatSampler {
         }
     }
 
+    /// The prompt tokens of a dialogue, as the policy sees them.
+    func promptTokens(_ d: [ChatMessage], maxNewTokens: Int) throws -> [TokenID] {
+        let ids = [separator] + (try ChatFormat.encode(d, tokenizer: tokenizer).tokens)
+        return Array(ids.suffix(max(1, model.config.maxSeqLen - maxNewTokens)))
+    }
+
+    /// The text of generated tokens, without the end-of-answer token.
+    func text(_ ids: [TokenID]) -> String {
+        let answer = ids.last == endOfAnswer ? Array(ids.dropLast()) : ids
+        return tokenizer.decode(answer).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `k` answers to each dialogue, sample j of dialogue i drawn from the
+    /// stream seeds(i, j) — the same whatever the batching.
+    public func samples(_ dialogues: [[ChatMessage]], k: Int, temperature: Double, maxNewTokens: Int,
+                        seed: (Int, Int) -> UInt64, batch: Int = 32) throws -> [[String]] {
+        var jobs: [(i: Int, j: Int, prompt: [TokenID])] = []
+        for (i, d) in dialogues.enumerated() {
+            let p = try promptTokens(d, maxNewTokens: maxNewTokens)
+            for j in 0..<k { jobs.append((i, j, p)) }
+        }
+        var out = [[String]](repeating: [String](repeating: "", count: k), count: dialogues.count)
+        var start = 0
+        while start < jobs.count {
+            let part = Array(jobs[start..<min(start + batch, jobs.count)])
+            let g = Generator(model: model, batch: part.count)
+            let ids = g.generate(part.map(\.prompt), options: SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens, eos: endOfAnswer),
+                                 seeds: part.map { seed($0.i, $0.j) })
+            for (job, tokens) in zip(part, ids) { out[job.i][job.j] = text(tokens) }
+            start += part.count
+        }
+        return out
+    }
+
     /// One answer per dialogue at `temperature`; sequence i draws from stream (seed, i).
     public func answers(_ dialogues: [[ChatMessage]], temperature: Double, maxNewTokens: Int, seed: UInt64,
                         batch: Int = 32) throws -> [String] {
-        var prompts: [[TokenID]] = []
-        for d in dialogues {
-            let ids = [separator] + (try ChatFormat.encode(d, tokenizer: tokenizer).tokens)
-            prompts.append(Array(ids.suffix(max(1, model.config.maxSeqLen - maxNewTokens))))
-        }
+        let prompts = try dialogues.map { try promptTokens($0, maxNewTokens: maxNewTokens) }
         var out: [String] = []
         var start = 0
         while start < prompts.count {
@@ -33,10 +63,7 @@ public struct ChatSampler {
             let g = Generator(model: model, batch: part.count)
             let options = SamplingOptions(temperature: temperature, seed: SplitMix64.mix(seed, UInt64(start)),
                                           maxNewTokens: maxNewTokens, eos: endOfAnswer)
-            for ids in g.generate(part, options: options) {
-                let answer = ids.last == endOfAnswer ? Array(ids.dropLast()) : ids
-                out.append(tokenizer.decode(answer).trimmingCharacters(in: .whitespacesAndNewlines))
-            }
+            out += g.generate(part, options: options).map(text)
             start += part.count
         }
         return out

@@ -1,0 +1,135 @@
+import Foundation
+
+/// One sample of a bag (../shared/RLHF.md): an answer drawn from the
+/// policy for a prompt, with both reward models' scores and the combined one.
+public struct SampleRecord: Codable, Sendable, Equatable {
+    public var promptID: String
+    public var iteration: String
+    public var policy: String
+    public var k: Int
+    public var text: String
+    public var rewardHelpful: Double
+    public var rewardSafety: Double
+    public var reward: Double
+
+    enum CodingKeys: String, CodingKey {
+        case promptID = "prompt_id", iteration, policy, k, text
+        case rewardHelpful = "reward_helpful", rewardSafety = "reward_safety", reward
+    }
+}
+
+/// Rejection sampling: K answers per prompt from the policy, scored by the
+/// helpfulness and safety reward models and combined as the paper does —
+/// the safety reward when the prompt is tagged unsafe or the safety score is
+/// below 0.15, the helpfulness reward otherwise. Rewards are σ(score), in
+/// (0, 1), the scale on which the paper states the 0.15 threshold (and its
+/// PPO takes LOGIT of the combined reward). The bag is appended a chunk
+/// of prompts at a time (and fsynced), so a stopped run continues inside
+/// its bag; sample j of prompt i draws from stream (seed, i, j), so the bag
+/// does not depend on how the prompts are batched.
+public struct RejectionSampling {
+    public var policy: String
+    public var helpfulness: String
+    public var safety: String
+    public var prompts: String
+    public var bag: String
+    public var iteration: String
+    public var k = 4
+    public var temperature = 1.0
+    public var maxNewTokens = 64
+    public var seed: UInt64 = 1
+    /// Prompts per generation batch (K sequences each).
+    public var chunk = 8
+
+    public static let safetyThreshold = 0.15
+
+    public init(policy: String, helpfulness: String, safety: String, prompts: String, bag: String, iteration: String) {
+        self.policy = policy; self.helpfulness = helpfulness; self.safety = safety
+        self.prompts = prompts; self.bag = bag; self.iteration = iteration
+    }
+
+    static func sigmoid(_ x: Float) -> Double { 1 / (1 + Foundation.exp(-Double(x))) }
+
+    public static func combined(helpful: Double, safety: Double, safetyPrompt: Bool) -> Double {
+        safetyPrompt || safety < safetyThreshold ? safety : helpful
+    }
+
+    static func load(_ path: String, _ what: String) throws -> (Llama, any Tokenizer) {
+        let model = try ModelFiles.loadModel(path)
+        guard let t = try TokenizerFile.find(near: ModelFiles.isHuggingFace(path) ? path : ModelFiles.checkpointDirectory(path)) else {
+            throw InteropError.file(path, "no tokenizer beside the \(what)")
+        }
+        return (model, t)
+    }
+
+    /// Samples the prompts the bag lacks and returns the whole bag.
+    public func run(log: (String) -> Void = { _ in }) throws -> [SampleRecord] {
+        let all = try JSONLines.read(PromptRecord.self, path: prompts) { (p: PromptRecord) throws(RecordError) in
+            try JSONLines.checkTurns(p.dialogue, endsWithAssistant: false)
+        }
+        var existing: [SampleRecord] = []
+        if FileManager.default.fileExists(atPath: bag) { existing = try JSONLines.read(SampleRecord.self, path: bag) }
+        let complete = Dictionary(grouping: existing, by: \.promptID).filter { $0.value.count >= k }.keys
+        let todo = all.enumerated().filter { !complete.contains($0.element.id) }
+        log("\(all.count) prompts, \(complete.count) already sampled in \(bag), \(todo.count) to go, K = \(k)")
+        guard !todo.isEmpty else { return existing }
+        let (policyModel, tokenizer) = try Self.load(policy, "policy")
+        let sampler = try ChatSampler(model: policyModel, tokenizer: tokenizer)
+        let (helpfulModel, helpfulTokens) = try Self.load(helpfulness, "helpfulness reward model")
+        let (safetyModel, safetyTokens) = try Self.load(safety, "safety reward model")
+        for (m, label) in [(helpfulModel, helpfulness), (safetyModel, safety)] where !m.config.scalarHead {
+            throw InteropError.file(label, "not a reward model (it has no scalar head)")
+        }
+        if !FileManager.default.fileExists(atPath: bag) { FileManager.default.createFile(atPath: bag, contents: nil) }
+        let fd = open(bag, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw InteropError.file(bag, "cannot append: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var out = existing.filter { !todo.map(\.element.id).contains($0.promptID) }
+        var start = 0
+        while start < todo.count {
+            let part = Array(todo[start..<min(start + chunk, todo.count)])
+            let texts = try sampler.samples(part.map(\.element.dialogue), k: k, temperature: temperature, maxNewTokens: maxNewTokens,
+                                            seed: { i, j in SplitMix64.mix(SplitMix64.mix(seed, UInt64(part[i].offset)), UInt64(j)) },
+                                            batch: chunk * k)
+            var lines = Data()
+            for (n, (_, p)) in part.enumerated() {
+                for j in 0..<k {
+                    let turns = p.dialogue + [ChatMessage(.assistant, texts[n][j])]
+                    let h = Self.sigmoid(helpfulModel.reward(tokens: try ChatFormat.encode(turns, tokenizer: helpfulTokens).tokens))
+                    let s = Self.sigmoid(safetyModel.reward(tokens: try ChatFormat.encode(turns, tokenizer: safetyTokens).tokens))
+                    let r = SampleRecord(promptID: p.id, iteration: iteration, policy: policy, k: j, text: texts[n][j], rewardHelpful: h,
+                                         rewardSafety: s, reward: Self.combined(helpful: h, safety: s, safetyPrompt: p.safety ?? false))
+                    out.append(r)
+                    lines += try enc.encode(r) + Data([0x0A])
+                }
+            }
+            let n = lines.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n == lines.count, fsync(fd) == 0 else { throw InteropError.file(bag, "cannot append: \(String(cString: strerror(errno)))") }
+            start += part.count
+            log("sampled \(min(start, todo.count)) of \(todo.count) prompts")
+        }
+        return out
+    }
+
+    /// The paper's Figure 7: over prompts, the mean of the maximum and of
+    /// the median combined reward among the first K' samples, K' = 1, 2, 4, … K.
+    public static func figure7(_ bag: [SampleRecord], k: Int) -> [(k: Int, meanMax: Double, meanMedian: Double)] {
+        let byPrompt = Dictionary(grouping: bag, by: \.promptID).values.map { $0.sorted { $0.k < $1.k }.map(\.reward) }
+        var ks: [Int] = []
+        var x = 1
+        while x < k { ks.append(x); x *= 2 }
+        ks.append(k)
+        return ks.map { kk in
+            var maxSum = 0.0, medianSum = 0.0
+            for rewards in byPrompt {
+                let r = Array(rewards.prefix(kk)).sorted()
+                maxSum += r.last ?? 0
+                medianSum += r.count % 2 == 1 ? r[r.count / 2] : (r[r.count / 2 - 1] + r[r.count / 2]) / 2
+            }
+            let n = Double(max(1, byPrompt.count))
+            return (kk, maxSum / n, medianSum / n)
+        }
+    }
+}

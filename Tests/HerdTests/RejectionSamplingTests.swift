@@ -1,0 +1,81 @@
+import XCTest
+import Foundation
+import Herd
+
+/// Rejection sampling: the bag does not depend on batching, a stopped run
+/// continues inside its bag, the combined reward is the paper's, and the
+/// Figure 7 maximum grows with K.
+final class RejectionSamplingTests: XCTestCase {
+    static let dir = NSTemporaryDirectory() + "herd-rs-\(getpid())"
+
+    override class func setUp() {
+        HerdBinary.writeCorpus(in: dir)
+        try? """
+            kind: pretrain
+            model: {preset: tiny-gqa, max_seq_len: 96}
+            data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
+            batch: {sequences: 8}
+            optimizer: {lr: 3e-3}
+            steps: 10
+            threads: 2
+            checkpoint: {interval: 10}
+            output: \(dir)/policy
+            """.write(toFile: dir + "/policy.yaml", atomically: true, encoding: .utf8)
+        _ = try? HerdBinary.run(["run", dir + "/policy.yaml"])
+        let line = #"{"prompt_id": "p", "dialogue": [{"role": "user", "content": "hi"}], "responses": ["yes", "no"], "chosen": 0, "degree": "better", "safe": [true, true]}"#
+        try? Array(repeating: line, count: 16).joined(separator: "\n").write(toFile: dir + "/pool.jsonl", atomically: true, encoding: .utf8)
+        try? """
+            kind: reward
+            init: \(dir)/policy
+            data: {comparisons: \(dir)/pool.jsonl, seq_len: 32, val_fraction: 0}
+            batch: {pairs: 4}
+            steps: 3
+            threads: 2
+            output: \(dir)/rm
+            """.write(toFile: dir + "/rm.yaml", atomically: true, encoding: .utf8)
+        _ = try? HerdBinary.run(["run", dir + "/rm.yaml"])
+        let prompts = (0..<6).map { i in #"{"id": "q\#(i)", "dialogue": [{"role": "user", "content": "Capitals: w\#(i)"}], "safety": \#(i == 0)}"# }
+        try? prompts.joined(separator: "\n").write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func step(_ bag: String, chunk: Int) -> RejectionSampling {
+        var s = RejectionSampling(policy: Self.dir + "/policy", helpfulness: Self.dir + "/rm", safety: Self.dir + "/rm",
+                                  prompts: Self.dir + "/prompts.jsonl", bag: Self.dir + "/" + bag, iteration: "V1")
+        s.k = 4
+        s.maxNewTokens = 12
+        s.chunk = chunk
+        return s
+    }
+
+    func testTheBagDoesNotDependOnBatchingAndContinuesWhereItStopped() throws {
+        let whole = try step("a.jsonl", chunk: 6).run()
+        XCTAssertEqual(whole.count, 24)
+        let chunked = try step("b.jsonl", chunk: 1).run()
+        XCTAssertEqual(chunked.map(\.text), whole.map(\.text), "the same samples in batches of one prompt")
+        for (a, b) in zip(chunked, whole) { XCTAssertEqual(a.reward, b.reward, accuracy: 1e-5) }
+        // A run stopped after two prompts continues inside its bag.
+        let path = Self.dir + "/c.jsonl"
+        let lines = try String(contentsOfFile: Self.dir + "/b.jsonl", encoding: .utf8).split(separator: "\n")
+        try (lines.prefix(8).joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        var logged: [String] = []
+        let resumed = try step("c.jsonl", chunk: 2).run { logged.append($0) }
+        XCTAssertTrue(logged.first?.contains("2 already sampled") == true, "\(logged)")
+        XCTAssertEqual(resumed.map(\.text), whole.map(\.text))
+        XCTAssertEqual(try JSONLines.read(SampleRecord.self, path: path).count, 24)
+    }
+
+    func testCombinedRewardAndFigure7() throws {
+        XCTAssertEqual(RejectionSampling.combined(helpful: 0.9, safety: 0.5, safetyPrompt: true), 0.5, "a safety prompt: the safety reward")
+        XCTAssertEqual(RejectionSampling.combined(helpful: 0.9, safety: 0.1, safetyPrompt: false), 0.1, "unsafe-looking answer: below 0.15")
+        XCTAssertEqual(RejectionSampling.combined(helpful: 0.9, safety: 0.5, safetyPrompt: false), 0.9)
+        let bag = try step("d.jsonl", chunk: 6).run()
+        XCTAssertTrue(bag.allSatisfy { $0.reward > 0 && $0.reward < 1 })
+        let curve = RejectionSampling.figure7(bag, k: 4)
+        XCTAssertEqual(curve.map(\.k), [1, 2, 4])
+        XCTAssertEqual(curve[0].meanMax, curve[0].meanMedian, accuracy: 1e-12, "one sample: max = median")
+        for (a, b) in zip(curve, curve.dropFirst()) { XCTAssertGreaterThanOrEqual(b.meanMax, a.meanMax, "the maximum grows with K") }
+        XCTAssertGreaterThan(curve.last!.meanMax - curve.last!.meanMedian, 0, "more samples open a gap between best and median")
+    }
+}
