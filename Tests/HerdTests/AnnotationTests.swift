@@ -10,19 +10,7 @@ final class AnnotationTests: XCTestCase {
     static let policy = dir + "/run-policy"
 
     override class func setUp() {
-        HerdBinary.writeCorpus(in: dir)
-        try? """
-            kind: pretrain
-            model: {preset: tiny-gqa, max_seq_len: 128}
-            data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
-            batch: {sequences: 8}
-            optimizer: {lr: 3e-3}
-            steps: 10
-            threads: 2
-            checkpoint: {interval: 10}
-            output: \(policy)
-            """.write(toFile: dir + "/policy.yaml", atomically: true, encoding: .utf8)
-        _ = try? HerdBinary.run(["run", dir + "/policy.yaml"])
+        HerdBinary.pretrainTinyPolicy(dir: dir, output: policy)
         _ = try? HerdBinary.run(["rlhf", "world", "--out", dir + "/world", "--seed", "3", "--demonstrations", "50", "--prompts", "6", "--held-out", "4"])
     }
 

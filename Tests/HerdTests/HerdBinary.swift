@@ -11,6 +11,27 @@ enum HerdBinary {
         return try Spawn.capture(path, args, environment: environment)
     }
 
+    /// A briefly pretrained byte-level tiny-gqa (context 128) at OUTPUT,
+    /// with a checkpoint: the policy the RLHF steps' tests sample from.
+    @discardableResult
+    static func pretrainTinyPolicy(dir: String, output: String, steps: Int = 10) -> String {
+        writeCorpus(in: dir)
+        let job = dir + "/tiny-policy.yaml"
+        try? """
+            kind: pretrain
+            model: {preset: tiny-gqa, max_seq_len: 128}
+            data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
+            batch: {sequences: 8}
+            optimizer: {lr: 3e-3}
+            steps: \(steps)
+            threads: 2
+            checkpoint: {interval: \(steps)}
+            output: \(output)
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        _ = try? Spawn.capture(path, ["run", job])
+        return output
+    }
+
     /// A job manifest for the orchestrator's tests: tiny-gqa on bytes, data
     /// parallel over `data` ranks, a checkpoint every `interval` steps, fast
     /// heartbeats; a few seconds of training on two cores.

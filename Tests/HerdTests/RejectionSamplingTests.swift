@@ -9,19 +9,7 @@ final class RejectionSamplingTests: XCTestCase {
     static let dir = NSTemporaryDirectory() + "herd-rs-\(getpid())"
 
     override class func setUp() {
-        HerdBinary.writeCorpus(in: dir)
-        try? """
-            kind: pretrain
-            model: {preset: tiny-gqa, max_seq_len: 96}
-            data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
-            batch: {sequences: 8}
-            optimizer: {lr: 3e-3}
-            steps: 10
-            threads: 2
-            checkpoint: {interval: 10}
-            output: \(dir)/policy
-            """.write(toFile: dir + "/policy.yaml", atomically: true, encoding: .utf8)
-        _ = try? HerdBinary.run(["run", dir + "/policy.yaml"])
+        HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy")
         let line = #"{"prompt_id": "p", "dialogue": [{"role": "user", "content": "hi"}], "responses": ["yes", "no"], "chosen": 0, "degree": "better", "safe": [true, true]}"#
         try? Array(repeating: line, count: 16).joined(separator: "\n").write(toFile: dir + "/pool.jsonl", atomically: true, encoding: .utf8)
         try? """
