@@ -6,7 +6,29 @@ import Herd
 struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlhf", abstract: "The RLHF loop's steps: annotation, and the synthetic world to run it on here.",
-        subcommands: [Annotate.self, Sample.self, Rate.self, World.self, WorldAnnotator.self])
+        subcommands: [Annotate.self, Sample.self, Select.self, Rate.self, World.self, WorldAnnotator.self])
+
+    struct Select: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The best sample per prompt, from this iteration's bag (or from every bag, from V4 on), written as demonstrations to fine-tune on.")
+        @Option(help: "The prompts the bags answer.") var prompts: String
+        @Option(help: "This iteration's bag.") var bag: String
+        @Option(help: "An earlier iteration's bag (repeatable); pooled from --pool-from on.") var earlierBag: [String] = []
+        @Option(help: "This iteration (V1, V2, ...).") var iteration: String
+        @Option(help: "The first iteration whose selection pools every bag (the paper: 4).") var poolFrom: Int = 4
+        @Option(help: "Where to write the selections (demonstrations, JSON lines).") var out: String
+
+        func run() throws {
+            guard let n = Selection.number(iteration) else { fail(ValidationError("--iteration: expected V1, V2, ..., got \(iteration)")) }
+            var s = Selection(prompts: prompts, bag: bag, iteration: n)
+            s.earlierBags = earlierBag
+            s.poolFrom = poolFrom
+            do {
+                let count = try s.write(to: out)
+                print("\(iteration): \(count) selections from \(s.pools ? "\(1 + earlierBag.count) bags (pooled)" : "this iteration's bag") written to \(out)")
+            } catch { fail(error) }
+        }
+    }
 
     struct Sample: ParsableCommand {
         static let configuration = CommandConfiguration(

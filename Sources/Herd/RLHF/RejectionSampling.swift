@@ -16,6 +16,12 @@ public struct SampleRecord: Codable, Sendable, Equatable {
         case promptID = "prompt_id", iteration, policy, k, text
         case rewardHelpful = "reward_helpful", rewardSafety = "reward_safety", reward
     }
+
+    public init(promptID: String, iteration: String, policy: String, k: Int, text: String,
+                rewardHelpful: Double, rewardSafety: Double, reward: Double) {
+        self.promptID = promptID; self.iteration = iteration; self.policy = policy; self.k = k; self.text = text
+        self.rewardHelpful = rewardHelpful; self.rewardSafety = rewardSafety; self.reward = reward
+    }
 }
 
 /// Rejection sampling: K answers per prompt from the policy, scored by the

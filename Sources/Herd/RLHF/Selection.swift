@@ -1,0 +1,56 @@
+import Foundation
+
+/// Selection after rejection sampling: per prompt, the sample with the
+/// highest combined reward — from this iteration's bag only, or, from
+/// iteration `poolFrom` on (the paper: V4), from every bag so far — written
+/// as demonstrations, the data every policy size is then fine-tuned on
+/// (`kind: sft`), which is how the largest model's best answers are
+/// distilled into the smaller ones.
+public struct Selection {
+    public var prompts: String
+    /// This iteration's bag, then the earlier ones.
+    public var bag: String
+    public var earlierBags: [String] = []
+    /// The iteration number (V4 → 4) and the first that pools.
+    public var iteration: Int
+    public var poolFrom = 4
+
+    public init(prompts: String, bag: String, iteration: Int) {
+        self.prompts = prompts; self.bag = bag; self.iteration = iteration
+    }
+
+    public var pools: Bool { iteration >= poolFrom }
+
+    /// The chosen sample per prompt (prompts with no sample are left out).
+    public func best() throws -> [String: SampleRecord] {
+        var samples = try JSONLines.read(SampleRecord.self, path: bag)
+        if pools { for b in earlierBags { samples += try JSONLines.read(SampleRecord.self, path: b) } }
+        var best: [String: SampleRecord] = [:]
+        for s in samples where best[s.promptID].map({ s.reward > $0.reward }) ?? true { best[s.promptID] = s }
+        return best
+    }
+
+    /// Writes the selections as demonstrations (the prompt's dialogue and
+    /// the chosen answer), in the prompts' order; returns how many.
+    @discardableResult
+    public func write(to out: String) throws -> Int {
+        let chosen = try best()
+        let all = try JSONLines.read(PromptRecord.self, path: prompts)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var data = Data(), n = 0
+        for p in all {
+            guard let s = chosen[p.id] else { continue }
+            data += try enc.encode(Demonstration(id: "\(s.iteration)/\(p.id)", dialogue: p.dialogue + [ChatMessage(.assistant, s.text)]))
+            data.append(0x0A)
+            n += 1
+        }
+        try data.write(to: URL(fileURLWithPath: out), options: .atomic)
+        return n
+    }
+
+    /// "V4" → 4.
+    public static func number(_ iteration: String) -> Int? {
+        Int(iteration.uppercased().hasPrefix("V") ? String(iteration.dropFirst()) : iteration)
+    }
+}
