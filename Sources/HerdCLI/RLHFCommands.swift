@@ -43,16 +43,44 @@ struct RLHF: ParsableCommand {
         @Option(help: "Sampling temperature.") var temperature: Double = 1.0
         @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
         @Option(help: "Sampling seed.") var seed: UInt64 = 1
+        @Option(help: "Prompts per generation batch (K sequences each).") var chunk: Int = 8
+        @Option(help: "MPI ranks sharing the prompts (started with mpirun on this machine).") var ranks: Int = 1
+        @Flag(help: .hidden) var mpiWorker = false
 
         func run() throws {
             guard k >= 1 else { fail(ValidationError("--k: at least 1")) }
+            guard ranks >= 1, chunk >= 1 else { fail(ValidationError("--ranks and --chunk: at least 1")) }
+            if ranks > 1 && !mpiWorker {
+                // The same command as mpirun ranks; rank 0 prints the table.
+                let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+                guard let mpirun = Spawn.which("mpirun") else { fail(ValidationError("--ranks: mpirun is not on PATH (Debian's openmpi-bin)")) }
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: mpirun)
+                p.arguments = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", exe] + Array(CommandLine.arguments.dropFirst()) + ["--mpi-worker"]
+                p.environment = MPILauncher.environment()
+                try p.run()
+                p.waitUntilExit()
+                if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
+                return
+            }
             var step = RejectionSampling(policy: policy, helpfulness: helpfulness, safety: safety, prompts: prompts, bag: bag, iteration: iteration)
             step.k = k
             step.temperature = temperature
             step.maxNewTokens = maxNewTokens
             step.seed = seed
+            step.chunk = chunk
+            if mpiWorker {
+                MPIRuntime.start()
+                step.communicator = MPICommunicator.world()
+            }
+            let rank = step.communicator?.rank ?? 0
             let samples: [SampleRecord]
-            do { samples = try step.run { print("herd: \($0)"); fflush(stdout) } } catch { fail(error) }
+            do { samples = try step.run { if rank == 0 { print("herd: \($0)"); fflush(stdout) } } } catch {
+                if mpiWorker { MPIRuntime.abort(rank: rank, reason: "\(error)") }
+                fail(error)
+            }
+            if mpiWorker { MPIRuntime.finish() }
+            guard rank == 0 else { return }
             print("Figure 7 (\(iteration), \(Set(samples.map(\.promptID)).count) prompts): mean over prompts of the max and median reward among K samples")
             for row in RejectionSampling.figure7(samples, k: k) {
                 print(String(format: "  K = %3d: max %+.4f  median %+.4f", row.k, row.meanMax, row.meanMedian))

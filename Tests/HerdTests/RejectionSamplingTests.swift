@@ -54,6 +54,23 @@ final class RejectionSamplingTests: XCTestCase {
         XCTAssertEqual(try JSONLines.read(SampleRecord.self, path: path).count, 24)
     }
 
+    /// mpirun ranks share the prompts chunk by chunk; the bag is byte for byte the one process's.
+    func testOneAndTwoMPIRanksWriteTheSameBag() throws {
+        func sample(_ ranks: Int) throws -> Data? {
+            let bag = Self.dir + "/ranks-\(ranks).jsonl"
+            let r = try HerdBinary.run(["rlhf", "sample", "--policy", Self.dir + "/policy", "--helpfulness", Self.dir + "/rm", "--safety", Self.dir + "/rm",
+                                        "--prompts", Self.dir + "/prompts.jsonl", "--bag", bag, "--iteration", "V1", "--k", "4",
+                                        "--max-new-tokens", "12", "--chunk", "2", "--ranks", String(ranks)])
+            XCTAssertEqual(r.status, 0, r.out + r.err)
+            XCTAssertTrue(r.out.contains("K =   4"), r.out)
+            return FileManager.default.contents(atPath: bag)
+        }
+        let one = try sample(1), two = try sample(2)
+        XCTAssertNotNil(one)
+        XCTAssertEqual(one, two)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/ranks-2.jsonl.part-1"), "the parts are merged and removed")
+    }
+
     func testCombinedRewardAndFigure7() throws {
         XCTAssertEqual(RejectionSampling.combined(helpful: 0.9, safety: 0.5, safetyPrompt: true), 0.5, "a safety prompt: the safety reward")
         XCTAssertEqual(RejectionSampling.combined(helpful: 0.9, safety: 0.1, safetyPrompt: false), 0.1, "unsafe-looking answer: below 0.15")

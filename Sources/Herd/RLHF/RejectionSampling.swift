@@ -46,6 +46,10 @@ public struct RejectionSampling {
     public var seed: UInt64 = 1
     /// Prompts per generation batch (K sequences each).
     public var chunk = 8
+    /// Under mpirun: this rank's share. Chunk c of the prompts goes to rank
+    /// c mod size and into its part file; rank 0 then appends every part to
+    /// the bag in prompt order — the same bag as one process writes.
+    public var communicator: Communicator?
 
     public static let safetyThreshold = 0.15
 
@@ -79,6 +83,7 @@ public struct RejectionSampling {
         let todo = all.enumerated().filter { !complete.contains($0.element.id) }
         log("\(all.count) prompts, \(complete.count) already sampled in \(bag), \(todo.count) to go, K = \(k)")
         guard !todo.isEmpty else { return existing }
+        let rank = communicator?.rank ?? 0, size = communicator?.size ?? 1
         let (policyModel, tokenizer) = try Self.load(policy, "policy")
         let sampler = try ChatSampler(model: policyModel, tokenizer: tokenizer)
         let (helpfulModel, helpfulTokens) = try Self.load(helpfulness, "helpfulness reward model")
@@ -86,16 +91,20 @@ public struct RejectionSampling {
         for (m, label) in [(helpfulModel, helpfulness), (safetyModel, safety)] where !m.config.scalarHead {
             throw InteropError.file(label, "not a reward model (it has no scalar head)")
         }
-        if !FileManager.default.fileExists(atPath: bag) { FileManager.default.createFile(atPath: bag, contents: nil) }
-        let fd = open(bag, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw InteropError.file(bag, "cannot append: \(String(cString: strerror(errno)))") }
+        let target = size > 1 ? "\(bag).part-\(rank)" : bag
+        if size > 1 { try? FileManager.default.removeItem(atPath: target) }
+        if !FileManager.default.fileExists(atPath: target) { FileManager.default.createFile(atPath: target, contents: nil) }
+        let fd = open(target, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw InteropError.file(target, "cannot append: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         var out = existing.filter { !todo.map(\.element.id).contains($0.promptID) }
-        var start = 0
+        var start = 0, chunkIndex = -1
         while start < todo.count {
             let part = Array(todo[start..<min(start + chunk, todo.count)])
+            chunkIndex += 1
+            if chunkIndex % size != rank { start += part.count; continue }
             let texts = try sampler.samples(part.map(\.element.dialogue), k: k, temperature: temperature, maxNewTokens: maxNewTokens,
                                             seed: { i, j in SplitMix64.mix(SplitMix64.mix(seed, UInt64(part[i].offset)), UInt64(j)) },
                                             batch: chunk * k)
@@ -112,11 +121,34 @@ public struct RejectionSampling {
                 }
             }
             let n = lines.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n == lines.count, fsync(fd) == 0 else { throw InteropError.file(bag, "cannot append: \(String(cString: strerror(errno)))") }
+            guard n == lines.count, fsync(fd) == 0 else { throw InteropError.file(target, "cannot append: \(String(cString: strerror(errno)))") }
             start += part.count
             log("sampled \(min(start, todo.count)) of \(todo.count) prompts")
         }
-        return out
+        guard let world = communicator, size > 1 else { return out }
+        world.barrier()
+        if rank == 0 { try mergeParts(size: size, order: all.map(\.id)) }
+        world.barrier()
+        return try JSONLines.read(SampleRecord.self, path: bag)
+    }
+
+    /// Rank 0: every rank's part appended to the bag in prompt order, then removed.
+    func mergeParts(size: Int, order: [String]) throws {
+        var records: [SampleRecord] = []
+        for r in 0..<size { records += try JSONLines.read(SampleRecord.self, path: "\(bag).part-\(r)") }
+        let position = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        records.sort { (position[$0.promptID] ?? 0, $0.k) < (position[$1.promptID] ?? 0, $1.k) }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var data = Data()
+        for r in records { data += try enc.encode(r) + Data([0x0A]) }
+        if !FileManager.default.fileExists(atPath: bag) { FileManager.default.createFile(atPath: bag, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: bag) else { throw InteropError.file(bag, "cannot append") }
+        h.seekToEndOfFile()
+        h.write(data)
+        try h.synchronize()
+        try h.close()
+        for r in 0..<size { try? FileManager.default.removeItem(atPath: "\(bag).part-\(r)") }
     }
 
     /// The paper's Figure 7: over prompts, the mean of the maximum and of
