@@ -27,11 +27,8 @@ struct Score: ParsableCommand {
         for (label, path) in [("helpfulness", helpfulness), ("safety", safety)] {
             guard let path else { continue }
             do {
-                let model = try ModelFiles.loadModel(path)
+                let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(path, role: "\(label) reward model")
                 guard model.config.scalarHead else { fail(ValidationError("--\(label) \(path): not a reward model (it has no scalar head)")) }
-                guard let tokenizer = try TokenizerFile.find(near: ModelFiles.checkpointDirectory(path)) else {
-                    fail(ValidationError("--\(label) \(path): no tokenizer beside the model"))
-                }
                 let tokens = try ChatFormat.encode(turns, tokenizer: tokenizer).tokens
                 print(String(format: "%@ %.4f", label, model.reward(tokens: tokens)))
             } catch { fail(error) }

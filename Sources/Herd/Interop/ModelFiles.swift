@@ -12,6 +12,16 @@ public enum ModelFiles {
         throw CheckpointError.none(path)
     }
 
+    /// A model and the tokenizer beside it (a run's, a checkpoint's, or a
+    /// Hugging Face directory's); `role` names it in the error.
+    public static func loadModelAndTokenizer(_ path: String, role: String) throws -> (Llama, any Tokenizer) {
+        let model = try loadModel(path)
+        guard let t = try TokenizerFile.find(near: isHuggingFace(path) ? path : checkpointDirectory(path)) else {
+            throw InteropError.file(path, "no tokenizer beside the \(role)")
+        }
+        return (model, t)
+    }
+
     /// The model shape of a Herd checkpoint, run directory or Hugging Face directory.
     public static func config(_ path: String) throws -> LlamaConfig {
         if isHuggingFace(path) { return try HuggingFace.readConfig(dir: path) }

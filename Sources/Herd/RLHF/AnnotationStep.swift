@@ -36,10 +36,7 @@ public struct AnnotationStep {
         log("\(all.count) prompts, \(done.count) already labelled in batch \(batch), \(todo.count) to go")
         guard !todo.isEmpty else { return Result(labelled: 0, skipped: done.count) }
 
-        let model = try ModelFiles.loadModel(policy)
-        guard let tokenizer = try TokenizerFile.find(near: ModelFiles.isHuggingFace(policy) ? policy : ModelFiles.checkpointDirectory(policy)) else {
-            throw InteropError.file(policy, "no tokenizer beside the policy")
-        }
+        let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
         let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
         let dialogues = todo.map(\.dialogue)
         let a = try sampler.answers(dialogues, temperature: temperatures.0, maxNewTokens: maxNewTokens, seed: seed)

@@ -31,10 +31,7 @@ public struct RatingStep {
             try JSONLines.checkTurns(p.dialogue, endsWithAssistant: false)
         }
         guard !all.isEmpty else { throw RecordError(file: prompts, line: 0, message: "no prompts") }
-        let model = try ModelFiles.loadModel(policy)
-        guard let tokenizer = try TokenizerFile.find(near: ModelFiles.isHuggingFace(policy) ? policy : ModelFiles.checkpointDirectory(policy)) else {
-            throw InteropError.file(policy, "no tokenizer beside the policy")
-        }
+        let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
         let answers = try ChatSampler(model: model, tokenizer: tokenizer)
             .answers(all.map(\.dialogue), temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         let annotator = try Annotator(command: annotator)

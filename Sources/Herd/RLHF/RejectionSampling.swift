@@ -64,14 +64,6 @@ public struct RejectionSampling {
         safetyPrompt || safety < safetyThreshold ? safety : helpful
     }
 
-    static func load(_ path: String, _ what: String) throws -> (Llama, any Tokenizer) {
-        let model = try ModelFiles.loadModel(path)
-        guard let t = try TokenizerFile.find(near: ModelFiles.isHuggingFace(path) ? path : ModelFiles.checkpointDirectory(path)) else {
-            throw InteropError.file(path, "no tokenizer beside the \(what)")
-        }
-        return (model, t)
-    }
-
     /// Samples the prompts the bag lacks and returns the whole bag.
     public func run(log: (String) -> Void = { _ in }) throws -> [SampleRecord] {
         let all = try JSONLines.read(PromptRecord.self, path: prompts) { (p: PromptRecord) throws(RecordError) in
@@ -84,10 +76,10 @@ public struct RejectionSampling {
         log("\(all.count) prompts, \(complete.count) already sampled in \(bag), \(todo.count) to go, K = \(k)")
         guard !todo.isEmpty else { return existing }
         let rank = communicator?.rank ?? 0, size = communicator?.size ?? 1
-        let (policyModel, tokenizer) = try Self.load(policy, "policy")
+        let (policyModel, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
         let sampler = try ChatSampler(model: policyModel, tokenizer: tokenizer)
-        let (helpfulModel, helpfulTokens) = try Self.load(helpfulness, "helpfulness reward model")
-        let (safetyModel, safetyTokens) = try Self.load(safety, "safety reward model")
+        let (helpfulModel, helpfulTokens) = try ModelFiles.loadModelAndTokenizer(helpfulness, role: "helpfulness reward model")
+        let (safetyModel, safetyTokens) = try ModelFiles.loadModelAndTokenizer(safety, role: "safety reward model")
         for (m, label) in [(helpfulModel, helpfulness), (safetyModel, safety)] where !m.config.scalarHead {
             throw InteropError.file(label, "not a reward model (it has no scalar head)")
         }
