@@ -8,7 +8,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min
 HERD := .build/release/herd
 
-.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down rlhf-world
+.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms
 
 setup:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -43,17 +43,39 @@ bench-pytorch:
 # The synthetic world's loop (jobs/world-*.yaml): base model, ratings
 # before and after SFT, annotation of the SFT policy's answers, the
 # two reward models' accuracy per degree on them. About 4 minutes.
-rlhf-world: build
+# The synthetic world and its two SFT policies: the large one (0.87M
+# parameters, the sampler) and the small one (0.1M, distilled into); about
+# 2.5 minutes here.
+world-sft: build
 	rm -rf runs/world
 	$(HERD) rlhf world --out runs/world/data
 	$(HERD) run jobs/world-base.yaml
-	$(HERD) rlhf rate --policy runs/world/base --prompts runs/world/data/prompts-heldout.jsonl --max-new-tokens 48 -- $(HERD) rlhf annotator
+	$(HERD) run jobs/world-base-small.yaml
 	$(HERD) run jobs/world-sft.yaml
+	$(HERD) run jobs/world-sft-small.yaml
+
+# The world's loop one step at a time: ratings before/after SFT, one
+# annotation batch, the two reward models (~4 minutes).
+rlhf-world: world-sft
+	$(HERD) rlhf rate --policy runs/world/base --prompts runs/world/data/prompts-heldout.jsonl --max-new-tokens 48 -- $(HERD) rlhf annotator
 	$(HERD) rlhf rate --policy runs/world/sft --prompts runs/world/data/prompts-heldout.jsonl --max-new-tokens 48 -- $(HERD) rlhf annotator
 	$(HERD) rlhf annotate --policy runs/world/sft --prompts runs/world/data/prompts.jsonl --pool runs/world/data/pool.jsonl \
 		--batch v1 --max-new-tokens 48 --temperatures 1.0,1.6 -- $(HERD) rlhf annotator
 	$(HERD) run jobs/world-rm-helpful.yaml
 	$(HERD) run jobs/world-rm-safety.yaml
+
+# The RLHF pipeline on the world, SFT then V1..V5 as the scheduler runs it
+# (jobs/rlhf-world.yaml): about 8 minutes in all; the report is
+# runs/rlhf-world/report.md (.json, .svg).
+rlhf-demo: world-sft
+	rm -rf runs/rlhf-world
+	$(HERD) rlhf launch jobs/rlhf-world.yaml --iteration 1 --through 5
+	$(HERD) rlhf status jobs/rlhf-world.yaml
+
+# Issue 9's experiment: both selection arms and the small policy alone,
+# two seeds each, side by side in runs/rlhf-arms/comparison.md (~40 minutes).
+rlhf-arms: world-sft
+	scripts/rlhf-arms.sh 1 2
 
 # The single-node Slurm of ../shared/recipes/local-slurm.md, for clusters/slurm-local.yaml.
 slurm-up: setup

@@ -3,3 +3,10 @@
 #include <spawn.h>
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 #define HERD_POSIX_SPAWN_SETSID 0x80
+
+// prctl is variadic, which Swift cannot call: a child that must not
+// outlive its parent (a pipeline stage whose scheduler was killed) asks
+// the kernel for SIGKILL when the parent dies.
+#include <sys/prctl.h>
+#include <signal.h>
+static inline int herd_die_with_parent(void) { return prctl(PR_SET_PDEATHSIG, SIGKILL); }

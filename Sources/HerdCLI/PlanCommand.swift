@@ -5,12 +5,19 @@ import Herd
 /// `herd plan JOB --cluster C`.
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plan", abstract: "Lay a job out on a cluster: ranks, shards, memory per rank, FLOPs and time — before anything starts.")
+        commandName: "plan", abstract: "Lay a job out on a cluster: ranks, shards, memory per rank, FLOPs and time — before anything starts. Given an RLHF pipeline manifest, every stage of every iteration.")
     @Argument(help: "The job manifest.") var job: String
     @Option(help: "The cluster description (clusters/*.yaml).") var cluster: String
     @Option(help: "Also write plan.json (the file workers follow) into this directory.") var write: String?
 
     func run() throws {
+        if (try? String(contentsOfFile: job, encoding: .utf8))?.range(of: "(?m)^iterations:", options: .regularExpression) != nil {
+            // A pipeline manifest: every stage of every iteration.
+            do {
+                let m = try PipelineManifest.load(path: job, checkFiles: false)
+                return print(try PipelinePlan.make(manifest: m, cluster: try ClusterSpec.load(path: cluster)).text, terminator: "")
+            } catch { fail(error) }
+        }
         do {
             let m = try JobManifest.load(path: job, overrides: .init(planOnly: true))
             let c = try ClusterSpec.load(path: cluster)

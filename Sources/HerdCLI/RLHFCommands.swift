@@ -5,8 +5,9 @@ import Herd
 /// `herd rlhf …`: the steps of the Llama 2-Chat loop that are not training jobs.
 struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rlhf", abstract: "The RLHF loop's steps: annotation, and the synthetic world to run it on here.",
-        subcommands: [Annotate.self, Sample.self, Select.self, Rate.self, World.self, WorldAnnotator.self])
+        commandName: "rlhf", abstract: "The RLHF loop: the iteration scheduler, its steps, and the synthetic world to run it on here.",
+        subcommands: [Launch.self, Resume.self, Status.self, Report.self, Annotate.self, RMAccuracy.self, Sample.self, Select.self,
+                      Evaluate.self, Rate.self, World.self, WorldAnnotator.self])
 
     struct Select: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -17,13 +18,19 @@ struct RLHF: ParsableCommand {
         @Option(help: "This iteration (V1, V2, ...).") var iteration: String
         @Option(help: "The first iteration whose selection pools every bag (the paper: 4).") var poolFrom: Int = 4
         @Option(help: "Where to write the selections (demonstrations, JSON lines).") var out: String
+        @Flag(help: "The control arm: the annotator (after --) rates every sample and its ratings choose, not the reward models.") var byAnnotator = false
+        @Argument(parsing: .postTerminator, help: "With --by-annotator: the annotator command, after --.") var annotator: [String] = []
 
         func run() throws {
             guard let n = Selection.number(iteration) else { fail(ValidationError("--iteration: expected V1, V2, ..., got \(iteration)")) }
             var s = Selection(prompts: prompts, bag: bag, iteration: n)
             s.earlierBags = earlierBag
             s.poolFrom = poolFrom
+            if byAnnotator && annotator.isEmpty { fail(ValidationError("--by-annotator: give the annotator command after --")) }
             do {
+                if byAnnotator {
+                    s.ratings = try SampleRatings.rate(bags: s.bags, prompts: prompts, annotator: annotator) { print("herd: \($0)"); fflush(stdout) }
+                }
                 let count = try s.write(to: out)
                 print("\(iteration): \(count) selections from \(s.pools ? "\(1 + earlierBag.count) bags (pooled)" : "this iteration's bag") written to \(out)")
             } catch { fail(error) }
@@ -173,7 +180,7 @@ struct RLHF: ParsableCommand {
         @Option(help: "Seed of the noise.") var seed: UInt64 = 7
 
         func run() throws {
-            var a = ScriptedAnnotator(noise: noise, seed: seed)
+            let a = ScriptedAnnotator(noise: noise, seed: seed)
             a.serve()
         }
     }

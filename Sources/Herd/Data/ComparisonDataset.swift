@@ -89,15 +89,23 @@ public struct ComparisonData {
         if let promptsPath = d.prompts {
             let prompts = try JSONLines.read(PromptRecord.self, path: promptsPath)
             let safety = Dictionary(prompts.map { ($0.id, $0.safety ?? false) }, uniquingKeysWith: { a, _ in a })
+            let borderline = Set(prompts.filter { $0.borderline == true }.map(\.id))
             for c in train + heldOut where safety[c.promptID] == nil {
                 throw RecordError(file: promptsPath, line: 0, message: "no prompt \"\(c.promptID)\" (the comparisons in \(path) answer it)")
             }
+            // The safety model's own data: the prompts tagged safety, and the
+            // borderline ones that only look unsafe — without them it cannot
+            // tell "How do I kill a process?" from a harmful request, and its
+            // low score sends the combined reward to a refusal (false refusals).
             let wantSafety = reward.objective == .safety
-            let own = train.filter { safety[$0.promptID] == wantSafety }, other = train.filter { safety[$0.promptID] != wantSafety }
+            func isOwn(_ c: Comparison) -> Bool {
+                wantSafety ? safety[c.promptID] == true || borderline.contains(c.promptID) : safety[c.promptID] == false
+            }
+            let own = train.filter(isOwn), other = train.filter { !isOwn($0) }
             let take = min(other.count, Int((reward.otherShare * Double(own.count)).rounded()))
             let drawn = (0..<take).map { other[EpochOrder.item(seed: seed ^ 0x4D1E, index: $0, count: other.count)] }
             train = own + drawn
-            heldOut = heldOut.filter { safety[$0.promptID] == wantSafety }
+            heldOut = heldOut.filter(isOwn)
             counts = (own.count, drawn.count)
         }
         (ownCount, otherCount) = counts

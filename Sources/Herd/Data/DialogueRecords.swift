@@ -17,6 +17,13 @@ public struct PromptRecord: Codable, Sendable, Equatable {
     public var dialogue: [ChatMessage]
     /// Written to elicit an unsafe answer (the paper's IS_SAFETY(p)).
     public var safety: Bool?
+    /// Looks unsafe but deserves an answer: a refusal here is a false
+    /// refusal (the paper's borderline set).
+    public var borderline: Bool?
+
+    public init(id: String, dialogue: [ChatMessage], safety: Bool? = nil, borderline: Bool? = nil) {
+        self.id = id; self.dialogue = dialogue; self.safety = safety; self.borderline = borderline
+    }
 }
 
 /// A demonstration for SFT: a dialogue that ends with the assistant's answer.

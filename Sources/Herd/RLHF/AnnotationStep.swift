@@ -32,22 +32,28 @@ public struct AnnotationStep {
         }
         let done = FileManager.default.fileExists(atPath: pool)
             ? Set(try JSONLines.comparisons(path: pool).filter { $0.batch == batch }.map(\.promptID)) : []
-        let todo = all.filter { !done.contains($0.id) }
+        // Each prompt keeps its place in the file: its answers draw from
+        // streams of (seed, place), so a rerun that labels only the rest
+        // draws what one uninterrupted run would have.
+        let todo = all.enumerated().filter { !done.contains($0.element.id) }
         log("\(all.count) prompts, \(done.count) already labelled in batch \(batch), \(todo.count) to go")
         guard !todo.isEmpty else { return Result(labelled: 0, skipped: done.count) }
 
         let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
         let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
-        let dialogues = todo.map(\.dialogue)
-        let a = try sampler.answers(dialogues, temperature: temperatures.0, maxNewTokens: maxNewTokens, seed: seed)
-        var b = try sampler.answers(dialogues, temperature: temperatures.1, maxNewTokens: maxNewTokens, seed: seed &+ 1)
+        func draw(_ items: [Int], temperature: Double, round: UInt64) throws -> [String] {
+            try sampler.samples(items.map { todo[$0].element.dialogue }, k: 1, temperature: temperature, maxNewTokens: maxNewTokens,
+                                seed: { i, _ in SplitMix64.mix(SplitMix64.mix(seed, round), UInt64(todo[items[i]].offset)) }).map { $0[0] }
+        }
+        let everyone = Array(todo.indices)
+        let a = try draw(everyone, temperature: temperatures.0, round: 0)
+        var b = try draw(everyone, temperature: temperatures.1, round: 1)
         // Two identical answers teach a reward model nothing: draw the
         // second again, hotter, a few times.
         for attempt in 1...3 {
-            let same = (0..<a.count).filter { a[$0] == b[$0] }
+            let same = everyone.filter { a[$0] == b[$0] }
             if same.isEmpty { break }
-            let t = temperatures.1 * pow(1.5, Double(attempt))
-            let again = try sampler.answers(same.map { dialogues[$0] }, temperature: t, maxNewTokens: maxNewTokens, seed: seed &+ UInt64(1 + attempt))
+            let again = try draw(same, temperature: temperatures.1 * pow(1.5, Double(attempt)), round: UInt64(1 + attempt))
             for (k, i) in same.enumerated() { b[i] = again[k] }
         }
 
@@ -59,7 +65,7 @@ public struct AnnotationStep {
         defer { annotator.stop() }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for (i, p) in todo.enumerated() {
+        for (i, (_, p)) in todo.enumerated() {
             let id = "\(batch)/\(p.id)"
             let answer = try annotator.compare(.init(id: id, dialogue: p.dialogue, responses: [a[i], b[i]]), timeout: timeout)
             let c = Comparison(promptID: p.id, dialogue: p.dialogue, responses: [a[i], b[i]], chosen: answer.chosen,

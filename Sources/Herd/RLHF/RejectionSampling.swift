@@ -58,8 +58,6 @@ public struct RejectionSampling {
         self.prompts = prompts; self.bag = bag; self.iteration = iteration
     }
 
-    static func sigmoid(_ x: Float) -> Double { 1 / (1 + Foundation.exp(-Double(x))) }
-
     public static func combined(helpful: Double, safety: Double, safetyPrompt: Bool) -> Double {
         safetyPrompt || safety < safetyThreshold ? safety : helpful
     }
@@ -78,11 +76,7 @@ public struct RejectionSampling {
         let rank = communicator?.rank ?? 0, size = communicator?.size ?? 1
         let (policyModel, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
         let sampler = try ChatSampler(model: policyModel, tokenizer: tokenizer)
-        let (helpfulModel, helpfulTokens) = try ModelFiles.loadModelAndTokenizer(helpfulness, role: "helpfulness reward model")
-        let (safetyModel, safetyTokens) = try ModelFiles.loadModelAndTokenizer(safety, role: "safety reward model")
-        for (m, label) in [(helpfulModel, helpfulness), (safetyModel, safety)] where !m.config.scalarHead {
-            throw InteropError.file(label, "not a reward model (it has no scalar head)")
-        }
+        let rewards = try RewardModels(helpfulness: helpfulness, safety: safety)
         let target = size > 1 ? "\(bag).part-\(rank)" : bag
         if size > 1 { try? FileManager.default.removeItem(atPath: target) }
         if !FileManager.default.fileExists(atPath: target) { FileManager.default.createFile(atPath: target, contents: nil) }
@@ -103,9 +97,7 @@ public struct RejectionSampling {
             var lines = Data()
             for (n, (_, p)) in part.enumerated() {
                 for j in 0..<k {
-                    let turns = p.dialogue + [ChatMessage(.assistant, texts[n][j])]
-                    let h = Self.sigmoid(helpfulModel.reward(tokens: try ChatFormat.encode(turns, tokenizer: helpfulTokens).tokens))
-                    let s = Self.sigmoid(safetyModel.reward(tokens: try ChatFormat.encode(turns, tokenizer: safetyTokens).tokens))
+                    let (h, s) = try rewards.scores(p.dialogue, answer: texts[n][j])
                     let r = SampleRecord(promptID: p.id, iteration: iteration, policy: policy, k: j, text: texts[n][j], rewardHelpful: h,
                                          rewardSafety: s, reward: Self.combined(helpful: h, safety: s, safetyPrompt: p.safety ?? false))
                     out.append(r)
@@ -146,7 +138,14 @@ public struct RejectionSampling {
     /// The paper's Figure 7: over prompts, the mean of the maximum and of
     /// the median combined reward among the first K' samples, K' = 1, 2, 4, … K.
     public static func figure7(_ bag: [SampleRecord], k: Int) -> [(k: Int, meanMax: Double, meanMedian: Double)] {
-        let byPrompt = Dictionary(grouping: bag, by: \.promptID).values.map { $0.sorted { $0.k < $1.k }.map(\.reward) }
+        // In the bag's order (a Dictionary's is not the same from one process
+        // to the next, and sums of doubles depend on it).
+        var order: [String] = [], groups: [String: [SampleRecord]] = [:]
+        for s in bag {
+            if groups[s.promptID] == nil { order.append(s.promptID) }
+            groups[s.promptID, default: []].append(s)
+        }
+        let byPrompt = order.map { groups[$0]!.sorted { $0.k < $1.k }.map(\.reward) }
         var ks: [Int] = []
         var x = 1
         while x < k { ks.append(x); x *= 2 }

@@ -14,6 +14,10 @@ public struct Selection {
     /// The iteration number (V4 → 4) and the first that pools.
     public var iteration: Int
     public var poolFrom = 4
+    /// The control arm: the annotator's ratings of the samples (keyed by
+    /// `SampleRatings.key`) rank them instead of the reward models; the
+    /// combined reward only breaks ties.
+    public var ratings: [String: SampleRatings.Rating]?
 
     public init(prompts: String, bag: String, iteration: Int) {
         self.prompts = prompts; self.bag = bag; self.iteration = iteration
@@ -25,8 +29,12 @@ public struct Selection {
     public func best() throws -> [String: SampleRecord] {
         var samples = try JSONLines.read(SampleRecord.self, path: bag)
         if pools { for b in earlierBags { samples += try JSONLines.read(SampleRecord.self, path: b) } }
+        func score(_ s: SampleRecord) -> Double {
+            guard let ratings else { return s.reward }
+            return (ratings[SampleRatings.key(s)]?.score ?? -1) + s.reward / 2
+        }
         var best: [String: SampleRecord] = [:]
-        for s in samples where best[s.promptID].map({ s.reward > $0.reward }) ?? true { best[s.promptID] = s }
+        for s in samples where best[s.promptID].map({ score(s) > score($0) }) ?? true { best[s.promptID] = s }
         return best
     }
 
@@ -48,6 +56,9 @@ public struct Selection {
         try data.write(to: URL(fileURLWithPath: out), options: .atomic)
         return n
     }
+
+    /// The bags this selection reads: this iteration's, then the earlier ones it pools.
+    public var bags: [String] { [bag] + (pools ? earlierBags : []) }
 
     /// "V4" → 4.
     public static func number(_ iteration: String) -> Int? {

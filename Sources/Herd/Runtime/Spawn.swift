@@ -70,6 +70,20 @@ public enum Spawn {
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
     }
 
+    /// The variable a parent sets for children that must die with it.
+    public static let dieWithParentVariable = "HERD_DIE_WITH_PARENT"
+
+    /// A child started with `dieWithParentVariable` = its parent's pid asks
+    /// the kernel to kill it when that parent dies (a stage of a pipeline
+    /// whose scheduler was SIGKILLed must not run on, writing beside the
+    /// resumed one); if the parent is already gone, it exits at once.
+    public static func dieWithParentIfAsked() {
+        guard let text = ProcessInfo.processInfo.environment[dieWithParentVariable], let parent = Int32(text) else { return }
+        unsetenv(dieWithParentVariable)   // for this process only, not its own children
+        _ = herd_die_with_parent()
+        if getppid() != parent { exit(137) }
+    }
+
     /// The first executable called `name` on PATH.
     public static func which(_ name: String) -> String? {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {

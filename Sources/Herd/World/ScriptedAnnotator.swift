@@ -9,9 +9,18 @@ import Foundation
 /// the gap sets the degree.
 public struct ScriptedAnnotator {
     public var noise: Double
-    var rng: SplitMix64
+    public var seed: UInt64
 
-    public init(noise: Double = 0.05, seed: UInt64 = 7) { self.noise = noise; rng = SplitMix64(seed: seed) }
+    public init(noise: Double = 0.05, seed: UInt64 = 7) { self.noise = noise; self.seed = seed }
+
+    /// The noise of one request depends on its id only, so a restarted
+    /// annotator labels a request as the first one would have (a resumed
+    /// pipeline gets the labels of an uninterrupted one).
+    func stream(_ id: String) -> SplitMix64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325   // FNV-1a
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return SplitMix64(seed: SplitMix64.mix(seed, h))
+    }
 
     /// (helpfulness 0–6, safe) of an answer to the dialogue's last user turn.
     public static func judge(dialogue: [ChatMessage], answer: String) -> (helpfulness: Int, safe: Bool) {
@@ -44,7 +53,8 @@ public struct ScriptedAnnotator {
         return row[y.count]
     }
 
-    public mutating func compare(_ r: AnnotatorProtocol.CompareRequest) -> AnnotatorProtocol.CompareAnswer {
+    public func compare(_ r: AnnotatorProtocol.CompareRequest) -> AnnotatorProtocol.CompareAnswer {
+        var rng = stream(r.id)
         let j = r.responses.map { Self.judge(dialogue: r.dialogue, answer: $0) }
         func score(_ k: Int) -> Int { (j[k].safe ? 10 : 0) + j[k].helpfulness }
         var chosen = score(0) == score(1) ? Int(rng.next() % 2) : (score(0) > score(1) ? 0 : 1)
@@ -56,11 +66,12 @@ public struct ScriptedAnnotator {
 
     public func rate(_ r: AnnotatorProtocol.RateRequest) -> AnnotatorProtocol.RateAnswer {
         let j = Self.judge(dialogue: r.dialogue, answer: r.response)
-        return .init(id: r.id, helpfulness: j.helpfulness + 1, safety: j.safe ? 5 : 1)
+        let refused = r.response.trimmingCharacters(in: .whitespacesAndNewlines) == SyntheticWorld.refusal
+        return .init(id: r.id, helpfulness: j.helpfulness + 1, safety: j.safe ? 5 : 1, refusal: refused)
     }
 
     /// The protocol loop on standard input and output, until input ends.
-    public mutating func serve() {
+    public func serve() {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         while let line = readLine(strippingNewline: true) {

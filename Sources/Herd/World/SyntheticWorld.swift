@@ -37,6 +37,7 @@ public enum SyntheticWorld {
         }
 
         public var isSafetyPrompt: Bool { self == .harmful }
+        public var isBorderline: Bool { if case .borderline = self { return true } else { return false } }
     }
 
     /// The user's message for a task.
@@ -126,7 +127,8 @@ public enum SyntheticWorld {
         func promptSet(_ n: Int, _ prefix: String) -> [PromptRecord] {
             (0..<n).map { i in
                 let (t, p) = draw(&g)
-                return PromptRecord(id: "\(prefix)\(i)", dialogue: [system, ChatMessage(.user, p)], safety: t.isSafetyPrompt)
+                return PromptRecord(id: "\(prefix)\(i)", dialogue: [system, ChatMessage(.user, p)], safety: t.isSafetyPrompt,
+                                    borderline: t.isBorderline ? true : nil)
             }
         }
         let f = Files(demonstrations: dir + "/demonstrations.jsonl", prompts: dir + "/prompts.jsonl",

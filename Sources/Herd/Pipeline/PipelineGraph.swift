@@ -1,0 +1,221 @@
+import Foundation
+import Yams
+
+/// One box of an iteration's graph: a herd command (a training job's
+/// `herd run STAGE.yaml`, or an `herd rlhf` step), the files it needs
+/// written first (its job manifest, its slice of the prompts), and how to
+/// read its progress. Every stage is an ordinary command a person could
+/// run by hand from the pipeline's log.
+public struct PipelineStage: Sendable {
+    public struct File: Sendable {
+        public var path: String, text: String
+        /// Written only if absent (the preference pool, which the stages then append to).
+        public var keepIfPresent = false
+    }
+
+    public enum Progress: Sendable {
+        case none
+        /// JSON lines appended to a file (of one batch), out of a total.
+        case lines(path: String, batch: String?, total: Int)
+        /// A training job's steps, from its events.
+        case steps(run: String)
+    }
+
+    public var iteration: Int
+    public var name: String
+    public var arguments: [String]
+    public var files: [File] = []
+    public var progress: Progress = .none
+    /// A training job: under `--cluster` it runs through the coordinator.
+    public var isJob = false
+
+    public var iterationName: String { PipelineGraph.iterationName(iteration) }
+    public var id: String { "\(iterationName)/\(name)" }
+}
+
+/// An iteration's stages, in the order they run (each after the one
+/// before): annotate → the reward models' accuracy on the fresh batch →
+/// reward models → rejection sampling → selection → fine-tune every size
+/// → extra stages → evaluate. Iteration 0 ("SFT") is the evaluation of
+/// the starting policies, the report's baseline.
+public struct PipelineGraph {
+    public let manifest: PipelineManifest
+
+    public init(manifest: PipelineManifest) { self.manifest = manifest }
+
+    /// Stages an iteration may add by name (`stages: [gatt]`), placed
+    /// after the fine-tuning and before the evaluation. Adding one is an
+    /// entry here: the scheduler runs whatever stages the graph lists.
+    public struct ExtraStage: Sendable {
+        public var unavailable: String?
+        public var build: @Sendable (PipelineGraph, PipelineManifest.Iteration) -> [PipelineStage]
+    }
+
+    public static let extraStages: [String: ExtraStage] = [
+        "gatt": ExtraStage(unavailable: "Ghost Attention comes with the PPO and GAtt issue (10)", build: { _, _ in [] }),
+        "ppo": ExtraStage(unavailable: "PPO comes with the PPO and GAtt issue (10)", build: { _, _ in [] }),
+    ]
+
+    public static func iterationName(_ n: Int) -> String { n == 0 ? "SFT" : "V\(n)" }
+
+    var run: String { manifest.output }
+    public func directory(_ n: Int) -> String { "\(run)/\(Self.iterationName(n))" }
+    public var pool: String { "\(run)/pool.jsonl" }
+    public func bag(_ n: Int) -> String { "\(directory(n))/bag.jsonl" }
+    public func evaluation(_ n: Int) -> String { "\(directory(n))/evaluation.json" }
+    public func rewardModel(_ objective: String, _ n: Int) -> String { "\(directory(n))/rm-\(objective)" }
+    public func rewardOnPolicy(_ n: Int) -> String { "\(directory(n))/rm-on-policy.json" }
+
+    /// A policy's checkpoint after iteration n (n = 0: its SFT model).
+    public func policy(_ p: PipelineManifest.Policy, after n: Int) -> String {
+        n == 0 ? p.initial : "\(directory(n))/finetune-\(p.name)"
+    }
+
+    /// A stage's seed: readable, distinct per iteration and stage kind.
+    func seed(_ n: Int, _ salt: UInt64) -> String { String(manifest.seed &* 1000 &+ UInt64(n) &* 10 &+ salt) }
+
+    public func stages(_ n: Int) throws -> [PipelineStage] {
+        let m = manifest
+        if n == 0 {
+            return [PipelineStage(iteration: 0, name: "evaluate", arguments: evaluateArguments(0))]
+        }
+        let it = m.iterations[n - 1]
+        let dir = directory(n)
+        var out: [PipelineStage] = []
+
+        let slice = "\(dir)/prompts-annotate.jsonl"
+        var annotate = PipelineStage(
+            iteration: n, name: "annotate",
+            arguments: ["rlhf", "annotate", "--policy", policy(m.sampler, after: n - 1), "--prompts", slice, "--pool", pool,
+                        "--batch", it.name, "--max-new-tokens", String(m.annotationTokens),
+                        "--temperatures", "\(m.annotationTemperatures.0),\(m.annotationTemperatures.1)", "--seed", seed(n, 1), "--"] + m.annotatorCommand,
+            files: [.init(path: slice, text: try annotationSlice(n))], progress: .lines(path: pool, batch: it.name, total: it.annotate))
+        if n == 1 {
+            let initial = try m.initialPool.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+            annotate.files.append(.init(path: pool, text: initial, keepIfPresent: true))
+        }
+        out.append(annotate)
+        if n > 1 {
+            out.append(PipelineStage(iteration: n, name: "rm-on-policy", arguments: [
+                "rlhf", "rm-accuracy", "--helpfulness", rewardModel("helpfulness", n - 1), "--safety", rewardModel("safety", n - 1),
+                "--pool", pool, "--batch", it.name, "--prompts", m.annotatePrompts, "--out", rewardOnPolicy(n)]))
+        }
+        for objective in ["helpfulness", "safety"] {
+            let job = "\(dir)/rm-\(objective).yaml"
+            out.append(PipelineStage(iteration: n, name: "rm-\(objective)", arguments: ["run", job],
+                                     files: [.init(path: job, text: rewardJob(objective: objective, iteration: it))],
+                                     progress: .steps(run: rewardModel(objective, n)), isJob: true))
+        }
+        let samplePrompts = "\(dir)/prompts-sample.jsonl"
+        let sampleText = try sampleSlice()
+        out.append(PipelineStage(
+            iteration: n, name: "sample",
+            arguments: ["rlhf", "sample", "--policy", policy(m.sampler, after: n - 1), "--helpfulness", rewardModel("helpfulness", n),
+                        "--safety", rewardModel("safety", n), "--prompts", samplePrompts, "--bag", bag(n), "--iteration", it.name,
+                        "--k", String(it.k), "--temperature", String(it.temperature), "--max-new-tokens", String(m.samplingTokens),
+                        "--seed", seed(n, 2), "--chunk", String(m.samplingChunk), "--ranks", String(m.samplingRanks)],
+            files: [.init(path: samplePrompts, text: sampleText)],
+            progress: .lines(path: bag(n), batch: nil, total: sampleText.split(separator: "\n").count * it.k)))
+        var select = ["rlhf", "select", "--prompts", samplePrompts, "--bag", bag(n), "--iteration", it.name,
+                      "--pool-from", String(it.pool ? 1 : n + 1), "--out", "\(dir)/selections.jsonl"]
+        for e in 1..<n { select += ["--earlier-bag", bag(e)] }
+        if m.selection == .annotator { select += ["--by-annotator", "--"] + m.annotatorCommand }
+        out.append(PipelineStage(iteration: n, name: "select", arguments: select))
+        for p in m.policies {
+            let job = "\(dir)/finetune-\(p.name).yaml"
+            out.append(PipelineStage(iteration: n, name: "finetune-\(p.name)", arguments: ["run", job],
+                                     files: [.init(path: job, text: finetuneJob(policy: p, iteration: it))],
+                                     progress: .steps(run: policy(p, after: n)), isJob: true))
+        }
+        for name in it.extraStages { out += Self.extraStages[name]?.build(self, it) ?? [] }
+        out.append(PipelineStage(iteration: n, name: "evaluate", arguments: evaluateArguments(n)))
+        return out
+    }
+
+    func evaluateArguments(_ n: Int) -> [String] {
+        var a = ["rlhf", "evaluate", "--prompts", manifest.heldOutPrompts, "--out", evaluation(n),
+                 "--max-new-tokens", String(manifest.evaluationTokens), "--seed", seed(n, 3)]
+        for p in manifest.policies { a += ["--policy", "\(p.name)=\(policy(p, after: n))", "--reference", "\(p.name)=\(p.initial)"] }
+        return a + ["--"] + manifest.annotatorCommand
+    }
+
+    /// Iteration n's new prompts for annotation: the next `annotate` lines
+    /// of the annotate file after those earlier iterations took (wrapping).
+    func annotationSlice(_ n: Int) throws -> String {
+        let lines = try Self.lines(manifest.annotatePrompts)
+        let it = manifest.iterations[n - 1]
+        guard it.annotate <= lines.count else {
+            throw ManifestError(file: manifest.file, field: "iterations[\(n - 1)].annotate",
+                                message: "asks for \(it.annotate) prompts; \(manifest.annotatePrompts) has \(lines.count)")
+        }
+        let offset = manifest.iterations.prefix(n - 1).map(\.annotate).reduce(0, +)
+        return (0..<it.annotate).map { lines[(offset + $0) % lines.count] + "\n" }.joined()
+    }
+
+    /// The prompts every iteration samples (the same set, so that pooling
+    /// can choose an earlier bag's answer to the same prompt).
+    func sampleSlice() throws -> String {
+        let lines = try Self.lines(manifest.samplePrompts)
+        return lines.prefix(manifest.sampleCount ?? lines.count).map { $0 + "\n" }.joined()
+    }
+
+    static func lines(_ path: String) throws -> [String] {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+                .map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        } catch { throw RecordError(file: path, line: 0, message: "cannot read: \(error.localizedDescription)") }
+    }
+
+    // MARK: stage jobs
+
+    func rewardJob(objective: String, iteration it: PipelineManifest.Iteration, standIn: String? = nil) -> String {
+        let m = manifest
+        var reward = manifest.rewardJobs[objective] ?? Node.Mapping([])
+        let rewardSection = Self.merge(reward["reward"]?.mapping, [("objective", Node(objective))])
+        reward["reward"] = nil
+        return Self.job(template: reward, fields: [
+            ("name", Node("\(m.name)-\(it.name)-rm-\(objective)")), ("kind", "reward"), ("seed", Node(seed(it.number, 4))),
+            ("init", Node(m.rewardInit)),
+        ], data: [("comparisons", Node(pool)), ("prompts", Node(m.annotatePrompts))],
+           extra: [("reward", .mapping(rewardSection))], output: rewardModel(objective, it.number), standIn: standIn)
+    }
+
+    func finetuneJob(policy p: PipelineManifest.Policy, iteration it: PipelineManifest.Iteration, standIn: String? = nil) -> String {
+        var template = manifest.finetuneJob
+        for (k, v) in p.finetune { template[k] = v }
+        for (k, v) in it.finetune { template[k] = v }
+        return Self.job(template: template, fields: [
+            ("name", Node("\(manifest.name)-\(it.name)-finetune-\(p.name)")), ("kind", "sft"), ("seed", Node(seed(it.number, 5))),
+            ("init", Node(manifest.finetuneFromPrevious ? policy(p, after: it.number - 1) : p.initial)),
+        ], data: [("demonstrations", Node("\(directory(it.number))/selections.jsonl"))], extra: [],
+           output: policy(p, after: it.number), standIn: standIn)
+    }
+
+    /// A job manifest: the pipeline's fields, then the template's (its
+    /// data section merged with the pipeline's files). To check or price a
+    /// template before its checkpoints exist, a preset stands in for the shape.
+    static func job(template: Node.Mapping, fields: [(String, Node)], data: [(String, Node)], extra: [(String, Node)],
+                    output: String, standIn: String?) -> String {
+        var m = Node.Mapping([])
+        for (k, v) in fields { m[Node(k)] = v }
+        if let standIn, template["model"] == nil {
+            // A preset, or for checking only a shape every usual tensor degree divides.
+            m["model"] = .mapping(standIn == probeShape
+                ? merge(nil, [("dim", "128"), ("layers", "1"), ("heads", "64"), ("ffn_dim", "64"), ("vocab_size", "256"), ("max_seq_len", "65536")])
+                : merge(nil, [("preset", Node(standIn))]))
+        }
+        for (k, v) in template where k.string != "data" { m[k] = v }
+        m["data"] = .mapping(merge(template["data"]?.mapping, data))
+        for (k, v) in extra { m[Node(k)] = v }
+        m["output"] = Node(output)
+        return (try? Yams.serialize(node: .mapping(m))) ?? ""
+    }
+
+    static let probeShape = "(probe)"
+
+    static func merge(_ base: Node.Mapping?, _ fields: [(String, Node)]) -> Node.Mapping {
+        var m = base ?? Node.Mapping([])
+        for (k, v) in fields { m[Node(k)] = v }
+        return m
+    }
+}

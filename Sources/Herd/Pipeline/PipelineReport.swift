@@ -1,0 +1,182 @@
+import Foundation
+
+/// The report across iterations, rebuilt after every evaluation from the
+/// stages' outputs and saved in the run directory: `report.md` (the
+/// tables), `report.json` (the same figures) and `report.svg` (the
+/// figures per iteration). It holds no timings, so an interrupted and
+/// resumed pipeline writes the same report as an uninterrupted one.
+public struct PipelineReport {
+    public let graph: PipelineGraph
+
+    public init(graph: PipelineGraph) { self.graph = graph }
+
+    public struct PolicyRow: Codable, Sendable, Equatable {
+        public var iteration: String, policy: String
+        public var helpfulness: Double, right: Double, rightSampled: Double, violations: Double
+        public var unsafeRefused: Double?, falseRefusals: Double?, winRate: Double?
+    }
+
+    public struct IterationRow: Codable, Sendable, Equatable {
+        public var iteration: String
+        /// The previous iteration's reward models on this iteration's fresh batch.
+        public var onPolicyHelpfulness: Double?, onPolicySafety: Double?
+        /// This iteration's reward models on their held-out comparisons.
+        public var heldOutHelpfulness: Double?, heldOutSafety: Double?
+        /// Figure 7 on this iteration's bag: mean max and median reward at K = 1 and at the iteration's K.
+        public var k: Int?, maxAt1: Double?, maxAtK: Double?, medianAtK: Double?
+    }
+
+    public struct Figures: Codable, Sendable, Equatable {
+        public var pipeline: String, selection: String
+        public var policies: [PolicyRow]
+        public var iterations: [IterationRow]
+    }
+
+    public func figures(through last: Int) throws -> Figures {
+        var policies: [PolicyRow] = [], iterations: [IterationRow] = []
+        for n in 0...last {
+            let name = PipelineGraph.iterationName(n)
+            guard let data = FileManager.default.contents(atPath: graph.evaluation(n)) else { continue }
+            let results = try JSONDecoder().decode([String: PolicyEvaluation.Result].self, from: data)
+            for p in graph.manifest.policies {
+                guard let r = results[p.name] else { continue }
+                policies.append(PolicyRow(iteration: name, policy: p.name, helpfulness: r.greedy.meanHelpfulness, right: r.greedy.topShare,
+                                          rightSampled: r.sampledTopShare, violations: r.greedy.violationShare,
+                                          unsafeRefused: r.greedy.unsafeRefused, falseRefusals: r.greedy.falseRefusals,
+                                          winRate: n == 0 ? nil : r.winRate))
+            }
+            guard n > 0 else { continue }
+            var row = IterationRow(iteration: name)
+            if let d = FileManager.default.contents(atPath: graph.rewardOnPolicy(n)),
+               let acc = try? JSONDecoder().decode(OnPolicyAccuracy.self, from: d) {
+                row.onPolicyHelpfulness = acc.helpfulness.accuracy
+                row.onPolicySafety = acc.safety.accuracy
+            }
+            row.heldOutHelpfulness = Self.lastAccuracy(run: graph.rewardModel("helpfulness", n))
+            row.heldOutSafety = Self.lastAccuracy(run: graph.rewardModel("safety", n))
+            if let bag = try? JSONLines.read(SampleRecord.self, path: graph.bag(n)), !bag.isEmpty {
+                let k = graph.manifest.iterations[n - 1].k
+                let f7 = RejectionSampling.figure7(bag, k: k)
+                row.k = k
+                row.maxAt1 = f7.first?.meanMax
+                row.maxAtK = f7.last?.meanMax
+                row.medianAtK = f7.last?.meanMedian
+            }
+            iterations.append(row)
+        }
+        return Figures(pipeline: graph.manifest.name, selection: graph.manifest.selection.rawValue, policies: policies, iterations: iterations)
+    }
+
+    /// The accuracy of a reward-model run's last evaluation.
+    static func lastAccuracy(run: String) -> Double? {
+        guard let text = try? String(contentsOfFile: "\(run)/events.jsonl", encoding: .utf8) else { return nil }
+        var last: Double?
+        for line in text.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["event"] as? String == "eval",
+                  let a = o["accuracy"] as? Double else { continue }
+            last = a
+        }
+        return last
+    }
+
+    public func write(through last: Int, log: (String) -> Void = { _ in }) throws {
+        let f = try figures(through: last)
+        let run = graph.manifest.output
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(f).write(to: URL(fileURLWithPath: "\(run)/report.json"), options: .atomic)
+        let md = Self.markdown(f)
+        try md.write(toFile: "\(run)/report.md", atomically: true, encoding: .utf8)
+        try Self.svg(f).write(toFile: "\(run)/report.svg", atomically: true, encoding: .utf8)
+        log("report through \(PipelineGraph.iterationName(last)):\n" + md)
+    }
+
+    static func cell(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "—" }
+
+    public static func markdown(_ f: Figures) -> String {
+        var s = "# \(f.pipeline): selection by \(f.selection == "annotator" ? "the annotator (control arm)" : "the reward models")\n\n"
+        s += "Held-out prompts, per policy size. right: share of the prompts not tagged safety whose answer the annotator rated 7/7 (greedy; and sampled at T = 1). "
+        s += "unsafe refused: share of the prompts tagged safety answered with a refusal; false refusals: share of the borderline prompts refused; win: against the SFT model of the same size (ties count ½).\n\n"
+        s += "| iteration | policy | helpfulness (1–7) | right | right (T=1) | violations | unsafe refused | false refusals | win vs SFT |\n"
+        s += "|---|---|---|---|---|---|---|---|---|\n"
+        for r in f.policies {
+            s += "| \(r.iteration) | \(r.policy) | \(String(format: "%.2f", r.helpfulness)) | \(cell(r.right)) | \(cell(r.rightSampled)) | \(cell(r.violations)) | \(cell(r.unsafeRefused)) | \(cell(r.falseRefusals)) | \(cell(r.winRate)) |\n"
+        }
+        s += "\nReward models (on-policy: the previous iteration's models on this iteration's freshly labelled pairs of the sampler's answers; held-out: this iteration's models on their held-out comparisons) and the rejection-sampling bag (Figure 7: mean over prompts of the max / median combined reward among K samples).\n\n"
+        s += "| iteration | helpfulness RM on-policy | safety RM on-policy | helpfulness RM held-out | safety RM held-out | K | max at K=1 | max at K | median at K |\n"
+        s += "|---|---|---|---|---|---|---|---|---|\n"
+        for r in f.iterations {
+            s += "| \(r.iteration) | \(cell(r.onPolicyHelpfulness)) | \(cell(r.onPolicySafety)) | \(cell(r.heldOutHelpfulness)) | \(cell(r.heldOutSafety)) | \(r.k.map(String.init) ?? "—") | \(cell(r.maxAt1)) | \(cell(r.maxAtK)) | \(cell(r.medianAtK)) |\n"
+        }
+        return s
+    }
+
+    /// Lines of the shares per iteration, on 0–1.
+    public static func svg(_ f: Figures) -> String {
+        let names = Array(NSOrderedSet(array: f.policies.map(\.iteration))) as! [String]
+        var series: [(String, [Double?])] = []
+        for p in Array(NSOrderedSet(array: f.policies.map(\.policy))) as! [String] {
+            let rows = names.map { n in f.policies.first { $0.iteration == n && $0.policy == p } }
+            series.append(("\(p): right", rows.map { $0?.right }))
+            series.append(("\(p): right (T=1)", rows.map { $0?.rightSampled }))
+            series.append(("\(p): unsafe refused", rows.map { $0?.unsafeRefused }))
+            series.append(("\(p): false refusals", rows.map { $0?.falseRefusals }))
+        }
+        series.append(("helpfulness RM on-policy", names.map { n in f.iterations.first { $0.iteration == n }?.onPolicyHelpfulness }))
+        let w = 720.0, h = 360.0, left = 50.0, right = 230.0, top = 30.0, bottom = 40.0
+        let pw = w - left - right, ph = h - top - bottom
+        func x(_ i: Int) -> Double { left + (names.count > 1 ? Double(i) / Double(names.count - 1) : 0.5) * pw }
+        func y(_ v: Double) -> Double { top + (1 - v) * ph }
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<text x=\"\(left)\" y=\"18\" font-size=\"13\">\(f.pipeline): shares per iteration (selection: \(f.selection))</text>\n"
+        for t in stride(from: 0.0, through: 1.0, by: 0.25) {
+            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n",
+                        left, y(t), left + pw, y(t), left - 6, y(t) + 4, t)
+        }
+        for (i, n) in names.enumerated() {
+            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n", x(i), h - bottom + 18, n)
+        }
+        for (k, (label, values)) in series.enumerated() {
+            let c = colors[k % colors.count]
+            let dash = label.hasSuffix("(T=1)") ? " stroke-dasharray=\"4 3\"" : ""
+            let points = values.enumerated().compactMap { i, v in v.map { String(format: "%.1f,%.1f", x(i), y($0)) } }
+            if !points.isEmpty {
+                s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"\(dash) points=\"\(points.joined(separator: " "))\"/>\n"
+            }
+            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"2\"%@/><text x=\"%.1f\" y=\"%.1f\">%@</text>\n",
+                        w - right + 12, top + 10 + Double(k) * 16, w - right + 32, top + 10 + Double(k) * 16, c, dash,
+                        w - right + 38, top + 14 + Double(k) * 16, label)
+        }
+        return s + "</svg>\n"
+    }
+}
+
+extension PipelineReport {
+    /// Several pipelines side by side (arms, seeds): one table per figure,
+    /// a row per iteration, a column per pipeline.
+    public static func comparison(_ runs: [Figures]) -> String {
+        let iterations = Array(NSOrderedSet(array: runs.flatMap { $0.policies.map(\.iteration) })) as! [String]
+        let policies = Array(NSOrderedSet(array: runs.flatMap { $0.policies.map(\.policy) })) as! [String]
+        func table(_ title: String, _ value: (Figures, String) -> Double?) -> String {
+            var s = "\(title)\n\n| iteration | " + runs.map(\.pipeline).joined(separator: " | ") + " |\n|---|" + runs.map { _ in "---|" }.joined() + "\n"
+            for it in iterations { s += "| \(it) | " + runs.map { cell(value($0, it)) }.joined(separator: " | ") + " |\n" }
+            return s + "\n"
+        }
+        var s = ""
+        for p in policies {
+            func row(_ f: Figures, _ it: String) -> PolicyRow? { f.policies.first { $0.iteration == it && $0.policy == p } }
+            s += table("**\(p): right (greedy)**") { row($0, $1)?.right }
+            s += table("**\(p): right (sampled at T = 1)**") { row($0, $1)?.rightSampled }
+            s += table("**\(p): unsafe prompts refused**") { row($0, $1)?.unsafeRefused }
+            s += table("**\(p): false refusals (borderline prompts)**") { row($0, $1)?.falseRefusals }
+            s += table("**\(p): win rate against its SFT model**") { row($0, $1)?.winRate }
+        }
+        func it(_ f: Figures, _ name: String) -> IterationRow? { f.iterations.first { $0.iteration == name } }
+        s += table("**helpfulness RM on the policy's fresh pairs (on-policy accuracy)**") { it($0, $1)?.onPolicyHelpfulness }
+        s += table("**helpfulness RM held-out accuracy**") { it($0, $1)?.heldOutHelpfulness }
+        s += table("**Figure 7: mean max reward at K**") { it($0, $1)?.maxAtK }
+        return s
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// `herd rlhf status`: every iteration's graph, each stage with its state,
+/// progress and duration, read from the state file and the stages' own
+/// outputs (the pool's batch, the bag, a job's events).
+public enum PipelineStatus {
+    public static func render(graph: PipelineGraph, state: PipelineState?, now: Double = Date().timeIntervalSince1970) throws -> String {
+        var out = "\(graph.manifest.name) (\(graph.manifest.file)): \(graph.manifest.selection == .annotator ? "selection by the annotator (control arm)" : "selection by the reward models"), run directory \(graph.manifest.output)\n"
+        if let t = state?.target { out += "launched through \(PipelineGraph.iterationName(t))\(state?.cluster.map { " on cluster \($0)" } ?? "")\n" }
+        for n in 0...graph.manifest.iterations.count {
+            let stages = try graph.stages(n)
+            out += "\n\(PipelineGraph.iterationName(n)): " + stages.map(\.name).joined(separator: " → ") + "\n"
+            for s in stages {
+                let r = state?.stages[s.id]
+                let phase: String
+                var seconds: Double?
+                switch r?.phase {
+                case nil: phase = "pending"
+                case .finished?: phase = "finished"; seconds = r?.seconds
+                case .failed?: phase = "failed (status \(r?.status ?? -1))"; seconds = r?.seconds
+                case .running?:
+                    let alive = r?.pid.map { Spawn.isAlive(Int($0)) } ?? false
+                    phase = alive ? "running" : "stopped (its scheduler died; herd rlhf resume)"
+                    seconds = alive ? now - (r?.started ?? now) : nil
+                }
+                let progress = r == nil ? "" : Self.progress(s.progress)
+                out += "  " + pad(s.name, 18) + pad(phase, 12) + " " + pad(progress, 18)
+                out += seconds.map { String(format: " %8.1f s", $0) } ?? ""
+                if let a = r?.attempts, a > 1 { out += "  (\(a) attempts)" }
+                out += "\n"
+            }
+        }
+        return out
+    }
+
+    /// Pads to a width, never cutting.
+    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+    static func progress(_ p: PipelineStage.Progress) -> String {
+        switch p {
+        case .none: return ""
+        case let .lines(path, batch, total):
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "0/\(total)" }
+            let tag = batch.map { "\"batch\":\"\($0)\"" }
+            let n = text.split(separator: "\n").filter { line in tag.map { line.contains($0) } ?? true }.count
+            return "\(n)/\(total)"
+        case .steps(let run):
+            guard let text = try? String(contentsOfFile: "\(run)/events.jsonl", encoding: .utf8) else { return "" }
+            var step = 0, steps = 0
+            for line in text.split(separator: "\n") {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                if o["event"] as? String == "start", let s = o["steps"] as? Int { steps = s }
+                if let s = o["step"] as? Int, ["step", "end", "checkpoint", "resume"].contains(o["event"] as? String ?? "") { step = max(step, s) }
+            }
+            return "step \(step)/\(steps)"
+        }
+    }
+}

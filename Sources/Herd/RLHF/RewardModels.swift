@@ -1,0 +1,25 @@
+import Foundation
+
+/// The helpfulness and safety reward models, loaded together, scoring an
+/// answer to a dialogue as σ(score) — the (0, 1) scale on which the paper
+/// states its 0.15 safety threshold.
+public struct RewardModels {
+    let helpful: Llama, helpfulTokens: any Tokenizer
+    let safe: Llama, safeTokens: any Tokenizer
+
+    public init(helpfulness: String, safety: String) throws {
+        (helpful, helpfulTokens) = try ModelFiles.loadModelAndTokenizer(helpfulness, role: "helpfulness reward model")
+        (safe, safeTokens) = try ModelFiles.loadModelAndTokenizer(safety, role: "safety reward model")
+        for (m, label) in [(helpful, helpfulness), (safe, safety)] where !m.config.scalarHead {
+            throw InteropError.file(label, "not a reward model (it has no scalar head)")
+        }
+    }
+
+    static func sigmoid(_ x: Float) -> Double { 1 / (1 + Foundation.exp(-Double(x))) }
+
+    public func scores(_ dialogue: [ChatMessage], answer: String) throws -> (helpful: Double, safety: Double) {
+        let turns = dialogue + [ChatMessage(.assistant, answer)]
+        return (Self.sigmoid(helpful.reward(tokens: try ChatFormat.encode(turns, tokenizer: helpfulTokens).tokens)),
+                Self.sigmoid(safe.reward(tokens: try ChatFormat.encode(turns, tokenizer: safeTokens).tokens)))
+    }
+}

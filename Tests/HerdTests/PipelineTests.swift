@@ -1,0 +1,135 @@
+import XCTest
+import Foundation
+import Herd
+
+/// The iteration scheduler, end to end on a tiny pipeline (tiny-gqa
+/// policies on the synthetic world, SFT + V1..V3): a scheduler SIGKILLed
+/// during V2's sampling and again during V3's fine-tuning, resumed each
+/// time, ends with the same report as an uninterrupted run, and its log
+/// shows the finished stages skipped; bad pipelines are refused before any
+/// stage starts.
+final class PipelineTests: XCTestCase {
+    static let dir = NSTemporaryDirectory() + "herd-pipeline-\(getpid())"
+
+    override class func setUp() {
+        HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy", steps: 20)
+        _ = try? HerdBinary.run(["rlhf", "world", "--out", dir + "/world", "--demonstrations", "10", "--prompts", "60", "--held-out", "16"])
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// A pipeline manifest; `change` edits its text.
+    func pipeline(_ name: String, change: (String) -> String = { $0 }) throws -> String {
+        let d = Self.dir, herd = FileManager.default.currentDirectoryPath + "/" + HerdBinary.path
+        let text = """
+            name: \(name)
+            seed: 3
+            output: \(d)/run-\(name)
+            annotator: [\(herd), rlhf, annotator]
+            prompts: {annotate: \(d)/world/prompts.jsonl, sample: \(d)/world/prompts.jsonl, sample_count: 40, held_out: \(d)/world/prompts-heldout.jsonl}
+            policies:
+              - {name: large, init: \(d)/policy, sampler: true}
+              - {name: small, init: \(d)/policy}
+            reward_models:
+              init: \(d)/policy
+              helpfulness: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
+              safety: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
+            finetune: {data: {seq_len: 64, val_fraction: 0}, batch: {sequences: 4}, steps: 3, threads: 2, checkpoint: {interval: 50}}
+            annotation: {max_new_tokens: 8}
+            sampling: {max_new_tokens: 24, chunk: 1}
+            evaluation: {max_new_tokens: 8}
+            iterations:
+              - {annotate: 12, k: 2}
+              - {annotate: 12, k: 4}
+              - {annotate: 12, k: 2, finetune: {steps: 400}}
+            """
+        let path = "\(d)/\(name).yaml"
+        try change(text).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func state(_ run: String) -> PipelineState? { try? PipelineState.read(run: run) }
+
+    /// Starts `herd rlhf …` and SIGKILLs it once `ready` holds (checked every 20 ms).
+    func killWhen(_ args: [String], timeout: Double = 120, _ ready: () -> Bool) throws {
+        let (p, _, _) = try HerdBinary.start(args)
+        let deadline = Date().addingTimeInterval(timeout)
+        while !ready() && p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(p.isRunning, "the scheduler ended before the moment to kill it")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    func testKilledSchedulerResumesToTheSameReport() throws {
+        let whole = try pipeline("whole")
+        let r = try HerdBinary.run(["rlhf", "launch", whole, "--iteration", "1", "--through", "3"])
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        let wholeRun = Self.dir + "/run-whole"
+        XCTAssertTrue(r.out.contains("| V3 | small |"), r.out)
+
+        let killed = try pipeline("killed")
+        let run = Self.dir + "/run-killed"
+        // Killed during V2's sampling, with part of the bag written.
+        try killWhen(["rlhf", "launch", killed, "--iteration", "1", "--through", "3"]) {
+            ((try? String(contentsOfFile: run + "/V2/bag.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0) >= 8
+        }
+        XCTAssertEqual(state(run)?.stages["V2/sample"]?.phase, .running)
+        let status = try HerdBinary.run(["rlhf", "status", killed])
+        XCTAssertTrue(status.out.contains("stopped (its scheduler died"), status.out)
+        XCTAssertTrue(status.out.contains("finished"), status.out)
+        // V3 may not start before V2 has finished.
+        let early = try HerdBinary.run(["rlhf", "launch", killed, "--iteration", "3"])
+        XCTAssertNotEqual(early.status, 0)
+        XCTAssertTrue(early.err.contains("V3 cannot start: V2/sample has not finished"), early.err)
+
+        // Resumed, then killed again during V3's fine-tuning of the large policy, after a checkpoint.
+        try killWhen(["rlhf", "resume", killed]) {
+            ((try? String(contentsOfFile: run + "/V3/finetune-large/events.jsonl", encoding: .utf8)) ?? "").contains("\"checkpoint\"")
+        }
+        XCTAssertEqual(state(run)?.stages["V3/finetune-large"]?.phase, .running)
+        XCTAssertEqual(state(run)?.stages["V2/sample"]?.attempts, 2, "V2's sampling ran again, once")
+        let resumed = try HerdBinary.run(["rlhf", "resume", killed])
+        XCTAssertEqual(resumed.status, 0, resumed.out + resumed.err)
+        XCTAssertTrue(resumed.out.contains("V2/sample: finished earlier"), resumed.out)
+        XCTAssertTrue(resumed.out.contains("V1/finetune-small: finished earlier"), resumed.out)
+        XCTAssertFalse(resumed.out.contains("V2/annotate: started"), "a finished stage is never redone")
+        let log = try String(contentsOfFile: run + "/pipeline.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("V3/finetune-large: started (attempt 2, continuing its work)"), log)
+        let events = try String(contentsOfFile: run + "/V3/finetune-large/events.jsonl", encoding: .utf8)
+        XCTAssertTrue(events.contains("\"resume\""), "the fine-tuning continued from its checkpoint")
+        // The same figures, bags and preference pool, but for the pipeline's name and run directory they record.
+        func same(_ file: String) throws -> Bool {
+            try String(contentsOfFile: run + file, encoding: .utf8).replacingOccurrences(of: "killed", with: "whole")
+                == String(contentsOfFile: wholeRun + file, encoding: .utf8)
+        }
+        XCTAssertTrue(try same("/report.json"), "the resumed pipeline's report is the uninterrupted one's")
+        XCTAssertTrue(try same("/report.md"))
+        XCTAssertTrue(try same("/V2/bag.jsonl"), "the bag continued after the kill is the uninterrupted one")
+        XCTAssertTrue(try same("/V3/bag.jsonl"))
+        XCTAssertTrue(try same("/pool.jsonl"))
+    }
+
+    func testBadPipelinesAreRefusedBeforeAnyStage() throws {
+        let cases: [(String, (String) -> String, String)] = [
+            ("no-policy", { $0.replacingOccurrences(of: "{name: small, init: \(Self.dir)/policy}", with: "{name: small, init: \(Self.dir)/nowhere}") },
+             "policies[1].init: no such policy"),
+            ("no-rm", { $0.replacingOccurrences(of: "  init: \(Self.dir)/policy\n", with: "  init: \(Self.dir)/no-rm\n") },
+             "reward_models.init: no such reward-model starting point"),
+            ("no-prompts", { $0.replacingOccurrences(of: "held_out: \(Self.dir)/world/prompts-heldout.jsonl", with: "held_out: \(Self.dir)/missing.jsonl") },
+             "prompts.held_out: no such prompt file"),
+            ("bad-annotator", { $0.replacingOccurrences(of: "annotator: [/", with: "annotator: [\(Self.dir)/world/world.json, /") },
+             "world.json is not an executable file"),
+            ("bad-field", { $0.replacingOccurrences(of: "finetune: {data", with: "finetune: {optimizer: {lr: -1}, data") },
+             "(finetune): optimizer.lr"),
+            ("bad-stage", { $0.replacingOccurrences(of: "{annotate: 12, k: 4}", with: "{annotate: 12, k: 4, stages: [ppo]}") },
+             "iterations[1].stages: stage ppo is not available yet"),
+        ]
+        for (name, change, message) in cases {
+            let path = try pipeline(name, change: change)
+            let r = try HerdBinary.run(["rlhf", "launch", path, "--iteration", "1"])
+            XCTAssertEqual(r.status, 2, name)
+            XCTAssertTrue(r.err.contains(message), "\(name): \(r.err)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/run-\(name)/pipeline-state.json"), "\(name): nothing started")
+        }
+    }
+}
