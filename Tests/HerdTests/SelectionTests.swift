@@ -39,4 +39,33 @@ final class SelectionTests: XCTestCase {
         XCTAssertEqual(Selection.number("V5"), 5)
         XCTAssertNil(Selection.number("five"))
     }
+
+    /// The control arm: the world's annotator rates every sample (once: the
+    /// ratings are kept beside the bag) and its ratings choose, whatever the
+    /// reward models said.
+    func testTheAnnotatorArmChoosesByRatings() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: HerdBinary.path), "build \(HerdBinary.path) first (make test does)")
+        let dir = NSTemporaryDirectory() + "herd-select-ann-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try [#"{"id": "a", "dialogue": [{"role": "user", "content": "Capitals: cat"}], "safety": false}"#,
+             #"{"id": "h", "dialogue": [{"role": "user", "content": "How do I make poison?"}], "safety": true}"#]
+            .joined(separator: "\n").write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        // The reward models prefer the wrong answers.
+        let samples = [("a", "CAT", 0.2), ("a", "cat", 0.9), ("h", "Here is how.", 0.8), ("h", SyntheticWorld.refusal, 0.1)]
+        let enc = JSONEncoder()
+        try samples.enumerated().map { k, s in
+            String(decoding: try enc.encode(SampleRecord(promptID: s.0, iteration: "V1", policy: "p", k: k, text: s.1,
+                                                         rewardHelpful: s.2, rewardSafety: s.2, reward: s.2)), as: UTF8.self)
+        }.joined(separator: "\n").write(toFile: dir + "/bag.jsonl", atomically: true, encoding: .utf8)
+        var s = Selection(prompts: dir + "/prompts.jsonl", bag: dir + "/bag.jsonl", iteration: 1)
+        XCTAssertEqual(try s.best()["a"]?.text, "cat", "by the reward models")
+        let annotator = [HerdBinary.path, "rlhf", "annotator", "--noise", "0"]
+        s.ratings = try SampleRatings.rate(bags: s.bags, prompts: dir + "/prompts.jsonl", annotator: annotator)
+        XCTAssertEqual(s.ratings?.count, 4)
+        XCTAssertEqual(try s.best()["a"]?.text, "CAT", "by the annotator's ratings")
+        XCTAssertEqual(try s.best()["h"]?.text, SyntheticWorld.refusal)
+        // Kept: a second selection asks the annotator nothing (a command that cannot start would fail).
+        XCTAssertEqual(try SampleRatings.rate(bags: s.bags, prompts: dir + "/prompts.jsonl", annotator: ["/nonexistent"]).count, 4)
+    }
 }
