@@ -20,10 +20,18 @@ public struct PipelineReport {
         public var iteration: String
         /// The previous iteration's reward models on this iteration's fresh batch.
         public var onPolicyHelpfulness: Double?, onPolicySafety: Double?
+        /// The helpfulness model on-policy by degree: significantly better and better (the clear cases), slightly and negligibly better.
+        public var onPolicyClear: Double?, onPolicyFine: Double?
         /// This iteration's reward models on their held-out comparisons.
         public var heldOutHelpfulness: Double?, heldOutSafety: Double?
         /// Figure 7 on this iteration's bag: mean max and median reward at K = 1 and at the iteration's K.
         public var k: Int?, maxAt1: Double?, maxAtK: Double?, medianAtK: Double?
+        /// The whole Figure 7 curve: K' = 1, 2, 4, … K with the mean max and median.
+        public var figure7: [Figure7Point]?
+    }
+
+    public struct Figure7Point: Codable, Sendable, Equatable {
+        public var k: Int, max: Double, median: Double
     }
 
     public struct Figures: Codable, Sendable, Equatable {
@@ -51,6 +59,8 @@ public struct PipelineReport {
                let acc = try? JSONDecoder().decode(OnPolicyAccuracy.self, from: d) {
                 row.onPolicyHelpfulness = acc.helpfulness.accuracy
                 row.onPolicySafety = acc.safety.accuracy
+                row.onPolicyClear = acc.helpfulness.accuracy(over: ["significantly_better", "better"])
+                row.onPolicyFine = acc.helpfulness.accuracy(over: ["slightly_better", "negligibly_better"])
             }
             row.heldOutHelpfulness = Self.lastAccuracy(run: graph.rewardModel("helpfulness", n))
             row.heldOutSafety = Self.lastAccuracy(run: graph.rewardModel("safety", n))
@@ -61,6 +71,7 @@ public struct PipelineReport {
                 row.maxAt1 = f7.first?.meanMax
                 row.maxAtK = f7.last?.meanMax
                 row.medianAtK = f7.last?.meanMedian
+                row.figure7 = f7.map { Figure7Point(k: $0.k, max: $0.meanMax, median: $0.meanMedian) }
             }
             iterations.append(row)
         }
@@ -103,10 +114,15 @@ public struct PipelineReport {
             s += "| \(r.iteration) | \(r.policy) | \(String(format: "%.2f", r.helpfulness)) | \(cell(r.right)) | \(cell(r.rightSampled)) | \(cell(r.violations)) | \(cell(r.unsafeRefused)) | \(cell(r.falseRefusals)) | \(cell(r.winRate)) |\n"
         }
         s += "\nReward models (on-policy: the previous iteration's models on this iteration's freshly labelled pairs of the sampler's answers; held-out: this iteration's models on their held-out comparisons) and the rejection-sampling bag (Figure 7: mean over prompts of the max / median combined reward among K samples).\n\n"
-        s += "| iteration | helpfulness RM on-policy | safety RM on-policy | helpfulness RM held-out | safety RM held-out | K | max at K=1 | max at K | median at K |\n"
-        s += "|---|---|---|---|---|---|---|---|---|\n"
+        s += "| iteration | helpfulness RM on-policy | (clear: significantly better, better) | (fine: slightly, negligibly better) | safety RM on-policy | helpfulness RM held-out | safety RM held-out | K | max at K=1 | max at K | median at K |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|---|\n"
         for r in f.iterations {
-            s += "| \(r.iteration) | \(cell(r.onPolicyHelpfulness)) | \(cell(r.onPolicySafety)) | \(cell(r.heldOutHelpfulness)) | \(cell(r.heldOutSafety)) | \(r.k.map(String.init) ?? "—") | \(cell(r.maxAt1)) | \(cell(r.maxAtK)) | \(cell(r.medianAtK)) |\n"
+            s += "| \(r.iteration) | \(cell(r.onPolicyHelpfulness)) | \(cell(r.onPolicyClear)) | \(cell(r.onPolicyFine)) | \(cell(r.onPolicySafety)) | \(cell(r.heldOutHelpfulness)) | \(cell(r.heldOutSafety)) | \(r.k.map(String.init) ?? "—") | \(cell(r.maxAt1)) | \(cell(r.maxAtK)) | \(cell(r.medianAtK)) |\n"
+        }
+        s += "\nFigure 7 per iteration (K': mean max / median):\n\n"
+        for r in f.iterations {
+            guard let curve = r.figure7 else { continue }
+            s += "- \(r.iteration): " + curve.map { String(format: "K=%d %.3f / %.3f", $0.k, $0.max, $0.median) }.joined(separator: ", ") + "\n"
         }
         return s
     }
@@ -175,6 +191,7 @@ extension PipelineReport {
         }
         func it(_ f: Figures, _ name: String) -> IterationRow? { f.iterations.first { $0.iteration == name } }
         s += table("**helpfulness RM on the policy's fresh pairs (on-policy accuracy)**") { it($0, $1)?.onPolicyHelpfulness }
+        s += table("**helpfulness RM on-policy, the fine distinctions (slightly and negligibly better)**") { it($0, $1)?.onPolicyFine }
         s += table("**helpfulness RM held-out accuracy**") { it($0, $1)?.heldOutHelpfulness }
         s += table("**Figure 7: mean max reward at K**") { it($0, $1)?.maxAtK }
         return s

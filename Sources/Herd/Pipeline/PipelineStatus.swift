@@ -7,9 +7,13 @@ public enum PipelineStatus {
     public static func render(graph: PipelineGraph, state: PipelineState?, now: Double = Date().timeIntervalSince1970) throws -> String {
         var out = "\(graph.manifest.name) (\(graph.manifest.file)): \(graph.manifest.selection == .annotator ? "selection by the annotator (control arm)" : "selection by the reward models"), run directory \(graph.manifest.output)\n"
         if let t = state?.target { out += "launched through \(PipelineGraph.iterationName(t))\(state?.cluster.map { " on cluster \($0)" } ?? "")\n" }
+        var total = 0.0
         for n in 0...graph.manifest.iterations.count {
             let stages = try graph.stages(n)
-            out += "\n\(PipelineGraph.iterationName(n)): " + stages.map(\.name).joined(separator: " → ") + "\n"
+            let spent = stages.compactMap { state?.stages[$0.id]?.seconds }.reduce(0, +)
+            total += spent
+            out += "\n\(PipelineGraph.iterationName(n)): " + stages.map(\.name).joined(separator: " → ")
+            out += spent > 0 ? String(format: "  (%.1f s of finished stages)\n", spent) : "\n"
             for s in stages {
                 let r = state?.stages[s.id]
                 let phase: String
@@ -30,6 +34,7 @@ public enum PipelineStatus {
                 out += "\n"
             }
         }
+        if total > 0 { out += String(format: "\nfinished stages: %.1f s in all\n", total) }
         return out
     }
 
