@@ -19,7 +19,13 @@ extension RLHF {
         func run() throws {
             let m = loadPipeline(pipeline)
             do {
-                let s = try PipelineScheduler(manifest: m, cluster: cluster) { print("herd: \($0)"); fflush(stdout) }
+                // The cluster is checked now, and kept as an absolute path for every stage (and a resume).
+                let clusterPath = try cluster.map { name -> String in
+                    let path = URL(fileURLWithPath: Submission.resolveCluster(name)).standardizedFileURL.path
+                    _ = try ClusterSpec.load(path: path)
+                    return path
+                }
+                let s = try PipelineScheduler(manifest: m, cluster: clusterPath) { print("herd: \($0)"); fflush(stdout) }
                 try s.launch(from: iteration, through: through ?? iteration)
             } catch { fail(error) }
         }

@@ -132,4 +132,36 @@ final class PipelineTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/run-\(name)/pipeline-state.json"), "\(name): nothing started")
         }
     }
+
+    /// With --cluster the training stages run through the coordinator: each a job in the store.
+    func testTrainingStagesAreStoredJobsOnACluster() throws {
+        let path = try pipeline("clustered")
+        var env = ProcessInfo.processInfo.environment
+        env["HERD_HOME"] = Self.dir + "/herd-home"
+        let r = try HerdBinary.run(["rlhf", "launch", path, "--iteration", "1", "--cluster", "local"], environment: env)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        XCTAssertTrue(r.out.contains("herd run \(Self.dir)/run-clustered/V1/rm-helpfulness.yaml --cluster /"), r.out)
+        let status = try HerdBinary.run(["status"], environment: env)
+        for stage in ["rm-helpfulness", "rm-safety", "finetune-large", "finetune-small"] {
+            XCTAssertTrue(status.out.contains("\(Self.dir)/run-clustered/V1/\(stage)"), status.out)
+        }
+        XCTAssertEqual(status.out.components(separatedBy: "succeeded").count - 1, 4, status.out)
+    }
+
+    /// The paper-scale pipeline priced stage by stage (nothing of it is on this machine).
+    func testPaperScalePipelineIsPricedStageByStage() throws {
+        let m = try PipelineManifest.load(path: "jobs/rlhf-llama2.yaml", checkFiles: false)
+        let plan = try PipelinePlan.make(manifest: m, cluster: try ClusterSpec.load(path: "clusters/a100-2048.yaml"))
+        // Per iteration: annotate, (rm-on-policy from V2), two reward models, sample, three fine-tunes, evaluate.
+        XCTAssertEqual(plan.stages.count, 5 * 8 + 4)
+        let sample = try XCTUnwrap(plan.stages.first { $0.id == "V1/sample" })
+        XCTAssertEqual(sample.tokens, 20000 * 10 * 256, "prompts × K × answer tokens")
+        XCTAssertEqual(sample.ranks, 2048)
+        XCTAssertTrue(sample.note.contains("generation groups of"), sample.note)
+        let rm1 = try XCTUnwrap(plan.stages.first { $0.id == "V1/rm-helpfulness" }), rm5 = try XCTUnwrap(plan.stages.first { $0.id == "V5/rm-helpfulness" })
+        XCTAssertEqual(rm5.tokens / rm1.tokens, 5, accuracy: 0.01, "retrained on a pool five times larger")
+        XCTAssertTrue(try XCTUnwrap(plan.stages.first { $0.id == "V1/finetune-70b" }).note.contains("does not fit"))
+        XCTAssertFalse(try XCTUnwrap(plan.stages.first { $0.id == "V1/finetune-7b" }).note.contains("does not fit"))
+        XCTAssertTrue(plan.text.contains("in all:"), plan.text)
+    }
 }
