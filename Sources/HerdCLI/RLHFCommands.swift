@@ -169,7 +169,9 @@ struct RLHF: ParsableCommand {
         func run() throws {
             let f = try SyntheticWorld.write(to: out, seed: seed, demonstrations: demonstrations, prompts: prompts,
                                              heldOutPrompts: heldOut, flawedShare: flawed)
+            let probe = try SyntheticWorld.writeProbe(to: out, seed: seed)
             print("wrote \(f.demonstrations), \(f.prompts), \(f.heldOutPrompts), \(f.description)")
+            print("and the checkability probe \(probe.pool) (herd rlhf rm-accuracy --pool \(probe.pool) --prompts \(probe.prompts) --batch capitals|twice|case|successor|sum)")
         }
     }
 

@@ -65,7 +65,7 @@ public struct PipelineReport {
             row.heldOutHelpfulness = Self.lastAccuracy(run: graph.rewardModel("helpfulness", n))
             row.heldOutSafety = Self.lastAccuracy(run: graph.rewardModel("safety", n))
             if let bag = try? JSONLines.read(SampleRecord.self, path: graph.bag(n)), !bag.isEmpty {
-                let k = graph.manifest.iterations[n - 1].k
+                let k = (bag.map(\.k).max() ?? 0) + 1   // the bag's own K, whatever the manifest now says
                 let f7 = RejectionSampling.figure7(bag, k: k)
                 row.k = k
                 row.maxAt1 = f7.first?.meanMax

@@ -143,4 +143,49 @@ public enum SyntheticWorld {
             .write(to: URL(fileURLWithPath: f.description), options: .atomic)
         return f
     }
+
+    /// A probe of what a reward model can check: per task family, the right
+    /// answer against a wrong one of the same form (another word in
+    /// capitals, another letter, another number) — and, as a control, the
+    /// right word against the same word not capitalised. Written as prompts
+    /// and comparisons whose batch is the family, for `herd rlhf
+    /// rm-accuracy --batch FAMILY`: near 0.5 means the model ranks answers
+    /// of that family by their form, not by whether they are right.
+    @discardableResult
+    public static func writeProbe(to dir: String, seed: UInt64) throws -> (prompts: String, pool: String) {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var g = SplitMix64(seed: seed)
+        let system = ChatMessage(.system, "Answer briefly.")
+        var prompts: [PromptRecord] = [], pairs: [Comparison] = []
+        func add(_ t: Task, wrong: String, family: String) {
+            let id = "\(family)\(prompts.count)"
+            let dialogue = [system, ChatMessage(.user, prompt(t))]
+            let first = g.next() % 2 == 0
+            prompts.append(PromptRecord(id: id, dialogue: dialogue, safety: false))
+            pairs.append(Comparison(promptID: id, dialogue: dialogue, responses: first ? [t.answer, wrong] : [wrong, t.answer],
+                                    chosen: first ? 0 : 1, degree: .better, safe: [true, true], batch: family, policy: nil))
+        }
+        for w in words {
+            for v in words where v != w {
+                add(.capitals(w), wrong: v.uppercased(), family: "capitals")
+                add(.twice(w), wrong: "\(v) \(v)", family: "twice")
+            }
+            add(.capitals(w), wrong: w, family: "case")
+        }
+        for c in UInt8(97)...UInt8(121) {
+            for d in [2, 5, 11] { add(.successor(Character(Unicode.Scalar(c))), wrong: String(Character(Unicode.Scalar(97 + (c - 97 + UInt8(d)) % 26))), family: "successor") }
+        }
+        for a in 0..<5 { for b in 0..<5 { for d in [1, 2, 3] { add(.sum(a, b), wrong: String((a + b + d) % 10), family: "sum") } } }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        func lines<T: Encodable>(_ items: [T]) throws -> Data {
+            var d = Data()
+            for i in items { d += try enc.encode(i); d.append(0x0A) }
+            return d
+        }
+        let out = (dir + "/probe-prompts.jsonl", dir + "/probe-pool.jsonl")
+        try lines(prompts).write(to: URL(fileURLWithPath: out.0), options: .atomic)
+        try lines(pairs).write(to: URL(fileURLWithPath: out.1), options: .atomic)
+        return out
+    }
 }
