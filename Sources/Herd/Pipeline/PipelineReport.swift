@@ -173,8 +173,8 @@ extension PipelineReport {
     /// Several pipelines side by side (arms, seeds): one table per figure,
     /// a row per iteration, a column per pipeline.
     public static func comparison(_ runs: [Figures]) -> String {
-        let iterations = Array(NSOrderedSet(array: runs.flatMap { $0.policies.map(\.iteration) })) as! [String]
-        let policies = Array(NSOrderedSet(array: runs.flatMap { $0.policies.map(\.policy) })) as! [String]
+        let iterations = Array(NSOrderedSet(array: runs.flatMap { f -> [String] in f.policies.map(\.iteration) })) as! [String]
+        let policies = Array(NSOrderedSet(array: runs.flatMap { f -> [String] in f.policies.map(\.policy) })) as! [String]
         func table(_ title: String, _ value: (Figures, String) -> Double?) -> String {
             var s = "\(title)\n\n| iteration | " + runs.map(\.pipeline).joined(separator: " | ") + " |\n|---|" + runs.map { _ in "---|" }.joined() + "\n"
             for it in iterations { s += "| \(it) | " + runs.map { cell(value($0, it)) }.joined(separator: " | ") + " |\n" }

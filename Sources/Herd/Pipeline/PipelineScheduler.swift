@@ -24,13 +24,11 @@ public final class PipelineScheduler {
         let file = "\(manifest.output)/pipeline.log"
         self.log = { line in
             log(line)
-            if let h = FileHandle(forWritingAtPath: file) ?? {
-                FileManager.default.createFile(atPath: file, contents: nil); return FileHandle(forWritingAtPath: file)
-            }() {
-                h.seekToEndOfFile()
-                h.write("\(ISO8601DateFormatter().string(from: Date())) \(line)\n".data(using: .utf8)!)
-                try? h.close()
-            }
+            let fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { return }
+            let text = Array("\(ISO8601DateFormatter().string(from: Date())) \(line)\n".utf8)
+            _ = write(fd, text, text.count)
+            close(fd)
         }
     }
 

@@ -57,8 +57,7 @@ public struct AnnotationStep {
             for (k, i) in same.enumerated() { b[i] = again[k] }
         }
 
-        if !FileManager.default.fileExists(atPath: pool) { FileManager.default.createFile(atPath: pool, contents: nil) }
-        let fd = open(pool, O_WRONLY | O_APPEND | O_CLOEXEC)
+        let fd = open(pool, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw InteropError.file(pool, "cannot append: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let annotator = try Annotator(command: annotator)

@@ -79,8 +79,7 @@ public struct RejectionSampling {
         let rewards = try RewardModels(helpfulness: helpfulness, safety: safety)
         let target = size > 1 ? "\(bag).part-\(rank)" : bag
         if size > 1 { try? FileManager.default.removeItem(atPath: target) }
-        if !FileManager.default.fileExists(atPath: target) { FileManager.default.createFile(atPath: target, contents: nil) }
-        let fd = open(target, O_WRONLY | O_APPEND | O_CLOEXEC)
+        let fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw InteropError.file(target, "cannot append: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let enc = JSONEncoder()
@@ -126,7 +125,7 @@ public struct RejectionSampling {
         enc.outputFormatting = [.sortedKeys]
         var data = Data()
         for r in records { data += try enc.encode(r) + Data([0x0A]) }
-        if !FileManager.default.fileExists(atPath: bag) { FileManager.default.createFile(atPath: bag, contents: nil) }
+        if !FileManager.default.fileExists(atPath: bag) { _ = FileManager.default.createFile(atPath: bag, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: bag) else { throw InteropError.file(bag, "cannot append") }
         h.seekToEndOfFile()
         h.write(data)

@@ -34,7 +34,7 @@ public enum SampleRatings {
             if FileManager.default.fileExists(atPath: file) {
                 for r in try JSONLines.read(Rating.self, path: file) { all[key(r)] = r }
             } else {
-                FileManager.default.createFile(atPath: file, contents: nil)
+                _ = FileManager.default.createFile(atPath: file, contents: nil)
             }
             // Samples of prompts this selection does not cover are never chosen: not rated.
             let todo = try JSONLines.read(SampleRecord.self, path: bag).filter { all[key($0)] == nil && dialogues[$0.promptID] != nil }
