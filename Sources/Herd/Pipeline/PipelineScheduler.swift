@@ -30,6 +30,12 @@ public final class PipelineScheduler {
             _ = write(fd, text, text.count)
             close(fd)
         }
+        let text = try? String(contentsOfFile: manifest.file, encoding: .utf8)
+        if let before = state.manifestText, let text, before != text {
+            // Finished stages keep what they did; the rest follow the manifest as it is now.
+            self.log("note: \(manifest.file) has changed since the pipeline was launched; finished stages are kept as they ran")
+        }
+        if state.manifestText == nil { state.manifestText = text }
     }
 
     /// The first stage of iterations 0..<n that has not finished, if any.

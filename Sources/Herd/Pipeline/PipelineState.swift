@@ -20,6 +20,8 @@ public struct PipelineState: Codable, Sendable {
     }
 
     public var manifest: String
+    /// The manifest's text when the pipeline was launched (to say when it has changed since).
+    public var manifestText: String?
     public var cluster: String?
     /// The last iteration asked for (launch --through); resume runs up to it.
     public var target: Int
