@@ -102,6 +102,12 @@ public struct PipelineReport {
         log("report through \(PipelineGraph.iterationName(last)):\n" + md)
     }
 
+    /// Each string once, in the order first seen.
+    static func unique(_ xs: [String]) -> [String] {
+        var seen = Set<String>()
+        return xs.filter { seen.insert($0).inserted }
+    }
+
     static func cell(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "—" }
 
     public static func markdown(_ f: Figures) -> String {
@@ -129,9 +135,9 @@ public struct PipelineReport {
 
     /// Lines of the shares per iteration, on 0–1.
     public static func svg(_ f: Figures) -> String {
-        let names = Array(NSOrderedSet(array: f.policies.map(\.iteration))) as! [String]
+        let names = Self.unique(f.policies.map(\.iteration))
         var series: [(String, [Double?])] = []
-        for p in Array(NSOrderedSet(array: f.policies.map(\.policy))) as! [String] {
+        for p in Self.unique(f.policies.map(\.policy)) {
             let rows = names.map { n in f.policies.first { $0.iteration == n && $0.policy == p } }
             series.append(("\(p): right", rows.map { $0?.right }))
             series.append(("\(p): right (T=1)", rows.map { $0?.rightSampled }))
@@ -173,8 +179,8 @@ extension PipelineReport {
     /// Several pipelines side by side (arms, seeds): one table per figure,
     /// a row per iteration, a column per pipeline.
     public static func comparison(_ runs: [Figures]) -> String {
-        let iterations = Array(NSOrderedSet(array: runs.flatMap { f -> [String] in f.policies.map(\.iteration) })) as! [String]
-        let policies = Array(NSOrderedSet(array: runs.flatMap { f -> [String] in f.policies.map(\.policy) })) as! [String]
+        let iterations = Self.unique(runs.flatMap { f -> [String] in f.policies.map(\.iteration) })
+        let policies = Self.unique(runs.flatMap { f -> [String] in f.policies.map(\.policy) })
         func table(_ title: String, _ value: (Figures, String) -> Double?) -> String {
             var s = "\(title)\n\n| iteration | " + runs.map(\.pipeline).joined(separator: " | ") + " |\n|---|" + runs.map { _ in "---|" }.joined() + "\n"
             for it in iterations { s += "| \(it) | " + runs.map { cell(value($0, it)) }.joined(separator: " | ") + " |\n" }
