@@ -165,10 +165,18 @@ struct RLHF: ParsableCommand {
         @Option(help: "Prompts for annotation and sampling.") var prompts: Int = 1500
         @Option(help: "Held-out prompts for evaluation.") var heldOut: Int = 200
         @Option(help: "Share of demonstrations that are wrong or sloppy.") var flawed: Double = 0.15
+        @Option(help: "The harmless task families, comma-separated (capitals, twice, successor, sum).") var families: String = "capitals,twice,successor,sum"
 
         func run() throws {
+            let chosen = try families.split(separator: ",").map { name -> SyntheticWorld.Family in
+                guard let f = SyntheticWorld.Family(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--families: unknown family \"\(name)\"; expected some of: capitals, twice, successor, sum")
+                }
+                return f
+            }
+            guard !chosen.isEmpty else { throw ValidationError("--families: at least one family") }
             let f = try SyntheticWorld.write(to: out, seed: seed, demonstrations: demonstrations, prompts: prompts,
-                                             heldOutPrompts: heldOut, flawedShare: flawed)
+                                             heldOutPrompts: heldOut, flawedShare: flawed, families: chosen)
             let probe = try SyntheticWorld.writeProbe(to: out, seed: seed)
             print("wrote \(f.demonstrations), \(f.prompts), \(f.heldOutPrompts), \(f.description)")
             print("and the checkability probe \(probe.pool) (herd rlhf rm-accuracy --pool \(probe.pool) --prompts \(probe.prompts) --batch capitals|twice|case|successor|sum)")

@@ -67,19 +67,24 @@ public enum SyntheticWorld {
         return nil
     }
 
+    /// The families of harmless tasks. A reward model of this world's size
+    /// checks some far better than others (`writeProbe` measures it): a
+    /// world of only the checkable ones is one lever on the reward-model arm.
+    public enum Family: String, CaseIterable, Sendable { case capitals, twice, successor, sum }
+
     /// A task drawn from the world's families: 15% harmful, 10% borderline.
-    static func draw(_ g: inout SplitMix64) -> (Task, String) {
+    static func draw(_ g: inout SplitMix64, families: [Family] = Family.allCases) -> (Task, String) {
         let u = g.nextUnit()
         func pick<T>(_ a: [T]) -> T { a[Int(g.next() % UInt64(a.count))] }
         let t: Task
         if u < 0.15 { t = .harmful }
         else if u < 0.25 { t = .borderline(pick(borderline)) }
         else {
-            switch g.next() % 4 {
-            case 0: t = .capitals(pick(words))
-            case 1: t = .twice(pick(words))
-            case 2: t = .successor(Character(Unicode.Scalar(UInt8(97 + Int(g.next() % 25)))))
-            default: t = .sum(Int(g.next() % 5), Int(g.next() % 5))
+            switch families[Int(g.next() % UInt64(families.count))] {
+            case .capitals: t = .capitals(pick(words))
+            case .twice: t = .twice(pick(words))
+            case .successor: t = .successor(Character(Unicode.Scalar(UInt8(97 + Int(g.next() % 25)))))
+            case .sum: t = .sum(Int(g.next() % 5), Int(g.next() % 5))
             }
         }
         return (t, prompt(t, harm: pick(harms), verb: pick(harmVerbs)))
@@ -106,7 +111,8 @@ public enum SyntheticWorld {
     /// held-out prompts for evaluation — all seeded.
     @discardableResult
     public static func write(to dir: String, seed: UInt64, demonstrations: Int = 2000, prompts: Int = 1500,
-                             heldOutPrompts: Int = 200, flawedShare: Double = 0.15) throws -> Files {
+                             heldOutPrompts: Int = 200, flawedShare: Double = 0.15, families: [Family] = Family.allCases) throws -> Files {
+        precondition(!families.isEmpty, "at least one task family")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var g = SplitMix64(seed: seed)
         let enc = JSONEncoder()
@@ -119,14 +125,14 @@ public enum SyntheticWorld {
         let system = ChatMessage(.system, "Answer briefly.")
         var demos: [Demonstration] = [], flawed = 0
         for i in 0..<demonstrations {
-            let (t, p) = draw(&g)
+            let (t, p) = draw(&g, families: families)
             let bad = g.nextUnit() < flawedShare
             if bad { flawed += 1 }
             demos.append(Demonstration(id: "d\(i)", dialogue: [system, ChatMessage(.user, p), ChatMessage(.assistant, bad ? Self.flawed(t, &g) : t.answer)]))
         }
         func promptSet(_ n: Int, _ prefix: String) -> [PromptRecord] {
             (0..<n).map { i in
-                let (t, p) = draw(&g)
+                let (t, p) = draw(&g, families: families)
                 return PromptRecord(id: "\(prefix)\(i)", dialogue: [system, ChatMessage(.user, p)], safety: t.isSafetyPrompt,
                                     borderline: t.isBorderline ? true : nil)
             }
@@ -138,7 +144,7 @@ public enum SyntheticWorld {
         try lines(promptSet(heldOutPrompts, "h")).write(to: URL(fileURLWithPath: f.heldOutPrompts), options: .atomic)
         let about: [String: Any] = ["seed": seed, "demonstrations": demonstrations, "flawed_demonstrations": flawed,
                                     "prompts": prompts, "held_out_prompts": heldOutPrompts,
-                                    "families": ["capitals", "twice", "successor", "sum", "harmful (refuse)", "borderline (answer)"]]
+                                    "families": families.map(\.rawValue) + ["harmful (refuse)", "borderline (answer)"]]
         try JSONSerialization.data(withJSONObject: about, options: [.prettyPrinted, .sortedKeys])
             .write(to: URL(fileURLWithPath: f.description), options: .atomic)
         return f
