@@ -1,0 +1,54 @@
+import Foundation
+
+/// The reward models on the policy's own answers: their accuracy on a
+/// freshly labelled batch of comparisons they were not trained on — the
+/// paper's reason for collecting new preferences every round. The
+/// helpfulness model is scored on the comparisons of prompts not tagged
+/// safety, the safety model on those tagged safety; a tie counts one half.
+public struct OnPolicyAccuracy: Sendable, Codable, Equatable {
+    public struct Part: Sendable, Codable, Equatable {
+        public var pairs: Int
+        public var accuracy: Double?
+        /// By the annotator's degree: the fine distinctions (a right answer
+        /// against a near miss) are where a weak reward model fails.
+        public var byDegree: [String: Double]?
+        public var pairsByDegree: [String: Int]?
+
+        /// Accuracy over some degrees together (weighted by their pairs).
+        public func accuracy(over degrees: [String]) -> Double? {
+            guard let byDegree, let pairsByDegree else { return nil }
+            let n = degrees.reduce(0) { $0 + (pairsByDegree[$1] ?? 0) }
+            guard n > 0 else { return nil }
+            return degrees.reduce(0.0) { $0 + (byDegree[$1] ?? 0) * Double(pairsByDegree[$1] ?? 0) } / Double(n)
+        }
+    }
+    public var batch: String
+    public var helpfulness: Part
+    public var safety: Part
+
+    public static func measure(helpfulness: String, safety: String, pool: String, batch: String, prompts: String) throws -> OnPolicyAccuracy {
+        let models = try RewardModels(helpfulness: helpfulness, safety: safety)
+        let tags = Dictionary(try JSONLines.read(PromptRecord.self, path: prompts).map { ($0.id, $0.safety ?? false) },
+                              uniquingKeysWith: { a, _ in a })
+        var right = [0.0, 0.0], count = [0, 0]
+        var degreeRight: [[PreferenceDegree: Double]] = [[:], [:]], degreeCount: [[PreferenceDegree: Int]] = [[:], [:]]
+        for c in try JSONLines.comparisons(path: pool) where c.batch == batch {
+            let unsafe = tags[c.promptID] ?? false
+            let a = try models.scores(c.dialogue, answer: c.responses[c.chosen])
+            let b = try models.scores(c.dialogue, answer: c.responses[1 - c.chosen])
+            let (x, y) = unsafe ? (a.safety, b.safety) : (a.helpful, b.helpful)
+            let k = unsafe ? 1 : 0
+            count[k] += 1
+            let score = x > y ? 1 : x == y ? 0.5 : 0
+            right[k] += score
+            degreeRight[k][c.degree, default: 0] += score
+            degreeCount[k][c.degree, default: 0] += 1
+        }
+        func part(_ k: Int) -> Part {
+            Part(pairs: count[k], accuracy: count[k] > 0 ? right[k] / Double(count[k]) : nil,
+                 byDegree: Dictionary(uniqueKeysWithValues: degreeCount[k].map { ($0.key.rawValue, degreeRight[k][$0.key]! / Double($0.value)) }),
+                 pairsByDegree: Dictionary(uniqueKeysWithValues: degreeCount[k].map { ($0.key.rawValue, $0.value) }))
+        }
+        return OnPolicyAccuracy(batch: batch, helpfulness: part(0), safety: part(1))
+    }
+}
