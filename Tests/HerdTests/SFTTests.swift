@@ -21,6 +21,33 @@ final class SFTTests: XCTestCase {
         XCTAssertEqual(learnedText, " 4. \u{03} 6. \u{03}")
     }
 
+    /// Ghost Attention's dialogues (`"loss": "last_answer"`): only the last
+    /// answer and its end carry the loss, not the earlier answers — in the
+    /// mask, and in the packed sequence's targets; read from JSON lines.
+    func testLastAnswerOnlyLossCoversOnlyTheLastAnswer() throws {
+        let gatt = Demonstration(id: "g", dialogue: dialogue, loss: .lastAnswer)
+        let (tokens, learned) = try gatt.encoded(tokenizer: ByteTokenizer())
+        XCTAssertEqual(ByteTokenizer().decode(zip(tokens, learned).filter(\.1).map(\.0)), " 6. \u{03}")
+        XCTAssertEqual(try Demonstration(id: "s", dialogue: dialogue).encoded(tokenizer: ByteTokenizer()).learned,
+                       try ChatFormat.encode(dialogue, tokenizer: ByteTokenizer()).assistant, "SFT's default: every answer")
+        let d = try DemonstrationDataset(train: [gatt], validation: [], tokenizer: ByteTokenizer(), seqLen: 128)
+        let s = try XCTUnwrap(d.train.first)
+        let targetText = ByteTokenizer().decode(s.targets.filter { $0 >= 0 })
+        XCTAssertEqual(targetText, " 6. \u{03}", "the packed targets: the last answer only")
+        XCTAssertEqual(s.counted, 5)
+        // In a file: the field is read, and a wrong value names the line.
+        let path = Self.dir + "/gatt.jsonl"
+        try [#"{"id": "a", "dialogue": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "loss": "last_answer"}"#,
+             #"{"id": "b", "dialogue": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "loss": "every_other"}"#]
+            .joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try JSONLines.demonstrations(path: path)) { e in
+            XCTAssertTrue("\(e)".contains(":2"), "\(e)")
+            XCTAssertTrue("\(e)".contains("loss"), "\(e)")
+        }
+        XCTAssertEqual(ChatFormat.lastAnswerOnly([false, true, true, false, true, true, false]), [false, false, false, false, true, true, false])
+        XCTAssertEqual(ChatFormat.lastAnswerOnly([false, false]), [false, false])
+    }
+
     /// Changing the targets of user and system tokens leaves the loss and
     /// every gradient unchanged; changing one answer token's target does not.
     func testLossIgnoresPromptTokens() throws {

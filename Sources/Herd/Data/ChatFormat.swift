@@ -94,6 +94,15 @@ public enum ChatFormat {
         return (tokens, mask)
     }
 
+    /// An assistant mask reduced to its last answer: the final run of
+    /// learned tokens (the answer and its end-of-answer token).
+    public static func lastAnswerOnly(_ mask: [Bool]) -> [Bool] {
+        guard let end = mask.lastIndex(of: true) else { return mask }
+        var start = end
+        while start > 0 && mask[start - 1] { start -= 1 }
+        return mask.indices.map { $0 >= start && $0 <= end }
+    }
+
     static func strip(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
 }
 

@@ -71,7 +71,7 @@ public struct DemonstrationDataset: TrainingSource {
             stream = []; supervised = []
         }
         for e in examples {
-            let (encoded, learned) = try ChatFormat.encode(e.dialogue, tokenizer: tokenizer)
+            let (encoded, learned) = try e.encoded(tokenizer: tokenizer)
             let tokens = [separator] + encoded, mask = [false] + learned
             if stream.count + tokens.count > T + 1 { close() }
             if tokens.count > T + 1 { cut += 1 }

@@ -28,9 +28,23 @@ public struct PromptRecord: Codable, Sendable, Equatable {
 
 /// A demonstration for SFT: a dialogue that ends with the assistant's answer.
 public struct Demonstration: Codable, Sendable, Equatable {
+    /// Which assistant turns the loss is on: every answer (SFT), or only
+    /// the last one — Ghost Attention's dialogues, whose earlier turns
+    /// (answers included) were sampled with the instruction on every user
+    /// turn and must not be learned.
+    public enum LossScope: String, Codable, Sendable { case allAnswers = "all_answers", lastAnswer = "last_answer" }
+
     public var id: String
     public var dialogue: [ChatMessage]
-    public init(id: String, dialogue: [ChatMessage]) { self.id = id; self.dialogue = dialogue }
+    public var loss: LossScope?
+
+    public init(id: String, dialogue: [ChatMessage], loss: LossScope? = nil) { self.id = id; self.dialogue = dialogue; self.loss = loss }
+
+    /// The tokens in the chat format and which of them carry the loss.
+    public func encoded(tokenizer: any Tokenizer) throws -> (tokens: [TokenID], learned: [Bool]) {
+        let (tokens, learned) = try ChatFormat.encode(dialogue, tokenizer: tokenizer)
+        return (tokens, loss == .lastAnswer ? ChatFormat.lastAnswerOnly(learned) : learned)
+    }
 }
 
 /// A labelled comparison of two answers to one dialogue (the preference pool).
