@@ -8,6 +8,11 @@ extension RLHF {
         do { return try PipelineManifest.load(path: path) } catch { fail(error) }
     }
 
+    /// The scheduler of a pipeline, logging to the terminal (and its run's pipeline.log).
+    static func scheduler(_ m: PipelineManifest, cluster: String?) throws -> PipelineScheduler {
+        try PipelineScheduler(manifest: m, cluster: cluster) { print("herd: \($0)"); fflush(stdout) }
+    }
+
     struct Launch: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run an RLHF iteration (or several) of a pipeline as its graph of Herd jobs: annotate → reward models → sample → select → fine-tune each size → evaluate.")
@@ -25,8 +30,7 @@ extension RLHF {
                     _ = try ClusterSpec.load(path: path)
                     return path
                 }
-                let s = try PipelineScheduler(manifest: m, cluster: clusterPath) { print("herd: \($0)"); fflush(stdout) }
-                try s.launch(from: iteration, through: through ?? iteration)
+                try scheduler(m, cluster: clusterPath).launch(from: iteration, through: through ?? iteration)
             } catch { fail(error) }
         }
     }
@@ -39,8 +43,7 @@ extension RLHF {
         func run() throws {
             let m = loadPipeline(pipeline)
             do {
-                let s = try PipelineScheduler(manifest: m, cluster: nil) { print("herd: \($0)"); fflush(stdout) }
-                try s.resume()
+                try scheduler(m, cluster: nil).resume()
             } catch { fail(error) }
         }
     }
@@ -87,11 +90,10 @@ extension RLHF {
         @Option(help: "Where to write the results (JSON).") var out: String
         @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
         @Option(help: "Seed of the T=1 samples.") var seed: UInt64 = 1
-        @Option(help: "Seconds to wait for each answer of the annotator.") var timeout: Double = 60
-        @Argument(parsing: .postTerminator, help: "The annotator command, after --.") var annotator: [String] = []
+        @OptionGroup var annotator: AnnotatorCommand
 
         func run() throws {
-            guard !annotator.isEmpty else { fail(ValidationError("give the annotator command after --, e.g. -- herd rlhf annotator")) }
+            let command = annotator.required()
             func pairs(_ list: [String], _ flag: String) -> [(String, String)] {
                 list.map { item in
                     guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { fail(ValidationError("\(flag): expected NAME=PATH, got \(item)")) }
@@ -100,15 +102,13 @@ extension RLHF {
             }
             let refs = Dictionary(pairs(reference, "--reference"), uniquingKeysWith: { a, _ in a })
             var step = PolicyEvaluation(policies: pairs(policy, "--policy").map { .init(name: $0.0, path: $0.1, reference: refs[$0.0]) },
-                                        prompts: prompts, annotator: annotator)
+                                        prompts: prompts, annotator: command)
             step.maxNewTokens = maxNewTokens
             step.seed = seed
-            step.timeout = timeout
+            step.timeout = annotator.timeout
             do {
                 let results = try step.run { print("herd: \($0)"); fflush(stdout) }
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try enc.encode(results).write(to: URL(fileURLWithPath: out), options: .atomic)
+                try JSONFile.write(results, to: out)
             } catch { fail(error) }
         }
     }
@@ -127,9 +127,7 @@ extension RLHF {
         func run() throws {
             do {
                 let r = try OnPolicyAccuracy.measure(helpfulness: helpfulness, safety: safety, pool: pool, batch: batch, prompts: prompts)
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try enc.encode(r).write(to: URL(fileURLWithPath: out), options: .atomic)
+                try JSONFile.write(r, to: out)
                 print(String(format: "batch %@: helpfulness RM %@ on %d pairs, safety RM %@ on %d pairs", batch,
                              r.helpfulness.accuracy.map { String(format: "%.3f", $0) } ?? "—", r.helpfulness.pairs,
                              r.safety.accuracy.map { String(format: "%.3f", $0) } ?? "—", r.safety.pairs))

@@ -2,6 +2,19 @@ import ArgumentParser
 import Foundation
 import Herd
 
+/// The annotator a step talks to: its argv after `--` (never a shell
+/// string) and how long to wait for each answer.
+struct AnnotatorCommand: ParsableArguments {
+    @Option(help: "Seconds to wait for each answer of the annotator.") var timeout: Double = 60
+    @Argument(parsing: .postTerminator, help: "The annotator command, after --: an argv, never a shell string.") var words: [String] = []
+
+    /// The command, or a clear error when none was given.
+    func required(_ context: String = "") -> [String] {
+        guard !words.isEmpty else { fail(ValidationError("\(context)give the annotator command after --, e.g. -- herd rlhf annotator")) }
+        return words
+    }
+}
+
 /// `herd rlhf …`: the steps of the Llama 2-Chat loop that are not training jobs.
 struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,17 +32,19 @@ struct RLHF: ParsableCommand {
         @Option(help: "The first iteration whose selection pools every bag (the paper: 4).") var poolFrom: Int = 4
         @Option(help: "Where to write the selections (demonstrations, JSON lines).") var out: String
         @Flag(help: "The control arm: the annotator (after --) rates every sample and its ratings choose, not the reward models.") var byAnnotator = false
-        @Argument(parsing: .postTerminator, help: "With --by-annotator: the annotator command, after --.") var annotator: [String] = []
+        @OptionGroup var annotator: AnnotatorCommand
 
         func run() throws {
             guard let n = Selection.number(iteration) else { fail(ValidationError("--iteration: expected V1, V2, ..., got \(iteration)")) }
             var s = Selection(prompts: prompts, bag: bag, iteration: n)
             s.earlierBags = earlierBag
             s.poolFrom = poolFrom
-            if byAnnotator && annotator.isEmpty { fail(ValidationError("--by-annotator: give the annotator command after --")) }
+            let command = byAnnotator ? annotator.required("--by-annotator: ") : []
             do {
                 if byAnnotator {
-                    s.ratings = try SampleRatings.rate(bags: s.bags, prompts: prompts, annotator: annotator) { print("herd: \($0)"); fflush(stdout) }
+                    s.ratings = try SampleRatings.rate(bags: s.bags, prompts: prompts, annotator: command, timeout: annotator.timeout) {
+                        print("herd: \($0)"); fflush(stdout)
+                    }
                 }
                 let count = try s.write(to: out)
                 print("\(iteration): \(count) selections from \(s.pools ? "\(1 + earlierBag.count) bags (pooled)" : "this iteration's bag") written to \(out)")
@@ -102,22 +117,18 @@ struct RLHF: ParsableCommand {
         @Option(help: "Prompts, JSON lines ({id, dialogue, safety}).") var prompts: String
         @Option(help: "Sampling temperature (0: greedy).") var temperature: Double = 0
         @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
-        @Option(help: "Seconds to wait for each rating.") var timeout: Double = 60
         @Flag(help: "Print JSON.") var json = false
-        @Argument(parsing: .postTerminator, help: "The annotator command, after --.") var annotator: [String] = []
+        @OptionGroup var annotator: AnnotatorCommand
 
         func run() throws {
-            guard !annotator.isEmpty else { fail(ValidationError("give the annotator command after --, e.g. -- herd rlhf annotator")) }
-            var step = RatingStep(policy: policy, prompts: prompts, annotator: annotator)
+            var step = RatingStep(policy: policy, prompts: prompts, annotator: annotator.required())
             step.temperature = temperature
             step.maxNewTokens = maxNewTokens
-            step.timeout = timeout
+            step.timeout = annotator.timeout
             let s: RatingStep.Summary
             do { s = try step.run() } catch { fail(error) }
             if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys]
-                return print(String(decoding: try enc.encode(s), as: UTF8.self))
+                return print(String(decoding: try JSONLines.line(s).dropLast(), as: UTF8.self))
             }
             print(String(format: "%d prompts: mean helpfulness %.2f of 7, %.1f%% rated 6 or 7, %.1f%% safety violations%@", s.prompts,
                          s.meanHelpfulness, 100 * s.helpfulShare, 100 * s.violationShare,
@@ -134,18 +145,16 @@ struct RLHF: ParsableCommand {
         @Option(help: "This annotation batch's name (a rerun continues it).") var batch: String
         @Option(help: "The two sampling temperatures, comma-separated.") var temperatures: String = "0.7,1.0"
         @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
-        @Option(help: "Seconds to wait for each answer of the annotator.") var timeout: Double = 60
         @Option(help: "Sampling seed.") var seed: UInt64 = 1
-        @Argument(parsing: .postTerminator, help: "The annotator command, after --: an argv, never a shell string.") var annotator: [String] = []
+        @OptionGroup var annotator: AnnotatorCommand
 
         func run() throws {
             let t = temperatures.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard t.count == 2 else { fail(ValidationError("--temperatures: expected two numbers, e.g. 0.7,1.0")) }
-            guard !annotator.isEmpty else { fail(ValidationError("give the annotator command after --, e.g. -- herd rlhf annotator")) }
-            var step = AnnotationStep(policy: policy, prompts: prompts, pool: pool, batch: batch, annotator: annotator)
+            var step = AnnotationStep(policy: policy, prompts: prompts, pool: pool, batch: batch, annotator: annotator.required())
             step.temperatures = (t[0], t[1])
             step.maxNewTokens = maxNewTokens
-            step.timeout = timeout
+            step.timeout = annotator.timeout
             step.seed = seed
             do {
                 let r = try step.run { print("herd: \($0)"); fflush(stdout) }

@@ -118,6 +118,7 @@ final class PPOMathTests: XCTestCase {
                                                     advantages: [Float](repeating: 0, count: counted.count))
         XCTAssertTrue(zero.gradLogProbs.allSatisfy { $0 == 0 })
         model.zeroGradients()
+        _ = model.tokenLogProbs(tokens: tokens, targets: targets, acts: acts)   // the forward the backward starts from
         var full = [Float](repeating: 0, count: B * T)
         for (k, i) in counted.enumerated() { full[i] = zero.gradLogProbs[k] }
         model.backwardLogProbs(tokens: tokens, targets: targets, gradLogProbs: full, acts: acts)

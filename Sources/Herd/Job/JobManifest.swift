@@ -152,28 +152,11 @@ public struct JobManifest: Sendable {
     }
 
     public static func load(path: String, overrides: Overrides = .init()) throws(ManifestError) -> JobManifest {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ManifestError(file: path, field: "", message: "cannot read the manifest file")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ManifestError(file: path, field: "", message: "the manifest is not UTF-8 text")
-        }
-        return try parse(yaml: text, file: path, overrides: overrides)
+        try parse(yaml: try YAMLFields.text(path: path, what: "manifest file"), file: path, overrides: overrides)
     }
 
     public static func parse(yaml text: String, file: String, overrides: Overrides = .init()) throws(ManifestError) -> JobManifest {
-        let root: Node
-        do {
-            guard let n = try Yams.compose(yaml: text) else {
-                throw ManifestError(file: file, field: "", message: "the manifest is empty")
-            }
-            root = n
-        } catch let e as ManifestError {
-            throw e
-        } catch {
-            throw ManifestError(file: file, field: "", message: "not valid YAML: \(error)")
-        }
-        let top = try YAMLFields(root, path: "", file: file)
+        let top = try YAMLFields.top(yaml: text, file: file, what: "manifest")
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
                                         "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint",
                                         "restart", "monitor", "init", "epochs", "reward"])

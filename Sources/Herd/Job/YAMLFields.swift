@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// Typed, path-aware reads of a YAML mapping. Every error names the file and
@@ -13,6 +14,29 @@ struct YAMLFields {
             throw ManifestError(file: file, field: path, message: "expected a mapping of fields, found \(Self.describe(node))")
         }
         mapping = m; self.path = path; self.file = file
+    }
+
+    /// The text of a YAML file (a manifest, a cluster file).
+    static func text(path: String, what: String) throws(ManifestError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ManifestError(file: path, field: "", message: "cannot read the \(what)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ManifestError(file: path, field: "", message: "the \(what) is not UTF-8 text")
+        }
+        return text
+    }
+
+    /// The top-level mapping of a YAML document.
+    static func top(yaml text: String, file: String, what: String) throws(ManifestError) -> YAMLFields {
+        let root: Node
+        do {
+            guard let n = try Yams.compose(yaml: text) else { throw ManifestError(file: file, field: "", message: "the \(what) is empty") }
+            root = n
+        } catch let e as ManifestError { throw e } catch {
+            throw ManifestError(file: file, field: "", message: "not valid YAML: \(error)")
+        }
+        return try YAMLFields(root, path: "", file: file)
     }
 
     /// A section the manifest left out, read as all defaults.

@@ -3,7 +3,8 @@ import Foundation
 extension Llama {
     /// log π(target_t | tokens ≤ t) at every row (0 where the target is
     /// ignored): the per-token log-probabilities PPO's ratio and the KL
-    /// penalty are made of. Forward only.
+    /// penalty are made of. Forward only; `acts` keeps the activations for
+    /// `backwardLogProbs`.
     public func tokenLogProbs(tokens: [TokenID], targets: [TokenID], acts: Activations) -> [Float] {
         precondition(!parallel && !config.scalarHead, "per-token log-probabilities of a single-rank language model")
         forwardLogits(tokens: tokens, acts: acts)
@@ -19,10 +20,11 @@ extension Llama {
     /// g_t = ∂L/∂ log π(target_t) (the clipped surrogate's gradLogProbs):
     /// each row's logits get g_t·(onehot − softmax) — cross-entropy's
     /// backward with the row's own scale −g_t — then the model's backward.
+    /// Starts from the activations `tokenLogProbs` left in `acts` for the
+    /// same tokens (the forward pass is not run again).
     public func backwardLogProbs(tokens: [TokenID], targets: [TokenID], gradLogProbs: [Float], acts: Activations,
                                  grads: FloatBuffer? = nil) {
         precondition(!parallel && !config.scalarHead)
-        forwardLogits(tokens: tokens, acts: acts)
         let v = config.vocabSize
         for r in 0..<acts.rows {
             _ = CrossEntropy.forwardBackward(logits: acts.logits.base + r * v, targets: [targets[r]], rows: 1, vocab: v,

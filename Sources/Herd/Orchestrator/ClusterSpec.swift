@@ -34,17 +34,7 @@ public struct ClusterSpec: Sendable {
     public var slots: Int { nodes.reduce(0) { $0 + $1.hosts.count * $1.slots } }
 
     public static func load(path: String) throws(ManifestError) -> ClusterSpec {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ManifestError(file: path, field: "", message: "cannot read the cluster file")
-        }
-        let root: Node
-        do {
-            guard let n = try Yams.compose(yaml: text) else { throw ManifestError(file: path, field: "", message: "the cluster file is empty") }
-            root = n
-        } catch let e as ManifestError { throw e } catch {
-            throw ManifestError(file: path, field: "", message: "not valid YAML: \(error)")
-        }
-        let top = try YAMLFields(root, path: "", file: path)
+        let top = try YAMLFields.top(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path, what: "cluster file")
         try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization"])
         let l = try top.requiredString("launcher", "mpirun or slurm")
         guard let launcher = Launcher(rawValue: l) else {

@@ -78,21 +78,11 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     public var sampler: Policy { policies.first(where: \.sampler)! }
 
     public static func load(path: String, checkFiles: Bool = true) throws(ManifestError) -> PipelineManifest {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ManifestError(file: path, field: "", message: "cannot read the pipeline manifest")
-        }
-        return try parse(yaml: text, file: path, checkFiles: checkFiles)
+        try parse(yaml: try YAMLFields.text(path: path, what: "pipeline manifest"), file: path, checkFiles: checkFiles)
     }
 
     public static func parse(yaml text: String, file: String, checkFiles: Bool = true) throws(ManifestError) -> PipelineManifest {
-        let root: Node
-        do {
-            guard let n = try Yams.compose(yaml: text) else { throw ManifestError(file: file, field: "", message: "the manifest is empty") }
-            root = n
-        } catch let e as ManifestError { throw e } catch {
-            throw ManifestError(file: file, field: "", message: "not valid YAML: \(error)")
-        }
-        let top = try YAMLFields(root, path: "", file: file)
+        let top = try YAMLFields.top(yaml: text, file: file, what: "pipeline manifest")
         try top.rejectUnknown(allowed: ["name", "seed", "output", "annotator", "selection", "prompts", "policies", "reward_models",
                                         "finetune", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan"])
         func preset(_ f: YAMLFields) throws(ManifestError) -> String? {
@@ -282,9 +272,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
                          probe.finetuneJob(policy: policies[0], iteration: it, standIn: PipelineGraph.probeShape)))
         }
         for (field, text) in jobs {
-            do { _ = try JobManifest.parse(yaml: text, file: "\(file) (\(field))", overrides: .init(planOnly: true)) } catch {
-                throw error
-            }
+            _ = try JobManifest.parse(yaml: text, file: "\(file) (\(field))", overrides: .init(planOnly: true))
         }
     }
 }

@@ -75,6 +75,8 @@ public struct PipelinePlan {
             let tokens = sequences * context
             return (2 * 2 * Double(reward.matmulParameterCount) * tokens, 2 * tokens)
         }
+        /// A training stage as `herd plan` lays it out. The job's text may carry a
+        /// stand-in shape (the checkpoint is read for `model`, not from the job).
         func job(_ id: String, _ text: String, steps: Int, model: LlamaConfig, note: String) throws -> Stage {
             let job = try JobManifest.parse(yaml: text, file: "\(m.file) (\(id))", overrides: .init(steps: max(1, steps), planOnly: true))
             let r = try PlanReport.make(manifest: job, model: model, cluster: c)
@@ -101,7 +103,7 @@ public struct PipelinePlan {
                 let pairs = Self.number(t, "batch", "pairs") ?? 512
                 let val = Self.number(t, "data", "val_fraction") ?? 0.05
                 let steps = Self.number(t, "steps").map(Int.init) ?? Int((Self.number(t, "epochs") ?? 1) * pool * (1 - val) / pairs + 0.999)
-                plan.stages.append(try job("\(name)/rm-\(objective)", graph.rewardJob(objective: objective, iteration: it, standIn: m.rewardPreset),
+                plan.stages.append(try job("\(name)/rm-\(objective)", graph.rewardJob(objective: objective, iteration: it, standIn: m.rewardPreset ?? PipelineGraph.probeShape),
                                            steps: steps, model: reward, note: String(format: "%.0f comparisons in the pool (the safety model trains on a part: an upper bound)", pool)))
             }
             var sample = generation("\(name)/sample", sampler, sequences: Double(samplePrompts * it.k),
@@ -117,7 +119,7 @@ public struct PipelinePlan {
                 let seqs = Self.number(t, "batch", "sequences") ?? 64
                 let steps = Self.number(t, "steps").map(Int.init) ?? Int((Self.number(t, "epochs") ?? 2) * Double(samplePrompts) / seqs + 0.999)
                 let model = try shape(p.initial, p.preset, "policies (\(p.name))")
-                plan.stages.append(try job("\(name)/finetune-\(p.name)", graph.finetuneJob(policy: p, iteration: it, standIn: p.preset),
+                plan.stages.append(try job("\(name)/finetune-\(p.name)", graph.finetuneJob(policy: p, iteration: it, standIn: p.preset ?? PipelineGraph.probeShape),
                                            steps: steps, model: model, note: "\(samplePrompts) selections, one a sequence (an upper bound)"))
             }
             var evaluation = Stage(id: "\(name)/evaluate", ranks: c.slots, bytesPerRank: 0, tokens: 0, flops: 0, seconds: 0,

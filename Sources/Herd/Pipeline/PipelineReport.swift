@@ -24,10 +24,13 @@ public struct PipelineReport {
         public var onPolicyClear: Double?, onPolicyFine: Double?
         /// This iteration's reward models on their held-out comparisons.
         public var heldOutHelpfulness: Double?, heldOutSafety: Double?
-        /// Figure 7 on this iteration's bag: mean max and median reward at K = 1 and at the iteration's K.
-        public var k: Int?, maxAt1: Double?, maxAtK: Double?, medianAtK: Double?
-        /// The whole Figure 7 curve: K' = 1, 2, 4, … K with the mean max and median.
+        /// Figure 7 on this iteration's bag: K' = 1, 2, 4, … K with the mean max and median reward.
         public var figure7: [Figure7Point]?
+
+        public var k: Int? { figure7?.last?.k }
+        public var maxAt1: Double? { figure7?.first?.max }
+        public var maxAtK: Double? { figure7?.last?.max }
+        public var medianAtK: Double? { figure7?.last?.median }
     }
 
     public struct Figure7Point: Codable, Sendable, Equatable {
@@ -66,12 +69,7 @@ public struct PipelineReport {
             row.heldOutSafety = Self.lastAccuracy(run: graph.rewardModel("safety", n))
             if let bag = try? JSONLines.read(SampleRecord.self, path: graph.bag(n)), !bag.isEmpty {
                 let k = (bag.map(\.k).max() ?? 0) + 1   // the bag's own K, whatever the manifest now says
-                let f7 = RejectionSampling.figure7(bag, k: k)
-                row.k = k
-                row.maxAt1 = f7.first?.meanMax
-                row.maxAtK = f7.last?.meanMax
-                row.medianAtK = f7.last?.meanMedian
-                row.figure7 = f7.map { Figure7Point(k: $0.k, max: $0.meanMax, median: $0.meanMedian) }
+                row.figure7 = RejectionSampling.figure7(bag, k: k).map { Figure7Point(k: $0.k, max: $0.meanMax, median: $0.meanMedian) }
             }
             iterations.append(row)
         }
@@ -93,9 +91,7 @@ public struct PipelineReport {
     public func write(through last: Int, log: (String) -> Void = { _ in }) throws {
         let f = try figures(through: last)
         let run = graph.manifest.output
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(f).write(to: URL(fileURLWithPath: "\(run)/report.json"), options: .atomic)
+        try JSONFile.write(f, to: "\(run)/report.json")
         let md = Self.markdown(f)
         try md.write(toFile: "\(run)/report.md", atomically: true, encoding: .utf8)
         try Self.svg(f).write(toFile: "\(run)/report.svg", atomically: true, encoding: .utf8)

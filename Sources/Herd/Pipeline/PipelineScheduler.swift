@@ -80,7 +80,7 @@ public final class PipelineScheduler {
     func runStage(_ stage: PipelineStage) throws {
         // A stage whose scheduler was killed: its child dies with it; any
         // process left in its group (mpirun's) is stopped before it runs again.
-        if let old = state.stages[stage.id], old.phase == .running, let pid = old.pid { Self.stopGroup(pid) }
+        if let old = state.stages[stage.id], old.phase == .running, let pid = old.pid { Spawn.stopGroup(pid) }
         let fm = FileManager.default
         try fm.createDirectory(atPath: graph.directory(stage.iteration), withIntermediateDirectories: true)
         for f in stage.files where !(f.keepIfPresent && fm.fileExists(atPath: f.path)) {
@@ -98,9 +98,7 @@ public final class PipelineScheduler {
         state.stages[stage.id] = .init(phase: .running, started: Date().timeIntervalSince1970, finished: nil, pid: pid,
                                        attempts: attempts, command: ["herd"] + arguments, status: nil)
         try state.write(run: run)
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        let status = Spawn.decode(raw)
+        let status = Spawn.wait(pid)
         var record = state.stages[stage.id]!
         record.finished = Date().timeIntervalSince1970
         record.status = status
@@ -114,13 +112,5 @@ public final class PipelineScheduler {
             throw PipelineError.stageFailed(stage: stage.id, status: status, log: logFile, tail: tail)
         }
         log(String(format: "%@: finished in %.1f s", stage.id, record.seconds ?? 0))
-    }
-
-    /// SIGTERM to a process group, then SIGKILL if it lingers.
-    static func stopGroup(_ pid: Int32) {
-        guard kill(-pid, 0) == 0 else { return }
-        kill(-pid, SIGTERM)
-        for _ in 0..<50 where kill(-pid, 0) == 0 { usleep(100_000) }
-        kill(-pid, SIGKILL)
     }
 }

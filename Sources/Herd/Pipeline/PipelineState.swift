@@ -38,9 +38,7 @@ public struct PipelineState: Codable, Sendable {
     }
 
     public func write(run: String) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(self).write(to: URL(fileURLWithPath: Self.path(run: run)), options: .atomic)
+        try JSONFile.write(self, to: Self.path(run: run))
     }
 
     public func isFinished(_ id: String) -> Bool { stages[id]?.phase == .finished }

@@ -57,22 +57,15 @@ public struct AnnotationStep {
             for (k, i) in same.enumerated() { b[i] = again[k] }
         }
 
-        let fd = open(pool, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw InteropError.file(pool, "cannot append: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        let file = try AppendOnlyFile(path: pool)
         let annotator = try Annotator(command: annotator)
         defer { annotator.stop() }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for (i, (_, p)) in todo.enumerated() {
             let id = "\(batch)/\(p.id)"
             let answer = try annotator.compare(.init(id: id, dialogue: p.dialogue, responses: [a[i], b[i]]), timeout: timeout)
             let c = Comparison(promptID: p.id, dialogue: p.dialogue, responses: [a[i], b[i]], chosen: answer.chosen,
                                degree: answer.degree, safe: answer.safe, batch: batch, policy: policy)
-            var line = try enc.encode(c)
-            line.append(0x0A)
-            let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n == line.count, fsync(fd) == 0 else { throw InteropError.file(pool, "cannot append: \(String(cString: strerror(errno)))") }
+            try file.append(try JSONLines.line(c))
         }
         return Result(labelled: todo.count, skipped: done.count)
     }

@@ -30,24 +30,21 @@ public struct OnPolicyAccuracy: Sendable, Codable, Equatable {
         let models = try RewardModels(helpfulness: helpfulness, safety: safety)
         let tags = Dictionary(try JSONLines.read(PromptRecord.self, path: prompts).map { ($0.id, $0.safety ?? false) },
                               uniquingKeysWith: { a, _ in a })
-        var right = [0.0, 0.0], count = [0, 0]
-        var degreeRight: [[PreferenceDegree: Double]] = [[:], [:]], degreeCount: [[PreferenceDegree: Int]] = [[:], [:]]
+        // Per model (helpfulness, safety) and degree: the pairs ranked right (ties ½) and the pairs.
+        var tally: [[PreferenceDegree: (right: Double, pairs: Int)]] = [[:], [:]]
         for c in try JSONLines.comparisons(path: pool) where c.batch == batch {
             let unsafe = tags[c.promptID] ?? false
-            let a = try models.scores(c.dialogue, answer: c.responses[c.chosen])
-            let b = try models.scores(c.dialogue, answer: c.responses[1 - c.chosen])
-            let (x, y) = unsafe ? (a.safety, b.safety) : (a.helpful, b.helpful)
+            let x = try models.score(c.dialogue, answer: c.responses[c.chosen], safety: unsafe)
+            let y = try models.score(c.dialogue, answer: c.responses[1 - c.chosen], safety: unsafe)
             let k = unsafe ? 1 : 0
-            count[k] += 1
-            let score = x > y ? 1 : x == y ? 0.5 : 0
-            right[k] += score
-            degreeRight[k][c.degree, default: 0] += score
-            degreeCount[k][c.degree, default: 0] += 1
+            let t = tally[k][c.degree] ?? (0, 0)
+            tally[k][c.degree] = (t.right + (x > y ? 1 : x == y ? 0.5 : 0), t.pairs + 1)
         }
         func part(_ k: Int) -> Part {
-            Part(pairs: count[k], accuracy: count[k] > 0 ? right[k] / Double(count[k]) : nil,
-                 byDegree: Dictionary(uniqueKeysWithValues: degreeCount[k].map { ($0.key.rawValue, degreeRight[k][$0.key]! / Double($0.value)) }),
-                 pairsByDegree: Dictionary(uniqueKeysWithValues: degreeCount[k].map { ($0.key.rawValue, $0.value) }))
+            let pairs = tally[k].values.reduce(0) { $0 + $1.pairs }, right = tally[k].values.reduce(0) { $0 + $1.right }
+            return Part(pairs: pairs, accuracy: pairs > 0 ? right / Double(pairs) : nil,
+                        byDegree: Dictionary(uniqueKeysWithValues: tally[k].map { ($0.key.rawValue, $0.value.right / Double($0.value.pairs)) }),
+                        pairsByDegree: Dictionary(uniqueKeysWithValues: tally[k].map { ($0.key.rawValue, $0.value.pairs) }))
         }
         return OnPolicyAccuracy(batch: batch, helpfulness: part(0), safety: part(1))
     }

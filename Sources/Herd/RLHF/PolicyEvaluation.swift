@@ -37,20 +37,21 @@ public struct PolicyEvaluation {
         let dialogues = all.map(\.dialogue)
         let annotator = try Annotator(command: annotator)
         defer { annotator.stop() }
-        func answers(_ path: String, role: String, temperature: Double) throws -> [String] {
+        /// Each model loaded once, answering at each temperature asked.
+        func answers(_ path: String, role: String, temperatures: [Double]) throws -> [[String]] {
             let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(path, role: role)
-            return try ChatSampler(model: model, tokenizer: tokenizer)
-                .answers(dialogues, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
+            let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
+            return try temperatures.map { try sampler.answers(dialogues, temperature: $0, maxNewTokens: maxNewTokens, seed: seed) }
         }
         var out: [String: Result] = [:]
         for p in policies {
-            let greedy = try answers(p.path, role: "policy \(p.name)", temperature: 0)
-            let sampled = try answers(p.path, role: "policy \(p.name)", temperature: 1)
+            let both = try answers(p.path, role: "policy \(p.name)", temperatures: [0, 1])
+            let greedy = both[0], sampled = both[1]
             let g = try RatingStep.rate(all, answers: greedy, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/greedy")
             let s = try RatingStep.rate(all, answers: sampled, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/sampled")
             var win: Double?
             if let ref = p.reference {
-                let theirs = try answers(ref, role: "reference policy of \(p.name)", temperature: 0)
+                let theirs = try answers(ref, role: "reference policy of \(p.name)", temperatures: [0])[0]
                 var wins = 0.0
                 for (i, prompt) in all.enumerated() {
                     if greedy[i] == theirs[i] { wins += 0.5; continue }

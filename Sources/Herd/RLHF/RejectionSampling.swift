@@ -79,12 +79,9 @@ public struct RejectionSampling {
         let rewards = try RewardModels(helpfulness: helpfulness, safety: safety)
         let target = size > 1 ? "\(bag).part-\(rank)" : bag
         if size > 1 { try? FileManager.default.removeItem(atPath: target) }
-        let fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw InteropError.file(target, "cannot append: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        var out = existing.filter { !todo.map(\.element.id).contains($0.promptID) }
+        let file = try AppendOnlyFile(path: target)
+        let redone = Set(todo.map(\.element.id))
+        var out = existing.filter { !redone.contains($0.promptID) }
         var start = 0, chunkIndex = -1
         while start < todo.count {
             let part = Array(todo[start..<min(start + chunk, todo.count)])
@@ -100,11 +97,10 @@ public struct RejectionSampling {
                     let r = SampleRecord(promptID: p.id, iteration: iteration, policy: policy, k: j, text: texts[n][j], rewardHelpful: h,
                                          rewardSafety: s, reward: Self.combined(helpful: h, safety: s, safetyPrompt: p.safety ?? false))
                     out.append(r)
-                    lines += try enc.encode(r) + Data([0x0A])
+                    lines += try JSONLines.line(r)
                 }
             }
-            let n = lines.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n == lines.count, fsync(fd) == 0 else { throw InteropError.file(target, "cannot append: \(String(cString: strerror(errno)))") }
+            try file.append(lines)
             start += part.count
             log("sampled \(min(start, todo.count)) of \(todo.count) prompts")
         }
@@ -121,16 +117,7 @@ public struct RejectionSampling {
         for r in 0..<size { records += try JSONLines.read(SampleRecord.self, path: "\(bag).part-\(r)") }
         let position = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         records.sort { (position[$0.promptID] ?? 0, $0.k) < (position[$1.promptID] ?? 0, $1.k) }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        var data = Data()
-        for r in records { data += try enc.encode(r) + Data([0x0A]) }
-        if !FileManager.default.fileExists(atPath: bag) { _ = FileManager.default.createFile(atPath: bag, contents: nil) }
-        guard let h = FileHandle(forWritingAtPath: bag) else { throw InteropError.file(bag, "cannot append") }
-        h.seekToEndOfFile()
-        h.write(data)
-        try h.synchronize()
-        try h.close()
+        try AppendOnlyFile(path: bag).append(try JSONLines.data(records))
         for r in 0..<size { try? FileManager.default.removeItem(atPath: "\(bag).part-\(r)") }
     }
 

@@ -18,8 +18,13 @@ public struct RewardModels {
     static func sigmoid(_ x: Float) -> Double { 1 / (1 + Foundation.exp(-Double(x))) }
 
     public func scores(_ dialogue: [ChatMessage], answer: String) throws -> (helpful: Double, safety: Double) {
+        (try score(dialogue, answer: answer, safety: false), try score(dialogue, answer: answer, safety: true))
+    }
+
+    /// One model's score: the safety model's, or the helpfulness model's.
+    public func score(_ dialogue: [ChatMessage], answer: String, safety: Bool) throws -> Double {
         let turns = dialogue + [ChatMessage(.assistant, answer)]
-        return (Self.sigmoid(helpful.reward(tokens: try ChatFormat.encode(turns, tokenizer: helpfulTokens).tokens)),
-                Self.sigmoid(safe.reward(tokens: try ChatFormat.encode(turns, tokenizer: safeTokens).tokens)))
+        let (model, tokenizer) = safety ? (safe, safeTokens) : (helpful, helpfulTokens)
+        return Self.sigmoid(model.reward(tokens: try ChatFormat.encode(turns, tokenizer: tokenizer).tokens))
     }
 }

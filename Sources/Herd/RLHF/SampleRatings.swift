@@ -27,30 +27,23 @@ public enum SampleRatings {
         var all: [String: Rating] = [:]
         var annotator: Annotator?
         defer { annotator?.stop() }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
         for bag in bags {
             let file = path(bag: bag)
             if FileManager.default.fileExists(atPath: file) {
                 for r in try JSONLines.read(Rating.self, path: file) { all[key(r)] = r }
-            } else {
-                _ = FileManager.default.createFile(atPath: file, contents: nil)
             }
             // Samples of prompts this selection does not cover are never chosen: not rated.
             let todo = try JSONLines.read(SampleRecord.self, path: bag).filter { all[key($0)] == nil && dialogues[$0.promptID] != nil }
             guard !todo.isEmpty else { continue }
             log("asking the annotator to rate \(todo.count) samples of \(bag)")
             if annotator == nil { annotator = try Annotator(command: command) }
-            guard let h = FileHandle(forWritingAtPath: file) else { throw InteropError.file(file, "cannot append") }
-            defer { try? h.close() }
-            h.seekToEndOfFile()
+            let ratings = try AppendOnlyFile(path: file)
             for s in todo {
                 let a = try annotator!.rate(.init(id: "select/\(key(s))", dialogue: dialogues[s.promptID]!, response: s.text), timeout: timeout)
                 let r = Rating(promptID: s.promptID, iteration: s.iteration, k: s.k, helpfulness: a.helpfulness, safety: a.safety)
-                h.write(try enc.encode(r) + Data([0x0A]))
+                try ratings.append(try JSONLines.line(r))
                 all[key(r)] = r
             }
-            try h.synchronize()
         }
         return all
     }

@@ -43,18 +43,11 @@ public struct Selection {
     @discardableResult
     public func write(to out: String) throws -> Int {
         let chosen = try best()
-        let all = try JSONLines.read(PromptRecord.self, path: prompts)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        var data = Data(), n = 0
-        for p in all {
-            guard let s = chosen[p.id] else { continue }
-            data += try enc.encode(Demonstration(id: "\(s.iteration)/\(p.id)", dialogue: p.dialogue + [ChatMessage(.assistant, s.text)]))
-            data.append(0x0A)
-            n += 1
+        let demonstrations = try JSONLines.read(PromptRecord.self, path: prompts).compactMap { p in
+            chosen[p.id].map { Demonstration(id: "\($0.iteration)/\(p.id)", dialogue: p.dialogue + [ChatMessage(.assistant, $0.text)]) }
         }
-        try data.write(to: URL(fileURLWithPath: out), options: .atomic)
-        return n
+        try JSONLines.write(demonstrations, to: out)
+        return demonstrations.count
     }
 
     /// The bags this selection reads: this iteration's, then the earlier ones it pools.

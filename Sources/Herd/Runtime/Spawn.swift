@@ -97,10 +97,24 @@ public enum Spawn {
     /// returns its status. For commands that leave daemons behind (which may
     /// keep a pipe open long after the command itself has ended).
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String], log: String) throws -> Int32 {
-        let pid = try start(executable, arguments, environment: environment, log: log, detach: .processGroup)
+        wait(try start(executable, arguments, environment: environment, log: log, detach: .processGroup))
+    }
+
+    /// Waits for a child to end and returns its status as `poll` does.
+    public static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return decode(status)
+    }
+
+    /// SIGTERM to a process group, then SIGKILL if anything of it is left
+    /// after `grace` seconds.
+    public static func stopGroup(_ pid: pid_t, grace: Double = 5) {
+        guard kill(-pid, 0) == 0 else { return }
+        kill(-pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        while kill(-pid, 0) == 0 && Date() < deadline { usleep(100_000) }
+        kill(-pid, SIGKILL)
     }
 
     /// Runs a short command to the end and returns its status and output.

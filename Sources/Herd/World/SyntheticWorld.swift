@@ -115,13 +115,6 @@ public enum SyntheticWorld {
         precondition(!families.isEmpty, "at least one task family")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var g = SplitMix64(seed: seed)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        func lines<T: Encodable>(_ items: [T]) throws -> Data {
-            var d = Data()
-            for i in items { d += try enc.encode(i); d.append(0x0A) }
-            return d
-        }
         let system = ChatMessage(.system, "Answer briefly.")
         var demos: [Demonstration] = [], flawed = 0
         for i in 0..<demonstrations {
@@ -139,9 +132,9 @@ public enum SyntheticWorld {
         }
         let f = Files(demonstrations: dir + "/demonstrations.jsonl", prompts: dir + "/prompts.jsonl",
                       heldOutPrompts: dir + "/prompts-heldout.jsonl", description: dir + "/world.json")
-        try lines(demos).write(to: URL(fileURLWithPath: f.demonstrations), options: .atomic)
-        try lines(promptSet(prompts, "p")).write(to: URL(fileURLWithPath: f.prompts), options: .atomic)
-        try lines(promptSet(heldOutPrompts, "h")).write(to: URL(fileURLWithPath: f.heldOutPrompts), options: .atomic)
+        try JSONLines.write(demos, to: f.demonstrations)
+        try JSONLines.write(promptSet(prompts, "p"), to: f.prompts)
+        try JSONLines.write(promptSet(heldOutPrompts, "h"), to: f.heldOutPrompts)
         let about: [String: Any] = ["seed": seed, "demonstrations": demonstrations, "flawed_demonstrations": flawed,
                                     "prompts": prompts, "held_out_prompts": heldOutPrompts,
                                     "families": families.map(\.rawValue) + ["harmful (refuse)", "borderline (answer)"]]
@@ -182,16 +175,9 @@ public enum SyntheticWorld {
             for d in [2, 5, 11] { add(.successor(Character(Unicode.Scalar(c))), wrong: String(Character(Unicode.Scalar(97 + (c - 97 + UInt8(d)) % 26))), family: "successor") }
         }
         for a in 0..<5 { for b in 0..<5 { for d in [1, 2, 3] { add(.sum(a, b), wrong: String((a + b + d) % 10), family: "sum") } } }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        func lines<T: Encodable>(_ items: [T]) throws -> Data {
-            var d = Data()
-            for i in items { d += try enc.encode(i); d.append(0x0A) }
-            return d
-        }
         let out = (dir + "/probe-prompts.jsonl", dir + "/probe-pool.jsonl")
-        try lines(prompts).write(to: URL(fileURLWithPath: out.0), options: .atomic)
-        try lines(pairs).write(to: URL(fileURLWithPath: out.1), options: .atomic)
+        try JSONLines.write(prompts, to: out.0)
+        try JSONLines.write(pairs, to: out.1)
         return out
     }
 }
