@@ -44,7 +44,8 @@ final class PlanTests: XCTestCase {
     }
 
     func testPlanCommandOnThisMachine() throws {
-        let r = try HerdBinary.run(["plan", "jobs/shakespeare-char.yaml", "--cluster", "clusters/local.yaml"])
+        // The demo's job: its corpus is Debian's fortunes, which make setup installs (../shared may not be beside a clone).
+        let r = try HerdBinary.run(["plan", "jobs/demo.yaml", "--cluster", "clusters/local.yaml"])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("memory per rank:"), r.out)
         XCTAssertTrue(r.out.contains("rank 0 on localhost"), r.out)
