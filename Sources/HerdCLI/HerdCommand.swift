@@ -65,6 +65,15 @@ struct Run: ParsableCommand {
         let manifest = options.load()
         if manifest.parallelism.world > 1 { return try launch(manifest) }
         StopSignal.install()
+        if manifest.kind == .ppo {
+            if sample > 0 || saveWeights || resumeStep != nil {
+                fail(ValidationError("--sample, --save-weights and --resume-step are for training jobs; a PPO job resumes from its newest checkpoint"))
+            }
+            let trainer: PPOTrainer
+            do { trainer = try PPOTrainer(manifest: manifest) } catch { fail(error) }
+            runPPO(trainer, resume: resume)
+            return
+        }
         let trainer: Pretrainer
         do { trainer = try Pretrainer(manifest: manifest) } catch { fail(error) }
         trainer.resumeStep = resumeStep
@@ -93,13 +102,13 @@ struct Run: ParsableCommand {
     func launch(_ manifest: JobManifest) throws {
         var plan: Plan
         do {
-            let data = try TrainingData(manifest: manifest)
-            plan = try Planner.plan(manifest: manifest, model: data.model, host: ProcessInfo.processInfo.hostName,
+            let model = try TrainingData.modelShape(manifest: manifest)
+            plan = try Planner.plan(manifest: manifest, model: model, host: ProcessInfo.processInfo.hostName,
                                     cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount, saveWeights: saveWeights,
                                     corpusOverride: options.corpus, stepsOverride: options.steps)
             // Every rank must fit in this machine's memory before any is started.
             let here = ClusterSpec.thisMachine(slots: plan.world, cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            if let problem = try PlanReport.make(manifest: manifest, model: data.model, cluster: here).memoryProblem {
+            if let problem = try PlanReport.make(manifest: manifest, model: model, cluster: here).memoryProblem {
                 throw ValidationError(problem)
             }
         } catch { fail(error) }
@@ -138,6 +147,19 @@ struct Worker: ParsableCommand {
             let manifest = try JobManifest.load(path: plan.manifest, overrides: plan.overrides)
             // Beating from the start: loading data and resuming count as progress.
             let heartbeat = try Heartbeat(run: manifest.output, rank: world.rank, interval: manifest.monitor.heartbeatSeconds)
+            if manifest.kind == .ppo {
+                guard manifest.model.config == plan.model else {
+                    MPIRuntime.abort(rank: world.rank, reason: "the policy in the manifest's init differs from the plan's")
+                }
+                let trainer = try PPOTrainer(manifest: manifest, context: ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1))
+                trainer.heartbeat = heartbeat
+                let summary = try trainer.run(resume: plan.resume) { line in print(line); fflush(stdout) }
+                heartbeat.stop(phase: "done")
+                world.barrier()
+                if world.rank == 0 { print(PPOTrainer.doneLine(summary, run: manifest.output)) }
+                MPIRuntime.finish()
+                return
+            }
             let data = try TrainingData(manifest: manifest)
             guard data.model == plan.model else {
                 MPIRuntime.abort(rank: world.rank, reason: "the model resolved from the manifest differs from the plan's (did the corpus change?)")
@@ -321,5 +343,19 @@ struct Version: ParsableCommand {
         print("OpenBLAS kernels: \(Matmul.coreName)")
         print(Libraries.mpi)
         print(Libraries.zstd)
+    }
+}
+
+/// A PPO job in this process; a stop request exits 143 after its checkpoint.
+func runPPO(_ trainer: PPOTrainer, resume: Bool) {
+    do {
+        let summary = try trainer.run(resume: resume) { line in print(line); fflush(stdout) }
+        print(PPOTrainer.doneLine(summary, run: trainer.manifest.output))
+    } catch {
+        if case TrainingError.stopped = error {
+            FileHandle.standardError.write("herd: \(error)\n".data(using: .utf8)!)
+            Foundation.exit(143)
+        }
+        fail(error)
     }
 }

@@ -158,8 +158,12 @@ struct Watch: ParsableCommand {
         var job = lookup(store, self.job)
         let tty = isatty(1) != 0
         var drawn = 0
+        // A PPO job's iterations carry more than a loss: the last one's figures.
+        let events = EventTail(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"))
+        var ppo: [String: Any]?
         while true {
             job = reconcile(store, try store.job(job.id))
+            for e in events.next() where e["event"] as? String == "step" && e["kl"] != nil { ppo = e }
             var lines = [String(format: "job %d %@ — %@%@", job.id, job.name, job.state.rawValue,
                                 job.restarts > 0 ? " (restarts \(job.restarts)/\(job.maxRestarts))" : "")]
             let fraction = job.totalSteps > 0 ? Double(job.step) / Double(job.totalSteps) : 0
@@ -167,6 +171,11 @@ struct Watch: ParsableCommand {
                                 job.step, job.totalSteps, job.loss.map { String(format: "%.4f", $0) } ?? "-",
                                 job.tokensPerSecond.map { String(format: "%.0f", $0) } ?? "-",
                                 job.state == .running ? (job.etaSeconds.map(JobTable.duration) ?? "-") : "-"))
+            if let e = ppo {
+                func num(_ k: String) -> Double { (e[k] as? NSNumber)?.doubleValue ?? .nan }
+                lines.append(String(format: "PPO: reward %.4f  KL %.4f  policy loss %.4f  value loss %.4f  clip %.3f  entropy %.3f  length %.1f",
+                                    num("reward"), num("kl"), num("policy_loss"), num("value_loss"), num("clip_fraction"), num("entropy"), num("response_length")))
+            }
             for w in try store.workers(job.id) {
                 lines.append("  " + JobTable.worker(w) + " " + JobTable.bar(job.totalSteps > 0 ? Double(w.step) / Double(job.totalSteps) : 0, width: 12))
             }

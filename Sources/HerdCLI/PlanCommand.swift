@@ -22,7 +22,7 @@ struct PlanCommand: ParsableCommand {
             let m = try JobManifest.load(path: job, overrides: .init(planOnly: true))
             let c = try ClusterSpec.load(path: cluster)
             // Presets with a vocabulary plan without the data; char-level jobs read their corpus for it.
-            let model = m.model.config.vocabSize > 0 ? m.model.config : try TrainingData(manifest: m).model
+            let model = m.model.config.vocabSize > 0 ? m.model.config : try TrainingData.modelShape(manifest: m)
             let report = try PlanReport.make(manifest: m, model: model, cluster: c)
             print(report.text)
             if let problem = report.memoryProblem { fail(ValidationError(problem)) }

@@ -121,8 +121,11 @@ final class PipelineTests: XCTestCase {
              "world.json is not an executable file"),
             ("bad-field", { $0.replacingOccurrences(of: "finetune: {data", with: "finetune: {optimizer: {lr: -1}, data") },
              "(finetune): optimizer.lr"),
-            ("bad-stage", { $0.replacingOccurrences(of: "{annotate: 12, k: 4}", with: "{annotate: 12, k: 4, stages: [ppo]}") },
-             "iterations[1].stages: stage ppo is not available yet"),
+            ("bad-stage", { $0.replacingOccurrences(of: "{annotate: 12, k: 4}", with: "{annotate: 12, k: 4, stages: [gatt]}") },
+             "iterations[1].stages: stage gatt is not available yet"),
+            ("bad-ppo", { $0.replacingOccurrences(of: "{annotate: 12, k: 4}", with: "{annotate: 12, k: 4, stages: [ppo]}") + "\nppo: {ppo: {clip: 2}}\n" },
+             "(ppo): ppo.clip"),
+            ("ppo-rm", { $0 + "\nppo: {ppo: {safety: \(Self.dir)/policy}}\n" }, "ppo.ppo.safety: set by the pipeline"),
         ]
         for (name, change, message) in cases {
             let path = try pipeline(name, change: change)
@@ -131,6 +134,28 @@ final class PipelineTests: XCTestCase {
             XCTAssertTrue(r.err.contains(message), "\(name): \(r.err)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/run-\(name)/pipeline-state.json"), "\(name): nothing started")
         }
+    }
+
+    /// `stages: [ppo]`: each size's fine-tune is optimised with PPO against
+    /// the iteration's reward models, and the iteration's policy (evaluated,
+    /// and the next iteration's start) is the PPO run.
+    func testPPOStageFollowsTheFineTunes() throws {
+        let path = try pipeline("ppo") {
+            $0.replacingOccurrences(of: "- {annotate: 12, k: 2}\n", with: "- {annotate: 12, k: 2, stages: [ppo]}\n")
+                + "\nppo: {steps: 2, threads: 2, ppo: {rollouts: 4, mini_batch: 2, max_new_tokens: 8}}\n"
+        }
+        let r = try HerdBinary.run(["rlhf", "launch", path, "--iteration", "1"])
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        let run = Self.dir + "/run-ppo"
+        let order = try XCTUnwrap(state(run)).stages.filter { $0.key.hasPrefix("V1/") }.sorted { $0.value.started < $1.value.started }.map(\.key)
+        XCTAssertEqual(order.suffix(5), ["V1/finetune-large", "V1/finetune-small", "V1/ppo-large", "V1/ppo-small", "V1/evaluate"])
+        for size in ["large", "small"] {
+            XCTAssertEqual(CheckpointStore(runDirectory: "\(run)/V1/ppo-\(size)").latest(), 2)
+            let job = try String(contentsOfFile: "\(run)/V1/ppo-\(size).yaml", encoding: .utf8)
+            XCTAssertTrue(job.contains("init: \(run)/V1/finetune-\(size)"), job)
+            XCTAssertTrue(job.contains("helpfulness: \(run)/V1/rm-helpfulness"), job)
+        }
+        XCTAssertTrue(try String(contentsOfFile: run + "/pipeline.log", encoding: .utf8).contains("--policy large=\(run)/V1/ppo-large"))
     }
 
     /// With --cluster the training stages run through the coordinator: each a job in the store.

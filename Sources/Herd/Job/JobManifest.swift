@@ -8,8 +8,9 @@ public struct JobManifest: Sendable {
     /// pretrain: next-token loss on a corpus. sft: supervised fine-tuning
     /// on chat demonstrations, loss on the assistant's tokens only.
     /// reward: a reward model (scalar head) on preference comparisons.
+    /// ppo: a chat policy optimised against reward models (`ppo:` section).
     public enum Kind: String, Sendable, CaseIterable {
-        case pretrain, sft, reward
+        case pretrain, sft, reward, ppo
         /// Jobs that start from a chat model and read dialogues.
         var finetunes: Bool { self != .pretrain }
     }
@@ -116,6 +117,8 @@ public struct JobManifest: Sendable {
     public var initFrom: String?
     /// A reward model's loss and data mix.
     public var reward: RewardSpec
+    /// A PPO job's settings (kind ppo only).
+    public var ppo: PPOSpec?
 
     /// What a reward model learns: the margin table of its loss, and its
     /// objective — helpfulness or safety, which picks its data: all the
@@ -159,7 +162,7 @@ public struct JobManifest: Sendable {
         let top = try YAMLFields.top(yaml: text, file: file, what: "manifest")
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
                                         "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint",
-                                        "restart", "monitor", "init", "epochs", "reward"])
+                                        "restart", "monitor", "init", "epochs", "reward", "ppo"])
 
         let kindText = try top.requiredString("kind", "the kind of job: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         guard let kind = Kind(rawValue: kindText) else {
@@ -176,6 +179,7 @@ public struct JobManifest: Sendable {
             throw top.missing("init", "the model fine-tuning starts from: a Herd run or checkpoint directory, or a Hugging Face directory")
         }
         var modelSpec: ModelSpec
+        if kind == .ppo && top.has("model") && !overrides.planOnly { throw top.error("model", "a PPO job's model is its init's (the policy it starts from)") }
         if let section = try top.section("model") {
             modelSpec = try parseModel(section)
         } else if let i = initFrom, !overrides.planOnly {
@@ -187,7 +191,9 @@ public struct JobManifest: Sendable {
             throw top.missing("model", "a preset or an explicit shape")
         }
         if kind == .reward { modelSpec.config.scalarHead = true }
-        let data = kind.finetunes
+        let data = kind == .ppo
+            ? try parsePrompts(try top.requiredSection("data", "prompts"), overrides: overrides, contextLength: modelSpec.config.maxSeqLen)
+            : kind.finetunes
             ? try parseDialogues(try top.requiredSection("data", kind == .sft ? "demonstrations, seq_len" : "comparisons, seq_len"),
                                  kind: kind, overrides: overrides, contextLength: modelSpec.config.maxSeqLen)
             : try parseData(try top.requiredSection("data", "corpus, tokenizer, seq_len"), overrides: overrides)
@@ -226,11 +232,25 @@ public struct JobManifest: Sendable {
         }
         if let d = overrides.data { parallelism.data = d }
         if let t = overrides.tensor { parallelism.tensor = t }
+        if kind == .ppo && parallelism.tensor > 1 {
+            throw ManifestError(file: file, field: "parallelism.tensor",
+                                message: "a PPO job's rollouts run the whole policy in each process (generation has no tensor parallelism): use parallelism.data, got tensor \(parallelism.tensor)")
+        }
+        var ppo: PPOSpec?
+        if let p = try top.section("ppo") {
+            guard kind == .ppo else { throw top.error("ppo", "only for kind ppo") }
+            ppo = try PPOSpec.parse(p, planOnly: overrides.planOnly, dataParallel: parallelism.data)
+        } else if kind == .ppo {
+            throw top.missing("ppo", "the reward models (ppo.helpfulness, ppo.safety) and PPO's settings")
+        }
         if model.config.heads % parallelism.tensor != 0 {
             throw ManifestError(file: file, field: "parallelism.tensor",
                                 message: "must divide model.heads (\(model.config.heads)), got \(parallelism.tensor)")
         }
 
+        if kind == .ppo && top.has("batch") {
+            throw top.error("batch", "a PPO job's batch is ppo.rollouts, and its gradient steps ppo.mini_batch")
+        }
         let batchFields = kind.finetunes ? try top.section("batch") ?? YAMLFields.empty(path: "batch", file: file)
                                          : try top.requiredSection("batch", "sequences or tokens per step")
         try batchFields.rejectUnknown(allowed: ["sequences", "tokens", "micro_batch"] + (kind == .reward ? ["pairs"] : []))
@@ -247,6 +267,7 @@ public struct JobManifest: Sendable {
             }
             sequences = t / data.seqLen
         case (nil, nil) where kind == .sft: sequences = 64   // the paper's SFT batch
+        case (nil, nil) where kind == .ppo: sequences = ppo!.rollouts
         case (nil, nil): throw batchFields.error("sequences", "required field is missing (or give batch.tokens)")
         case (_?, _?): throw batchFields.error("tokens", "give either batch.sequences or batch.tokens, not both")
         }
@@ -255,7 +276,7 @@ public struct JobManifest: Sendable {
                                     "the global batch of \(sequences) sequences must divide among parallelism.data = \(parallelism.data) ranks")
         }
         let perRank = sequences / parallelism.data
-        let micro = try batchFields.int("micro_batch", min: 1) ?? perRank
+        let micro = try batchFields.int("micro_batch", min: 1) ?? (kind == .ppo ? ppo!.miniBatch / parallelism.data : perRank)
         if kind == .reward && (micro % 2 != 0 || perRank % 2 != 0) {
             throw batchFields.error(batchFields.has("micro_batch") ? "micro_batch" : "pairs",
                                     "a reward model's pair stays together: each data-parallel rank's \(perRank) sequences and the micro-batch of \(micro) must be even")
@@ -271,7 +292,7 @@ public struct JobManifest: Sendable {
         let optFields = kind.finetunes ? try top.section("optimizer") ?? YAMLFields.empty(path: "optimizer", file: file)
                                        : try top.requiredSection("optimizer", "at least lr")
         try optFields.rejectUnknown(allowed: ["lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"])
-        let lr = kind.finetunes ? try optFields.double("lr", min: 0) ?? (kind == .sft ? 2e-5 : 1e-5)
+        let lr = kind.finetunes ? try optFields.double("lr", min: 0) ?? (kind == .sft ? 2e-5 : kind == .ppo ? 1e-6 : 1e-5)
                                 : try optFields.requiredDouble("lr", min: 0, "the peak learning rate, a number")
         var adamw = AdamWConfig()
         adamw.beta1 = try optFields.double("beta1", min: 0, max: 0.999999) ?? adamw.beta1
@@ -281,7 +302,10 @@ public struct JobManifest: Sendable {
         let clip = try optFields.double("grad_clip", min: 0) ?? 1.0
 
         var steps = try top.int("steps", min: 1) ?? 0
-        if kind.finetunes, overrides.steps == nil, steps == 0 {
+        if kind == .ppo {
+            if top.has("epochs") { throw top.error("epochs", "a PPO job gives steps (PPO iterations; the paper ran 200–400)") }
+            if steps == 0 { steps = 200 }
+        } else if kind.finetunes, overrides.steps == nil, steps == 0 {
             // Epochs over the packed demonstrations (the paper: 2) or the comparisons (1).
             let epochs = try top.double("epochs", min: 0.001) ?? (kind == .sft ? 2 : 1)
             steps = overrides.planOnly ? 1 : try epochSteps(kind: kind, data: data, reward: reward, seed: seed, initFrom: initFrom!,
@@ -300,7 +324,8 @@ public struct JobManifest: Sendable {
 
         // Warmup: pretraining 2000 steps; SFT none; reward models 3% of the steps, at least 5.
         let warmup = kind == .pretrain ? 2000 : kind == .sft ? 0 : max(5, Int((0.03 * Double(steps)).rounded()))
-        var schedule = CosineSchedule(peak: lr, warmupSteps: warmup, decaySteps: steps)
+        var schedule = CosineSchedule(peak: lr, warmupSteps: kind == .ppo ? 0 : warmup, decaySteps: steps,
+                                      minRatio: kind == .ppo ? 1 : 0.1)   // PPO: a constant rate
         if let s = try top.section("schedule") {
             try s.rejectUnknown(allowed: ["warmup_steps", "decay_steps", "min_lr_ratio"])
             schedule.warmupSteps = try s.int("warmup_steps", min: 0) ?? schedule.warmupSteps
@@ -360,7 +385,8 @@ public struct JobManifest: Sendable {
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
             logInterval: try top.int("log_interval", min: 1) ?? 10, checkpoint: checkpoint,
-            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom, reward: reward)
+            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom, reward: reward,
+            ppo: ppo)
     }
 
     static func parseModel(_ f: YAMLFields) throws(ManifestError) -> ModelSpec {

@@ -103,7 +103,7 @@ public final class Coordinator {
     /// plan.json for this attempt, with the cluster's hosts; every attempt
     /// resumes from the run directory's newest checkpoint if there is one.
     func writePlan(manifest: JobManifest, cluster: ClusterSpec, job: JobRecord) throws -> (Plan, String) {
-        let model = try TrainingData(manifest: manifest).model
+        let model = try TrainingData.modelShape(manifest: manifest)
         var plan = try PlanReport.make(manifest: manifest, model: model, cluster: cluster).plan
         plan.manifest = job.manifest
         plan.corpusOverride = job.corpusOverride
@@ -176,6 +176,8 @@ public final class Coordinator {
                     f["tokens_per_s"] = .double(tps)
                     f["eta_s"] = .double(Double(job.totalSteps - Int(s)) * tokensPerStep / tps)
                 }
+                // A PPO iteration's tokens vary with its answers: its time is the measure.
+                if let seconds = num("step_seconds") { f["eta_s"] = .double(Double(job.totalSteps - Int(s)) * seconds) }
             }
             if let l = num("loss") { f["loss"] = .double(l) }
         case "eval":

@@ -13,6 +13,8 @@ public struct PlanReport: Sendable {
     public var slotHours: Double
     /// Set when a rank's memory exceeds its slot's: what to change.
     public var memoryProblem: String?
+    /// A PPO job's models, cache and activations (its totals are in bytesPerRank).
+    public var ppo: PPOPlan?
 
     public var totalBytesPerRank: Double { bytesPerRank.weights + bytesPerRank.gradients + bytesPerRank.optimizer + bytesPerRank.activations }
 
@@ -41,7 +43,15 @@ public struct PlanReport: Sendable {
         let local = Double(ParameterLayout(config: model, shard: shard).total)
         let optimizer = 2 * local / Double(m.parallelism.zero1 ? m.parallelism.data : 1)
         let acts = Double(Activations.floatCount(config: model, shard: shard, batch: m.batch.microBatch, seqLen: m.data.seqLen))
-        let bytes = (4 * local, 4 * local, 4 * optimizer, 4 * acts)
+        var bytes = (4 * local, 4 * local, 4 * optimizer, 4 * acts)
+        var flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
+        var tokens = Double(m.steps) * Double(m.batch.sequences * m.data.seqLen)
+        let ppo = m.kind == .ppo ? PPOPlan.make(manifest: m, model: model) : nil
+        if let ppo {
+            bytes = (ppo.weights, ppo.gradients, ppo.optimizer, ppo.activations + ppo.kvCache)
+            flops = ppo.flopsPerToken
+            tokens = Double(m.steps * m.batch.sequences) * ppo.tokensPerRollout
+        }
         let group = cluster.nodes[slots[0].group]
         let capacity = (group.deviceMemoryGB ?? group.memoryGB / Double(group.slots)) * 1e9
         let need = bytes.0 + bytes.1 + bytes.2 + bytes.3
@@ -51,12 +61,10 @@ public struct PlanReport: Sendable {
                                 message: String(format: "each rank needs %.1f GB (weights %.1f, gradients %.1f, AdamW %.1f, activations %.1f for a micro-batch of %d) and a slot of %@ has %.1f GB: raise parallelism.tensor, turn on zero1, or lower batch.micro_batch",
                                                 need / 1e9, bytes.0 / 1e9, bytes.1 / 1e9, bytes.2 / 1e9, bytes.3 / 1e9, m.batch.microBatch, cluster.name, capacity / 1e9)).description
         }
-        let flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
-        let tokens = Double(m.steps) * Double(m.batch.sequences * m.data.seqLen)
         let peak = Double(world) * group.peakTFLOPs * 1e12
         let seconds = flops * tokens / (peak * cluster.utilization)
         return PlanReport(plan: plan, cluster: cluster, bytesPerRank: bytes, flopsPerToken: flops, totalTokens: tokens,
-                          secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem)
+                          secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem, ppo: ppo)
     }
 
     public var text: String {
@@ -66,6 +74,7 @@ public struct PlanReport: Sendable {
         lines.append("model: \(m.parameterCount) parameters (dim \(m.dim), \(m.layers) layers, \(m.heads) heads, \(m.kvHeads) KV heads, FFN \(m.ffnDim), vocab \(m.vocabSize))")
         lines.append(String(format: "memory per rank: %.2f GB = weights %.2f + gradients %.2f + AdamW %.2f + activations %.2f (fp32)",
                             totalBytesPerRank / 1e9, bytesPerRank.weights / 1e9, bytesPerRank.gradients / 1e9, bytesPerRank.optimizer / 1e9, bytesPerRank.activations / 1e9))
+        if let ppo { lines.append(ppo.text) }
         lines.append(String(format: "compute: %.3g FLOPs per token, %.3g tokens, %.3g FLOPs in all", flopsPerToken, totalTokens, flopsPerToken * totalTokens))
         lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours)", cluster.utilization * 100,
                             formatDuration(secondsAtUtilization), slotHours))

@@ -23,7 +23,7 @@ public struct Submission {
         let cluster = try ClusterSpec.load(path: clusterPath)
         try cluster.checkLauncherInstalled()
         let model = manifest.model.config.vocabSize > 0 && manifest.model.config.maxSeqLen > 0
-            ? manifest.model.config : try TrainingData(manifest: manifest).model
+            ? manifest.model.config : try TrainingData.modelShape(manifest: manifest)
         let report = try PlanReport.make(manifest: manifest, model: model, cluster: cluster)
         if let problem = report.memoryProblem { throw JobStoreError(message: problem) }
 

@@ -53,7 +53,7 @@ public struct PipelineGraph {
 
     public static let extraStages: [String: ExtraStage] = [
         "gatt": ExtraStage(unavailable: "Ghost Attention comes with the PPO and GAtt issue (10)", build: { _, _ in [] }),
-        "ppo": ExtraStage(unavailable: "PPO comes with the PPO and GAtt issue (10)", build: { _, _ in [] }),
+        "ppo": ExtraStage(unavailable: nil, build: { g, it in g.ppoStages(it) }),
     ]
 
     public static func iterationName(_ n: Int) -> String { n == 0 ? "SFT" : "V\(n)" }
@@ -66,10 +66,16 @@ public struct PipelineGraph {
     public func rewardModel(_ objective: String, _ n: Int) -> String { "\(directory(n))/rm-\(objective)" }
     public func rewardOnPolicy(_ n: Int) -> String { "\(directory(n))/rm-on-policy.json" }
 
-    /// A policy's checkpoint after iteration n (n = 0: its SFT model).
+    /// A policy's checkpoint after iteration n (n = 0: its SFT model): its
+    /// PPO run when the iteration has a PPO stage, else its fine-tune.
     public func policy(_ p: PipelineManifest.Policy, after n: Int) -> String {
-        n == 0 ? p.initial : "\(directory(n))/finetune-\(p.name)"
+        if n == 0 { return p.initial }
+        return manifest.iterations[n - 1].extraStages.contains("ppo") ? ppoRun(p, n) : finetuned(p, n)
     }
+
+    /// The rejection-sampling fine-tune of a policy in iteration n, and its PPO run.
+    public func finetuned(_ p: PipelineManifest.Policy, _ n: Int) -> String { "\(directory(n))/finetune-\(p.name)" }
+    public func ppoRun(_ p: PipelineManifest.Policy, _ n: Int) -> String { "\(directory(n))/ppo-\(p.name)" }
 
     /// A stage's seed: readable, distinct per iteration and stage kind.
     func seed(_ n: Int, _ salt: UInt64) -> String { String(manifest.seed &* 1000 &+ UInt64(n) &* 10 &+ salt) }
@@ -125,7 +131,7 @@ public struct PipelineGraph {
             let job = "\(dir)/finetune-\(p.name).yaml"
             out.append(PipelineStage(iteration: n, name: "finetune-\(p.name)", arguments: ["run", job],
                                      files: [.init(path: job, text: finetuneJob(policy: p, iteration: it))],
-                                     progress: .steps(run: policy(p, after: n)), isJob: true))
+                                     progress: .steps(run: finetuned(p, n)), isJob: true))
         }
         for name in it.extraStages { out += Self.extraStages[name]?.build(self, it) ?? [] }
         out.append(PipelineStage(iteration: n, name: "evaluate", arguments: evaluateArguments(n)))
@@ -188,7 +194,30 @@ public struct PipelineGraph {
             ("name", Node("\(manifest.name)-\(it.name)-finetune-\(p.name)")), ("kind", "sft"), ("seed", Node(seed(it.number, 5))),
             ("init", Node(manifest.finetuneFromPrevious ? policy(p, after: it.number - 1) : p.initial)),
         ], data: [("demonstrations", Node("\(directory(it.number))/selections.jsonl"))], extra: [],
-           output: policy(p, after: it.number), standIn: standIn)
+           output: finetuned(p, it.number), standIn: standIn)
+    }
+
+    /// PPO on each size's fine-tuned policy against the iteration's reward
+    /// models, on the prompts rejection sampling used (V5 in the paper).
+    func ppoStages(_ it: PipelineManifest.Iteration) -> [PipelineStage] {
+        manifest.policies.map { p in
+            let job = "\(directory(it.number))/ppo-\(p.name).yaml"
+            return PipelineStage(iteration: it.number, name: "ppo-\(p.name)", arguments: ["run", job],
+                                 files: [.init(path: job, text: ppoJob(policy: p, iteration: it))],
+                                 progress: .steps(run: ppoRun(p, it.number)), isJob: true)
+        }
+    }
+
+    func ppoJob(policy p: PipelineManifest.Policy, iteration it: PipelineManifest.Iteration, standIn: String? = nil) -> String {
+        var template = manifest.ppoJob
+        let ppo = Self.merge(template["ppo"]?.mapping, [("helpfulness", Node(rewardModel("helpfulness", it.number))),
+                                                      ("safety", Node(rewardModel("safety", it.number)))])
+        template["ppo"] = nil
+        return Self.job(template: template, fields: [
+            ("name", Node("\(manifest.name)-\(it.name)-ppo-\(p.name)")), ("kind", "ppo"), ("seed", Node(seed(it.number, 6))),
+            ("init", Node(finetuned(p, it.number))),
+        ], data: [("prompts", Node("\(directory(it.number))/prompts-sample.jsonl"))], extra: [("ppo", .mapping(ppo))],
+           output: ppoRun(p, it.number), standIn: standIn)
     }
 
     /// A job manifest: the pipeline's fields, then the template's (its

@@ -69,6 +69,9 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     public var rewardJobs: [String: Node.Mapping]
     public var finetuneJob: Node.Mapping
     public var finetuneFromPrevious: Bool
+    /// Job fields of the PPO stages (`ppo:`; the ppo section's reward
+    /// models, and the job's kind, init, prompts and output are the pipeline's).
+    public var ppoJob: Node.Mapping
     public var annotationTokens: Int, annotationTemperatures: (Double, Double)
     public var samplingTokens: Int, samplingRanks: Int, samplingChunk: Int
     public var evaluationTokens: Int
@@ -84,7 +87,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     public static func parse(yaml text: String, file: String, checkFiles: Bool = true) throws(ManifestError) -> PipelineManifest {
         let top = try YAMLFields.top(yaml: text, file: file, what: "pipeline manifest")
         try top.rejectUnknown(allowed: ["name", "seed", "output", "annotator", "selection", "prompts", "policies", "reward_models",
-                                        "finetune", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan"])
+                                        "finetune", "ppo", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan"])
         func preset(_ f: YAMLFields) throws(ManifestError) -> String? {
             guard let p = try f.string("model") else { return nil }
             guard LlamaConfig.presets[p] != nil else {
@@ -164,6 +167,13 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         finetuneJob["from"] = nil
         _ = try template(YAMLFields(.mapping(finetuneJob), path: "finetune", file: file))
 
+        let ppoJob = try template(top.section("ppo"))
+        if let section = ppoJob["ppo"]?.mapping {
+            for key in ["helpfulness", "safety"] where section[Node(key)] != nil {
+                throw ManifestError(file: file, field: "ppo.ppo.\(key)", message: "set by the pipeline (the iteration's reward models); leave it out")
+            }
+        }
+
         let a = try top.section("annotation") ?? YAMLFields.empty(path: "annotation", file: file)
         try a.rejectUnknown(allowed: ["max_new_tokens", "temperatures"])
         var temps = (1.0, 1.5)
@@ -209,7 +219,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             annotatePrompts: annotatePrompts, samplePrompts: samplePrompts, heldOutPrompts: heldOut, sampleCount: sampleCount,
             policies: policies, rewardInit: rewardInit, rewardPreset: rewardPreset, initialPool: initialPool, planning: try planningSizes(top),
             rewardJobs: rewardJobs,
-            finetuneJob: finetuneJob, finetuneFromPrevious: from == "previous",
+            finetuneJob: finetuneJob, finetuneFromPrevious: from == "previous", ppoJob: ppoJob,
             annotationTokens: try a.int("max_new_tokens", min: 1) ?? 64, annotationTemperatures: temps,
             samplingTokens: try s.int("max_new_tokens", min: 1) ?? 64, samplingRanks: try s.int("ranks", min: 1) ?? 1,
             samplingChunk: try s.int("chunk", min: 1) ?? 8, evaluationTokens: try e.int("max_new_tokens", min: 1) ?? 64,
@@ -270,6 +280,9 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         for it in iterations {
             jobs.append((it.finetune.isEmpty ? "finetune" : "iterations[\(it.number - 1)].finetune",
                          probe.finetuneJob(policy: policies[0], iteration: it, standIn: PipelineGraph.probeShape)))
+        }
+        for it in iterations where it.extraStages.contains("ppo") {
+            jobs.append(("ppo", probe.ppoJob(policy: policies[0], iteration: it, standIn: PipelineGraph.probeShape)))
         }
         for (field, text) in jobs {
             _ = try JobManifest.parse(yaml: text, file: "\(file) (\(field))", overrides: .init(planOnly: true))

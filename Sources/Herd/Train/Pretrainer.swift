@@ -57,6 +57,13 @@ public struct TrainingData {
         model = try Self.resolve(m, tok)
     }
 
+    /// The model shape a job trains, without loading its data when the
+    /// manifest already holds it (a PPO job's, read from its init).
+    public static func modelShape(manifest m: JobManifest) throws -> LlamaConfig {
+        if m.kind == .ppo { return m.model.config }
+        return try TrainingData(manifest: m).model
+    }
+
     /// The model shape with the tokenizer's vocabulary filled in.
     static func resolve(_ m: JobManifest, _ tok: any Tokenizer) throws -> LlamaConfig {
         var config = m.model.config

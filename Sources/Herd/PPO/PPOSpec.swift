@@ -1,0 +1,77 @@
+import Foundation
+
+/// A PPO job's settings (`kind: ppo`, section `ppo:`), with the Llama 2
+/// paper's as defaults (section 3.2.3): batches of 512 rollouts, mini-batches
+/// of 64 with one gradient step each, clip 0.2, β = 0.01 (0.005 for 70B),
+/// and — in the job's `optimizer:` — AdamW (0.9, 0.95, eps 1e-5), weight
+/// decay 0.1, gradient clip 1.0, a constant learning rate of 1e-6. The
+/// policy and the frozen reference both start from the job's `init`.
+public struct PPOSpec: Sendable, Equatable {
+    /// The reward models whose combined score the policy maximises.
+    public var helpfulness: String
+    public var safety: String
+    /// The value model's starting weights (a reward model: its scalar head
+    /// becomes the value head); default the helpfulness reward model.
+    public var valueInit: String
+    /// Rollouts per PPO iteration (the paper's batch) and per gradient step.
+    public var rollouts = 512
+    public var miniBatch = 64
+    public var beta = 0.01
+    public var clip = 0.2
+    public var gamma = 1.0
+    public var lambda = 0.95
+    public var temperature = 1.0
+    public var maxNewTokens = 128
+    /// The value model's learning rate (the paper gives none; a critic
+    /// learns faster than its policy, as in OpenRLHF's defaults).
+    public var valueLR = 1e-5
+    /// Advantages shifted and scaled to mean 0, variance 1 over the batch.
+    public var whitenAdvantages = true
+
+    static let fields = ["helpfulness", "safety", "value_init", "rollouts", "mini_batch", "beta", "clip", "gamma", "lambda",
+                         "temperature", "max_new_tokens", "value_lr", "whiten_advantages"]
+
+    static func parse(_ f: YAMLFields, planOnly: Bool, dataParallel: Int) throws(ManifestError) -> PPOSpec {
+        try f.rejectUnknown(allowed: fields)
+        let h = try f.requiredString("helpfulness", "the helpfulness reward model (a Herd run or checkpoint directory)")
+        let s = try f.requiredString("safety", "the safety reward model (a Herd run or checkpoint directory)")
+        let v = try f.string("value_init") ?? h
+        for (key, path) in [("helpfulness", h), ("safety", s), ("value_init", v)] where !planOnly {
+            guard FileManager.default.fileExists(atPath: path) else { throw f.error(key, "no such run or checkpoint directory: \(path)") }
+            do {
+                guard try ModelFiles.config(path).scalarHead else { throw f.error(key, "\(path) is not a reward model (it has no scalar head)") }
+            } catch let e as ManifestError { throw e } catch { throw f.error(key, "cannot read the model there: \(error)") }
+        }
+        var p = PPOSpec(helpfulness: h, safety: s, valueInit: v)
+        p.rollouts = try f.int("rollouts", min: 1) ?? p.rollouts
+        p.miniBatch = try f.int("mini_batch", min: 1) ?? min(p.miniBatch, p.rollouts)
+        p.beta = try f.double("beta", min: 0) ?? p.beta
+        p.clip = try f.double("clip", min: 0, max: 1) ?? p.clip
+        p.gamma = try f.double("gamma", min: 0, max: 1) ?? p.gamma
+        p.lambda = try f.double("lambda", min: 0, max: 1) ?? p.lambda
+        p.temperature = try f.double("temperature", min: 0) ?? p.temperature
+        p.maxNewTokens = try f.int("max_new_tokens", min: 1) ?? p.maxNewTokens
+        p.valueLR = try f.double("value_lr", min: 0) ?? p.valueLR
+        p.whitenAdvantages = try f.bool("whiten_advantages") ?? p.whitenAdvantages
+        guard p.temperature > 0 else { throw f.error("temperature", "rollouts are sampled: must be above 0 (greedy answers have no ratio to clip)") }
+        guard p.rollouts % p.miniBatch == 0 else {
+            throw f.error("mini_batch", "must divide ppo.rollouts (\(p.rollouts)), got \(p.miniBatch)")
+        }
+        guard p.miniBatch % dataParallel == 0 else {
+            throw f.error("mini_batch", "each mini-batch is split among the parallelism.data = \(dataParallel) ranks: must be a multiple of it, got \(p.miniBatch)")
+        }
+        return p
+    }
+}
+
+extension JobManifest {
+    /// The data section of a PPO job: the prompts rollouts answer (JSON
+    /// lines of prompt records; their `safety` tags pick the reward).
+    static func parsePrompts(_ f: YAMLFields, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
+        try f.rejectUnknown(allowed: ["prompts", "tokenizer"])
+        let prompts = try f.requiredString("prompts", "a JSON-lines file of prompts (id, dialogue, optional safety tag)")
+        if !overrides.planOnly && !FileManager.default.fileExists(atPath: prompts) { throw f.error("prompts", "no such file: \(prompts)") }
+        return DataSpec(corpus: "", shards: nil, demonstrations: nil, comparisons: nil, prompts: prompts, batches: nil, heldOut: nil,
+                        tokenizer: try f.string("tokenizer") ?? "from init", seqLen: max(contextLength, 1), validationFraction: 0)
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+
+/// PPO as the Llama 2 paper runs it (section 3.2.3), on the data-parallel
+/// ranks of a job. Every rank holds the policy, the frozen reference (the
+/// model PPO starts from), the value model and both reward models. One PPO
+/// iteration:
+///
+/// 1. rollouts: `ppo.rollouts` answers, rollout g to prompt
+///    EpochOrder(seed, step·rollouts + g), sampled from stream (seed, step, g);
+///    mini-batch j is rollouts [j·M, (j+1)·M), and each rank samples its
+///    equal share of every mini-batch;
+/// 2. log π_old, log π₀ and the values of every answer token; the reward
+///    models' R_c; WHITEN(LOGIT(R_c)) over the whole batch (all ranks);
+///    per-token rewards with the −β·KL penalty; GAE;
+/// 3. one gradient step per mini-batch: the clipped surrogate for the
+///    policy and ½(V − R)² for the value model, each mean over the
+///    mini-batch's answer tokens on all ranks, all-reduced, clipped, AdamW.
+///
+/// Everything random is keyed by (seed, step, rollout), so a run resumed
+/// from the checkpoint of step s (policy, value model, both optimizers)
+/// continues exactly as the uninterrupted run, and any number of ranks
+/// computes the same iteration.
+public final class PPOTrainer {
+    public let manifest: JobManifest
+    public let spec: PPOSpec
+    public let context: ParallelContext
+    public let policy: Llama
+    let reference: Llama
+    public let value: Llama
+    let rewards: RewardModels
+    let sampler: ChatSampler
+    let prompts: [PromptRecord]
+    let policySync: GradientSync, valueSync: GradientSync
+    /// PPO iterations done.
+    public internal(set) var step = 0
+    /// Told of progress (the coordinator's hang detection).
+    public var heartbeat: Heartbeat?
+
+    public var tokenizer: any Tokenizer { sampler.tokenizer }
+
+    /// What one iteration measured, over the whole batch (all ranks).
+    public struct Metrics: Sendable {
+        public var step: Int
+        /// Mean R_c (σ-scale, before LOGIT and WHITEN).
+        public var reward: Double
+        /// Mean over answers of Σ_t log π_old − log π₀.
+        public var kl: Double
+        public var policyLoss: Double, valueLoss: Double
+        /// Share of answer tokens whose ratio was clipped.
+        public var clipFraction: Double
+        /// Mean per-token entropy of the policy (nats).
+        public var entropy: Double
+        /// Mean answer length in tokens.
+        public var responseLength: Double
+        public var gradNorm: Double
+        public var seconds: Double
+    }
+
+    public init(manifest m: JobManifest, context: ParallelContext) throws {
+        guard m.kind == .ppo, let spec = m.ppo, let initFrom = m.initFrom else {
+            throw ManifestError(file: m.file, field: "kind", message: "a PPO trainer needs a job of kind ppo")
+        }
+        precondition(context.tensor.size == 1, "PPO jobs are data-parallel only (checked by the manifest)")
+        manifest = m
+        self.spec = spec
+        self.context = context
+        let (policy, tokenizer) = try ModelFiles.loadModelAndTokenizer(initFrom, role: "policy")
+        guard !policy.config.scalarHead else { throw ManifestError(file: m.file, field: "init", message: "\(initFrom) is a reward model, not a chat policy") }
+        self.policy = policy
+        reference = try ModelFiles.loadModel(initFrom)
+        value = try ModelFiles.loadModel(spec.valueInit)
+        rewards = try RewardModels(helpfulness: spec.helpfulness, safety: spec.safety)
+        sampler = try ChatSampler(model: policy, tokenizer: tokenizer)
+        let path = m.data.prompts!
+        prompts = try JSONLines.read(PromptRecord.self, path: path) { (p: PromptRecord) throws(RecordError) in
+            try JSONLines.checkTurns(p.dialogue, endsWithAssistant: false)
+        }
+        guard !prompts.isEmpty else { throw ManifestError(file: m.file, field: "data.prompts", message: "\(path) holds no prompts") }
+        policySync = GradientSync(model: policy, context: context, adamw: m.optimizer.adamw)
+        valueSync = GradientSync(model: value, context: context, adamw: m.optimizer.adamw)
+        Matmul.threads = context.rank.threads
+    }
+
+    /// The whole job in this process.
+    public convenience init(manifest m: JobManifest) throws {
+        let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        try self.init(manifest: m, context: .single(model: m.model.config, sequences: m.batch.sequences, threads: threads))
+    }
+
+    var rollouts: Int { spec.rollouts }
+    var miniBatches: Int { spec.rollouts / spec.miniBatch }
+
+    /// The rollouts this rank samples and trains on: its share of each mini-batch.
+    var mine: [Int] {
+        let share = spec.miniBatch / context.data.size, d = context.data.rank
+        return (0..<miniBatches).flatMap { j in (0..<share).map { j * spec.miniBatch + d * share + $0 } }
+    }
+
+    // MARK: one iteration
+
+    public func trainStep() throws -> Metrics {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var batch = try sample()
+        score(&batch)
+        let stats = try reward(&batch)
+        var sums = [0.0, 0.0, 0.0, 0.0]   // policy loss, value loss, clipped tokens, gradient norm
+        for j in 0..<miniBatches {
+            let part = batch.indices.filter { batch[$0].index / spec.miniBatch == j }
+            let r = update(part.map { batch[$0] })
+            sums[0] += r.policyLoss; sums[1] += r.valueLoss; sums[2] += r.clipped; sums[3] += r.gradNorm
+        }
+        step += 1
+        let n = Double(miniBatches)
+        return Metrics(step: step, reward: stats.reward, kl: stats.kl, policyLoss: sums[0] / n, valueLoss: sums[1] / n,
+                       clipFraction: sums[2] / max(stats.tokens, 1), entropy: stats.entropy, responseLength: stats.tokens / Double(rollouts),
+                       gradNorm: sums[3] / n, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
+    /// This rank's rollouts of the current iteration: prompts and sampled answers.
+    func sample() throws -> [Rollout] {
+        let seed = manifest.seed
+        var out: [Rollout] = try mine.map { g in
+            let p = prompts[EpochOrder.item(seed: seed, index: step * rollouts + g, count: prompts.count)]
+            return Rollout(index: g, prompt: p, promptTokens: try sampler.promptTokens(p.dialogue, maxNewTokens: spec.maxNewTokens))
+        }
+        let options = SamplingOptions(temperature: spec.temperature, maxNewTokens: spec.maxNewTokens, eos: sampler.endOfAnswer)
+        var i = 0
+        while i < out.count {
+            let part = i..<min(i + 32, out.count)
+            let g = Generator(model: policy, batch: part.count, threads: context.rank.threads)
+            let seeds = part.map { SplitMix64.mix(SplitMix64.mix(seed ^ 0x9907, UInt64(step)), UInt64(out[$0].index)) }
+            let answers = g.generate(part.map { out[$0].promptTokens }, options: options, seeds: seeds)
+            for (k, a) in zip(part, answers) {
+                out[k].answer = a
+                out[k].text = sampler.text(a)
+            }
+            heartbeat?.progress(step: step, phase: "rollouts")
+            i = part.upperBound
+        }
+        return out
+    }
+
+    /// log π_old, log π₀, the values and the policy's entropy of every
+    /// answer token, a mini-batch's share at a time.
+    func score(_ batch: inout [Rollout]) {
+        for j in 0..<miniBatches {
+            let part = batch.indices.filter { batch[$0].index / spec.miniBatch == j }
+            let padded = RolloutBatch(part.map { batch[$0] })
+            let acts = padded.activations(policy), V = policy.config.vocabSize
+            let old = policy.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
+            let entropy = padded.split { TokenEntropy.of(acts.logits.base + $0 * V, vocab: V) }
+            let ref = reference.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
+            let values = self.values(padded)
+            for (k, i) in part.enumerated() {
+                batch[i].logProbs = padded.rows[k].map { old[$0] }
+                batch[i].referenceLogProbs = padded.rows[k].map { ref[$0] }
+                batch[i].values = values[k]
+                batch[i].entropy = entropy[k].reduce(0, +)
+            }
+        }
+    }
+
+    /// The value model's estimate at every answer token (its scalar head on the rows).
+    func values(_ padded: RolloutBatch, acts: Activations? = nil) -> [[Float]] {
+        let a = acts ?? padded.activations(value)
+        padded.tokens.withUnsafeBufferPointer { value.forwardLogits(tokens: $0.baseAddress!, acts: a) }
+        return padded.split { a.logits[$0] }
+    }
+
+    /// R_c of each answer, the batch's whitened scores (gathered from every
+    /// rank), per-token rewards and GAE; returns the batch's means.
+    func reward(_ batch: inout [Rollout]) throws -> (reward: Double, kl: Double, entropy: Double, tokens: Double) {
+        var combined = [Double](repeating: 0, count: rollouts)
+        for i in batch.indices {
+            let r = batch[i]
+            let (h, s) = try rewards.scores(r.prompt.dialogue, answer: r.text)
+            batch[i].helpful = h; batch[i].safety = s
+            batch[i].combined = PPOReward.combined(helpful: h, safety: s, safetyPrompt: r.prompt.safety ?? false)
+            combined[r.index] = batch[i].combined
+        }
+        context.data.allReduce(&combined, count: rollouts, op: .sum)
+        let scores = PPOReward.scores(combined: combined)
+        var sums = [0.0, 0.0, 0.0, 0.0, 0.0]   // KL, entropy, tokens, Σ advantage, Σ advantage²
+        for i in batch.indices where !batch[i].answer.isEmpty {
+            let r = batch[i]
+            let perToken = PPOReward.tokenRewards(score: scores[r.index], logProbs: r.logProbs, referenceLogProbs: r.referenceLogProbs, beta: spec.beta)
+            let gae = PPOReward.advantages(rewards: perToken, values: r.values.map(Double.init), gamma: spec.gamma, lambda: spec.lambda)
+            batch[i].advantages = gae.advantages.map(Float.init)
+            batch[i].returns = gae.returns.map(Float.init)
+            sums[0] += r.kl; sums[1] += r.entropy; sums[2] += Double(r.answer.count)
+            sums[3] += gae.advantages.reduce(0, +); sums[4] += gae.advantages.reduce(0) { $0 + $1 * $1 }
+        }
+        context.data.allReduce(&sums, count: sums.count, op: .sum)
+        if spec.whitenAdvantages && sums[2] > 0 {
+            let mean = sums[3] / sums[2], variance = max(0, sums[4] / sums[2] - mean * mean)
+            let scale = 1 / (variance + 1e-8).squareRoot()
+            for i in batch.indices { batch[i].advantages = batch[i].advantages.map { Float((Double($0) - mean) * scale) } }
+        }
+        return (combined.reduce(0, +) / Double(rollouts), sums[0] / Double(rollouts), sums[1] / max(sums[2], 1), sums[2])
+    }
+
+    /// One gradient step of the policy and one of the value model on a
+    /// mini-batch (this rank's share of it).
+    func update(_ part: [Rollout]) -> (policyLoss: Double, valueLoss: Double, clipped: Double, gradNorm: Double) {
+        let padded = RolloutBatch(part)
+        let local = Double(part.reduce(0) { $0 + $1.answer.count })
+        let total = max(context.data.allReduce(local), 1)
+        let weight = Float(local / total)   // this rank's share of the mini-batch's mean
+        var stats = [0.0, 0.0, 0.0]
+        policy.zeroGradients()
+        value.zeroGradients()
+        if local > 0 {
+            let acts = padded.activations(policy)
+            let now = policy.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
+            let surrogate = ClippedSurrogate.forwardBackward(
+                logProbs: padded.rows.flatMap { $0.map { now[$0] } }, oldLogProbs: part.flatMap(\.logProbs),
+                advantages: part.flatMap(\.advantages), clip: Float(spec.clip))
+            policy.backwardLogProbs(tokens: padded.tokens, targets: padded.targets,
+                                    gradLogProbs: padded.scatter(flat: surrogate.gradLogProbs.map { $0 * weight }), acts: acts)
+            stats[0] = surrogate.loss * local
+            stats[2] = surrogate.clipFraction * local
+
+            let vActs = padded.activations(value)
+            let v = values(padded, acts: vActs)
+            let vl = ClippedSurrogate.valueLoss(values: v.flatMap { $0 }, returns: part.flatMap(\.returns))
+            stats[1] = vl.loss * local
+            let dLogits = padded.scatter(flat: vl.gradValues.map { $0 * weight })
+            vActs.logits.base.update(from: dLogits, count: dLogits.count)
+            padded.tokens.withUnsafeBufferPointer { value.backward(tokens: $0.baseAddress!, acts: vActs, grads: value.grads) }
+        }
+        let lr = manifest.schedule.rate(at: step)
+        let norm = policySync.step(lr: lr, maxNorm: manifest.optimizer.gradClip, threads: context.rank.threads)
+        _ = valueSync.step(lr: spec.valueLR, maxNorm: manifest.optimizer.gradClip, threads: context.rank.threads)
+        context.data.allReduce(&stats, count: 3, op: .sum)
+        return (stats[0] / total, stats[1] / total, stats[2], norm)
+    }
+}

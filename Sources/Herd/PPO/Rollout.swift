@@ -1,0 +1,91 @@
+import Foundation
+
+/// One sampled answer of a PPO iteration and everything PPO computes on it.
+/// Token k of the answer is predicted at row `promptCount − 1 + k` of its
+/// sequence (prompt + answer): log-probabilities, values and advantages are
+/// one per answer token, in that order.
+struct Rollout {
+    /// Its place in the iteration's batch (0..<rollouts), which fixes its
+    /// prompt and its sampling stream whatever the layout.
+    var index: Int
+    var prompt: PromptRecord
+    var promptTokens: [TokenID]
+    var answer: [TokenID] = []
+    var text = ""
+    /// log π_old and log π₀ of each answer token, and the value estimates.
+    var logProbs: [Float] = []
+    var referenceLogProbs: [Float] = []
+    var values: [Float] = []
+    /// Mean entropy of the policy over the answer's positions (nats).
+    var entropy = 0.0
+    /// The reward models' σ-scores and their combination R_c.
+    var helpful = 0.0, safety = 0.0, combined = 0.0
+    var advantages: [Float] = []
+    var returns: [Float] = []
+
+    var sequence: [TokenID] { promptTokens + answer }
+    /// Σ_t log π_old − log π₀: the sampled estimate of KL(π ‖ π₀) for this answer.
+    var kl: Double { zip(logProbs, referenceLogProbs).reduce(0) { $0 + Double($1.0 - $1.1) } }
+}
+
+/// Rollouts padded into one [batch, seqLen] block for a forward pass:
+/// inputs are each sequence but its last token, targets the next token on
+/// the answer's rows and ignored elsewhere (the prompt, the padding). A
+/// padded tail does not change earlier rows: attention is causal.
+struct RolloutBatch {
+    let tokens: [TokenID]
+    let targets: [TokenID]
+    let batch: Int, seqLen: Int
+    /// For each rollout, the rows of its answer tokens.
+    let rows: [Range<Int>]
+
+    init(_ rollouts: [Rollout]) {
+        batch = rollouts.count
+        seqLen = max(1, rollouts.map { $0.promptTokens.count + $0.answer.count - 1 }.max() ?? 1)
+        var tokens = [TokenID](repeating: 0, count: batch * seqLen)
+        var targets = [TokenID](repeating: CrossEntropy.ignoreIndex, count: batch * seqLen)
+        var rows: [Range<Int>] = []
+        for (b, r) in rollouts.enumerated() {
+            let s = r.sequence, base = b * seqLen
+            for t in 0..<(s.count - 1) { tokens[base + t] = s[t] }
+            let first = base + r.promptTokens.count - 1
+            for k in 0..<r.answer.count { targets[first + k] = r.answer[k] }
+            rows.append(first..<(first + r.answer.count))
+        }
+        self.tokens = tokens
+        self.targets = targets
+        self.rows = rows
+    }
+
+    func activations(_ model: Llama) -> Activations {
+        Activations(config: model.config, shard: model.shard, batch: batch, seqLen: seqLen)
+    }
+
+    /// Per rollout, the values of `perRow` on its answer's rows.
+    func split<T>(_ perRow: (Int) -> T) -> [[T]] { rows.map { $0.map(perRow) } }
+
+    /// Values of every answer token, rollout after rollout, laid out on
+    /// their rows (0 elsewhere).
+    func scatter(flat: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: batch * seqLen)
+        var i = 0
+        for r in rows { for row in r { out[row] = flat[i]; i += 1 } }
+        precondition(i == flat.count)
+        return out
+    }
+}
+
+enum TokenEntropy {
+    /// H(softmax(z)) = log Σ e^z − Σ softmax(z)·z, of one row of logits.
+    static func of(_ z: UnsafePointer<Float>, vocab: Int) -> Double {
+        var m = -Float.infinity
+        for j in 0..<vocab { m = max(m, z[j]) }
+        var total = 0.0, weighted = 0.0
+        for j in 0..<vocab {
+            let e = Foundation.exp(Double(z[j] - m))
+            total += e
+            weighted += e * Double(z[j] - m)
+        }
+        return Foundation.log(total) - weighted / total
+    }
+}
