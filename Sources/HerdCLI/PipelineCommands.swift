@@ -90,6 +90,8 @@ extension RLHF {
         @Option(help: "Where to write the results (JSON).") var out: String
         @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
         @Option(help: "Seed of the T=1 samples.") var seed: UInt64 = 1
+        @Option(help: "Held-out dialogues under a standing instruction: the share of turns that keep it, per turn (Ghost Attention's measure).")
+        var dialogues: String?
         @OptionGroup var annotator: AnnotatorCommand
 
         func run() throws {
@@ -106,10 +108,33 @@ extension RLHF {
             step.maxNewTokens = maxNewTokens
             step.seed = seed
             step.timeout = annotator.timeout
+            step.instructedDialogues = dialogues
             do {
                 let results = try step.run { print("herd: \($0)"); fflush(stdout) }
                 try JSONFile.write(results, to: out)
             } catch { fail(error) }
+        }
+    }
+
+    struct GAtt: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gatt",
+            abstract: "Ghost Attention's data: sample every turn of dialogues under a standing instruction with it on every user turn, keep it on the first, loss on the last answer; writes demonstrations (after --selections' if given).")
+        @Option(help: "The latest policy.") var policy: String
+        @Option(help: "Dialogues under a standing instruction (JSON lines: id, instruction, turns).") var dialogues: String
+        @Option(help: "Where to write the demonstrations.") var out: String
+        @Option(help: "Demonstrations to copy ahead of GAtt's (the iteration's selections).") var selections: String?
+        @Option(help: "Sampling temperature (0: greedy).") var temperature: Double = 0
+        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 48
+        @Option(help: "Seed.") var seed: UInt64 = 1
+
+        func run() throws {
+            var step = GhostAttention(policy: policy, dialogues: dialogues, out: out)
+            step.selections = selections
+            step.temperature = temperature
+            step.maxNewTokens = maxNewTokens
+            step.seed = seed
+            do { try step.run { print("herd: \($0)"); fflush(stdout) } } catch { fail(error) }
         }
     }
 

@@ -19,7 +19,7 @@ struct AnnotatorCommand: ParsableArguments {
 struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlhf", abstract: "The RLHF loop: the iteration scheduler, its steps, and the synthetic world to run it on here.",
-        subcommands: [Launch.self, Resume.self, Status.self, Report.self, Annotate.self, RMAccuracy.self, Sample.self, Select.self,
+        subcommands: [Launch.self, Resume.self, Status.self, Report.self, Annotate.self, RMAccuracy.self, GAtt.self, Sample.self, Select.self,
                       Evaluate.self, Rate.self, World.self, WorldAnnotator.self])
 
     struct Select: ParsableCommand {
@@ -175,6 +175,11 @@ struct RLHF: ParsableCommand {
         @Option(help: "Held-out prompts for evaluation.") var heldOut: Int = 200
         @Option(help: "Share of demonstrations that are wrong or sloppy.") var flawed: Double = 0.15
         @Option(help: "The harmless task families, comma-separated (capitals, twice, successor, sum).") var families: String = "capitals,twice,successor,sum"
+        @Option(help: "Ghost Attention's world: single-turn demonstrations under a standing instruction.") var instructed: Int = 0
+        @Option(help: "... multi-turn demonstrations (2 to --turns turns, no instruction).") var multiTurn: Int = 0
+        @Option(help: "... dialogues under a standing instruction for the GAtt stage (dialogues.jsonl).") var dialogues: Int = 0
+        @Option(help: "... held-out ones for evaluation (dialogues-heldout.jsonl).") var heldOutDialogues: Int = 0
+        @Option(help: "... user turns per dialogue.") var turns: Int = 4
 
         func run() throws {
             let chosen = try families.split(separator: ",").map { name -> SyntheticWorld.Family in
@@ -185,7 +190,9 @@ struct RLHF: ParsableCommand {
             }
             guard !chosen.isEmpty else { throw ValidationError("--families: at least one family") }
             let f = try SyntheticWorld.write(to: out, seed: seed, demonstrations: demonstrations, prompts: prompts,
-                                             heldOutPrompts: heldOut, flawedShare: flawed, families: chosen)
+                                             heldOutPrompts: heldOut, flawedShare: flawed, families: chosen, instructed: instructed,
+                                             multiTurn: multiTurn, dialogues: dialogues, heldOutDialogues: heldOutDialogues, turns: turns)
+            if let d = f.dialogues, let h = f.heldOutDialogues { print("and Ghost Attention's dialogues \(d), \(h)") }
             let probe = try SyntheticWorld.writeProbe(to: out, seed: seed)
             print("wrote \(f.demonstrations), \(f.prompts), \(f.heldOutPrompts), \(f.description)")
             print("and the checkability probe \(probe.pool) (herd rlhf rm-accuracy --pool \(probe.pool) --prompts \(probe.prompts) --batch capitals|twice|case|successor|sum)")

@@ -13,7 +13,8 @@ final class PipelineTests: XCTestCase {
 
     override class func setUp() {
         HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy", steps: 20)
-        _ = try? HerdBinary.run(["rlhf", "world", "--out", dir + "/world", "--demonstrations", "10", "--prompts", "60", "--held-out", "16"])
+        _ = try? HerdBinary.run(["rlhf", "world", "--out", dir + "/world", "--demonstrations", "10", "--prompts", "60", "--held-out", "16",
+                                 "--dialogues", "6", "--held-out-dialogues", "4", "--turns", "3"])
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
@@ -122,7 +123,7 @@ final class PipelineTests: XCTestCase {
             ("bad-field", { $0.replacingOccurrences(of: "finetune: {data", with: "finetune: {optimizer: {lr: -1}, data") },
              "(finetune): optimizer.lr"),
             ("bad-stage", { $0.replacingOccurrences(of: "{annotate: 12, k: 4}", with: "{annotate: 12, k: 4, stages: [gatt]}") },
-             "iterations[1].stages: stage gatt is not available yet"),
+             "iterations[1].stages: stage gatt needs the pipeline's gatt section"),
             ("bad-ppo", { $0.replacingOccurrences(of: "{annotate: 12, k: 4}", with: "{annotate: 12, k: 4, stages: [ppo]}") + "\nppo: {ppo: {clip: 2}}\n" },
              "(ppo): ppo.clip"),
             ("ppo-rm", { $0 + "\nppo: {ppo: {safety: \(Self.dir)/policy}}\n" }, "ppo.ppo.safety: set by the pipeline"),
@@ -156,6 +157,30 @@ final class PipelineTests: XCTestCase {
             XCTAssertTrue(job.contains("helpfulness: \(run)/V1/rm-helpfulness"), job)
         }
         XCTAssertTrue(try String(contentsOfFile: run + "/pipeline.log", encoding: .utf8).contains("--policy large=\(run)/V1/ppo-large"))
+    }
+
+    /// A gatt section: from its first iteration, Ghost Attention's dialogues
+    /// are sampled after the selection and join the fine-tuning data, and
+    /// every evaluation measures instruction keeping per turn.
+    func testGAttStageAddsItsDialoguesToTheFineTuning() throws {
+        let d = Self.dir
+        let path = try pipeline("gatt") { $0 + "\ngatt: {dialogues: \(d)/world/dialogues.jsonl, held_out: \(d)/world/dialogues-heldout.jsonl, from: 1}\n" }
+        let r = try HerdBinary.run(["rlhf", "launch", path, "--iteration", "1"])
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        let run = d + "/run-gatt"
+        let order = try XCTUnwrap(state(run)).stages.filter { $0.key.hasPrefix("V1/") }.sorted { $0.value.started < $1.value.started }.map(\.key)
+        XCTAssertEqual(order.suffix(5), ["V1/select", "V1/gatt", "V1/finetune-large", "V1/finetune-small", "V1/evaluate"])
+        let data = try JSONLines.demonstrations(path: run + "/V1/finetune-data.jsonl")
+        let selections = try JSONLines.demonstrations(path: run + "/V1/selections.jsonl")
+        XCTAssertEqual(Array(data.prefix(selections.count)), selections)
+        XCTAssertEqual(data.count - selections.count, 6 * 2, "six dialogues of three turns: turns 2 and 3 of each")
+        XCTAssertTrue(data.dropFirst(selections.count).allSatisfy { $0.loss == .lastAnswer })
+        XCTAssertTrue(try String(contentsOfFile: run + "/V1/finetune-large.yaml", encoding: .utf8).contains("finetune-data.jsonl"))
+        for n in ["SFT", "V1"] {
+            let e = try JSONDecoder().decode([String: PolicyEvaluation.Result].self, from: Data(contentsOf: URL(fileURLWithPath: "\(run)/\(n)/evaluation.json")))
+            XCTAssertEqual(e["large"]?.instructionByTurn?.count, 3, n)
+        }
+        XCTAssertTrue(try String(contentsOfFile: run + "/report.md", encoding: .utf8).contains("Ghost Attention"))
     }
 
     /// With --cluster the training stages run through the coordinator: each a job in the store.

@@ -47,6 +47,20 @@ public struct Demonstration: Codable, Sendable, Equatable {
     }
 }
 
+/// A multi-turn dialogue under a standing instruction, Ghost Attention's
+/// input: the instruction (any text: "(end with !)", "Answer as a pirate")
+/// and the user's turns; the assistant's answers are sampled. The
+/// instruction is written before a user message, then a space.
+public struct InstructedDialogue: Codable, Sendable, Equatable {
+    public var id: String
+    public var instruction: String
+    public var turns: [String]
+    public init(id: String, instruction: String, turns: [String]) { self.id = id; self.instruction = instruction; self.turns = turns }
+
+    /// The user's k-th message (0-based) with the instruction before it.
+    public func instructed(_ k: Int) -> String { instruction + " " + turns[k] }
+}
+
 /// A labelled comparison of two answers to one dialogue (the preference pool).
 public struct Comparison: Codable, Sendable, Equatable {
     public var promptID: String
@@ -145,6 +159,13 @@ public enum JSONLines {
         let held = Array(train.suffix(n))
         train.removeLast(n)
         return (train, held)
+    }
+
+    public static func instructedDialogues(path: String) throws(RecordError) -> [InstructedDialogue] {
+        try read(InstructedDialogue.self, path: path) { (d: InstructedDialogue) throws(RecordError) in
+            if d.turns.isEmpty { throw RecordError(file: path, line: 0, message: "dialogue \(d.id) has no turns") }
+            if d.instruction.trimmingCharacters(in: .whitespaces).isEmpty { throw RecordError(file: path, line: 0, message: "dialogue \(d.id) has an empty instruction") }
+        }
     }
 
     public static func demonstrations(path: String) throws(RecordError) -> [Demonstration] {

@@ -48,11 +48,13 @@ public struct PipelineGraph {
     /// entry here: the scheduler runs whatever stages the graph lists.
     public struct ExtraStage: Sendable {
         public var unavailable: String?
+        /// Runs before the fine-tuning (it adds to its data), not after it.
+        public var beforeFineTune = false
         public var build: @Sendable (PipelineGraph, PipelineManifest.Iteration) -> [PipelineStage]
     }
 
     public static let extraStages: [String: ExtraStage] = [
-        "gatt": ExtraStage(unavailable: "Ghost Attention comes with the PPO and GAtt issue (10)", build: { _, _ in [] }),
+        "gatt": ExtraStage(unavailable: nil, beforeFineTune: true, build: { g, it in [g.gattStage(it)] }),
         "ppo": ExtraStage(unavailable: nil, build: { g, it in g.ppoStages(it) }),
     ]
 
@@ -127,13 +129,14 @@ public struct PipelineGraph {
         for e in 1..<n { select += ["--earlier-bag", bag(e)] }
         if m.selection == .annotator { select += ["--by-annotator", "--"] + m.annotatorCommand }
         out.append(PipelineStage(iteration: n, name: "select", arguments: select))
+        for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == true { out += Self.extraStages[name]!.build(self, it) }
         for p in m.policies {
             let job = "\(dir)/finetune-\(p.name).yaml"
             out.append(PipelineStage(iteration: n, name: "finetune-\(p.name)", arguments: ["run", job],
                                      files: [.init(path: job, text: finetuneJob(policy: p, iteration: it))],
                                      progress: .steps(run: finetuned(p, n)), isJob: true))
         }
-        for name in it.extraStages { out += Self.extraStages[name]?.build(self, it) ?? [] }
+        for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == false { out += Self.extraStages[name]!.build(self, it) }
         out.append(PipelineStage(iteration: n, name: "evaluate", arguments: evaluateArguments(n)))
         return out
     }
@@ -141,6 +144,7 @@ public struct PipelineGraph {
     func evaluateArguments(_ n: Int) -> [String] {
         var a = ["rlhf", "evaluate", "--prompts", manifest.heldOutPrompts, "--out", evaluation(n),
                  "--max-new-tokens", String(manifest.evaluationTokens), "--seed", seed(n, 3)]
+        if let h = manifest.gatt?.heldOut { a += ["--dialogues", h] }
         for p in manifest.policies { a += ["--policy", "\(p.name)=\(policy(p, after: n))", "--reference", "\(p.name)=\(p.initial)"] }
         return a + ["--"] + manifest.annotatorCommand
     }
@@ -193,8 +197,23 @@ public struct PipelineGraph {
         return Self.job(template: template, fields: [
             ("name", Node("\(manifest.name)-\(it.name)-finetune-\(p.name)")), ("kind", "sft"), ("seed", Node(seed(it.number, 5))),
             ("init", Node(manifest.finetuneFromPrevious ? policy(p, after: it.number - 1) : p.initial)),
-        ], data: [("demonstrations", Node("\(directory(it.number))/selections.jsonl"))], extra: [],
+        ], data: [("demonstrations", Node(finetuneData(it)))], extra: [],
            output: finetuned(p, it.number), standIn: standIn)
+    }
+
+    /// The fine-tuning data of an iteration: its selections, and Ghost
+    /// Attention's dialogues after them when the iteration has that stage.
+    func finetuneData(_ it: PipelineManifest.Iteration) -> String {
+        "\(directory(it.number))/" + (it.extraStages.contains("gatt") ? "finetune-data.jsonl" : "selections.jsonl")
+    }
+
+    /// Ghost Attention's data, sampled from the sampler's latest policy.
+    func gattStage(_ it: PipelineManifest.Iteration) -> PipelineStage {
+        let g = manifest.gatt!, dir = directory(it.number)
+        return PipelineStage(iteration: it.number, name: "gatt", arguments: [
+            "rlhf", "gatt", "--policy", policy(manifest.sampler, after: it.number - 1), "--dialogues", g.dialogues,
+            "--selections", "\(dir)/selections.jsonl", "--out", finetuneData(it), "--temperature", String(g.temperature),
+            "--max-new-tokens", String(manifest.samplingTokens), "--seed", seed(it.number, 7)])
     }
 
     /// PPO on each size's fine-tuned policy against the iteration's reward

@@ -72,6 +72,15 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     /// Job fields of the PPO stages (`ppo:`; the ppo section's reward
     /// models, and the job's kind, init, prompts and output are the pipeline's).
     public var ppoJob: Node.Mapping
+    /// Ghost Attention (`gatt:`): its dialogues, the held-out ones the
+    /// evaluation measures instruction keeping on, and the first iteration.
+    public struct GAttSettings: Sendable {
+        public var dialogues: String
+        public var heldOut: String?
+        public var from = 3
+        public var temperature = 0.0
+    }
+    public var gatt: GAttSettings?
     public var annotationTokens: Int, annotationTemperatures: (Double, Double)
     public var samplingTokens: Int, samplingRanks: Int, samplingChunk: Int
     public var evaluationTokens: Int
@@ -87,7 +96,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     public static func parse(yaml text: String, file: String, checkFiles: Bool = true) throws(ManifestError) -> PipelineManifest {
         let top = try YAMLFields.top(yaml: text, file: file, what: "pipeline manifest")
         try top.rejectUnknown(allowed: ["name", "seed", "output", "annotator", "selection", "prompts", "policies", "reward_models",
-                                        "finetune", "ppo", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan"])
+                                        "finetune", "ppo", "gatt", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan"])
         func preset(_ f: YAMLFields) throws(ManifestError) -> String? {
             guard let p = try f.string("model") else { return nil }
             guard LlamaConfig.presets[p] != nil else {
@@ -174,6 +183,19 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             }
         }
 
+        var gatt: GAttSettings?
+        if let g = try top.section("gatt") {
+            try g.rejectUnknown(allowed: ["dialogues", "held_out", "from", "temperature"])
+            let d = try g.requiredString("dialogues", "multi-turn dialogues under a standing instruction (JSON lines: id, instruction, turns)")
+            try exists(g, "dialogues", d, "dialogue file")
+            var s = GAttSettings(dialogues: d)
+            s.heldOut = try g.string("held_out")
+            if let h = s.heldOut { try exists(g, "held_out", h, "dialogue file") }
+            s.from = try g.int("from", min: 1) ?? s.from
+            s.temperature = try g.double("temperature", min: 0) ?? s.temperature
+            gatt = s
+        }
+
         let a = try top.section("annotation") ?? YAMLFields.empty(path: "annotation", file: file)
         try a.rejectUnknown(allowed: ["max_new_tokens", "temperatures"])
         var temps = (1.0, 1.5)
@@ -199,7 +221,11 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             let number = i + 1
             let n = try f.string("name") ?? "V\(number)"
             guard n == "V\(number)" else { throw f.error("name", "iterations are V1, V2, ... in order; this one is V\(number), got \"\(n)\"") }
-            let extra = try f.strings("stages") ?? []
+            var extra = try f.strings("stages") ?? []
+            if let g = gatt, number >= g.from, !extra.contains("gatt") { extra.insert("gatt", at: 0) }
+            if extra.contains("gatt") && gatt == nil {
+                throw f.error("stages", "stage gatt needs the pipeline's gatt section (gatt.dialogues: dialogues under a standing instruction)")
+            }
             for st in extra {
                 guard let known = PipelineGraph.extraStages[st] else {
                     throw f.error("stages", "unknown stage \"\(st)\"; known extra stages: \(PipelineGraph.extraStages.keys.sorted().joined(separator: ", "))")
@@ -219,7 +245,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             annotatePrompts: annotatePrompts, samplePrompts: samplePrompts, heldOutPrompts: heldOut, sampleCount: sampleCount,
             policies: policies, rewardInit: rewardInit, rewardPreset: rewardPreset, initialPool: initialPool, planning: try planningSizes(top),
             rewardJobs: rewardJobs,
-            finetuneJob: finetuneJob, finetuneFromPrevious: from == "previous", ppoJob: ppoJob,
+            finetuneJob: finetuneJob, finetuneFromPrevious: from == "previous", ppoJob: ppoJob, gatt: gatt,
             annotationTokens: try a.int("max_new_tokens", min: 1) ?? 64, annotationTemperatures: temps,
             samplingTokens: try s.int("max_new_tokens", min: 1) ?? 64, samplingRanks: try s.int("ranks", min: 1) ?? 1,
             samplingChunk: try s.int("chunk", min: 1) ?? 8, evaluationTokens: try e.int("max_new_tokens", min: 1) ?? 64,

@@ -14,6 +14,8 @@ public struct PipelineReport {
         public var iteration: String, policy: String
         public var helpfulness: Double, right: Double, rightSampled: Double, violations: Double
         public var unsafeRefused: Double?, falseRefusals: Double?, winRate: Double?
+        /// Per turn, the share of greedy answers keeping an instruction given on turn 1 (Ghost Attention).
+        public var instructionByTurn: [Double]?
     }
 
     public struct IterationRow: Codable, Sendable, Equatable {
@@ -54,7 +56,7 @@ public struct PipelineReport {
                 policies.append(PolicyRow(iteration: name, policy: p.name, helpfulness: r.greedy.meanHelpfulness, right: r.greedy.topShare,
                                           rightSampled: r.sampledTopShare, violations: r.greedy.violationShare,
                                           unsafeRefused: r.greedy.unsafeRefused, falseRefusals: r.greedy.falseRefusals,
-                                          winRate: n == 0 ? nil : r.winRate))
+                                          winRate: n == 0 ? nil : r.winRate, instructionByTurn: r.instructionByTurn))
             }
             guard n > 0 else { continue }
             var row = IterationRow(iteration: name)
@@ -114,6 +116,15 @@ public struct PipelineReport {
         s += "|---|---|---|---|---|---|---|---|---|\n"
         for r in f.policies {
             s += "| \(r.iteration) | \(r.policy) | \(String(format: "%.2f", r.helpfulness)) | \(cell(r.right)) | \(cell(r.rightSampled)) | \(cell(r.violations)) | \(cell(r.unsafeRefused)) | \(cell(r.falseRefusals)) | \(cell(r.winRate)) |\n"
+        }
+        if let turns = f.policies.compactMap(\.instructionByTurn).map(\.count).max() {
+            s += "\nGhost Attention: held-out dialogues under an instruction given on the first turn only, answered greedily turn by turn; the share of answers that keep it, per turn.\n\n"
+            s += "| iteration | policy | " + (1...turns).map { "turn \($0)" }.joined(separator: " | ") + " |\n"
+            s += "|---|---|" + String(repeating: "---|", count: turns) + "\n"
+            for r in f.policies {
+                guard let t = r.instructionByTurn else { continue }
+                s += "| \(r.iteration) | \(r.policy) | " + t.map { cell($0) }.joined(separator: " | ") + " |\n"
+            }
         }
         s += "\nReward models (on-policy: the previous iteration's models on this iteration's freshly labelled pairs of the sampler's answers; held-out: this iteration's models on their held-out comparisons) and the rejection-sampling bag (Figure 7: mean over prompts of the max / median combined reward among K samples).\n\n"
         s += "| iteration | helpfulness RM on-policy | (clear: significantly better, better) | (fine: slightly, negligibly better) | safety RM on-policy | helpfulness RM held-out | safety RM held-out | K | max at K=1 | max at K | median at K |\n"

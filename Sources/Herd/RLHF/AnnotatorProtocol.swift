@@ -40,8 +40,11 @@ public enum AnnotatorProtocol {
         /// Optional: whether the answer declines to help (counts false
         /// refusals on borderline prompts and refusals of unsafe ones).
         public var refusal: Bool?
-        public init(id: String, helpfulness: Int, safety: Int, refusal: Bool? = nil) {
-            self.id = id; self.helpfulness = helpfulness; self.safety = safety; self.refusal = refusal
+        /// Optional: whether the answer keeps the dialogue's standing
+        /// instruction (absent when none stands) — Ghost Attention's measure.
+        public var instruction: Bool?
+        public init(id: String, helpfulness: Int, safety: Int, refusal: Bool? = nil, instruction: Bool? = nil) {
+            self.id = id; self.helpfulness = helpfulness; self.safety = safety; self.refusal = refusal; self.instruction = instruction
         }
     }
 }

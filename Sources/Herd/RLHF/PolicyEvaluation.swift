@@ -18,6 +18,9 @@ public struct PolicyEvaluation {
     public var maxNewTokens = 64
     public var timeout = 60.0
     public var seed: UInt64 = 1
+    /// Held-out dialogues under a standing instruction (Ghost Attention's
+    /// measure): each policy's share of turns 1, 2, … that keep it.
+    public var instructedDialogues: String?
 
     public init(policies: [Policy], prompts: String, annotator: [String]) {
         self.policies = policies; self.prompts = prompts; self.annotator = annotator
@@ -30,28 +33,34 @@ public struct PolicyEvaluation {
         public var sampledTopShare: Double
         public var winRate: Double?
         public var reference: String?
+        /// Per turn, the share of greedy answers that keep an instruction given on turn 1.
+        public var instructionByTurn: [Double]?
     }
 
     public func run(log: (String) -> Void = { _ in }) throws -> [String: Result] {
         let all = try RatingStep.readPrompts(prompts)
         let dialogues = all.map(\.dialogue)
+        let instructed = try instructedDialogues.map { try JSONLines.instructedDialogues(path: $0) }
         let annotator = try Annotator(command: annotator)
         defer { annotator.stop() }
-        /// Each model loaded once, answering at each temperature asked.
-        func answers(_ path: String, role: String, temperatures: [Double]) throws -> [[String]] {
+        func sampler(_ path: String, role: String) throws -> ChatSampler {
             let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(path, role: role)
-            let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
-            return try temperatures.map { try sampler.answers(dialogues, temperature: $0, maxNewTokens: maxNewTokens, seed: seed) }
+            return try ChatSampler(model: model, tokenizer: tokenizer)
+        }
+        /// Each model loaded once, answering at each temperature asked.
+        func answers(_ s: ChatSampler, temperatures: [Double]) throws -> [[String]] {
+            try temperatures.map { try s.answers(dialogues, temperature: $0, maxNewTokens: maxNewTokens, seed: seed) }
         }
         var out: [String: Result] = [:]
         for p in policies {
-            let both = try answers(p.path, role: "policy \(p.name)", temperatures: [0, 1])
+            let policy = try sampler(p.path, role: "policy \(p.name)")
+            let both = try answers(policy, temperatures: [0, 1])
             let greedy = both[0], sampled = both[1]
             let g = try RatingStep.rate(all, answers: greedy, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/greedy")
             let s = try RatingStep.rate(all, answers: sampled, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/sampled")
             var win: Double?
             if let ref = p.reference {
-                let theirs = try answers(ref, role: "reference policy of \(p.name)", temperatures: [0])[0]
+                let theirs = try answers(try sampler(ref, role: "reference policy of \(p.name)"), temperatures: [0])[0]
                 var wins = 0.0
                 for (i, prompt) in all.enumerated() {
                     if greedy[i] == theirs[i] { wins += 0.5; continue }
@@ -61,9 +70,13 @@ public struct PolicyEvaluation {
                 }
                 win = wins / Double(all.count)
             }
-            out[p.name] = Result(policy: p.path, greedy: g, sampledTopShare: s.topShare, winRate: win, reference: p.reference)
-            log(String(format: "%@: helpfulness %.2f, right %.3f (T=1: %.3f), violations %.3f%@", p.name, g.meanHelpfulness, g.topShare,
-                       s.topShare, g.violationShare, win.map { String(format: ", win rate %.3f", $0) } ?? ""))
+            let byTurn = try instructed.map {
+                try InstructionFollowing.byTurn(policy, dialogues: $0, annotator: annotator, maxNewTokens: maxNewTokens, timeout: timeout, tag: "eval/\(p.name)/gatt")
+            }
+            out[p.name] = Result(policy: p.path, greedy: g, sampledTopShare: s.topShare, winRate: win, reference: p.reference, instructionByTurn: byTurn)
+            log(String(format: "%@: helpfulness %.2f, right %.3f (T=1: %.3f), violations %.3f%@%@", p.name, g.meanHelpfulness, g.topShare,
+                       s.topShare, g.violationShare, win.map { String(format: ", win rate %.3f", $0) } ?? "",
+                       byTurn.map { ", instruction kept by turn " + $0.map { String(format: "%.3f", $0) }.joined(separator: " ") } ?? ""))
         }
         return out
     }

@@ -104,6 +104,45 @@ public enum SyntheticWorld {
 
     public struct Files: Sendable {
         public var demonstrations: String, prompts: String, heldOutPrompts: String, description: String
+        /// Ghost Attention's dialogues under a standing instruction, when asked for.
+        public var dialogues: String?, heldOutDialogues: String?
+    }
+
+    /// A harmless task (no refusals: an instruction changes answers, not refusals).
+    static func drawHarmless(_ g: inout SplitMix64, families: [Family]) -> Task {
+        while true {
+            let (t, _) = draw(&g, families: families)
+            if !t.isSafetyPrompt && !t.isBorderline { return t }
+        }
+    }
+
+    /// Multi-turn demonstrations without instructions, single-turn ones
+    /// under an instruction, and dialogues of `turns` user turns under one
+    /// for Ghost Attention: the SFT model learns to keep an instruction in
+    /// the turn that gives it and to hold a dialogue, never the two together.
+    static func instructedData(_ g: inout SplitMix64, families: [Family], instructed: Int, multiTurn: Int, dialogues: Int, heldOut: Int,
+                               turns: Int) -> (demonstrations: [Demonstration], dialogues: [InstructedDialogue], heldOut: [InstructedDialogue]) {
+        func pick<T>(_ a: [T]) -> T { a[Int(g.next() % UInt64(a.count))] }
+        var demos: [Demonstration] = []
+        for i in 0..<instructed {
+            let t = drawHarmless(&g, families: families), inst = pick(StandingInstruction.allCases)
+            demos.append(Demonstration(id: "i\(i)", dialogue: [ChatMessage(.user, inst.attach(to: prompt(t))), ChatMessage(.assistant, inst.apply(t.answer))]))
+        }
+        for i in 0..<multiTurn {
+            var d: [ChatMessage] = []
+            for _ in 0..<(2 + Int(g.next() % UInt64(max(1, turns - 1)))) {
+                let t = drawHarmless(&g, families: families)
+                d += [ChatMessage(.user, prompt(t)), ChatMessage(.assistant, t.answer)]
+            }
+            demos.append(Demonstration(id: "m\(i)", dialogue: d))
+        }
+        func dialogueSet(_ n: Int, _ prefix: String) -> [InstructedDialogue] {
+            (0..<n).map { i in
+                InstructedDialogue(id: "\(prefix)\(i)", instruction: pick(StandingInstruction.allCases).text,
+                                   turns: (0..<turns).map { _ in prompt(drawHarmless(&g, families: families)) })
+            }
+        }
+        return (demos, dialogueSet(dialogues, "g"), dialogueSet(heldOut, "gh"))
     }
 
     /// Writes the world's files into `dir`: demonstrations (a `flawedShare`
@@ -111,7 +150,8 @@ public enum SyntheticWorld {
     /// held-out prompts for evaluation — all seeded.
     @discardableResult
     public static func write(to dir: String, seed: UInt64, demonstrations: Int = 2000, prompts: Int = 1500,
-                             heldOutPrompts: Int = 200, flawedShare: Double = 0.15, families: [Family] = Family.allCases) throws -> Files {
+                             heldOutPrompts: Int = 200, flawedShare: Double = 0.15, families: [Family] = Family.allCases,
+                             instructed: Int = 0, multiTurn: Int = 0, dialogues: Int = 0, heldOutDialogues: Int = 0, turns: Int = 4) throws -> Files {
         precondition(!families.isEmpty, "at least one task family")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var g = SplitMix64(seed: seed)
@@ -130,12 +170,33 @@ public enum SyntheticWorld {
                                     borderline: t.isBorderline ? true : nil)
             }
         }
-        let f = Files(demonstrations: dir + "/demonstrations.jsonl", prompts: dir + "/prompts.jsonl",
+        var f = Files(demonstrations: dir + "/demonstrations.jsonl", prompts: dir + "/prompts.jsonl",
                       heldOutPrompts: dir + "/prompts-heldout.jsonl", description: dir + "/world.json")
+        let promptFile = promptSet(prompts, "p"), heldOutFile = promptSet(heldOutPrompts, "h")
+        // Drawn after everything above, so a world without them is the world it always was.
+        if instructed + multiTurn + dialogues + heldOutDialogues > 0 {
+            let extra = instructedData(&g, families: families, instructed: instructed, multiTurn: multiTurn, dialogues: dialogues,
+                                       heldOut: heldOutDialogues, turns: turns)
+            // Interleaved, so that a held-out split of the file is a mix too.
+            var merged: [Demonstration] = []
+            let step = max(1, demos.count / max(1, extra.demonstrations.count))
+            var k = 0
+            for (i, d) in demos.enumerated() {
+                merged.append(d)
+                if i % step == step - 1 && k < extra.demonstrations.count { merged.append(extra.demonstrations[k]); k += 1 }
+            }
+            demos = merged + extra.demonstrations[k...]
+            f.dialogues = dir + "/dialogues.jsonl"
+            f.heldOutDialogues = dir + "/dialogues-heldout.jsonl"
+            try JSONLines.write(extra.dialogues, to: f.dialogues!)
+            try JSONLines.write(extra.heldOut, to: f.heldOutDialogues!)
+        }
         try JSONLines.write(demos, to: f.demonstrations)
-        try JSONLines.write(promptSet(prompts, "p"), to: f.prompts)
-        try JSONLines.write(promptSet(heldOutPrompts, "h"), to: f.heldOutPrompts)
+        try JSONLines.write(promptFile, to: f.prompts)
+        try JSONLines.write(heldOutFile, to: f.heldOutPrompts)
         let about: [String: Any] = ["seed": seed, "demonstrations": demonstrations, "flawed_demonstrations": flawed,
+                                    "instructed_demonstrations": instructed, "multi_turn_demonstrations": multiTurn,
+                                    "instructed_dialogues": dialogues, "held_out_instructed_dialogues": heldOutDialogues,
                                     "prompts": prompts, "held_out_prompts": heldOutPrompts,
                                     "families": families.map(\.rawValue) + ["harmful (refuse)", "borderline (answer)"]]
         try JSONSerialization.data(withJSONObject: about, options: [.prettyPrinted, .sortedKeys])

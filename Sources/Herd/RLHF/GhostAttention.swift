@@ -1,0 +1,105 @@
+import Foundation
+
+/// Ghost Attention (the Llama 2 paper, section 3.3): teach a policy to keep
+/// an instruction given once for the whole dialogue.
+///
+/// Data: every assistant turn of a multi-turn dialogue is sampled from the
+/// latest policy with the instruction attached to every user turn (where
+/// the model does follow it); the instruction is then kept on the first
+/// user turn only, and each dialogue prefix ending at turn k ≥ 2 becomes a
+/// demonstration whose loss is on its last answer only — every earlier
+/// token, the earlier answers included, has loss zero (`loss: last_answer`).
+/// The demonstrations join the iteration's fine-tuning data.
+public struct GhostAttention {
+    public var policy: String
+    public var dialogues: String
+    public var out: String
+    /// The iteration's other fine-tuning data, copied ahead of GAtt's.
+    public var selections: String?
+    public var temperature = 0.0
+    public var maxNewTokens = 48
+    public var seed: UInt64 = 1
+
+    public init(policy: String, dialogues: String, out: String) { self.policy = policy; self.dialogues = dialogues; self.out = out }
+
+    /// The demonstrations of one dialogue whose answers were sampled under
+    /// the instruction: turns 2, 3, … with the instruction on turn 1 only.
+    public static func demonstrations(_ d: InstructedDialogue, answers: [String]) -> [Demonstration] {
+        precondition(answers.count == d.turns.count)
+        var turns: [ChatMessage] = []
+        var out: [Demonstration] = []
+        for (k, answer) in answers.enumerated() {
+            turns += [ChatMessage(.user, k == 0 ? d.instructed(0) : d.turns[k]), ChatMessage(.assistant, answer)]
+            if k >= 1 { out.append(Demonstration(id: "\(d.id)-turn\(k + 1)", dialogue: turns, loss: .lastAnswer)) }
+        }
+        return out
+    }
+
+    /// Samples, writes `out` (the selections first, then GAtt's) atomically,
+    /// and returns how many demonstrations GAtt added.
+    @discardableResult
+    public func run(log: (String) -> Void = { _ in }) throws -> Int {
+        let all = try JSONLines.instructedDialogues(path: dialogues)
+        let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
+        let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
+        let answers = try sampler.turns(all, instructionOnEveryTurn: true, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
+        let gatt = zip(all, answers).flatMap { Self.demonstrations($0, answers: $1) }
+        let before = try selections.map { try JSONLines.demonstrations(path: $0) } ?? []
+        try JSONLines.write(before + gatt, to: out)
+        log("\(all.count) dialogues sampled with the instruction on every turn; \(gatt.count) demonstrations (loss on the last answer) after \(before.count) from \(selections ?? "nothing") in \(out)")
+        return gatt.count
+    }
+}
+
+extension ChatSampler {
+    /// Each dialogue answered turn by turn, every answer in the context of
+    /// the earlier ones: the instruction before every user turn, or before
+    /// the first only (how a user gives it, and how GAtt's effect is
+    /// measured). Turn k of dialogue i draws from stream (seed, k, i).
+    public func turns(_ dialogues: [InstructedDialogue], instructionOnEveryTurn: Bool, temperature: Double, maxNewTokens: Int,
+                      seed: UInt64) throws -> [[String]] {
+        var history = dialogues.map { _ in [ChatMessage]() }
+        var answers = dialogues.map { _ in [String]() }
+        for k in 0..<(dialogues.map(\.turns.count).max() ?? 0) {
+            let open = dialogues.indices.filter { k < dialogues[$0].turns.count }
+            for i in open {
+                let d = dialogues[i]
+                history[i].append(ChatMessage(.user, k == 0 || instructionOnEveryTurn ? d.instructed(k) : d.turns[k]))
+            }
+            let said = try self.answers(open.map { history[$0] }, temperature: temperature, maxNewTokens: maxNewTokens,
+                                        seed: SplitMix64.mix(seed, UInt64(k)))
+            for (i, a) in zip(open, said) {
+                history[i].append(ChatMessage(.assistant, a))
+                answers[i].append(a)
+            }
+        }
+        return answers
+    }
+}
+
+/// Ghost Attention's measure: held-out dialogues under an instruction given
+/// on the first turn only, answered greedily turn by turn; the annotator
+/// says of each answer whether it keeps the instruction. The share per turn.
+public enum InstructionFollowing {
+    public static func byTurn(_ sampler: ChatSampler, dialogues: [InstructedDialogue], annotator: Annotator, maxNewTokens: Int,
+                              timeout: Double, tag: String) throws -> [Double] {
+        let answers = try sampler.turns(dialogues, instructionOnEveryTurn: false, temperature: 0, maxNewTokens: maxNewTokens, seed: 0)
+        var kept: [Double] = [], asked: [Double] = []
+        for (d, said) in zip(dialogues, answers) {
+            var history: [ChatMessage] = []
+            for (k, a) in said.enumerated() {
+                history.append(ChatMessage(.user, k == 0 ? d.instructed(0) : d.turns[k]))
+                let r = try annotator.rate(.init(id: "\(tag)/\(d.id)/turn\(k + 1)", dialogue: history, response: a), timeout: timeout)
+                guard let follows = r.instruction else {
+                    throw AnnotatorError.badAnswer(request: "\(tag)/\(d.id)/turn\(k + 1)", line: "",
+                                                   reason: "no \"instruction\" field: the annotator must say whether the answer keeps the standing instruction")
+                }
+                history.append(ChatMessage(.assistant, a))
+                if kept.count <= k { kept.append(0); asked.append(0) }
+                asked[k] += 1
+                if follows { kept[k] += 1 }
+            }
+        }
+        return zip(kept, asked).map { $0 / $1 }
+    }
+}
