@@ -8,7 +8,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min
 HERD := .build/release/herd
 
-.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms
+.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms
 
 setup:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -76,6 +76,23 @@ rlhf-demo: world-sft
 # two seeds each, side by side in runs/rlhf-arms/comparison.md (~40 minutes).
 rlhf-arms: world-sft
 	scripts/rlhf-arms.sh 1 2
+
+# Issue 10's PPO experiment: PPO on the V4 model of each reward-model arm
+# of make rlhf-arms, before and after (scripts/ppo-world.sh; ~10 minutes a run).
+ppo-world: build
+	scripts/ppo-world.sh
+
+# Ghost Attention's world: instructed and multi-turn demonstrations, the
+# dialogues, a base model with a context of 256 and its SFT (~4 minutes).
+world-gatt: build
+	rm -rf runs/world-gatt
+	$(HERD) rlhf world --out runs/world-gatt/data --instructed 600 --multi-turn 600 --dialogues 300 --held-out-dialogues 100
+	$(HERD) run jobs/world-gatt-base.yaml
+	$(HERD) run jobs/world-gatt-sft.yaml
+
+# Issue 10's Ghost Attention experiment: V1..V3 with and without the gatt stage (scripts/gatt-world.sh).
+gatt-arms: world-gatt
+	scripts/gatt-world.sh
 
 # The single-node Slurm of ../shared/recipes/local-slurm.md, for clusters/slurm-local.yaml.
 slurm-up: setup

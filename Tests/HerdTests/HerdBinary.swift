@@ -32,6 +32,26 @@ enum HerdBinary {
         return output
     }
 
+    /// Beside the tiny policy DIR/policy: a reward model trained from it for
+    /// three steps on a trivial pool (DIR/rm), and `prompts` prompts of the
+    /// world's capitals family, the first tagged safety (DIR/prompts.jsonl).
+    static func tinyRewardModelAndPrompts(dir: String, prompts: Int) {
+        let line = #"{"prompt_id": "p", "dialogue": [{"role": "user", "content": "hi"}], "responses": ["yes", "no"], "chosen": 0, "degree": "better", "safe": [true, true]}"#
+        try? Array(repeating: line, count: 16).joined(separator: "\n").write(toFile: dir + "/pool.jsonl", atomically: true, encoding: .utf8)
+        try? """
+            kind: reward
+            init: \(dir)/policy
+            data: {comparisons: \(dir)/pool.jsonl, seq_len: 32, val_fraction: 0}
+            batch: {pairs: 4}
+            steps: 3
+            threads: 2
+            output: \(dir)/rm
+            """.write(toFile: dir + "/rm.yaml", atomically: true, encoding: .utf8)
+        _ = try? Spawn.capture(path, ["run", dir + "/rm.yaml"])
+        let lines = (0..<prompts).map { i in #"{"id": "q\#(i)", "dialogue": [{"role": "user", "content": "Capitals: w\#(i)"}], "safety": \#(i == 0)}"# }
+        try? lines.joined(separator: "\n").write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+    }
+
     /// A job manifest for the orchestrator's tests: tiny-gqa on bytes, data
     /// parallel over `data` ranks, a checkpoint every `interval` steps, fast
     /// heartbeats; a few seconds of training on two cores.

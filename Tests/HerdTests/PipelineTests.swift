@@ -202,8 +202,16 @@ final class PipelineTests: XCTestCase {
     func testPaperScalePipelineIsPricedStageByStage() throws {
         let m = try PipelineManifest.load(path: "jobs/rlhf-llama2.yaml", checkFiles: false)
         let plan = try PipelinePlan.make(manifest: m, cluster: try ClusterSpec.load(path: "clusters/a100-2048.yaml"))
-        // Per iteration: annotate, (rm-on-policy from V2), two reward models, sample, three fine-tunes, evaluate.
-        XCTAssertEqual(plan.stages.count, 5 * 8 + 4)
+        // Per iteration: annotate, (rm-on-policy from V2), two reward models, sample, (gatt from V3), three
+        // fine-tunes, (three PPO runs in V5), evaluate.
+        XCTAssertEqual(plan.stages.count, 5 * 8 + 4 + 3 + 3)
+        XCTAssertEqual(plan.stages.filter { $0.id.hasSuffix("/gatt") }.map(\.id), ["V3/gatt", "V4/gatt", "V5/gatt"])
+        XCTAssertEqual(try XCTUnwrap(plan.stages.first { $0.id == "V3/gatt" }).tokens, 10000 * 4 * 256, "dialogues × turns × answer tokens")
+        let ppo7 = try XCTUnwrap(plan.stages.first { $0.id == "V5/ppo-7b" }), ppo70 = try XCTUnwrap(plan.stages.first { $0.id == "V5/ppo-70b" })
+        XCTAssertEqual(ppo7.ranks, 64)
+        XCTAssertEqual(ppo7.tokens, 200 * 512 * 512, "iterations × rollouts × (prompt + answer)")
+        XCTAssertGreaterThan(ppo7.bytesPerRank, 4 * 2 * 6.7e9 + 4 * 2 * 69e9, "a policy and its reference, and two 70B reward models")
+        XCTAssertTrue(ppo70.note.contains("does not fit"), ppo70.note)
         let sample = try XCTUnwrap(plan.stages.first { $0.id == "V1/sample" })
         XCTAssertEqual(sample.tokens, 20000 * 10 * 256, "prompts × K × answer tokens")
         XCTAssertEqual(sample.ranks, 2048)

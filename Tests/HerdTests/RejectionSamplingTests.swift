@@ -10,20 +10,7 @@ final class RejectionSamplingTests: XCTestCase {
 
     override class func setUp() {
         HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy")
-        let line = #"{"prompt_id": "p", "dialogue": [{"role": "user", "content": "hi"}], "responses": ["yes", "no"], "chosen": 0, "degree": "better", "safe": [true, true]}"#
-        try? Array(repeating: line, count: 16).joined(separator: "\n").write(toFile: dir + "/pool.jsonl", atomically: true, encoding: .utf8)
-        try? """
-            kind: reward
-            init: \(dir)/policy
-            data: {comparisons: \(dir)/pool.jsonl, seq_len: 32, val_fraction: 0}
-            batch: {pairs: 4}
-            steps: 3
-            threads: 2
-            output: \(dir)/rm
-            """.write(toFile: dir + "/rm.yaml", atomically: true, encoding: .utf8)
-        _ = try? HerdBinary.run(["run", dir + "/rm.yaml"])
-        let prompts = (0..<6).map { i in #"{"id": "q\#(i)", "dialogue": [{"role": "user", "content": "Capitals: w\#(i)"}], "safety": \#(i == 0)}"# }
-        try? prompts.joined(separator: "\n").write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        HerdBinary.tinyRewardModelAndPrompts(dir: dir, prompts: 6)
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }

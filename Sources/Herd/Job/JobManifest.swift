@@ -182,7 +182,7 @@ public struct JobManifest: Sendable {
         if kind == .ppo && top.has("model") && !overrides.planOnly { throw top.error("model", "a PPO job's model is its init's (the policy it starts from)") }
         if let section = try top.section("model") {
             modelSpec = try parseModel(section)
-        } else if let i = initFrom, !overrides.planOnly {
+        } else if let i = initFrom, !overrides.planOnly || FileManager.default.fileExists(atPath: i) {
             // The shape of the weights the job starts from.
             do { modelSpec = ModelSpec(preset: nil, config: try ModelFiles.config(i), initStd: 0.02) } catch {
                 throw top.error("init", "cannot read the model there: \(error)")

@@ -19,7 +19,7 @@ public struct PlanReport: Sendable {
     public var totalBytesPerRank: Double { bytesPerRank.weights + bytesPerRank.gradients + bytesPerRank.optimizer + bytesPerRank.activations }
 
     /// Places the plan's ranks on the cluster and checks that they fit.
-    public static func make(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec) throws -> PlanReport {
+    public static func make(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec, rewardModel: LlamaConfig? = nil) throws -> PlanReport {
         let world = m.parallelism.world, tp = m.parallelism.tensor
         let slots = cluster.slotHosts
         guard world <= slots.count else {
@@ -46,7 +46,7 @@ public struct PlanReport: Sendable {
         var bytes = (4 * local, 4 * local, 4 * optimizer, 4 * acts)
         var flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
         var tokens = Double(m.steps) * Double(m.batch.sequences * m.data.seqLen)
-        let ppo = m.kind == .ppo ? PPOPlan.make(manifest: m, model: model) : nil
+        let ppo = m.kind == .ppo ? PPOPlan.make(manifest: m, model: model, rewardModel: rewardModel) : nil
         if let ppo {
             bytes = (ppo.weights, ppo.gradients, ppo.optimizer, ppo.activations + ppo.kvCache)
             flops = ppo.flopsPerToken

@@ -16,12 +16,14 @@ public struct PPOPlan: Sendable {
     /// The generation batch rollouts are sampled in (PPOTrainer.sample).
     public static let generationBatch = 32
 
-    public static func make(manifest m: JobManifest, model: LlamaConfig) -> PPOPlan {
+    /// `rewardModel`: the reward models' shape when their checkpoints are
+    /// not on this machine (a pipeline's plan); else the policy's is assumed.
+    public static func make(manifest m: JobManifest, model: LlamaConfig, rewardModel: LlamaConfig? = nil) -> PPOPlan {
         let spec = m.ppo!
-        // The reward and value models' shapes when they are on this machine; else the policy's, with a scalar head.
+        // The reward and value models' shapes when they are on this machine; else the stated or the policy's, with a scalar head.
         func shape(_ path: String) -> LlamaConfig {
             if let c = try? ModelFiles.config(path) { return c }
-            var c = model
+            var c = rewardModel ?? model
             c.scalarHead = true
             return c
         }
@@ -46,7 +48,7 @@ public struct PPOPlan: Sendable {
     public var weights: Double { policy + reference + value + rewardModels }
 
     public var text: String {
-        String(format: "PPO, on every rank: policy %.2f GB, reference %.2f, value model %.2f, reward models %.2f (weights), gradients %.2f, AdamW %.2f, generation KV cache %.2f, activations %.2f",
+        String(format: "PPO, on every rank: policy %.3g GB, reference %.3g, value model %.3g, reward models %.3g (weights), gradients %.3g, AdamW %.3g, generation KV cache %.3g, activations %.3g",
                policy / 1e9, reference / 1e9, value / 1e9, rewardModels / 1e9, gradients / 1e9, optimizer / 1e9, kvCache / 1e9, activations / 1e9)
     }
 }

@@ -229,7 +229,10 @@ public struct PipelineGraph {
 
     func ppoJob(policy p: PipelineManifest.Policy, iteration it: PipelineManifest.Iteration, standIn: String? = nil) -> String {
         var template = manifest.ppoJob
-        let ppo = Self.merge(template["ppo"]?.mapping, [("helpfulness", Node(rewardModel("helpfulness", it.number))),
+        for (k, v) in p.ppo where k.string != "ppo" { template[k] = v }
+        var settings = template["ppo"]?.mapping ?? Node.Mapping([])
+        for (k, v) in p.ppo["ppo"]?.mapping ?? Node.Mapping([]) { settings[k] = v }
+        let ppo = Self.merge(settings, [("helpfulness", Node(rewardModel("helpfulness", it.number))),
                                                       ("safety", Node(rewardModel("safety", it.number)))])
         template["ppo"] = nil
         return Self.job(template: template, fields: [

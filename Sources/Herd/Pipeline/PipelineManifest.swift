@@ -26,6 +26,8 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         public var preset: String?
         /// Fine-tuning fields for this size (its parallelism, say), over the pipeline's.
         public var finetune: Node.Mapping
+        /// PPO fields for this size (the paper's β is 0.005 for 70B), over the pipeline's.
+        public var ppo: Node.Mapping = Node.Mapping([])
     }
 
     /// What `herd plan` assumes of data that is not on this machine.
@@ -34,6 +36,8 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         public var promptTokens = 256, answerTokens = 256
         /// Sequences a tensor-parallel group generates at once.
         public var generationBatch = 64
+        /// Ghost Attention's dialogues, when their file is not on this machine.
+        public var gattDialogues: Int?, gattTurns = 4
     }
 
     public struct Iteration: @unchecked Sendable {
@@ -138,7 +142,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         var policies: [Policy] = []
         for (i, node) in list.enumerated() {
             let f = try YAMLFields(node, path: "policies[\(i)]", file: file)
-            try f.rejectUnknown(allowed: ["name", "init", "sampler", "model", "finetune"])
+            try f.rejectUnknown(allowed: ["name", "init", "sampler", "model", "finetune", "ppo"])
             let n = try f.requiredString("name", "a short name for this size, e.g. 70b")
             guard n.range(of: "^[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
                 throw f.error("name", "letters, digits, '.', '_' and '-' only (it names directories), got \"\(n)\"")
@@ -147,7 +151,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             let initial = try f.requiredString("init", "the policy's starting checkpoint (its SFT run)")
             try exists(f, "init", initial, "policy (run, checkpoint or Hugging Face directory)")
             policies.append(Policy(name: n, initial: initial, sampler: try f.bool("sampler") ?? false, preset: try preset(f),
-                                   finetune: try template(f.section("finetune"))))
+                                   finetune: try template(f.section("finetune")), ppo: try template(f.section("ppo"))))
         }
         switch policies.filter(\.sampler).count {
         case 0: if policies.count == 1 { policies[0].sampler = true } else { throw top.error("policies", "name one policy as the sampler (sampler: true)") }
@@ -266,13 +270,16 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     static func planningSizes(_ top: YAMLFields) throws(ManifestError) -> PlanningSizes {
         var p = PlanningSizes()
         guard let f = try top.section("plan") else { return p }
-        try f.rejectUnknown(allowed: ["sample_prompts", "initial_pool", "held_out", "prompt_tokens", "answer_tokens", "generation_batch"])
+        try f.rejectUnknown(allowed: ["sample_prompts", "initial_pool", "held_out", "prompt_tokens", "answer_tokens", "generation_batch",
+                                      "gatt_dialogues", "gatt_turns"])
         p.samplePrompts = try f.int("sample_prompts", min: 1)
         p.initialPool = try f.int("initial_pool", min: 0) ?? 0
         p.heldOut = try f.int("held_out", min: 1)
         p.promptTokens = try f.int("prompt_tokens", min: 1) ?? p.promptTokens
         p.answerTokens = try f.int("answer_tokens", min: 1) ?? p.answerTokens
         p.generationBatch = try f.int("generation_batch", min: 1) ?? p.generationBatch
+        p.gattDialogues = try f.int("gatt_dialogues", min: 1)
+        p.gattTurns = try f.int("gatt_turns", min: 1) ?? p.gattTurns
         return p
     }
 

@@ -77,9 +77,9 @@ public struct PipelinePlan {
         }
         /// A training stage as `herd plan` lays it out. The job's text may carry a
         /// stand-in shape (the checkpoint is read for `model`, not from the job).
-        func job(_ id: String, _ text: String, steps: Int, model: LlamaConfig, note: String) throws -> Stage {
-            let job = try JobManifest.parse(yaml: text, file: "\(m.file) (\(id))", overrides: .init(steps: max(1, steps), planOnly: true))
-            let r = try PlanReport.make(manifest: job, model: model, cluster: c)
+        func job(_ id: String, _ text: String, steps: Int?, model: LlamaConfig, note: String) throws -> Stage {
+            let job = try JobManifest.parse(yaml: text, file: "\(m.file) (\(id))", overrides: .init(steps: steps.map { max(1, $0) }, planOnly: true))
+            let r = try PlanReport.make(manifest: job, model: model, cluster: c, rewardModel: reward)
             return Stage(id: id, ranks: r.plan.world, bytesPerRank: r.totalBytesPerRank, tokens: r.totalTokens,
                          flops: r.flopsPerToken * r.totalTokens, seconds: r.secondsAtUtilization,
                          note: note + (r.memoryProblem == nil ? "" : String(format: " — does not fit: %.0f GB per rank", r.totalBytesPerRank / 1e9)))
@@ -112,6 +112,14 @@ public struct PipelinePlan {
             sample.flops += s.flops
             sample.seconds += s.flops / (Double(c.slots) * peak)
             plan.stages.append(sample)
+            if it.extraStages.contains("gatt"), let g = m.gatt {
+                let dialogues = sizes.gattDialogues ?? lines(g.dialogues) ?? 0
+                guard dialogues > 0 else {
+                    throw ManifestError(file: m.file, field: "plan.gatt_dialogues", message: "\(g.dialogues) is not on this machine: give the number of Ghost Attention dialogues")
+                }
+                plan.stages.append(generation("\(name)/gatt", sampler, sequences: Double(dialogues * sizes.gattTurns),
+                                              note: "\(dialogues) dialogues × \(sizes.gattTurns) turns, the instruction on every turn"))
+            }
             for p in m.policies {
                 var t = m.finetuneJob
                 for (k, v) in p.finetune { t[k] = v }
@@ -121,6 +129,14 @@ public struct PipelinePlan {
                 let model = try shape(p.initial, p.preset, "policies (\(p.name))")
                 plan.stages.append(try job("\(name)/finetune-\(p.name)", graph.finetuneJob(policy: p, iteration: it, standIn: p.preset ?? PipelineGraph.probeShape),
                                            steps: steps, model: model, note: "\(samplePrompts) selections, one a sequence (an upper bound)"))
+            }
+            if it.extraStages.contains("ppo") {
+                for p in m.policies {
+                    let model = try shape(p.initial, p.preset, "policies (\(p.name))")
+                    let text = graph.ppoJob(policy: p, iteration: it, standIn: p.preset ?? PipelineGraph.probeShape)
+                    plan.stages.append(try job("\(name)/ppo-\(p.name)", text, steps: nil, model: model,
+                                               note: "PPO: rollouts of max_new_tokens after prompts as long; policy, reference, value and both reward models on every rank"))
+                }
             }
             var evaluation = Stage(id: "\(name)/evaluate", ranks: c.slots, bytesPerRank: 0, tokens: 0, flops: 0, seconds: 0,
                                    note: "\(heldOut) held-out prompts, greedy, T = 1 and the SFT reference, per size")
