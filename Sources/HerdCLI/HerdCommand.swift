@@ -196,6 +196,9 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let m = options.load()
+        if let p = m.ppo {
+            return print("\(m.file): ok — ppo job \"\(m.name)\", \(m.steps) PPO iterations of \(p.rollouts) rollouts (mini-batches of \(p.miniBatch)) from \(m.initFrom ?? "?")")
+        }
         print("\(m.file): ok — \(m.kind.rawValue) job \"\(m.name)\", \(m.steps) steps of \(m.batch.sequences)×\(m.data.seqLen) tokens")
     }
 }

@@ -159,7 +159,7 @@ struct Watch: ParsableCommand {
         let tty = isatty(1) != 0
         var drawn = 0
         // A PPO job's iterations carry more than a loss: the last one's figures.
-        let events = EventTail(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"))
+        let events = EventTail(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"), fromStart: true)
         var ppo: [String: Any]?
         while true {
             job = reconcile(store, try store.job(job.id))

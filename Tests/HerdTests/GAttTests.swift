@@ -10,8 +10,9 @@ final class GAttTests: XCTestCase {
 
     func testDemonstrationsKeepTheInstructionOnTheFirstTurnAndLearnOnlyTheLastAnswer() throws {
         let demos = GhostAttention.demonstrations(dialogue, answers: ["DOG!", "cat cat!", "b!"])
-        XCTAssertEqual(demos.map(\.id), ["g-turn2", "g-turn3"])
-        let last = demos[1]
+        XCTAssertEqual(demos.map(\.id), ["g-turn1", "g-turn2", "g-turn3"])
+        XCTAssertEqual(demos[0].dialogue.map(\.content), ["(end with !) Capitals: dog", "DOG!"])
+        let last = demos[2]
         XCTAssertEqual(last.loss, .lastAnswer)
         XCTAssertEqual(last.dialogue.filter { $0.role == .user }.map(\.content), ["(end with !) Capitals: dog", "Say twice: cat", "Letter after a?"])
         XCTAssertEqual(last.dialogue.filter { $0.role == .assistant }.map(\.content), ["DOG!", "cat cat!", "b!"])

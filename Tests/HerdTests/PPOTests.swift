@@ -104,6 +104,20 @@ final class PPOTests: XCTestCase {
         }
     }
 
+    /// Under the coordinator on two mpirun ranks, `herd watch` shows the last PPO iteration's figures.
+    func testWatchShowsPPOFiguresOfAJobOnACluster() throws {
+        let j = try job("watched", steps: 2, data: 2)
+        var env = ProcessInfo.processInfo.environment
+        env["HERD_HOME"] = Self.dir + "/herd-home"
+        let r = try HerdBinary.run(["run", j.path, "--cluster", "local"], environment: env)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        let watch = try HerdBinary.run(["watch", "1", "--once"], environment: env)
+        XCTAssertTrue(watch.out.contains("succeeded"), watch.out)
+        let line = try XCTUnwrap(watch.out.split(separator: "\n").first { $0.hasPrefix("PPO: reward ") }, watch.out)
+        let last = try XCTUnwrap(try steps(j.run).last)
+        XCTAssertTrue(line.contains(String(format: "KL %.4f", last["kl"] as! Double)), "\(line) against \(last)")
+    }
+
     func testBadPPOJobsAreRefusedNamingTheField() throws {
         let cases: [(String, String, String)] = [
             ("no-safety", "ppo: {helpfulness: \(Self.dir)/rm}", "ppo.safety"),

@@ -173,7 +173,7 @@ final class PipelineTests: XCTestCase {
         let data = try JSONLines.demonstrations(path: run + "/V1/finetune-data.jsonl")
         let selections = try JSONLines.demonstrations(path: run + "/V1/selections.jsonl")
         XCTAssertEqual(Array(data.prefix(selections.count)), selections)
-        XCTAssertEqual(data.count - selections.count, 6 * 2, "six dialogues of three turns: turns 2 and 3 of each")
+        XCTAssertEqual(data.count - selections.count, 6 * 3, "six dialogues of three turns: one demonstration a turn")
         XCTAssertTrue(data.dropFirst(selections.count).allSatisfy { $0.loss == .lastAnswer })
         XCTAssertTrue(try String(contentsOfFile: run + "/V1/finetune-large.yaml", encoding: .utf8).contains("finetune-data.jsonl"))
         for n in ["SFT", "V1"] {

@@ -7,11 +7,12 @@ public final class EventTail {
     private var offset: UInt64
     private var partial = Data()
 
-    /// Starts at the file's current end: earlier runs' events are history.
-    public init(path: String) {
+    /// Starts at the file's current end (earlier runs' events are history),
+    /// or at its beginning.
+    public init(path: String, fromStart: Bool = false) {
         self.path = path
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value
-        offset = size ?? 0
+        offset = fromStart ? 0 : size ?? 0
     }
 
     public func next() -> [[String: Any]] {

@@ -6,9 +6,12 @@ import Foundation
 /// Data: every assistant turn of a multi-turn dialogue is sampled from the
 /// latest policy with the instruction attached to every user turn (where
 /// the model does follow it); the instruction is then kept on the first
-/// user turn only, and each dialogue prefix ending at turn k ≥ 2 becomes a
+/// user turn only, and each dialogue prefix ending at turn k becomes a
 /// demonstration whose loss is on its last answer only — every earlier
 /// token, the earlier answers included, has loss zero (`loss: last_answer`).
+/// Turn 1 is among them: without it the fine-tuning data hold the
+/// instruction only with earlier turns before the learned answer, and the
+/// world's model kept it less on the turn that gives it (0.56 against 0.88).
 /// The demonstrations join the iteration's fine-tuning data.
 public struct GhostAttention {
     public var policy: String
@@ -23,14 +26,14 @@ public struct GhostAttention {
     public init(policy: String, dialogues: String, out: String) { self.policy = policy; self.dialogues = dialogues; self.out = out }
 
     /// The demonstrations of one dialogue whose answers were sampled under
-    /// the instruction: turns 2, 3, … with the instruction on turn 1 only.
+    /// the instruction: every turn, with the instruction on turn 1 only.
     public static func demonstrations(_ d: InstructedDialogue, answers: [String]) -> [Demonstration] {
         precondition(answers.count == d.turns.count)
         var turns: [ChatMessage] = []
         var out: [Demonstration] = []
         for (k, answer) in answers.enumerated() {
             turns += [ChatMessage(.user, k == 0 ? d.instructed(0) : d.turns[k]), ChatMessage(.assistant, answer)]
-            if k >= 1 { out.append(Demonstration(id: "\(d.id)-turn\(k + 1)", dialogue: turns, loss: .lastAnswer)) }
+            out.append(Demonstration(id: "\(d.id)-turn\(k + 1)", dialogue: turns, loss: .lastAnswer))
         }
         return out
     }
