@@ -127,9 +127,13 @@ extension RLHF {
         @Option(help: "Sampling temperature (0: greedy).") var temperature: Double = 0
         @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 48
         @Option(help: "Seed.") var seed: UInt64 = 1
+        /// Optional: an annotator that keeps only the turns that keep the instruction.
+        @OptionGroup var annotator: AnnotatorCommand
 
         func run() throws {
             var step = GhostAttention(policy: policy, dialogues: dialogues, out: out)
+            if !annotator.words.isEmpty { step.annotator = annotator.words }
+            step.timeout = annotator.timeout
             step.selections = selections
             step.temperature = temperature
             step.maxNewTokens = maxNewTokens

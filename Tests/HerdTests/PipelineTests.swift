@@ -183,6 +183,29 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: run + "/report.md", encoding: .utf8).contains("Ghost Attention"))
     }
 
+    /// `herd rlhf gatt -- ANNOTATOR` keeps exactly the sampled turns the
+    /// annotator says keep the instruction (here a script that passes the
+    /// second turns only).
+    func testGAttKeepsTheTurnsTheAnnotatorPasses() throws {
+        let d = Self.dir, judge = d + "/second-turns.sh"
+        try #"""
+            #!/bin/sh
+            while IFS= read -r line; do
+              id=$(printf '%s' "$line" | sed 's/.*"id":"\([^"]*\)".*/\1/')
+              case "$id" in *turn2) keep=true ;; *) keep=false ;; esac
+              printf '{"id":"%s","helpfulness":4,"safety":5,"instruction":%s}\n' "$id" "$keep"
+            done
+            """#.write(toFile: judge, atomically: true, encoding: .utf8)
+        chmod(judge, 0o755)
+        let args = ["rlhf", "gatt", "--policy", d + "/policy", "--dialogues", d + "/world/dialogues.jsonl", "--max-new-tokens", "12"]
+        XCTAssertEqual(try HerdBinary.run(args + ["--out", d + "/gatt-all.jsonl"]).status, 0)
+        let r = try HerdBinary.run(args + ["--out", d + "/gatt-checked.jsonl", "--", judge])
+        XCTAssertEqual(r.status, 0, r.err)
+        let all = try JSONLines.demonstrations(path: d + "/gatt-all.jsonl")
+        XCTAssertEqual(all.count, 6 * 3)
+        XCTAssertEqual(try JSONLines.demonstrations(path: d + "/gatt-checked.jsonl"), all.filter { $0.id.hasSuffix("turn2") })
+    }
+
     /// With --cluster the training stages run through the coordinator: each a job in the store.
     func testTrainingStagesAreStoredJobsOnACluster() throws {
         let path = try pipeline("clustered")

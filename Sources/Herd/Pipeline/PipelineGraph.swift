@@ -213,7 +213,8 @@ public struct PipelineGraph {
         return PipelineStage(iteration: it.number, name: "gatt", arguments: [
             "rlhf", "gatt", "--policy", policy(manifest.sampler, after: it.number - 1), "--dialogues", g.dialogues,
             "--selections", "\(dir)/selections.jsonl", "--out", finetuneData(it), "--temperature", String(g.temperature),
-            "--max-new-tokens", String(manifest.samplingTokens), "--seed", seed(it.number, 7)])
+            "--max-new-tokens", String(manifest.samplingTokens), "--seed", seed(it.number, 7)]
+            + (g.checkByAnnotator ? ["--"] + manifest.annotatorCommand : []))
     }
 
     /// PPO on each size's fine-tuned policy against the iteration's reward

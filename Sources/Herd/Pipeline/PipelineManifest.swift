@@ -83,6 +83,8 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         public var heldOut: String?
         public var from = 3
         public var temperature = 0.0
+        /// Keep only the sampled turns the annotator says keep the instruction.
+        public var checkByAnnotator = false
     }
     public var gatt: GAttSettings?
     public var annotationTokens: Int, annotationTemperatures: (Double, Double)
@@ -189,7 +191,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
 
         var gatt: GAttSettings?
         if let g = try top.section("gatt") {
-            try g.rejectUnknown(allowed: ["dialogues", "held_out", "from", "temperature"])
+            try g.rejectUnknown(allowed: ["dialogues", "held_out", "from", "temperature", "check"])
             let d = try g.requiredString("dialogues", "multi-turn dialogues under a standing instruction (JSON lines: id, instruction, turns)")
             try exists(g, "dialogues", d, "dialogue file")
             var s = GAttSettings(dialogues: d)
@@ -197,6 +199,11 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             if let h = s.heldOut { try exists(g, "held_out", h, "dialogue file") }
             s.from = try g.int("from", min: 1) ?? s.from
             s.temperature = try g.double("temperature", min: 0) ?? s.temperature
+            let check = try g.string("check") ?? "none"
+            guard check == "none" || check == "annotator" else {
+                throw g.error("check", "expected none or annotator (keep only the sampled turns the annotator says keep the instruction), got \"\(check)\"")
+            }
+            s.checkByAnnotator = check == "annotator"
             gatt = s
         }
 

@@ -22,6 +22,12 @@ public struct GhostAttention {
     public var temperature = 0.0
     public var maxNewTokens = 48
     public var seed: UInt64 = 1
+    /// When set, the annotator rates each sampled answer in the dialogue as
+    /// it will be trained (the instruction on turn 1 only) and only the
+    /// turns it says keep the instruction are kept: the policy's samples
+    /// keep it less as the dialogue goes on.
+    public var annotator: [String]?
+    public var timeout = 60.0
 
     public init(policy: String, dialogues: String, out: String) { self.policy = policy; self.dialogues = dialogues; self.out = out }
 
@@ -46,10 +52,24 @@ public struct GhostAttention {
         let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
         let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
         let answers = try sampler.turns(all, instructionOnEveryTurn: true, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
-        let gatt = zip(all, answers).flatMap { Self.demonstrations($0, answers: $1) }
+        var gatt = zip(all, answers).flatMap { Self.demonstrations($0, answers: $1) }
+        let sampled = gatt.count
+        if let command = annotator {
+            let judge = try Annotator(command: command)
+            defer { judge.stop() }
+            gatt = try gatt.filter { d in
+                let r = try judge.rate(.init(id: "gatt/\(d.id)", dialogue: Array(d.dialogue.dropLast()), response: d.dialogue.last!.content), timeout: timeout)
+                guard let kept = r.instruction else {
+                    throw AnnotatorError.badAnswer(request: "gatt/\(d.id)", line: "", reason: "no \"instruction\" field: the annotator must say whether the answer keeps the standing instruction")
+                }
+                return kept
+            }
+        }
         let before = try selections.map { try JSONLines.demonstrations(path: $0) } ?? []
         try JSONLines.write(before + gatt, to: out)
-        log("\(all.count) dialogues sampled with the instruction on every turn; \(gatt.count) demonstrations (loss on the last answer) after \(before.count) from \(selections ?? "nothing") in \(out)")
+        log("\(all.count) dialogues sampled with the instruction on every turn; \(gatt.count) demonstrations (loss on the last answer)"
+            + (annotator == nil ? "" : ", of \(sampled), that the annotator says keep the instruction")
+            + " after \(before.count) from \(selections ?? "nothing") in \(out)")
         return gatt.count
     }
 }
