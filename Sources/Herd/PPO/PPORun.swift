@@ -81,7 +81,8 @@ extension PPOTrainer {
             events?.write("step", ["step": step, "loss": r.policyLoss, "reward": r.reward, "kl": r.kl, "policy_loss": r.policyLoss,
                                    "value_loss": r.valueLoss, "clip_fraction": r.clipFraction, "entropy": r.entropy,
                                    "response_length": r.responseLength, "grad_norm": r.gradNorm, "lr": m.schedule.rate(at: step - 1),
-                                   "tokens_per_s": tokens / r.seconds, "step_seconds": r.seconds])
+                                   "tokens_per_s": tokens / r.seconds, "step_seconds": r.seconds, "rollout_seconds": r.rolloutSeconds,
+                                   "scoring_seconds": r.scoringSeconds, "update_seconds": r.updateSeconds])
             if lead && (step % m.logInterval == 0 || step == 1 || step == m.steps) {
                 output(String(format: "PPO %d/%d | reward %.4f | KL %.4f | policy loss %.4f | value loss %.4f | clip %.3f | entropy %.3f | length %.1f | %.1f s",
                               step, m.steps, r.reward, r.kl, r.policyLoss, r.valueLoss, r.clipFraction, r.entropy, r.responseLength, r.seconds))

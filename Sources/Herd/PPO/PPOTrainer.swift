@@ -54,6 +54,10 @@ public final class PPOTrainer {
         public var responseLength: Double
         public var gradNorm: Double
         public var seconds: Double
+        /// Where the iteration's time went: sampling the answers; the
+        /// policy, reference and value forwards and both reward models;
+        /// the gradient steps.
+        public var rolloutSeconds: Double, scoringSeconds: Double, updateSeconds: Double
     }
 
     public init(manifest m: JobManifest, context: ParallelContext) throws {
@@ -100,9 +104,12 @@ public final class PPOTrainer {
 
     public func trainStep() throws -> Metrics {
         let start = DispatchTime.now().uptimeNanoseconds
+        func since(_ t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
         var batch = try sample()
+        let sampled = DispatchTime.now().uptimeNanoseconds
         score(&batch)
         let stats = try reward(&batch)
+        let scored = DispatchTime.now().uptimeNanoseconds
         var sums = [0.0, 0.0, 0.0, 0.0]   // policy loss, value loss, clipped tokens, gradient norm
         for j in 0..<miniBatches {
             let part = batch.indices.filter { batch[$0].index / spec.miniBatch == j }
@@ -113,7 +120,8 @@ public final class PPOTrainer {
         let n = Double(miniBatches)
         return Metrics(step: step, reward: stats.reward, kl: stats.kl, policyLoss: sums[0] / n, valueLoss: sums[1] / n,
                        clipFraction: sums[2] / max(stats.tokens, 1), entropy: stats.entropy, responseLength: stats.tokens / Double(rollouts),
-                       gradNorm: sums[3] / n, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                       gradNorm: sums[3] / n, seconds: since(start), rolloutSeconds: Double(sampled - start) / 1e9,
+                       scoringSeconds: Double(scored - sampled) / 1e9, updateSeconds: since(scored))
     }
 
     /// This rank's rollouts of the current iteration: prompts and sampled answers.

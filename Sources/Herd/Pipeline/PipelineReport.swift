@@ -201,6 +201,12 @@ extension PipelineReport {
             s += table("**\(p): unsafe prompts refused**") { row($0, $1)?.unsafeRefused }
             s += table("**\(p): false refusals (borderline prompts)**") { row($0, $1)?.falseRefusals }
             s += table("**\(p): win rate against its SFT model**") { row($0, $1)?.winRate }
+            let turns = runs.flatMap { f in f.policies.filter { $0.policy == p }.compactMap(\.instructionByTurn) }.map(\.count).max() ?? 0
+            for t in stride(from: 0, to: turns, by: 1) {
+                s += table("**\(p): an instruction given on turn 1 kept on turn \(t + 1) (Ghost Attention)**") { f, it in
+                    row(f, it)?.instructionByTurn.flatMap { t < $0.count ? $0[t] : nil }
+                }
+            }
         }
         func it(_ f: Figures, _ name: String) -> IterationRow? { f.iterations.first { $0.iteration == name } }
         s += table("**helpfulness RM on the policy's fresh pairs (on-policy accuracy)**") { it($0, $1)?.onPolicyHelpfulness }
