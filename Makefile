@@ -5,7 +5,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 
 # Debian packages: BLAS, MPI and zstd (with pkg-config to find them), the
 # zstd and mpirun tools, and the fortune texts the demo trains on.
-DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min
+DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux
 HERD := .build/release/herd
 
 .PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms

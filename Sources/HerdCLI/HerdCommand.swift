@@ -145,6 +145,10 @@ struct Worker: ParsableCommand {
                 MPIRuntime.abort(rank: world.rank, reason: "started with \(world.size) ranks, the plan has \(plan.world)")
             }
             let manifest = try JobManifest.load(path: plan.manifest, overrides: plan.overrides)
+            // Where this rank runs, beside where the plan put it (the heartbeat records it too).
+            let host = ProcessInfo.processInfo.hostName, planned = plan.ranks[world.rank].host
+            print("herd: rank \(world.rank) of \(world.size) on \(host)" + (planned == host ? "" : " (the plan placed it on \(planned))"))
+            fflush(stdout)
             // Beating from the start: loading data and resuming count as progress.
             let heartbeat = try Heartbeat(run: manifest.output, rank: world.rank, interval: manifest.monitor.heartbeatSeconds)
             if manifest.kind == .ppo {

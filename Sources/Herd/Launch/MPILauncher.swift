@@ -60,8 +60,18 @@ public enum MPILauncher {
             hostfilePath = (plan.output as NSString).appendingPathComponent("hostfile")
             try text.write(toFile: hostfilePath!, atomically: true, encoding: .utf8)
         }
-        let pid = try Spawn.start(try mpirunPath(), arguments(plan: plan, planPath: planPath, executable: exe, logs: logs, hostfile: hostfilePath),
-                                  environment: environment(), log: AttemptLogs.launcherFile(run: plan.output, attempt: attempt),
+        // Under a prefix (the simulated nodes' head, a login wrapper) mpirun
+        // is its last word; the cluster's variables reach mpirun and its ranks.
+        let mpirun = try mpirunPath()
+        let command = cluster.mpirunPrefix.isEmpty ? [mpirun] : cluster.mpirunPrefix + [mpirun]
+        var env = environment()
+        var args = arguments(plan: plan, planPath: planPath, executable: exe, logs: logs, hostfile: hostfilePath)
+        for (k, v) in cluster.environment.sorted(by: { $0.key < $1.key }) {
+            env[k] = v
+            args.insert(contentsOf: ["-x", k], at: args.count - 4)   // before the worker's command
+        }
+        let pid = try Spawn.start(command[0].contains("/") ? command[0] : Spawn.which(command[0]) ?? command[0], Array(command.dropFirst()) + args,
+                                  environment: env, log: AttemptLogs.launcherFile(run: plan.output, attempt: attempt),
                                   detach: .processGroup)
         return MPIJob(pid: pid)
     }

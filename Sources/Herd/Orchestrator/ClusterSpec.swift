@@ -30,12 +30,17 @@ public struct ClusterSpec: Sendable {
     public var nodes: [NodeGroup]
     /// The model-FLOPs utilisation time estimates assume.
     public var utilization: Double
+    /// mpirun: the command mpirun runs under (an argv; e.g. a login node's
+    /// wrapper, or `scripts/herd-sim exec head` for the simulated nodes),
+    /// and variables set for it and its ranks (e.g. OMPI_MCA_plm_rsh_agent).
+    public var mpirunPrefix: [String] = []
+    public var environment: [String: String] = [:]
 
     public var slots: Int { nodes.reduce(0) { $0 + $1.hosts.count * $1.slots } }
 
     public static func load(path: String) throws(ManifestError) -> ClusterSpec {
         let top = try YAMLFields.top(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path, what: "cluster file")
-        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization"])
+        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization", "mpirun_prefix", "environment"])
         let l = try top.requiredString("launcher", "mpirun or slurm")
         guard let launcher = Launcher(rawValue: l) else {
             throw top.error("launcher", "unknown launcher \"\(l)\"; expected one of: mpirun, slurm")
@@ -67,9 +72,28 @@ public struct ClusterSpec: Sendable {
         if launcher == .slurm, !top.has("partition") {
             throw top.error("partition", "required for the slurm launcher")
         }
-        return ClusterSpec(file: path, name: try top.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
-                           launcher: launcher, partition: try top.string("partition"), account: try top.string("account"),
-                           slurmConf: try top.string("slurm_conf"), nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
+        var spec = ClusterSpec(file: path, name: try top.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
+                               launcher: launcher, partition: try top.string("partition"), account: try top.string("account"),
+                               slurmConf: try top.string("slurm_conf"), nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
+        if top.has("mpirun_prefix") {
+            guard launcher == .mpirun, let argv = try top.strings("mpirun_prefix"), !argv.isEmpty else {
+                throw top.error("mpirun_prefix", "a non-empty list of words (an argv) that mpirun runs under, for the mpirun launcher")
+            }
+            guard Spawn.which(argv[0]) != nil || FileManager.default.isExecutableFile(atPath: argv[0]) else {
+                throw top.error("mpirun_prefix", "\(argv[0]) is not an executable file (nor a command on PATH); relative paths are taken from the directory herd runs in")
+            }
+            spec.mpirunPrefix = argv
+        }
+        if let env = top.mapping["environment"] {
+            guard let m = env.mapping else { throw top.error("environment", "expected a mapping of variable names to strings") }
+            for (k, v) in m {
+                guard let key = k.string, let value = v.string, key.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+                    throw top.error("environment", "expected NAME: value pairs (names of letters, digits and _), got \(k.string ?? "?")")
+                }
+                spec.environment[key] = value
+            }
+        }
+        return spec
     }
 
     /// The commands the launcher runs, which must be installed before

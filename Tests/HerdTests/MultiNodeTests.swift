@@ -1,0 +1,109 @@
+import XCTest
+import Foundation
+import Herd
+
+/// Herd on several nodes: three simulated nodes (network namespaces, each
+/// with its own address and hostname, talking TCP; scripts/herd-sim, from
+/// ../shared/recipes/multi-node-netns.md) brought up around the tests and
+/// torn down after. Skipped, saying why, where namespaces are not permitted.
+final class MultiNodeTests: XCTestCase {
+    static let dir = NSTemporaryDirectory() + "herd-multinode-\(getpid())"
+    /// Names of this run's namespaces and state, so that nothing else's collide.
+    static let env = ["HERD_SIM_DIR": "/tmp/herd-sim-\(getpid())", "HERD_SIM_PREFIX": "ht\(getpid())"]
+    static var sim: String { FileManager.default.currentDirectoryPath + "/scripts/herd-sim" }
+    static var up: String?   // why the nodes are not up, or nil
+
+    override class func setUp() {
+        HerdBinary.writeCorpus(in: dir)
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
+        guard getuid() == 0 else { up = "simulated nodes need root (network namespaces)"; return }
+        // Spawn.run, not Foundation's Process: the nodes' holder processes outlive the script.
+        guard (try? Spawn.run(sim, ["up", "3"], environment: environment, log: dir + "/herd-sim-up.log")) == 0 else {
+            up = "network namespaces are not permitted here (scripts/herd-sim up failed: see \(dir)/herd-sim-up.log)"
+            _ = try? Spawn.run(sim, ["down"], environment: environment, log: dir + "/herd-sim-down.log")
+            return
+        }
+    }
+
+    override class func tearDown() {
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
+        let log = NSTemporaryDirectory() + "herd-sim-down-\(getpid()).log"
+        if up == nil { _ = try? Spawn.run(sim, ["down"], environment: environment, log: log) }
+        try? FileManager.default.removeItem(atPath: log)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// The cluster file of the three nodes: mpirun in the simulated head
+    /// node, ranks started through herd-sim's rsh agent.
+    func cluster() throws -> String {
+        let path = Self.dir + "/sim-3.yaml"
+        try """
+            name: sim-3
+            launcher: mpirun
+            mpirun_prefix: [\(Self.sim), exec, head]
+            environment: {OMPI_MCA_plm_rsh_agent: "\(Self.sim) rsh", HERD_SIM_DIR: \(Self.env["HERD_SIM_DIR"]!), HERD_SIM_PREFIX: \(Self.env["HERD_SIM_PREFIX"]!)}
+            nodes:
+              - {hosts: [node1, node2, node3], slots: 2, cores: 2, memory_gb: 8, peak_tflops: 0.02}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func job(_ name: String, data: Int, tensor: Int) throws -> (path: String, run: String) {
+        let path = Self.dir + "/\(name).yaml", run = Self.dir + "/run-\(name)"
+        try """
+            kind: pretrain
+            seed: 7
+            model: {preset: tiny-gqa, max_seq_len: 32}
+            data: {corpus: \(Self.dir)/corpus.txt, tokenizer: byte, seq_len: 32}
+            batch: {sequences: 12}
+            optimizer: {lr: 3e-3}
+            schedule: {warmup_steps: 5}
+            steps: 20
+            log_interval: 1
+            threads: 1
+            parallelism: {data: \(data), tensor: \(tensor)}
+            monitor: {heartbeat_seconds: 1, hang_timeout_seconds: 60}
+            output: \(run)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return (path, run)
+    }
+
+    func losses(_ run: String) throws -> [Double] {
+        try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["event"] as? String == "step" }.compactMap { $0["loss"] as? Double }
+    }
+
+    /// (data 3, tensor 2) on three nodes through mpirun: every rank runs on
+    /// the host the plan names, each tensor pair on one node, and the loss
+    /// of every step equals one process's within 1e-4.
+    func testDataThreeTensorTwoOnThreeNodesMatchesThePlanAndOneProcess() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        let single = try job("single", data: 1, tensor: 1), multi = try job("nodes", data: 3, tensor: 2)
+        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
+        var environment = ProcessInfo.processInfo.environment
+        environment["HERD_HOME"] = Self.dir + "/herd-home"
+        for (k, v) in Self.env { environment[k] = v }
+        let r = try HerdBinary.run(["run", multi.path, "--cluster", try cluster()], environment: environment)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+
+        let plan = try Plan.read(multi.run + "/" + Plan.fileName)
+        XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2", "node3", "node3"])
+        for d in 0..<3 {
+            XCTAssertEqual(Set(plan.ranks.filter { $0.dataRank == d }.map(\.host)).count, 1, "tensor pair \(d) spans nodes")
+        }
+        let beats = HeartbeatRecord.readAll(run: multi.run)
+        XCTAssertEqual(beats.count, 6)
+        for b in beats { XCTAssertEqual(b.host, plan.ranks[b.rank].host, "rank \(b.rank) ran on \(b.host)") }
+        for rank in 0..<6 {
+            let log = try String(contentsOfFile: AttemptLogs.rankFile(run: multi.run, attempt: 1, rank: rank, stream: "stdout"), encoding: .utf8)
+            XCTAssertTrue(log.contains("herd: rank \(rank) of 6 on \(plan.ranks[rank].host)\n"), log)
+        }
+        let a = try losses(single.run), b = try losses(multi.run)
+        XCTAssertEqual(a.count, 20)
+        XCTAssertEqual(b.count, 20)
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * x) }
+    }
+}
