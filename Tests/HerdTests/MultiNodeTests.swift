@@ -50,7 +50,7 @@ final class MultiNodeTests: XCTestCase {
         return path
     }
 
-    func job(_ name: String, data: Int, tensor: Int) throws -> (path: String, run: String) {
+    func job(_ name: String, data: Int, tensor: Int, steps: Int = 20, extra: String = "") throws -> (path: String, run: String) {
         let path = Self.dir + "/\(name).yaml", run = Self.dir + "/run-\(name)"
         try """
             kind: pretrain
@@ -60,7 +60,8 @@ final class MultiNodeTests: XCTestCase {
             batch: {sequences: 12}
             optimizer: {lr: 3e-3}
             schedule: {warmup_steps: 5}
-            steps: 20
+            steps: \(steps)
+            \(extra)
             log_interval: 1
             threads: 1
             parallelism: {data: \(data), tensor: \(tensor)}
@@ -76,6 +77,48 @@ final class MultiNodeTests: XCTestCase {
             .filter { $0["event"] as? String == "step" }.compactMap { $0["loss"] as? Double }
     }
 
+    /// The environment of a herd command that uses the simulated nodes.
+    var environment: [String: String] {
+        var e = ProcessInfo.processInfo.environment
+        e["HERD_HOME"] = Self.dir + "/herd-home"
+        for (k, v) in Self.env { e[k] = v }
+        return e
+    }
+
+    func sim(_ args: String...) throws -> Int32 {
+        try Spawn.run(Self.sim, args, environment: environment, log: Self.dir + "/herd-sim.log")
+    }
+
+    /// A node powered off mid-run (every process on it SIGKILLed) and
+    /// powered on again: mpirun fails, the coordinator restarts the job
+    /// from its last checkpoint on the same three nodes without a person,
+    /// and the final loss is the uninterrupted run's.
+    func testKilledNodeIsRestartedAndTheJobEndsAsUninterrupted() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1}"
+        let single = try job("whole", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job("killed", data: 3, tensor: 2, steps: 60, extra: extra)
+        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
+        let (p, out, _) = try HerdBinary.start(["run", multi.path, "--cluster", try cluster()], environment: environment)
+        let deadline = Date().addingTimeInterval(120)
+        while (CheckpointStore(runDirectory: multi.run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(p.isRunning, "the job ended before the node could be killed")
+        XCTAssertEqual(try sim("kill-node", "node3"), 0)
+        XCTAssertEqual(try sim("start-node", "node3"), 0)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("restart 1 of 3"), text)
+        let a = try losses(single.run), b = try losses(multi.run)
+        XCTAssertEqual(a.count, 60)
+        XCTAssertGreaterThanOrEqual(b.count, 60)
+        let events = try String(contentsOfFile: multi.run + "/events.jsonl", encoding: .utf8)
+        XCTAssertTrue(events.contains(#""event":"resume""#), "the second attempt did not resume from a checkpoint")
+        print(text.split(separator: "\n").filter { $0.hasPrefix("herd:") }.joined(separator: "\n"))
+        XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!)
+        let beats = HeartbeatRecord.readAll(run: multi.run)
+        XCTAssertEqual(Set(beats.map(\.host)), ["node1", "node2", "node3"])
+    }
+
     /// (data 3, tensor 2) on three nodes through mpirun: every rank runs on
     /// the host the plan names, each tensor pair on one node, and the loss
     /// of every step equals one process's within 1e-4.
@@ -83,9 +126,6 @@ final class MultiNodeTests: XCTestCase {
         if let why = Self.up { throw XCTSkip(why) }
         let single = try job("single", data: 1, tensor: 1), multi = try job("nodes", data: 3, tensor: 2)
         XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
-        var environment = ProcessInfo.processInfo.environment
-        environment["HERD_HOME"] = Self.dir + "/herd-home"
-        for (k, v) in Self.env { environment[k] = v }
         let r = try HerdBinary.run(["run", multi.path, "--cluster", try cluster()], environment: environment)
         XCTAssertEqual(r.status, 0, r.out + r.err)
 
