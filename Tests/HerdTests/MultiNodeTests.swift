@@ -113,10 +113,36 @@ final class MultiNodeTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(b.count, 60)
         let events = try String(contentsOfFile: multi.run + "/events.jsonl", encoding: .utf8)
         XCTAssertTrue(events.contains(#""event":"resume""#), "the second attempt did not resume from a checkpoint")
-        print(text.split(separator: "\n").filter { $0.hasPrefix("herd:") }.joined(separator: "\n"))
         XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!)
         let beats = HeartbeatRecord.readAll(run: multi.run)
         XCTAssertEqual(Set(beats.map(\.host)), ["node1", "node2", "node3"])
+    }
+
+    /// A node lost for good under `restart.on_node_loss: shrink`: the
+    /// coordinator finds which hosts mpirun can still start a rank on and
+    /// goes on, without a person, on the two that remain at data 2 (the
+    /// checkpoint reshards); the global batch is the same, so is the loss.
+    func testLostNodeShrinksTheJobToTheNodesThatRemain() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        defer { _ = try? sim("start-node", "node3") }
+        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
+        let single = try job("whole-shrink", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job("shrunk", data: 3, tensor: 2, steps: 60, extra: extra)
+        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
+        let (p, out, _) = try HerdBinary.start(["run", multi.path, "--cluster", try cluster()], environment: environment)
+        let deadline = Date().addingTimeInterval(120)
+        while (CheckpointStore(runDirectory: multi.run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(p.isRunning, "the job ended before the node could be killed")
+        XCTAssertEqual(try sim("kill-node", "node3"), 0)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("lost node3 (mpirun cannot start a rank there): continuing on node1, node2 at data 2 × tensor 2"), text)
+        let plan = try Plan.read(multi.run + "/" + Plan.fileName)
+        XCTAssertEqual(plan.data, 2)
+        XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2"])
+        XCTAssertEqual(Set(HeartbeatRecord.readAll(run: multi.run).map(\.host)), ["node1", "node2"])
+        let a = try losses(single.run), b = try losses(multi.run)
+        XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!)
     }
 
     /// (data 3, tensor 2) on three nodes through mpirun: every rank runs on

@@ -71,6 +71,10 @@ public struct JobManifest: Sendable {
         public var maxRestarts = 3
         public var backoffSeconds = 5.0
         public var maxBackoffSeconds = 300.0
+        /// When a node is lost: relaunch on the same layout once it is back
+        /// (`wait`, the default), or continue on the nodes that remain with
+        /// fewer data-parallel ranks (`shrink`; the checkpoint reshards).
+        public var shrinkOnNodeLoss = false
         public init() {}
         public func delay(beforeRestart n: Int) -> Double {
             min(maxBackoffSeconds, backoffSeconds * pow(2, Double(max(0, n - 1))))
@@ -357,7 +361,12 @@ public struct JobManifest: Sendable {
 
         var restart = RestartPolicy()
         if let r = try top.section("restart") {
-            try r.rejectUnknown(allowed: ["max_restarts", "backoff_seconds", "max_backoff_seconds"])
+            try r.rejectUnknown(allowed: ["max_restarts", "backoff_seconds", "max_backoff_seconds", "on_node_loss"])
+            let loss = try r.string("on_node_loss") ?? "wait"
+            guard loss == "wait" || loss == "shrink" else {
+                throw r.error("on_node_loss", "expected wait (relaunch on the same nodes once the lost one is back) or shrink (go on with fewer data-parallel ranks on the nodes that remain), got \"\(loss)\"")
+            }
+            restart.shrinkOnNodeLoss = loss == "shrink"
             restart.maxRestarts = try r.int("max_restarts", min: 0) ?? restart.maxRestarts
             restart.backoffSeconds = try r.double("backoff_seconds", min: 0) ?? restart.backoffSeconds
             restart.maxBackoffSeconds = try r.double("max_backoff_seconds", min: 0) ?? max(restart.maxBackoffSeconds, restart.backoffSeconds)

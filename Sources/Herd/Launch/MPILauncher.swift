@@ -100,7 +100,7 @@ public enum MPILauncher {
         if p.terminationStatus != 0 { throw Failure(status: p.terminationStatus) }
     }
 
-    static func mpirunPath() throws -> String {
+    public static func mpirunPath() throws -> String {
         if let path = Spawn.which("mpirun") { return path }
         throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "mpirun not found on PATH (Debian's openmpi-bin; make setup installs it)"])
     }

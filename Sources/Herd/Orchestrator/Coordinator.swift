@@ -37,7 +37,7 @@ public final class Coordinator {
         try store.update(jobID, ["coordinator_pid": .int(Int64(getpid()))])
         try FileManager.default.createDirectory(atPath: job.runDir, withIntermediateDirectories: true)
         let events = try EventLog(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"))
-        let cluster = try ClusterSpec.load(path: job.cluster)
+        var cluster = try ClusterSpec.load(path: job.cluster)
         say("job \(jobID) \(job.name): coordinator pid \(getpid()), cluster \(cluster.name) (\(cluster.launcher.rawValue)), run directory \(job.runDir)")
 
         while true {
@@ -97,7 +97,31 @@ public final class Coordinator {
                        from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
             while Date().timeIntervalSince1970 < until && !cancelRequested { Thread.sleep(forTimeInterval: min(pollInterval, delay)) }
+            if manifest.restart.shrinkOnNodeLoss, let smaller = try shrink(cluster, manifest: manifest, job: job, events: events) {
+                cluster = smaller
+            }
         }
+    }
+
+    /// Before a restart under `restart.on_node_loss: shrink`: the hosts
+    /// mpirun cannot start a rank on are left out, and the job goes on with
+    /// as many data-parallel ranks as the rest hold (dividing the global
+    /// batch); nil when every host answers.
+    func shrink(_ cluster: ClusterSpec, manifest: JobManifest, job: JobRecord, events: EventLog) throws -> ClusterSpec? {
+        guard cluster.launcher == .mpirun, Set(cluster.nodes.flatMap(\.hosts)).count > 1 else { return nil }
+        let alive = try NodeProbe.reachable(cluster, log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
+        let lost = Set(cluster.nodes.flatMap(\.hosts)).subtracting(alive)
+        guard !lost.isEmpty else { return nil }
+        let rest = cluster.without(lost), tp = job.tensor
+        var data = min(job.data, rest.slots / tp)
+        while data > 0 && manifest.batch.sequences % data != 0 { data -= 1 }
+        guard data > 0 else {
+            throw JobStoreError(message: "lost \(lost.sorted().joined(separator: ", ")): the nodes that remain (\(rest.slots) slots) cannot hold one tensor-parallel group of \(tp)")
+        }
+        try store.update(jobID, ["data": .int(Int64(data))])
+        events.write("shrink", ["job_id": jobID, "lost": lost.sorted(), "hosts": rest.nodes.flatMap(\.hosts), "data": data, "tensor": tp])
+        say("lost \(lost.sorted().joined(separator: ", ")) (mpirun cannot start a rank there): continuing on \(rest.nodes.flatMap(\.hosts).joined(separator: ", ")) at data \(data) × tensor \(tp); the checkpoint reshards")
+        return rest
     }
 
     /// plan.json for this attempt, with the cluster's hosts; every attempt
