@@ -151,6 +151,7 @@ struct Worker: ParsableCommand {
             fflush(stdout)
             // Beating from the start: loading data and resuming count as progress.
             let heartbeat = try Heartbeat(run: manifest.output, rank: world.rank, interval: manifest.monitor.heartbeatSeconds)
+            heartbeat.giveUpAfter = 2 * manifest.monitor.hangTimeoutSeconds
             if manifest.kind == .ppo {
                 guard manifest.model.config == plan.model else {
                     MPIRuntime.abort(rank: world.rank, reason: "the policy in the manifest's init differs from the plan's")

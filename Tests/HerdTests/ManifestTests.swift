@@ -67,6 +67,10 @@ final class ManifestTests: XCTestCase {
         expectError(manifest(extra: "restart: {retries: 3}"), field: "restart.retries", contains: "unknown field")
         expectError(manifest(extra: "monitor: {heartbeat_seconds: 10, hang_timeout_seconds: 15}"),
                     field: "monitor.hang_timeout_seconds", contains: "at least twice monitor.heartbeat_seconds")
+        expectError(manifest(extra: "monitor: {heartbeat_seconds: 1}\nmonitor: {hang_timeout_seconds: 4}"), field: "monitor", contains: "given twice")
+        expectError(manifest(extra: "restart: {on_node_loss: shrink, on_node_loss: wait}"), field: "restart.on_node_loss", contains: "given twice")
+        expectError(manifest(extra: "restart: {on_node_loss: pray}"), field: "restart.on_node_loss", contains: "expected wait")
+        XCTAssertTrue(try JobManifest.parse(yaml: manifest(extra: "restart: {on_node_loss: shrink}"), file: "jobs/t.yaml").restart.shrinkOnNodeLoss)
     }
 
     func testMissingField() {

@@ -50,7 +50,7 @@ final class MultiNodeTests: XCTestCase {
         return path
     }
 
-    func job(_ name: String, data: Int, tensor: Int, steps: Int = 20, extra: String = "") throws -> (path: String, run: String) {
+    func job(_ name: String, data: Int, tensor: Int, steps: Int = 20, hangTimeout: Double = 60, extra: String = "") throws -> (path: String, run: String) {
         let path = Self.dir + "/\(name).yaml", run = Self.dir + "/run-\(name)"
         try """
             kind: pretrain
@@ -65,7 +65,7 @@ final class MultiNodeTests: XCTestCase {
             log_interval: 1
             threads: 1
             parallelism: {data: \(data), tensor: \(tensor)}
-            monitor: {heartbeat_seconds: 1, hang_timeout_seconds: 60}
+            monitor: {heartbeat_seconds: 1, hang_timeout_seconds: \(hangTimeout)}
             output: \(run)
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return (path, run)
@@ -143,6 +143,42 @@ final class MultiNodeTests: XCTestCase {
         XCTAssertEqual(Set(HeartbeatRecord.readAll(run: multi.run).map(\.host)), ["node1", "node2"])
         let a = try losses(single.run), b = try losses(multi.run)
         XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!)
+    }
+
+    /// A node cut off by a network partition (its processes keep running;
+    /// mpirun notices nothing): the heartbeats show no progress, the
+    /// coordinator calls the attempt hung within twice the hang timeout,
+    /// restarts it on the nodes it can reach, and the ranks left on the
+    /// cut-off node give up by themselves — no process waits forever.
+    func testPartitionedNodeIsDetectedAndNoProcessWaitsForever() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        defer { _ = try? sim("heal", "node3") }
+        let timeout = 4.0
+        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
+        let multi = try job("partitioned", data: 3, tensor: 2, steps: 60, hangTimeout: timeout, extra: extra)
+        let (p, out, _) = try HerdBinary.start(["run", multi.path, "--cluster", try cluster()], environment: environment)
+        let deadline = Date().addingTimeInterval(120)
+        while (CheckpointStore(runDirectory: multi.run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(p.isRunning, "the job ended before the node could be cut off")
+        XCTAssertEqual(try sim("partition", "node3"), 0)
+        let cut = Date().timeIntervalSince1970
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("attempt 1 hung"), text)
+        XCTAssertTrue(text.contains("continuing on node1, node2"), text)
+        let events = try String(contentsOfFile: multi.run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let restart = try XCTUnwrap(events.first { $0["event"] as? String == "restart" }?["time"] as? Double)
+        XCTAssertLessThanOrEqual(restart - cut, 2 * timeout, "the partition was noticed after \(restart - cut) s")
+        // The ranks of attempt 1 on the cut-off node: gone within twice the hang timeout of their last step.
+        var left = ["x"]
+        let until = Date().addingTimeInterval(2 * timeout + 10)
+        while !left.isEmpty && Date() < until {
+            left = (try? Spawn.capture("/usr/bin/pgrep", ["-f", "worker --plan \(multi.run)/plan.json"]).out)?.split(separator: "\n").map(String.init) ?? []
+            if !left.isEmpty { usleep(200_000) }
+        }
+        XCTAssertEqual(left, [], "workers still running after the job ended")
     }
 
     /// (data 3, tensor 2) on three nodes through mpirun: every rank runs on

@@ -13,6 +13,14 @@ struct YAMLFields {
         guard let m = node.mapping else {
             throw ManifestError(file: file, field: path, message: "expected a mapping of fields, found \(Self.describe(node))")
         }
+        // YAML leaves a repeated key to the reader; a second `monitor:` would silently lose to the first.
+        var seen = Set<String>()
+        for (k, _) in m {
+            guard let key = k.string else { continue }
+            if !seen.insert(key).inserted {
+                throw ManifestError(file: file, field: path.isEmpty ? key : "\(path).\(key)", message: "given twice; give each field once")
+            }
+        }
         mapping = m; self.path = path; self.file = file
     }
 

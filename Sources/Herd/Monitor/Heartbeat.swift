@@ -41,6 +41,10 @@ public final class Heartbeat: @unchecked Sendable {
     private let path: String
     private let interval: Double
     private var stopped = false
+    /// A rank that has made no progress for this long exits by itself: it
+    /// is stuck in a collective whose peers are gone (its node cut off, say,
+    /// where no launcher can reach it to end it) and would wait forever.
+    public var giveUpAfter: Double?
 
     public init(run: String, rank: Int, interval: Double) throws {
         let dir = HeartbeatRecord.directory(run: run)
@@ -55,6 +59,7 @@ public final class Heartbeat: @unchecked Sendable {
             while let self, !self.isStopped {
                 Thread.sleep(forTimeInterval: self.interval)
                 self.write()
+                self.giveUpIfStuck()
             }
         }
         thread.name = "heartbeat"
@@ -62,6 +67,18 @@ public final class Heartbeat: @unchecked Sendable {
     }
 
     private var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+
+    private func giveUpIfStuck() {
+        lock.lock()
+        let r = record, stopped = self.stopped
+        lock.unlock()
+        guard let limit = giveUpAfter, !stopped else { return }
+        let idle = Date().timeIntervalSince1970 - r.progressTime
+        guard idle > limit else { return }
+        FileHandle.standardError.write("herd: rank \(r.rank) on \(r.host) made no progress for \(Int(idle)) s (at step \(r.step) after \(r.phase)); its peers are gone or cut off: exiting\n".data(using: .utf8)!)
+        try? FileManager.default.removeItem(atPath: path)
+        _exit(3)
+    }
 
     /// The last word: writes the final record and ends the thread.
     public func stop(phase: String) {

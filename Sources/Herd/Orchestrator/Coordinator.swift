@@ -109,7 +109,8 @@ public final class Coordinator {
     /// batch); nil when every host answers.
     func shrink(_ cluster: ClusterSpec, manifest: JobManifest, job: JobRecord, events: EventLog) throws -> ClusterSpec? {
         guard cluster.launcher == .mpirun, Set(cluster.nodes.flatMap(\.hosts)).count > 1 else { return nil }
-        let alive = try NodeProbe.reachable(cluster, log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
+        let alive = try NodeProbe.reachable(cluster, timeout: max(5, min(60, manifest.monitor.hangTimeoutSeconds)),
+                                            log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
         let lost = Set(cluster.nodes.flatMap(\.hosts)).subtracting(alive)
         guard !lost.isEmpty else { return nil }
         let rest = cluster.without(lost), tp = job.tensor
