@@ -340,6 +340,41 @@ struct Bench: ParsableCommand {
         let tp2 = try run("small-512", L(data: 1, tensor: 2, threads: cores), 8, 4)
         print(String(format: "small-512, byte vocab, batch 8 × 256: tp=1 %.0f ms/step; tp=2 mpirun ranks %.0f ms/step = %.2f × the tp=1 step",
                      tp1.secondsPerStep * 1000, tp2.secondsPerStep * 1000, tp2.secondsPerStep / tp1.secondsPerStep))
+        try benchAcrossNodes(work: work, corpus: corpus, cores: cores)
+    }
+
+    /// Data parallelism across two simulated nodes (scripts/herd-sim: TCP
+    /// between network namespaces) against the same two ranks on one node
+    /// (shared memory), for small-512. Needs root and the script.
+    func benchAcrossNodes(work: String, corpus: String, cores: Int) throws {
+        let sim = FileManager.default.currentDirectoryPath + "/scripts/herd-sim"
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: sim) else {
+            return print("small-512 data parallelism across simulated nodes: skipped (needs root and scripts/herd-sim, run from the repository)")
+        }
+        var env = ProcessInfo.processInfo.environment
+        env["HERD_SIM_DIR"] = work + "/sim"
+        env["HERD_SIM_PREFIX"] = "hb\(getpid())"
+        env["HERD_HOME"] = work + "/herd-home"
+        guard (try? Spawn.run(sim, ["up", "2"], environment: env, log: work + "/sim.log")) == 0 else {
+            _ = try? Spawn.run(sim, ["down"], environment: env, log: work + "/sim.log")
+            return print("small-512 data parallelism across simulated nodes: skipped (network namespaces not permitted: \(work)/sim.log)")
+        }
+        defer { _ = try? Spawn.run(sim, ["down"], environment: env, log: work + "/sim.log") }
+        let cluster = work + "/sim-2.yaml"
+        try """
+            name: sim-2
+            launcher: mpirun
+            mpirun_prefix: [\(sim), exec, head]
+            environment: {OMPI_MCA_plm_rsh_agent: "\(sim) rsh", HERD_SIM_DIR: \(env["HERD_SIM_DIR"]!), HERD_SIM_PREFIX: \(env["HERD_SIM_PREFIX"]!)}
+            nodes:
+              - {hosts: [node1, node2], slots: 1, cores: \(max(1, cores / 2)), memory_gb: 8, peak_tflops: 0.02}
+            """.write(toFile: cluster, atomically: true, encoding: .utf8)
+        let l = LayoutThroughput.Layout(data: 2, tensor: 1, threads: max(1, cores / 2))
+        let local = try LayoutThroughput.measure(preset: "small-512", layout: l, sequences: 8, steps: 6, corpus: corpus, workDir: work)
+        let nodes = try LayoutThroughput.measure(preset: "small-512", layout: l, sequences: 8, steps: 6, corpus: corpus, workDir: work,
+                                                 cluster: cluster, environment: env)
+        print(String(format: "small-512, batch 8 × 256, dp=2: one node %.0f ms/step; two simulated nodes (TCP) %.0f ms/step = %.2f × the one-node step",
+                     local.secondsPerStep * 1000, nodes.secondsPerStep * 1000, nodes.secondsPerStep / local.secondsPerStep))
     }
 }
 

@@ -10,10 +10,12 @@ public enum LayoutThroughput {
     }
 
     /// Tokens/s and seconds per step of `preset` trained for `steps` steps of
-    /// `sequences` × its context on byte-level `corpus`, laid out as `layout`.
+    /// `sequences` × its context on byte-level `corpus`, laid out as `layout`
+    /// — on this machine, or on `cluster` (under a coordinator, with `environment`).
     public static func measure(preset: String, layout: Layout, sequences: Int, steps: Int,
-                               corpus: String, workDir: String, herd: String = "/proc/self/exe") throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
-        let name = "\(preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)"
+                               corpus: String, workDir: String, herd: String = "/proc/self/exe",
+                               cluster: String? = nil, environment: [String: String]? = nil) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
+        let name = "\(preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)" + (cluster == nil ? "" : "-cluster")
         let job = "\(workDir)/\(name).yaml", out = "\(workDir)/\(name)"
         try? FileManager.default.removeItem(atPath: out)
         let seq = LlamaConfig.presets[preset]!.maxSeqLen
@@ -33,13 +35,16 @@ public enum LayoutThroughput {
         """.write(toFile: job, atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: herd)) ?? herd)
-        p.arguments = ["run", job]
+        p.arguments = ["run", job] + (cluster.map { ["--cluster", $0] } ?? [])
+        if let environment { p.environment = environment }
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw MPILauncher.Failure(status: p.terminationStatus) }
-        let lines = try String(contentsOfFile: out + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-        guard let end = lines.last.flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
+        // The workers' `end` (a coordinator writes its own events after it).
+        let events = try String(contentsOfFile: out + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        guard let end = events.last(where: { $0["event"] as? String == "end" }),
               let tps = end["tokens_per_s"] as? Double, let secs = end["train_seconds"] as? Double else {
             throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: out + "/events.jsonl"])
         }
