@@ -85,6 +85,15 @@ final class MultiNodeTests: XCTestCase {
         return e
     }
 
+    /// Starts `herd run JOB --cluster` on the nodes and returns once its checkpoint of step 10 exists (the job still running).
+    func startAfterCheckpoint(_ run: String, job: String) throws -> (Process, Pipe) {
+        let (p, out, _) = try HerdBinary.start(["run", job, "--cluster", try cluster()], environment: environment)
+        let deadline = Date().addingTimeInterval(120)
+        while (CheckpointStore(runDirectory: run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(p.isRunning, "the job ended before its node could fail")
+        return (p, out)
+    }
+
     func sim(_ args: String...) throws -> Int32 {
         try Spawn.run(Self.sim, args, environment: environment, log: Self.dir + "/herd-sim.log")
     }
@@ -98,10 +107,7 @@ final class MultiNodeTests: XCTestCase {
         let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1}"
         let single = try job("whole", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job("killed", data: 3, tensor: 2, steps: 60, extra: extra)
         XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
-        let (p, out, _) = try HerdBinary.start(["run", multi.path, "--cluster", try cluster()], environment: environment)
-        let deadline = Date().addingTimeInterval(120)
-        while (CheckpointStore(runDirectory: multi.run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
-        XCTAssertTrue(p.isRunning, "the job ended before the node could be killed")
+        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path)
         XCTAssertEqual(try sim("kill-node", "node3"), 0)
         XCTAssertEqual(try sim("start-node", "node3"), 0)
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -128,10 +134,7 @@ final class MultiNodeTests: XCTestCase {
         let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
         let single = try job("whole-shrink", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job("shrunk", data: 3, tensor: 2, steps: 60, extra: extra)
         XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
-        let (p, out, _) = try HerdBinary.start(["run", multi.path, "--cluster", try cluster()], environment: environment)
-        let deadline = Date().addingTimeInterval(120)
-        while (CheckpointStore(runDirectory: multi.run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
-        XCTAssertTrue(p.isRunning, "the job ended before the node could be killed")
+        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path)
         XCTAssertEqual(try sim("kill-node", "node3"), 0)
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
@@ -156,10 +159,7 @@ final class MultiNodeTests: XCTestCase {
         let timeout = 4.0
         let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
         let multi = try job("partitioned", data: 3, tensor: 2, steps: 60, hangTimeout: timeout, extra: extra)
-        let (p, out, _) = try HerdBinary.start(["run", multi.path, "--cluster", try cluster()], environment: environment)
-        let deadline = Date().addingTimeInterval(120)
-        while (CheckpointStore(runDirectory: multi.run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
-        XCTAssertTrue(p.isRunning, "the job ended before the node could be cut off")
+        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path)
         XCTAssertEqual(try sim("partition", "node3"), 0)
         let cut = Date().timeIntervalSince1970
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
