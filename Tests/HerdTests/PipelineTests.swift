@@ -127,6 +127,8 @@ final class PipelineTests: XCTestCase {
             ("bad-ppo", { $0.replacingOccurrences(of: "{annotate: 12, k: 4}", with: "{annotate: 12, k: 4, stages: [ppo]}") + "\nppo: {ppo: {clip: 2}}\n" },
              "(ppo): ppo.clip"),
             ("ppo-rm", { $0 + "\nppo: {ppo: {safety: \(Self.dir)/policy}}\n" }, "ppo.ppo.safety: set by the pipeline"),
+            ("ppo-size-rm", { $0.replacingOccurrences(of: "{name: small, init: \(Self.dir)/policy}", with: "{name: small, init: \(Self.dir)/policy, ppo: {ppo: {helpfulness: \(Self.dir)/policy}}}") },
+             "policies[1].ppo.ppo.helpfulness: set by the pipeline"),
         ]
         for (name, change, message) in cases {
             let path = try pipeline(name, change: change)

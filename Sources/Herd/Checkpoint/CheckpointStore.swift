@@ -67,6 +67,23 @@ public struct CheckpointStore: Sendable {
         }
         return nil
     }
+
+    /// The step every rank of `world` resumes from: rank 0 decides
+    /// (`requested` if given, else `resumable`) and the others are told, so
+    /// that all load the same checkpoint; nil when there is none.
+    public func agreedResumeStep(_ world: Communicator, requested: Int? = nil, note: (String) -> Void) throws -> Int? {
+        var chosen = -1.0
+        if world.rank == 0 {
+            if let s = requested {
+                guard steps().contains(s) else { throw CheckpointError.missing(path(step: s)) }
+                chosen = Double(s)
+            } else if let s = try resumable(note: note) {
+                chosen = Double(s)
+            }
+        }
+        let s = Int(world.allReduce(chosen, op: .max))
+        return s >= 0 ? s : nil
+    }
 }
 
 func durableWrite(_ data: Data, to path: String) throws {

@@ -59,6 +59,12 @@ public struct InstructedDialogue: Codable, Sendable, Equatable {
 
     /// The user's k-th message (0-based) with the instruction before it.
     public func instructed(_ k: Int) -> String { instruction + " " + turns[k] }
+
+    /// The user's k-th message as a dialogue gives it: the instruction on
+    /// the first turn only, or (Ghost Attention's sampling) on every turn.
+    public func user(_ k: Int, instructionOnEveryTurn: Bool = false) -> String {
+        k == 0 || instructionOnEveryTurn ? instructed(k) : turns[k]
+    }
 }
 
 /// A labelled comparison of two answers to one dialogue (the preference pool).

@@ -60,20 +60,21 @@ public enum MPILauncher {
             hostfilePath = (plan.output as NSString).appendingPathComponent("hostfile")
             try text.write(toFile: hostfilePath!, atomically: true, encoding: .utf8)
         }
-        // Under a prefix (the simulated nodes' head, a login wrapper) mpirun
-        // is its last word; the cluster's variables reach mpirun and its ranks.
-        let mpirun = try mpirunPath()
-        let command = cluster.mpirunPrefix.isEmpty ? [mpirun] : cluster.mpirunPrefix + [mpirun]
-        var env = environment()
         var args = arguments(plan: plan, planPath: planPath, executable: exe, logs: logs, hostfile: hostfilePath)
-        for (k, v) in cluster.environment.sorted(by: { $0.key < $1.key }) {
-            env[k] = v
-            args.insert(contentsOf: ["-x", k], at: args.count - 4)   // before the worker's command
-        }
-        let pid = try Spawn.start(command[0].contains("/") ? command[0] : Spawn.which(command[0]) ?? command[0], Array(command.dropFirst()) + args,
-                                  environment: env, log: AttemptLogs.launcherFile(run: plan.output, attempt: attempt),
-                                  detach: .processGroup)
+        // The cluster's variables reach the ranks too (before the worker's command).
+        for k in cluster.environment.keys.sorted() { args.insert(contentsOf: ["-x", k], at: args.count - 4) }
+        let pid = try start(on: cluster, args, log: AttemptLogs.launcherFile(run: plan.output, attempt: attempt))
         return MPIJob(pid: pid)
+    }
+
+    /// Starts mpirun with `arguments` as the cluster says to: under its
+    /// prefix (the simulated nodes' head, a login wrapper), mpirun being the
+    /// prefix's last word, with the cluster's variables; in a process group.
+    static func start(on cluster: ClusterSpec, _ arguments: [String], log: String) throws -> pid_t {
+        let command = cluster.mpirunPrefix + [try mpirunPath()]
+        let executable = command[0].contains("/") ? command[0] : Spawn.which(command[0]) ?? command[0]
+        return try Spawn.start(executable, Array(command.dropFirst()) + arguments,
+                               environment: environment().merging(cluster.environment) { $1 }, log: log, detach: .processGroup)
     }
 
     /// Runs mpirun in the foreground, its output passed through; throws on failure.
@@ -100,7 +101,7 @@ public enum MPILauncher {
         if p.terminationStatus != 0 { throw Failure(status: p.terminationStatus) }
     }
 
-    public static func mpirunPath() throws -> String {
+    static func mpirunPath() throws -> String {
         if let path = Spawn.which("mpirun") { return path }
         throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "mpirun not found on PATH (Debian's openmpi-bin; make setup installs it)"])
     }

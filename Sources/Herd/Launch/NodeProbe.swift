@@ -7,16 +7,9 @@ import Foundation
 /// before a restart whose manifest says to continue on the nodes that remain.
 public enum NodeProbe {
     public static func reachable(_ cluster: ClusterSpec, timeout: Double = 20, log: String) throws -> Set<String> {
-        let mpirun = try MPILauncher.mpirunPath()
-        var env = MPILauncher.environment()
-        for (k, v) in cluster.environment { env[k] = v }
-        let prefix = cluster.mpirunPrefix
         var alive = Set<String>()
         for host in Set(cluster.nodes.flatMap(\.hosts)).sorted() {
-            let command = prefix.isEmpty ? [mpirun] : prefix + [mpirun]
-            let pid = try Spawn.start(command[0].contains("/") ? command[0] : Spawn.which(command[0]) ?? command[0],
-                                      Array(command.dropFirst()) + ["--host", "\(host):1", "-np", "1", "true"],
-                                      environment: env, log: log, detach: .processGroup)
+            let pid = try MPILauncher.start(on: cluster, ["--host", "\(host):1", "-np", "1", "true"], log: log)
             let deadline = Date().addingTimeInterval(timeout)
             var status: Int32?
             while status == nil && Date() < deadline {

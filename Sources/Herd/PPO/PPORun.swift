@@ -21,15 +21,13 @@ extension PPOTrainer {
     /// Loads the policy and value checkpoints of the newest complete step
     /// (rank 0 chooses, every rank loads the same); nil when there is none.
     func resume(note: (String) -> Void) throws -> Int? {
-        var chosen = -1.0
-        if context.isLeader, let s = try CheckpointStore(runDirectory: manifest.output).resumable(note: note) { chosen = Double(s) }
-        let s = Int(context.world.allReduce(chosen, op: .max))
-        guard s >= 0 else { return nil }
+        let store = CheckpointStore(runDirectory: manifest.output)
+        guard let s = try store.agreedResumeStep(context.world, note: note) else { return nil }
         let valueDir = CheckpointStore(runDirectory: valueRun.output).path(step: s)
         guard FileManager.default.fileExists(atPath: valueDir) else {
             throw CheckpointError.missing(valueDir + " (the value model's checkpoint of the policy's step \(s))")
         }
-        let loaded = try CheckpointLoader.load(dir: CheckpointStore(runDirectory: manifest.output).path(step: s), model: policy, optimizer: policySync.optimizer)
+        let loaded = try CheckpointLoader.load(dir: store.path(step: s), model: policy, optimizer: policySync.optimizer)
         _ = try CheckpointLoader.load(dir: valueDir, model: value, optimizer: valueSync.optimizer)
         step = loaded.step
         return step

@@ -94,11 +94,18 @@ public final class PPOTrainer {
     var rollouts: Int { spec.rollouts }
     var miniBatches: Int { spec.rollouts / spec.miniBatch }
 
-    /// The rollouts this rank samples and trains on: its share of each mini-batch.
+    /// This rank's share of each mini-batch.
+    var share: Int { spec.miniBatch / context.data.size }
+
+    /// The rollouts this rank samples and trains on: its share of each
+    /// mini-batch, mini-batch after mini-batch.
     var mine: [Int] {
-        let share = spec.miniBatch / context.data.size, d = context.data.rank
+        let d = context.data.rank
         return (0..<miniBatches).flatMap { j in (0..<share).map { j * spec.miniBatch + d * share + $0 } }
     }
+
+    /// Where mini-batch j's share lies in this rank's rollouts (in `mine`'s order).
+    func part(_ j: Int) -> Range<Int> { (j * share)..<((j + 1) * share) }
 
     // MARK: one iteration
 
@@ -112,8 +119,7 @@ public final class PPOTrainer {
         let scored = DispatchTime.now().uptimeNanoseconds
         var sums = [0.0, 0.0, 0.0, 0.0]   // policy loss, value loss, clipped tokens, gradient norm
         for j in 0..<miniBatches {
-            let part = batch.indices.filter { batch[$0].index / spec.miniBatch == j }
-            let r = update(part.map { batch[$0] })
+            let r = update(Array(batch[part(j)]))
             sums[0] += r.policyLoss; sums[1] += r.valueLoss; sums[2] += r.clipped; sums[3] += r.gradNorm
         }
         step += 1
@@ -152,11 +158,11 @@ public final class PPOTrainer {
     /// answer token, a mini-batch's share at a time.
     func score(_ batch: inout [Rollout]) {
         for j in 0..<miniBatches {
-            let part = batch.indices.filter { batch[$0].index / spec.miniBatch == j }
-            let padded = RolloutBatch(part.map { batch[$0] })
+            let part = self.part(j)
+            let padded = RolloutBatch(Array(batch[part]))
             let acts = padded.activations(policy), V = policy.config.vocabSize
             let old = policy.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
-            let entropy = padded.split { TokenEntropy.of(acts.logits.base + $0 * V, vocab: V) }
+            let entropy = padded.split { Entropy.of(logits: acts.logits.base + $0 * V, vocab: V) }
             let ref = reference.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
             let values = self.values(padded)
             for (k, i) in part.enumerated() {
@@ -182,9 +188,7 @@ public final class PPOTrainer {
         for i in batch.indices {
             let r = batch[i]
             let (h, s) = try rewards.scores(r.prompt.dialogue, answer: r.text)
-            batch[i].helpful = h; batch[i].safety = s
-            batch[i].combined = PPOReward.combined(helpful: h, safety: s, safetyPrompt: r.prompt.safety ?? false)
-            combined[r.index] = batch[i].combined
+            combined[r.index] = PPOReward.combined(helpful: h, safety: s, safetyPrompt: r.prompt.safety ?? false)
         }
         context.data.allReduce(&combined, count: rollouts, op: .sum)
         let scores = PPOReward.scores(combined: combined)

@@ -16,10 +16,8 @@ struct Rollout {
     var logProbs: [Float] = []
     var referenceLogProbs: [Float] = []
     var values: [Float] = []
-    /// Mean entropy of the policy over the answer's positions (nats).
+    /// The policy's entropy summed over the answer's positions (nats).
     var entropy = 0.0
-    /// The reward models' σ-scores and their combination R_c.
-    var helpful = 0.0, safety = 0.0, combined = 0.0
     var advantages: [Float] = []
     var returns: [Float] = []
 
@@ -75,17 +73,3 @@ struct RolloutBatch {
     }
 }
 
-enum TokenEntropy {
-    /// H(softmax(z)) = log Σ e^z − Σ softmax(z)·z, of one row of logits.
-    static func of(_ z: UnsafePointer<Float>, vocab: Int) -> Double {
-        var m = -Float.infinity
-        for j in 0..<vocab { m = max(m, z[j]) }
-        var total = 0.0, weighted = 0.0
-        for j in 0..<vocab {
-            let e = Foundation.exp(Double(z[j] - m))
-            total += e
-            weighted += e * Double(z[j] - m)
-        }
-        return Foundation.log(total) - weighted / total
-    }
-}

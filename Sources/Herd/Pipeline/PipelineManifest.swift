@@ -183,9 +183,10 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         _ = try template(YAMLFields(.mapping(finetuneJob), path: "finetune", file: file))
 
         let ppoJob = try template(top.section("ppo"))
-        if let section = ppoJob["ppo"]?.mapping {
-            for key in ["helpfulness", "safety"] where section[Node(key)] != nil {
-                throw ManifestError(file: file, field: "ppo.ppo.\(key)", message: "set by the pipeline (the iteration's reward models); leave it out")
+        // The PPO stage's reward models are the iteration's: a template may not name others.
+        for (field, t) in [("ppo", ppoJob)] + policies.enumerated().map({ ("policies[\($0.offset)].ppo", $0.element.ppo) }) {
+            for key in ["helpfulness", "safety"] where t["ppo"]?.mapping?[Node(key)] != nil {
+                throw ManifestError(file: file, field: "\(field).ppo.\(key)", message: "set by the pipeline (the iteration's reward models); leave it out")
             }
         }
 

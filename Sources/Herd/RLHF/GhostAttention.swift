@@ -38,7 +38,7 @@ public struct GhostAttention {
         var turns: [ChatMessage] = []
         var out: [Demonstration] = []
         for (k, answer) in answers.enumerated() {
-            turns += [ChatMessage(.user, k == 0 ? d.instructed(0) : d.turns[k]), ChatMessage(.assistant, answer)]
+            turns += [ChatMessage(.user, d.user(k)), ChatMessage(.assistant, answer)]
             out.append(Demonstration(id: "\(d.id)-turn\(k + 1)", dialogue: turns, loss: .lastAnswer))
         }
         return out
@@ -58,11 +58,7 @@ public struct GhostAttention {
             let judge = try Annotator(command: command)
             defer { judge.stop() }
             gatt = try gatt.filter { d in
-                let r = try judge.rate(.init(id: "gatt/\(d.id)", dialogue: Array(d.dialogue.dropLast()), response: d.dialogue.last!.content), timeout: timeout)
-                guard let kept = r.instruction else {
-                    throw AnnotatorError.badAnswer(request: "gatt/\(d.id)", line: "", reason: "no \"instruction\" field: the annotator must say whether the answer keeps the standing instruction")
-                }
-                return kept
+                try InstructionFollowing.kept(judge, id: "gatt/\(d.id)", dialogue: Array(d.dialogue.dropLast()), answer: d.dialogue.last!.content, timeout: timeout)
             }
         }
         let before = try selections.map { try JSONLines.demonstrations(path: $0) } ?? []
@@ -87,7 +83,7 @@ extension ChatSampler {
             let open = dialogues.indices.filter { k < dialogues[$0].turns.count }
             for i in open {
                 let d = dialogues[i]
-                history[i].append(ChatMessage(.user, k == 0 || instructionOnEveryTurn ? d.instructed(k) : d.turns[k]))
+                history[i].append(ChatMessage(.user, d.user(k, instructionOnEveryTurn: instructionOnEveryTurn)))
             }
             let said = try self.answers(open.map { history[$0] }, temperature: temperature, maxNewTokens: maxNewTokens,
                                         seed: SplitMix64.mix(seed, UInt64(k)))
@@ -107,22 +103,27 @@ public enum InstructionFollowing {
     public static func byTurn(_ sampler: ChatSampler, dialogues: [InstructedDialogue], annotator: Annotator, maxNewTokens: Int,
                               timeout: Double, tag: String) throws -> [Double] {
         let answers = try sampler.turns(dialogues, instructionOnEveryTurn: false, temperature: 0, maxNewTokens: maxNewTokens, seed: 0)
-        var kept: [Double] = [], asked: [Double] = []
+        let turns = dialogues.map(\.turns.count).max() ?? 0
+        var kept = [Double](repeating: 0, count: turns), asked = kept
         for (d, said) in zip(dialogues, answers) {
             var history: [ChatMessage] = []
             for (k, a) in said.enumerated() {
-                history.append(ChatMessage(.user, k == 0 ? d.instructed(0) : d.turns[k]))
-                let r = try annotator.rate(.init(id: "\(tag)/\(d.id)/turn\(k + 1)", dialogue: history, response: a), timeout: timeout)
-                guard let follows = r.instruction else {
-                    throw AnnotatorError.badAnswer(request: "\(tag)/\(d.id)/turn\(k + 1)", line: "",
-                                                   reason: "no \"instruction\" field: the annotator must say whether the answer keeps the standing instruction")
-                }
+                history.append(ChatMessage(.user, d.user(k)))
+                let follows = try Self.kept(annotator, id: "\(tag)/\(d.id)/turn\(k + 1)", dialogue: history, answer: a, timeout: timeout)
                 history.append(ChatMessage(.assistant, a))
-                if kept.count <= k { kept.append(0); asked.append(0) }
                 asked[k] += 1
                 if follows { kept[k] += 1 }
             }
         }
         return zip(kept, asked).map { $0 / $1 }
+    }
+
+    /// The annotator's word on whether `answer` keeps the dialogue's standing instruction.
+    static func kept(_ annotator: Annotator, id: String, dialogue: [ChatMessage], answer: String, timeout: Double) throws -> Bool {
+        let r = try annotator.rate(.init(id: id, dialogue: dialogue, response: answer), timeout: timeout)
+        guard let kept = r.instruction else {
+            throw AnnotatorError.badAnswer(request: id, line: "", reason: "no \"instruction\" field: the annotator must say whether the answer keeps the standing instruction")
+        }
+        return kept
     }
 }

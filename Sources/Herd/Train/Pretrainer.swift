@@ -357,18 +357,7 @@ public final class Pretrainer {
     /// complete one (LATEST, or an earlier one that verifies when LATEST is
     /// damaged). Rank 0 decides and tells the others, so all load the same.
     func resumePoint(note: (String) -> Void) throws -> Int? {
-        let store = CheckpointStore(runDirectory: manifest.output)
-        var chosen = -1.0
-        if context.isLeader {
-            if let s = resumeStep {
-                guard store.steps().contains(s) else { throw CheckpointError.missing(store.path(step: s)) }
-                chosen = Double(s)
-            } else if let s = try store.resumable(note: note) {
-                chosen = Double(s)
-            }
-        }
-        let s = Int(context.world.allReduce(chosen, op: .max))
-        return s >= 0 ? s : nil
+        try CheckpointStore(runDirectory: manifest.output).agreedResumeStep(context.world, requested: resumeStep, note: note)
     }
 
     /// Resume from this step instead of the newest checkpoint.
