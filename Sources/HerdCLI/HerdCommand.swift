@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Submit.self, Status.self, Watch.self, Logs.self, Cancel.self, Resume.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Score.self, RLHF.self, Presets.self, Bench.self, Version.self, Worker.self, Coordinate.self])
+        subcommands: [Run.self, Submit.self, Status.self, Watch.self, Logs.self, Cancel.self, Resume.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Score.self, RLHF.self, Presets.self, Bench.self, Version.self, Worker.self, Place.self, Coordinate.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -122,6 +122,28 @@ struct Run: ParsableCommand {
         do { try MPILauncher.run(plan: plan, planPath: planPath) } catch let f as MPILauncher.Failure where f.status == 143 {
             // The ranks stopped together on request, after their checkpoint (said above).
             Foundation.exit(143)
+        } catch { fail(error) }
+    }
+}
+
+/// Run by a Slurm batch script before its ranks start: the plan's hosts
+/// become the nodes Slurm allocated (see SlurmAllocation).
+struct Place: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put a plan's ranks on the nodes of a Slurm allocation (run by herd's batch scripts).", shouldDisplay: false)
+
+    @Option(help: "The plan.json to rewrite.")
+    var plan: String
+    @Option(help: "The Slurm job id.")
+    var job: String
+    @Argument(help: "The allocation's nodes, in Slurm's order (scontrol show hostnames).")
+    var nodes: [String]
+
+    func run() throws {
+        do {
+            let placed = try SlurmAllocation.place(try Plan.read(plan), on: nodes, job: job)
+            try placed.write(to: (plan as NSString).deletingLastPathComponent)
+            print("herd: placed on Slurm job \(job)'s allocation: \(SlurmAllocation.describe(placed))")
         } catch { fail(error) }
     }
 }
@@ -364,7 +386,7 @@ struct Bench: ParsableCommand {
         try """
             name: sim-2
             launcher: mpirun
-            mpirun_prefix: [\(sim), exec, head]
+            launcher_prefix: [\(sim), exec, head]
             environment: {OMPI_MCA_plm_rsh_agent: "\(sim) rsh", HERD_SIM_DIR: \(env["HERD_SIM_DIR"]!), HERD_SIM_PREFIX: \(env["HERD_SIM_PREFIX"]!)}
             nodes:
               - {hosts: [node1, node2], slots: 1, cores: \(max(1, cores / 2)), memory_gb: 8, peak_tflops: 0.02}

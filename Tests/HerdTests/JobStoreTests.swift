@@ -70,9 +70,18 @@ final class JobStoreTests: XCTestCase {
             output: "/runs/it's here"
             """, file: "j.yaml", overrides: .init(planOnly: true))
         let plan = try Planner.plan(manifest: m, model: m.model.config, host: "localhost", cores: 2)
-        let script = try SlurmLauncher.script(plan: plan, planPath: "/runs/it's here/plan.json", executable: "/bin/herd", attempt: 3, jobID: 9)
+        let script = try SlurmLauncher.script(plan: plan, planPath: "/runs/it's here/plan.json", executable: "/bin/herd", attempt: 3, jobID: 9, step: .mpirun)
         XCTAssertTrue(script.contains("'--output-filename' '/runs/it'\\''s here/logs/attempt-3'"), script)
         XCTAssertTrue(script.contains("trap 'kill -USR2 \"$child\" 2>/dev/null' USR2 TERM"))
         XCTAssertTrue(script.hasSuffix("exit $status\n"))
+        // Only the run's current Slurm job starts ranks, on the nodes Slurm gave it.
+        XCTAssertTrue(script.contains("current=$(cat '/runs/it'\\''s here/slurm/current' 2>/dev/null)"), script)
+        XCTAssertTrue(script.contains("'/bin/herd' place --plan '/runs/it'\\''s here/plan.json' --job \"$SLURM_JOB_ID\" $(scontrol show hostnames \"$SLURM_JOB_NODELIST\") || exit 2"), script)
+        if Spawn.which("srun") != nil {
+            let srun = try SlurmLauncher.script(plan: plan, planPath: "/runs/it's here/plan.json", executable: "/bin/herd", attempt: 3, jobID: 9, step: .srun)
+            XCTAssertTrue(srun.contains("'--mpi=pmix' '--kill-on-bad-exit=1'"), srun)
+            XCTAssertTrue(srun.contains("'--ntasks-per-node' '2' '--output' '/runs/it'\\''s here/logs/attempt-3/1/rank.%t/stdout'"), srun)
+            XCTAssertTrue(srun.contains("mkdir -p '/runs/it'\\''s here/logs/attempt-3/1/rank.0' '/runs/it'\\''s here/logs/attempt-3/1/rank.1'"), srun)
+        }
     }
 }

@@ -12,6 +12,7 @@ final class MultiNodeTests: XCTestCase {
     static let env = ["HERD_SIM_DIR": "/tmp/herd-sim-\(getpid())", "HERD_SIM_PREFIX": "ht\(getpid())"]
     static var sim: String { FileManager.default.currentDirectoryPath + "/scripts/herd-sim" }
     static var up: String?   // why the nodes are not up, or nil
+    static var slurm: String?   // why Slurm is not up on them, or nil
 
     override class func setUp() {
         HerdBinary.writeCorpus(in: dir)
@@ -23,6 +24,12 @@ final class MultiNodeTests: XCTestCase {
             up = "network namespaces are not permitted here (scripts/herd-sim up failed: see \(dir)/herd-sim-up.log)"
             _ = try? Spawn.run(sim, ["down"], environment: environment, log: dir + "/herd-sim-down.log")
             return
+        }
+        // slurmctld in the head node, slurmd in every node (munged shared).
+        if Spawn.which("slurmctld") == nil || Spawn.which("munged") == nil {
+            slurm = "slurm-wlm is not installed (make setup installs it)"
+        } else if (try? Spawn.run(sim, ["slurm-up"], environment: environment, log: dir + "/herd-sim-slurm-up.log")) != 0 {
+            slurm = "Slurm did not come up on the simulated nodes: see \(dir)/herd-sim-slurm-up.log"
         }
     }
 
@@ -42,12 +49,53 @@ final class MultiNodeTests: XCTestCase {
         try """
             name: sim-3
             launcher: mpirun
-            mpirun_prefix: [\(Self.sim), exec, head]
+            launcher_prefix: [\(Self.sim), exec, head]
             environment: {OMPI_MCA_plm_rsh_agent: "\(Self.sim) rsh", HERD_SIM_DIR: \(Self.env["HERD_SIM_DIR"]!), HERD_SIM_PREFIX: \(Self.env["HERD_SIM_PREFIX"]!)}
             nodes:
               - {hosts: [node1, node2, node3], slots: 2, cores: 2, memory_gb: 8, peak_tflops: 0.02}
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    /// The same nodes as a Slurm cluster: sbatch and the other Slurm commands
+    /// run in the head node; the batch job starts its ranks with `step`. The
+    /// host names are stand-ins (node-0, node-1, ...): the plan's hosts are
+    /// read back from the allocation Slurm makes.
+    func slurmCluster(step: String = "srun") throws -> String {
+        let path = Self.dir + "/sim-3-slurm-\(step).yaml"
+        try """
+            name: sim-3-slurm
+            launcher: slurm
+            partition: debug
+            slurm_conf: \(Self.env["HERD_SIM_DIR"]!)/slurm/slurm.conf
+            step_launcher: \(step)
+            launcher_prefix: [\(Self.sim), exec, head]
+            environment: {HERD_SIM_DIR: \(Self.env["HERD_SIM_DIR"]!), HERD_SIM_PREFIX: \(Self.env["HERD_SIM_PREFIX"]!)}
+            nodes:
+              - {count: 3, prefix: node, slots: 2, cores: 2, memory_gb: 8, peak_tflops: 0.02}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A Slurm command in the head node; its output.
+    func slurmCommand(_ args: String...) throws -> String {
+        var e = environment
+        e["SLURM_CONF"] = Self.env["HERD_SIM_DIR"]! + "/slurm/slurm.conf"
+        return try Spawn.capture(Self.sim, ["exec", "head"] + args, environment: e).out
+    }
+
+    /// Skips without Slurm; otherwise waits until Slurm has all three nodes idle (a node an earlier test restarted re-registers).
+    func requireSlurmNodes() throws {
+        if let why = Self.up ?? Self.slurm { throw XCTSkip(why) }
+        let until = Date().addingTimeInterval(60)
+        while Date() < until, try slurmCommand("sinfo", "-h", "-t", "idle", "-o", "%D").trimmingCharacters(in: .whitespacesAndNewlines) != "3" {
+            usleep(200_000)
+        }
+    }
+
+    func events(_ run: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
     func job(_ name: String, data: Int, tensor: Int, steps: Int = 20, hangTimeout: Double = 60, extra: String = "") throws -> (path: String, run: String) {
@@ -72,9 +120,7 @@ final class MultiNodeTests: XCTestCase {
     }
 
     func losses(_ run: String) throws -> [Double] {
-        try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            .filter { $0["event"] as? String == "step" }.compactMap { $0["loss"] as? Double }
+        try events(run).filter { $0["event"] as? String == "step" }.compactMap { $0["loss"] as? Double }
     }
 
     /// The environment of a herd command that uses the simulated nodes.
@@ -86,12 +132,37 @@ final class MultiNodeTests: XCTestCase {
     }
 
     /// Starts `herd run JOB --cluster` on the nodes and returns once its checkpoint of step 10 exists (the job still running).
-    func startAfterCheckpoint(_ run: String, job: String) throws -> (Process, Pipe) {
-        let (p, out, _) = try HerdBinary.start(["run", job, "--cluster", try cluster()], environment: environment)
+    func startAfterCheckpoint(_ run: String, job: String, cluster: String) throws -> (Process, Pipe) {
+        let (p, out, _) = try HerdBinary.start(["run", job, "--cluster", cluster], environment: environment)
         let deadline = Date().addingTimeInterval(120)
         while (CheckpointStore(runDirectory: run).latest() ?? 0) < 10 && p.isRunning && Date() < deadline { usleep(20_000) }
         XCTAssertTrue(p.isRunning, "the job ended before its node could fail")
         return (p, out)
+    }
+
+    /// A (data 3, tensor 2) job of 60 steps, checkpointed every 10, on
+    /// `cluster`, with node3 powered off once its checkpoint of step 10
+    /// exists — under Slurm also marked down at once, as a site's health
+    /// check would (Slurm alone takes ~30 s) — and, if `restart`, powered on
+    /// again. The job must finish without a person. Returns its output and
+    /// run directory, with the losses of the same job in one process.
+    func killNodeMidRun(_ name: String, cluster: String, onNodeLoss: String = "wait", restart: Bool, slurm: Bool = false)
+        throws -> (text: String, run: String, single: [Double]) {
+        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: \(onNodeLoss)}"
+        let single = try job("\(name)-single", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job(name, data: 3, tensor: 2, steps: 60, extra: extra)
+        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
+        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: cluster)
+        XCTAssertEqual(try sim("kill-node", "node3"), 0)
+        if slurm { _ = try slurmCommand("scontrol", "update", "nodename=node3", "state=down", "reason=powered off by the test") }
+        if restart { XCTAssertEqual(try sim("start-node", "node3"), 0) }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        let a = try losses(single.run), b = try losses(multi.run)
+        XCTAssertEqual(a.count, 60)
+        XCTAssertGreaterThanOrEqual(b.count, 60)
+        XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!, "the final loss differs from the uninterrupted run's")
+        return (text, multi.run, a)
     }
 
     func sim(_ args: String...) throws -> Int32 {
@@ -104,24 +175,10 @@ final class MultiNodeTests: XCTestCase {
     /// and the final loss is the uninterrupted run's.
     func testKilledNodeIsRestartedAndTheJobEndsAsUninterrupted() throws {
         if let why = Self.up { throw XCTSkip(why) }
-        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1}"
-        let single = try job("whole", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job("killed", data: 3, tensor: 2, steps: 60, extra: extra)
-        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
-        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path)
-        XCTAssertEqual(try sim("kill-node", "node3"), 0)
-        XCTAssertEqual(try sim("start-node", "node3"), 0)
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        let (text, run, _) = try killNodeMidRun("killed", cluster: try cluster(), restart: true)
         XCTAssertTrue(text.contains("restart 1 of 3"), text)
-        let a = try losses(single.run), b = try losses(multi.run)
-        XCTAssertEqual(a.count, 60)
-        XCTAssertGreaterThanOrEqual(b.count, 60)
-        let events = try String(contentsOfFile: multi.run + "/events.jsonl", encoding: .utf8)
-        XCTAssertTrue(events.contains(#""event":"resume""#), "the second attempt did not resume from a checkpoint")
-        XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!)
-        let beats = HeartbeatRecord.readAll(run: multi.run)
-        XCTAssertEqual(Set(beats.map(\.host)), ["node1", "node2", "node3"])
+        XCTAssertTrue(try events(run).contains { $0["event"] as? String == "resume" }, "the second attempt did not resume from a checkpoint")
+        XCTAssertEqual(Set(HeartbeatRecord.readAll(run: run).map(\.host)), ["node1", "node2", "node3"])
     }
 
     /// A node lost for good under `restart.on_node_loss: shrink`: the
@@ -131,21 +188,12 @@ final class MultiNodeTests: XCTestCase {
     func testLostNodeShrinksTheJobToTheNodesThatRemain() throws {
         if let why = Self.up { throw XCTSkip(why) }
         defer { _ = try? sim("start-node", "node3") }
-        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
-        let single = try job("whole-shrink", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job("shrunk", data: 3, tensor: 2, steps: 60, extra: extra)
-        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
-        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path)
-        XCTAssertEqual(try sim("kill-node", "node3"), 0)
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        let (text, run, _) = try killNodeMidRun("shrunk", cluster: try cluster(), onNodeLoss: "shrink", restart: false)
         XCTAssertTrue(text.contains("lost node3 (mpirun cannot start a rank there): continuing on node1, node2 at data 2 × tensor 2"), text)
-        let plan = try Plan.read(multi.run + "/" + Plan.fileName)
+        let plan = try Plan.read(run + "/" + Plan.fileName)
         XCTAssertEqual(plan.data, 2)
         XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2"])
-        XCTAssertEqual(Set(HeartbeatRecord.readAll(run: multi.run).map(\.host)), ["node1", "node2"])
-        let a = try losses(single.run), b = try losses(multi.run)
-        XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!)
+        XCTAssertEqual(Set(HeartbeatRecord.readAll(run: run).map(\.host)), ["node1", "node2"])
     }
 
     /// A node cut off by a network partition (its processes keep running;
@@ -159,7 +207,7 @@ final class MultiNodeTests: XCTestCase {
         let timeout = 4.0
         let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
         let multi = try job("partitioned", data: 3, tensor: 2, steps: 60, hangTimeout: timeout, extra: extra)
-        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path)
+        let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: try cluster())
         XCTAssertEqual(try sim("partition", "node3"), 0)
         let cut = Date().timeIntervalSince1970
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -167,9 +215,7 @@ final class MultiNodeTests: XCTestCase {
         XCTAssertEqual(p.terminationStatus, 0, text)
         XCTAssertTrue(text.contains("attempt 1 hung"), text)
         XCTAssertTrue(text.contains("continuing on node1, node2"), text)
-        let events = try String(contentsOfFile: multi.run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        let restart = try XCTUnwrap(events.first { $0["event"] as? String == "restart" }?["time"] as? Double)
+        let restart = try XCTUnwrap(try events(multi.run).first { $0["event"] as? String == "restart" }?["time"] as? Double)
         XCTAssertLessThanOrEqual(restart - cut, 2 * timeout, "the partition was noticed after \(restart - cut) s")
         // The ranks of attempt 1 on the cut-off node: gone within twice the hang timeout of their last step.
         var left = ["x"]
@@ -181,31 +227,106 @@ final class MultiNodeTests: XCTestCase {
         XCTAssertEqual(left, [], "workers still running after the job ended")
     }
 
+    /// Runs a (data 3, tensor 2) job of 20 steps on `cluster` and checks it:
+    /// every rank ran on the host the plan names, and logged it; each tensor
+    /// pair on one node, in order node1..3; every step's loss within 1e-4 of
+    /// `single`'s. Returns the plan and the job's events.
+    func runThreeByTwo(_ name: String, cluster: String, single: [Double]) throws -> (plan: Plan, events: [[String: Any]]) {
+        let multi = try job(name, data: 3, tensor: 2)
+        let r = try HerdBinary.run(["run", multi.path, "--cluster", cluster], environment: environment)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        let plan = try Plan.read(multi.run + "/" + Plan.fileName)
+        XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2", "node3", "node3"], name)
+        let beats = HeartbeatRecord.readAll(run: multi.run)
+        XCTAssertEqual(beats.count, 6)
+        for b in beats { XCTAssertEqual(b.host, plan.ranks[b.rank].host, "\(name): rank \(b.rank) ran on \(b.host)") }
+        for rank in 0..<6 {
+            let log = try String(contentsOfFile: AttemptLogs.rankFile(run: multi.run, attempt: 1, rank: rank, stream: "stdout"), encoding: .utf8)
+            XCTAssertTrue(log.contains("herd: rank \(rank) of 6 on \(plan.ranks[rank].host)\n"), "\(name): " + log)
+        }
+        let b = try losses(multi.run)
+        XCTAssertEqual(single.count, 20)
+        XCTAssertEqual(b.count, 20, name)
+        for (x, y) in zip(single, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * x, name) }
+        return (plan, try events(multi.run))
+    }
+
     /// (data 3, tensor 2) on three nodes through mpirun: every rank runs on
     /// the host the plan names, each tensor pair on one node, and the loss
     /// of every step equals one process's within 1e-4.
     func testDataThreeTensorTwoOnThreeNodesMatchesThePlanAndOneProcess() throws {
         if let why = Self.up { throw XCTSkip(why) }
-        let single = try job("single", data: 1, tensor: 1), multi = try job("nodes", data: 3, tensor: 2)
+        let single = try job("single", data: 1, tensor: 1)
         XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
-        let r = try HerdBinary.run(["run", multi.path, "--cluster", try cluster()], environment: environment)
-        XCTAssertEqual(r.status, 0, r.out + r.err)
+        _ = try runThreeByTwo("nodes", cluster: try cluster(), single: try losses(single.run))
+    }
 
-        let plan = try Plan.read(multi.run + "/" + Plan.fileName)
-        XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2", "node3", "node3"])
-        for d in 0..<3 {
-            XCTAssertEqual(Set(plan.ranks.filter { $0.dataRank == d }.map(\.host)).count, 1, "tensor pair \(d) spans nodes")
+    // MARK: Slurm on the simulated nodes
+
+    /// (data 3, tensor 2) submitted with `sbatch -N 3`: the batch job reads
+    /// Slurm's allocation back into the plan before any rank starts (the
+    /// cluster file's stand-in names give way to the nodes Slurm chose), every
+    /// rank runs where the plan says, each tensor pair on one node, and the
+    /// loss of every step is one process's — with the ranks started by srun
+    /// (PMIx) and by mpirun inside the allocation.
+    func testDataThreeTensorTwoOnThreeNodesUnderSlurm() throws {
+        try requireSlurmNodes()
+        let single = try job("slurm-single", data: 1, tensor: 1)
+        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
+        for step in ["srun", "mpirun"] {
+            let (plan, events) = try runThreeByTwo("slurm-\(step)", cluster: try slurmCluster(step: step), single: try losses(single.run))
+            let launch = try XCTUnwrap(events.first { $0["event"] as? String == "launch" })
+            XCTAssertEqual(plan.allocation, launch["launch_id"] as? String, "\(step): the plan was not read back from the Slurm job's allocation")
         }
-        let beats = HeartbeatRecord.readAll(run: multi.run)
-        XCTAssertEqual(beats.count, 6)
-        for b in beats { XCTAssertEqual(b.host, plan.ranks[b.rank].host, "rank \(b.rank) ran on \(b.host)") }
-        for rank in 0..<6 {
-            let log = try String(contentsOfFile: AttemptLogs.rankFile(run: multi.run, attempt: 1, rank: rank, stream: "stdout"), encoding: .utf8)
-            XCTAssertTrue(log.contains("herd: rank \(rank) of 6 on \(plan.ranks[rank].host)\n"), log)
-        }
-        let a = try losses(single.run), b = try losses(multi.run)
-        XCTAssertEqual(a.count, 20)
-        XCTAssertEqual(b.count, 20)
-        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * x) }
+    }
+
+    /// A node powered off under a Slurm job whose ranks srun started: Slurm
+    /// ends the job NODE_FAIL and requeues it; Herd follows the requeue (one
+    /// Slurm job, run again once the node is back, resuming from the last
+    /// checkpoint) instead of submitting a second, and the final loss is the
+    /// uninterrupted run's. A copy of the batch script submitted afterwards is
+    /// not the run's current job: it starts no rank and writes nothing.
+    func testKilledNodeUnderSlurmIsRequeuedFollowedAndEndsAsUninterrupted() throws {
+        try requireSlurmNodes()
+        let (text, run, _) = try killNodeMidRun("slurm-killed", cluster: try slurmCluster(), restart: true, slurm: true)
+        XCTAssertTrue(text.contains("a node failed and Slurm requeued job"), text)
+        let all = try events(run)
+        let launches = all.filter { $0["event"] as? String == "launch" }
+        XCTAssertEqual(launches.count, 1, "Herd submitted another Slurm job instead of following the requeue")
+        XCTAssertEqual(all.filter { $0["event"] as? String == "requeue" }.count, 1)
+        XCTAssertTrue(all.contains { $0["event"] as? String == "resume" }, "the requeued job did not resume from a checkpoint")
+        let id = try XCTUnwrap(launches.first?["launch_id"] as? String)
+        // Slurm's own record: the same job ended NODE_FAIL, then COMPLETED.
+        let comp = try String(contentsOfFile: Self.env["HERD_SIM_DIR"]! + "/slurm/jobcomp.txt", encoding: .utf8)
+            .split(separator: "\n").filter { $0.hasPrefix("JobId=\(id) ") }.compactMap { $0.split(separator: " ").first { $0.hasPrefix("JobState=") } }
+        XCTAssertEqual(comp, ["JobState=NODE_FAIL", "JobState=COMPLETED"])
+        XCTAssertEqual(Set(HeartbeatRecord.readAll(run: run).map(\.host)), ["node1", "node2", "node3"])
+
+        // The fence: the attempt's script submitted again by hand exits 3 without starting a rank.
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted()
+        let copy = try slurmCommand("sbatch", "--parsable", "--wait", "--nodes", "3", "--ntasks-per-node", "2",
+                                    "--output", Self.dir + "/fenced.log", run + "/slurm/attempt-1.sbatch")
+        let state = try slurmCommand("scontrol", "show", "job", copy.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertTrue(state.contains("ExitCode=3:0"), state)
+        XCTAssertTrue(try String(contentsOfFile: Self.dir + "/fenced.log", encoding: .utf8).contains("is not the run's current attempt"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted(), checkpoints)
+    }
+
+    /// A node lost for good under Slurm with `restart.on_node_loss: shrink`:
+    /// the requeued job asks for three nodes Slurm no longer has, so Herd
+    /// cancels it and submits the job again on the two that remain at data 2
+    /// (the checkpoint reshards); the global batch is the same, so is the loss.
+    func testLostNodeUnderSlurmShrinksTheJobToTheNodesThatRemain() throws {
+        try requireSlurmNodes()
+        defer { _ = try? sim("start-node", "node3") }
+        let (text, run, _) = try killNodeMidRun("slurm-shrunk", cluster: try slurmCluster(), onNodeLoss: "shrink", restart: false, slurm: true)
+        XCTAssertTrue(text.contains("lost node3 down (Slurm has 2 node(s) up): continuing on 2 nodes of Slurm's choosing at data 2 × tensor 2"), text)
+        XCTAssertTrue(text.contains("cancelling the requeued Slurm job"), text)
+        let plan = try Plan.read(run + "/" + Plan.fileName)
+        XCTAssertEqual(plan.data, 2)
+        XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2"])
+        let launches = try events(run).filter { $0["event"] as? String == "launch" }
+        XCTAssertEqual(launches.count, 2)
+        XCTAssertEqual(plan.allocation, launches.last?["launch_id"] as? String)
     }
 }

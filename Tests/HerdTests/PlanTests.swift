@@ -41,6 +41,38 @@ final class PlanTests: XCTestCase {
         try "launcher: slurm\nnodes: [{count: 1, slots: 2, cores: 2, memory_gb: 8, peak_tflops: 1}]\n"
             .write(toFile: dir + "/nopart.yaml", atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try ClusterSpec.load(path: dir + "/nopart.yaml")) { XCTAssertTrue("\($0)".contains("partition: required")) }
+        // How ranks start inside a Slurm allocation, and what the launcher's commands run under.
+        let node = "nodes: [{count: 1, slots: 2, cores: 2, memory_gb: 8, peak_tflops: 1}]\n"
+        for (name, text, message) in [
+            ("step-mpirun", "launcher: mpirun\nstep_launcher: srun\n", "step_launcher: for the slurm launcher: mpirun or srun (how the batch job starts its ranks), got \"srun\""),
+            ("step-bad", "launcher: slurm\npartition: debug\nstep_launcher: ssh\n", "step_launcher: for the slurm launcher: mpirun or srun (how the batch job starts its ranks), got \"ssh\""),
+            ("prefix", "launcher: slurm\npartition: debug\nlauncher_prefix: [/nonexistent/wrapper, head]\n", "launcher_prefix: /nonexistent/wrapper is not an executable file"),
+        ] {
+            try (text + node).write(toFile: dir + "/\(name).yaml", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ClusterSpec.load(path: dir + "/\(name).yaml")) { e in
+                XCTAssertTrue("\(e)".hasPrefix("\(dir)/\(name).yaml: " + message), "\(e)")
+            }
+        }
+        let slurm = try ClusterSpec.load(path: "clusters/sim-3-slurm.yaml")
+        XCTAssertEqual(slurm.stepLauncher, .srun)
+        XCTAssertEqual(slurm.launcherPrefix, ["scripts/herd-sim", "exec", "head"])
+    }
+
+    /// Slurm chooses the nodes: the plan's k-th host becomes the allocation's
+    /// k-th node, so a tensor group stays on one node; a different count is refused.
+    func testAllocationIsReadBackIntoThePlan() throws {
+        let m = try JobManifest.load(path: "jobs/tiny-3x2.yaml", overrides: .init(planOnly: true))
+        let plan = try PlanReport.make(manifest: m, model: m.model.config, cluster: try ClusterSpec.load(path: "clusters/sim-3-slurm.yaml")).plan
+        XCTAssertEqual(plan.ranks.map(\.host), ["node-0", "node-0", "node-1", "node-1", "node-2", "node-2"])
+        XCTAssertEqual(SlurmAllocation.ranksPerNode(plan), 2)
+        let placed = try SlurmAllocation.place(plan, on: ["c7", "c2", "c9"], job: "41")
+        XCTAssertEqual(placed.ranks.map(\.host), ["c7", "c7", "c2", "c2", "c9", "c9"])
+        XCTAssertEqual(placed.allocation, "41")
+        XCTAssertEqual(placed.ranks.map(\.shard), plan.ranks.map(\.shard))
+        XCTAssertEqual(SlurmAllocation.describe(placed), "ranks 0-1 on c7, ranks 2-3 on c2, ranks 4-5 on c9")
+        XCTAssertThrowsError(try SlurmAllocation.place(plan, on: ["c7", "c2"], job: "42")) { e in
+            XCTAssertEqual("\(e)", "Slurm job 42 was given 2 node(s) (c7, c2), the plan places its ranks on 3")
+        }
     }
 
     func testPlanCommandOnThisMachine() throws {

@@ -14,6 +14,15 @@ public protocol LaunchHandle: AnyObject {
     func requestStop() throws
     /// End it now, every rank.
     func kill() throws
+    /// How many times the launcher itself restarted the attempt (Slurm's requeue after a node failure).
+    var requeues: Int { get }
+    /// Run a requeued attempt now rather than after the launcher's own delay.
+    func startNow() throws
+}
+
+extension LaunchHandle {
+    public var requeues: Int { 0 }
+    public func startNow() throws {}
 }
 
 /// Where an attempt's logs go: RUN/logs/attempt-K/ (mpirun's per-rank

@@ -71,7 +71,7 @@ public enum MPILauncher {
     /// prefix (the simulated nodes' head, a login wrapper), mpirun being the
     /// prefix's last word, with the cluster's variables; in a process group.
     static func start(on cluster: ClusterSpec, _ arguments: [String], log: String) throws -> pid_t {
-        let command = cluster.mpirunPrefix + [try mpirunPath()]
+        let command = cluster.launcherPrefix + [try mpirunPath()]
         let executable = command[0].contains("/") ? command[0] : Spawn.which(command[0]) ?? command[0]
         return try Spawn.start(executable, Array(command.dropFirst()) + arguments,
                                environment: environment().merging(cluster.environment) { $1 }, log: log, detach: .processGroup)

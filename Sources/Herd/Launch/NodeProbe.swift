@@ -31,3 +31,17 @@ extension ClusterSpec {
         return c
     }
 }
+
+extension ClusterSpec {
+    /// The cluster's first `count` hosts (under Slurm the names are stand-ins:
+    /// the allocation's nodes replace them; only how many matters).
+    public func keeping(first count: Int) -> ClusterSpec {
+        var c = self, left = count
+        c.nodes = nodes.map { g in
+            var g = g
+            g.hosts = Array(g.hosts.prefix(left)); left -= g.hosts.count
+            return g
+        }.filter { !$0.hosts.isEmpty }
+        return c
+    }
+}

@@ -1,17 +1,20 @@
 import Foundation
 
 /// Starts an attempt as a Slurm batch job: a script generated into the run
-/// directory (RUN/slurm/attempt-K.sbatch) that runs mpirun inside the
-/// allocation, submitted with `sbatch`; its state read from `squeue`, then
-/// `scontrol` once it has left the queue; cancelled with `scancel`.
+/// directory (RUN/slurm/attempt-K.sbatch) that reads the allocation back
+/// into the plan and starts the ranks inside it (mpirun, or srun with
+/// PMIx), submitted with `sbatch`; followed with `scontrol`, through
+/// Slurm's requeues; cancelled with `scancel`. Every Slurm command runs
+/// under the cluster's launcher prefix, with its environment.
 public enum SlurmLauncher {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
 
-    /// The environment Slurm's commands need: the cluster's slurm.conf when it names one.
+    /// The environment Slurm's commands and the batch job get: what mpirun
+    /// and the ranks need, the cluster's variables, its slurm.conf.
     static func environment(_ cluster: ClusterSpec) -> [String: String] {
-        var env = MPILauncher.environment()
+        var env = MPILauncher.environment().merging(cluster.environment) { $1 }
         if let conf = cluster.slurmConf { env["SLURM_CONF"] = conf }
         return env
     }
@@ -23,21 +26,58 @@ public enum SlurmLauncher {
         return path
     }
 
+    /// Runs one of Slurm's commands as the cluster says (under its prefix, with its environment).
+    static func run(_ name: String, _ arguments: [String], cluster: ClusterSpec) throws -> (status: Int32, out: String, err: String) {
+        let argv = cluster.launcherPrefix + [try command(name)] + arguments
+        let executable = argv[0].contains("/") ? argv[0] : Spawn.which(argv[0]) ?? argv[0]
+        return try Spawn.capture(executable, Array(argv.dropFirst()), environment: environment(cluster))
+    }
+
     /// Single-quoted for bash: the script carries argv, never an unquoted string.
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
-    /// The batch script. The trap turns Slurm's SIGTERM (scancel, the end of
-    /// the time limit) and herd cancel's SIGUSR2 into SIGUSR2 for mpirun,
-    /// which forwards it to the ranks: they checkpoint and exit together.
-    /// `wait` returns early when a trap runs, so it is called until mpirun is gone.
-    public static func script(plan: Plan, planPath: String, executable: String, attempt: Int, jobID: Int) throws -> String {
+    /// RUN/slurm/current: the Slurm job that is the run's current attempt.
+    /// Only that job may start ranks; anything else running the script (a
+    /// job requeued after Herd gave up on it, a resubmitted copy) exits
+    /// before touching the run, so no two jobs write the same checkpoints.
+    public static func currentFile(run: String) -> String { (run as NSString).appendingPathComponent("slurm/current") }
+
+    /// The batch script. It checks that it is the run's current job, puts the
+    /// plan's ranks on the allocation's nodes (`herd place`), and starts the
+    /// ranks. The trap turns Slurm's SIGTERM (scancel, the end of the time
+    /// limit) and herd cancel's SIGUSR2 into SIGUSR2 for mpirun or srun, which
+    /// pass it to the ranks: they checkpoint and exit together. `wait` returns
+    /// early when a trap runs, so it is called until the launcher is gone.
+    public static func script(plan: Plan, planPath: String, executable: String, attempt: Int, jobID: Int,
+                              step: ClusterSpec.StepLauncher) throws -> String {
         let logs = AttemptLogs.directory(run: plan.output, attempt: attempt)
-        let argv = [try MPILauncher.mpirunPath()] + MPILauncher.arguments(plan: plan, planPath: planPath, executable: executable, logs: logs)
+        let launch: [String]
+        var prepare = ""
+        switch step {
+        case .mpirun:
+            launch = [try MPILauncher.mpirunPath()] + MPILauncher.arguments(plan: plan, planPath: planPath, executable: executable, logs: logs)
+        case .srun:
+            // srun writes each rank's output where mpirun's --output-filename would, but does not make the directories.
+            let rankLogs = (logs as NSString).appendingPathComponent("1")
+            prepare = "mkdir -p " + (0..<plan.world).map { quote(rankLogs + "/rank.\($0)") }.joined(separator: " ") + "\n"
+            launch = [try command("srun"), "--mpi=pmix", "--kill-on-bad-exit=1", "--open-mode=append",
+                      "--ntasks", String(plan.world)] + (SlurmAllocation.ranksPerNode(plan).map { ["--ntasks-per-node", String($0)] } ?? [])
+                + ["--output", rankLogs + "/rank.%t/stdout", "--error", rankLogs + "/rank.%t/stderr",
+                   executable, "worker", "--plan", planPath]
+        }
+        let current = quote(currentFile(run: plan.output))
         return """
             #!/bin/bash
-            # Generated by herd for job \(jobID) (\(plan.job)), attempt \(attempt): \(plan.world) ranks = data \(plan.data) × tensor \(plan.tensor).
-            trap 'kill -USR2 "$child" 2>/dev/null' USR2 TERM
-            \(argv.map(quote).joined(separator: " ")) &
+            # Generated by herd for job \(jobID) (\(plan.job)), attempt \(attempt): \(plan.world) ranks = data \(plan.data) × tensor \(plan.tensor), started by \(step.rawValue).
+            current=$(cat \(current) 2>/dev/null)
+            if [ "$current" != "$SLURM_JOB_ID" ]; then
+                echo "herd: Slurm job $SLURM_JOB_ID is not the run's current attempt (that is ${current:-none}): it starts no rank" >&2
+                exit 3
+            fi
+            echo "herd: Slurm job $SLURM_JOB_ID on $SLURM_JOB_NODELIST, restart ${SLURM_RESTART_COUNT:-0} in Slurm"
+            \(quote(executable)) place --plan \(quote(planPath)) --job "$SLURM_JOB_ID" $(scontrol show hostnames "$SLURM_JOB_NODELIST") || exit 2
+            \(prepare)trap 'kill -USR2 "$child" 2>/dev/null' USR2 TERM
+            \(launch.map(quote).joined(separator: " ")) &
             child=$!
             while :; do
                 wait "$child"; status=$?
@@ -48,6 +88,7 @@ public enum SlurmLauncher {
             """
     }
 
+    /// Submits the attempt held, records it as the run's current job, then releases it.
     public static func start(plan: Plan, planPath: String, attempt: Int, jobID: Int, cluster: ClusterSpec,
                              workdir: String, executable: String = "/proc/self/exe") throws -> SlurmJob {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: executable)) ?? executable
@@ -55,68 +96,119 @@ public enum SlurmLauncher {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: AttemptLogs.directory(run: plan.output, attempt: attempt), withIntermediateDirectories: true)
         let path = (dir as NSString).appendingPathComponent("attempt-\(attempt).sbatch")
-        try script(plan: plan, planPath: planPath, executable: exe, attempt: attempt, jobID: jobID)
+        try script(plan: plan, planPath: planPath, executable: exe, attempt: attempt, jobID: jobID, step: cluster.stepLauncher)
             .write(toFile: path, atomically: true, encoding: .utf8)
         let nodes = Set(plan.ranks.map(\.host)).count
-        var args = ["--parsable", "--job-name", "herd-\(jobID)-\(plan.job)", "--nodes", String(nodes), "--ntasks", String(plan.world),
-                    "--chdir", workdir, "--output", AttemptLogs.launcherFile(run: plan.output, attempt: attempt)]
+        var args = ["--parsable", "--hold", "--requeue", "--open-mode=append", "--job-name", "herd-\(jobID)-\(plan.job)",
+                    "--nodes", String(nodes), "--ntasks", String(plan.world)]
+        if let perNode = SlurmAllocation.ranksPerNode(plan) { args += ["--ntasks-per-node", String(perNode)] }
+        args += ["--chdir", workdir, "--output", AttemptLogs.launcherFile(run: plan.output, attempt: attempt)]
         if let p = cluster.partition { args += ["--partition", p] }
         if let a = cluster.account { args += ["--account", a] }
-        let r = try Spawn.capture(try command("sbatch"), args + [path], environment: environment(cluster))
+        let r = try run("sbatch", args + [path], cluster: cluster)
         let id = r.out.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         guard r.status == 0, Int(id) != nil else {
             throw Failure(description: "sbatch \(path) failed (status \(r.status)): \(r.err.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        return SlurmJob(id: id, environment: environment(cluster))
+        try id.write(toFile: currentFile(run: plan.output), atomically: true, encoding: .utf8)
+        let job = SlurmJob(id: id, cluster: cluster)
+        let released = try run("scontrol", ["release", id], cluster: cluster)
+        guard released.status == 0 else {
+            try? job.kill()
+            throw Failure(description: "scontrol release \(id) failed (status \(released.status)): \(released.err.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return job
+    }
+
+    /// The partition's nodes as `sinfo` reports them now: those Slurm can
+    /// run a job on (responding, neither down, drained nor failing), and the rest.
+    public static func nodes(_ cluster: ClusterSpec) throws -> (usable: [String], unusable: [String]) {
+        var args = ["-h", "-N", "-o", "%N %t"]
+        if let p = cluster.partition { args += ["-p", p] }
+        let r = try run("sinfo", args, cluster: cluster)
+        guard r.status == 0 else { throw Failure(description: "sinfo failed (status \(r.status)): \(r.err)") }
+        let states: Set<String> = ["idle", "alloc", "mix", "comp", "plnd"]
+        var usable: [String] = [], unusable: [String] = []
+        for line in r.out.split(separator: "\n") {
+            let f = line.split(separator: " ").map(String.init)
+            guard f.count == 2 else { continue }
+            if states.contains(f[1]) { usable.append(f[0]) } else { unusable.append(f[0] + " " + f[1]) }
+        }
+        return (usable, unusable)
     }
 }
 
-/// An attempt running as a Slurm batch job.
+/// An attempt running as a Slurm batch job. When a node fails under it,
+/// Slurm may requeue it (the same job id runs again once it is eligible):
+/// `requeues` counts that, and the coordinator follows the job instead of
+/// submitting another.
 public final class SlurmJob: LaunchHandle {
     public let id: String
-    let environment: [String: String]
+    let cluster: ClusterSpec
     private var status: Int32?
     public private(set) var runningSince: Double?
+    public private(set) var requeues = 0
+    /// When the job was first seen NODE_FAIL (Slurm requeues it a moment later).
+    private var nodeFailSince: Double?
 
-    init(id: String, environment: [String: String]) { self.id = id; self.environment = environment }
+    init(id: String, cluster: ClusterSpec) { self.id = id; self.cluster = cluster }
 
-    /// Slurm's state of the job: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
-    public func state() throws -> (state: String, exitCode: Int32?) {
-        let q = try Spawn.capture(try SlurmLauncher.command("squeue"), ["-h", "-j", id, "-o", "%T"], environment: environment)
-        let s = q.out.trimmingCharacters(in: .whitespacesAndNewlines)
-        if q.status == 0, !s.isEmpty, !["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED"].contains(s) {
-            return (s, nil)
-        }
-        // Left the queue: scontrol still knows it for a while (MinJobAge).
-        let c = try Spawn.capture(try SlurmLauncher.command("scontrol"), ["show", "job", id], environment: environment)
+    /// Slurm's state of the job (PENDING, RUNNING, COMPLETING, COMPLETED,
+    /// FAILED, CANCELLED, NODE_FAIL, ...), its exit status once final, and
+    /// how many times Slurm has restarted it.
+    public func state() throws -> (state: String, exitCode: Int32?, restarts: Int) {
+        let c = try SlurmLauncher.run("scontrol", ["show", "job", "-o", id], cluster: cluster)
         func field(_ name: String) -> String? {
             c.out.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
         }
-        guard c.status == 0, let state = field("JobState") else {
-            return ("UNKNOWN", 255)
-        }
-        if ["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED"].contains(state) { return (state, nil) }
+        guard c.status == 0, let state = field("JobState") else { return ("UNKNOWN", 255, requeues) }
+        let restarts = field("Restarts").flatMap { Int($0) } ?? 0
+        let final: Set<String> = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED", "DEADLINE"]
+        guard final.contains(state) else { return (state, nil, restarts) }
         // ExitCode=code:signal
         let parts = (field("ExitCode") ?? "1:0").split(separator: ":").compactMap { Int32($0) }
         let code = parts.count == 2 && parts[1] != 0 ? 128 + parts[1] : (parts.first ?? 1)
-        return (state, state == "COMPLETED" ? 0 : (code == 0 ? 1 : code))
+        return (state, state == "COMPLETED" ? 0 : (code == 0 ? 1 : code), restarts)
     }
 
     public func poll() throws -> Int32? {
         guard status == nil else { return status }
         let s = try state()
+        let now = Date().timeIntervalSince1970
+        if s.restarts > requeues {
+            // Requeued: the ranks are gone and start again when Slurm runs the job.
+            requeues = s.restarts
+            runningSince = nil
+            nodeFailSince = nil
+        }
+        // A job submitted with --requeue that a node failure ended is requeued
+        // a moment later: not its end, unless Slurm leaves it there.
+        if s.state == "NODE_FAIL" {
+            nodeFailSince = nodeFailSince ?? now
+            if now - nodeFailSince! < 60 { return nil }
+        }
+        if startWhenPending && s.state == "PENDING" {
+            startWhenPending = try SlurmLauncher.run("scontrol", ["update", "jobid=\(id)", "starttime=now"], cluster: cluster).status != 0
+        }
         status = s.exitCode
-        if runningSince == nil && (s.state == "RUNNING" || status != nil) { runningSince = Date().timeIntervalSince1970 }
+        if runningSince == nil && s.state == "RUNNING" { runningSince = now }
         return status
     }
 
-    /// SIGUSR2 to the batch script, whose trap passes it to mpirun and on to the ranks.
+    /// Lets a requeued job run now rather than after Slurm's requeue delay
+    /// (its begin time, ~2 minutes): the manifest's restart backoff has
+    /// passed. Done once the job is back in the queue, PENDING: Slurm sets
+    /// the begin time when the requeue completes, after its ranks are gone.
+    public func startNow() throws { startWhenPending = true }
+    private var startWhenPending = false
+
+    /// SIGUSR2 to the batch script, whose trap passes it to mpirun or srun and on to the ranks.
     public func requestStop() throws {
-        _ = try Spawn.capture(try SlurmLauncher.command("scancel"), ["--batch", "--signal=USR2", id], environment: environment)
+        _ = try SlurmLauncher.run("scancel", ["--batch", "--signal=USR2", id], cluster: cluster)
     }
 
     public func kill() throws {
-        _ = try Spawn.capture(try SlurmLauncher.command("scancel"), ["--full", "--signal=KILL", id], environment: environment)
-        _ = try Spawn.capture(try SlurmLauncher.command("scancel"), [id], environment: environment)
+        _ = try SlurmLauncher.run("scancel", ["--full", "--signal=KILL", id], cluster: cluster)
+        _ = try SlurmLauncher.run("scancel", [id], cluster: cluster)
     }
 }

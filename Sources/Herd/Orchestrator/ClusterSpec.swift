@@ -5,6 +5,11 @@ import Yams
 /// what the planner needs to place ranks and estimate memory and time.
 public struct ClusterSpec: Sendable {
     public enum Launcher: String, Sendable, CaseIterable { case mpirun, slurm }
+    /// How a Slurm batch job starts its ranks inside the allocation: mpirun
+    /// (OpenMPI reads the allocation and starts its daemons with srun), or
+    /// `srun --mpi=pmix` (Slurm starts every rank itself; a node failure then
+    /// ends the job NODE_FAIL and Slurm requeues it).
+    public enum StepLauncher: String, Sendable, CaseIterable { case mpirun, srun }
 
     public struct NodeGroup: Sendable {
         /// Host names: `hosts` listed, or `count` nodes named prefix-0, prefix-1, ...
@@ -30,17 +35,20 @@ public struct ClusterSpec: Sendable {
     public var nodes: [NodeGroup]
     /// The model-FLOPs utilisation time estimates assume.
     public var utilization: Double
-    /// mpirun: the command mpirun runs under (an argv; e.g. a login node's
-    /// wrapper, or `scripts/herd-sim exec head` for the simulated nodes),
-    /// and variables set for it and its ranks (e.g. OMPI_MCA_plm_rsh_agent).
-    public var mpirunPrefix: [String] = []
+    /// The command the launcher's commands (mpirun; sbatch, squeue, scontrol,
+    /// scancel, sinfo) run under: an argv, e.g. a login node's wrapper, or
+    /// `scripts/herd-sim exec head` for the simulated nodes; and variables
+    /// set for them and the ranks (e.g. OMPI_MCA_plm_rsh_agent).
+    public var launcherPrefix: [String] = []
     public var environment: [String: String] = [:]
+    /// Slurm: how the batch job starts the ranks.
+    public var stepLauncher: StepLauncher = .mpirun
 
     public var slots: Int { nodes.reduce(0) { $0 + $1.hosts.count * $1.slots } }
 
     public static func load(path: String) throws(ManifestError) -> ClusterSpec {
         let top = try YAMLFields.top(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path, what: "cluster file")
-        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization", "mpirun_prefix", "environment"])
+        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization", "launcher_prefix", "environment", "step_launcher"])
         let l = try top.requiredString("launcher", "mpirun or slurm")
         guard let launcher = Launcher(rawValue: l) else {
             throw top.error("launcher", "unknown launcher \"\(l)\"; expected one of: mpirun, slurm")
@@ -75,14 +83,20 @@ public struct ClusterSpec: Sendable {
         var spec = ClusterSpec(file: path, name: try top.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
                                launcher: launcher, partition: try top.string("partition"), account: try top.string("account"),
                                slurmConf: try top.string("slurm_conf"), nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
-        if top.has("mpirun_prefix") {
-            guard launcher == .mpirun, let argv = try top.strings("mpirun_prefix"), !argv.isEmpty else {
-                throw top.error("mpirun_prefix", "a non-empty list of words (an argv) that mpirun runs under, for the mpirun launcher")
+        if top.has("launcher_prefix") {
+            guard let argv = try top.strings("launcher_prefix"), !argv.isEmpty else {
+                throw top.error("launcher_prefix", "a non-empty list of words (an argv) that the launcher's commands (mpirun, or sbatch and the other Slurm commands) run under")
             }
             guard Spawn.which(argv[0]) != nil || FileManager.default.isExecutableFile(atPath: argv[0]) else {
-                throw top.error("mpirun_prefix", "\(argv[0]) is not an executable file (nor a command on PATH); relative paths are taken from the directory herd runs in")
+                throw top.error("launcher_prefix", "\(argv[0]) is not an executable file (nor a command on PATH); relative paths are taken from the directory herd runs in")
             }
-            spec.mpirunPrefix = argv
+            spec.launcherPrefix = argv
+        }
+        if let s = try top.string("step_launcher") {
+            guard launcher == .slurm, let step = StepLauncher(rawValue: s) else {
+                throw top.error("step_launcher", "for the slurm launcher: mpirun or srun (how the batch job starts its ranks), got \"\(s)\"")
+            }
+            spec.stepLauncher = step
         }
         if let env = top.mapping["environment"] {
             guard let m = env.mapping else { throw top.error("environment", "expected a mapping of variable names to strings") }
@@ -101,7 +115,7 @@ public struct ClusterSpec: Sendable {
     public var launcherCommands: [String] {
         switch launcher {
         case .mpirun: return ["mpirun"]
-        case .slurm: return ["sbatch", "squeue", "scontrol", "scancel"]
+        case .slurm: return ["sbatch", "scontrol", "scancel", "sinfo"] + (stepLauncher == .srun ? ["srun"] : ["mpirun"])
         }
     }
 

@@ -20,7 +20,7 @@ public final class Coordinator {
         self.store = store; self.jobID = jobID; self.say = say
     }
 
-    enum Outcome { case exited(Int32), hung(String), stopped(Int32) }
+    enum Outcome { case exited(Int32), hung(String), stopped(Int32), requeued(Int) }
 
     private var cancelRequested: Bool {
         StopSignal.isRequested || ((try? store.job(jobID).cancelRequested) ?? false)
@@ -39,29 +39,43 @@ public final class Coordinator {
         let events = try EventLog(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"))
         var cluster = try ClusterSpec.load(path: job.cluster)
         say("job \(jobID) \(job.name): coordinator pid \(getpid()), cluster \(cluster.name) (\(cluster.launcher.rawValue)), run directory \(job.runDir)")
+        // A Slurm job that Slurm requeued after a node failure: followed, not
+        // submitted again, so that the job runs once.
+        var followed: LaunchHandle?
 
         while true {
             job = try store.job(jobID)
             if cancelRequested {
+                if let f = followed { try end(f, []) }
                 events.write("cancelled", ["job_id": jobID, "step": job.step])
                 try finish(.cancelled, "cancelled before attempt \(job.attempt + 1) started")
                 return .cancelled
             }
-            let attempt = job.attempt + 1
             let manifest = try JobManifest.load(path: job.manifest, overrides: Submission.overrides(job))
-            let (plan, planPath) = try writePlan(manifest: manifest, cluster: cluster, job: job)
+            let attempt: Int, plan: Plan, handle: LaunchHandle
             try? FileManager.default.removeItem(atPath: HeartbeatRecord.directory(run: job.runDir))
-            let handle: LaunchHandle
-            switch cluster.launcher {
-            case .mpirun: handle = try MPILauncher.start(plan: plan, planPath: planPath, attempt: attempt, cluster: cluster, executable: executable)
-            case .slurm: handle = try SlurmLauncher.start(plan: plan, planPath: planPath, attempt: attempt, jobID: jobID,
-                                                          cluster: cluster, workdir: job.workdir, executable: executable)
+            if let f = followed {
+                // The same attempt, its plan re-placed by the batch script on whatever nodes Slurm gives it.
+                attempt = job.attempt; handle = f; followed = nil
+                plan = try Plan.read((job.runDir as NSString).appendingPathComponent(Plan.fileName))
+                try handle.startNow()
+                try store.update(jobID, ["state": .text(JobState.running.rawValue)])
+                say("attempt \(attempt): following Slurm job \(handle.id), requeued; it runs again once Slurm has the nodes")
+            } else {
+                attempt = job.attempt + 1
+                let planPath: String
+                (plan, planPath) = try writePlan(manifest: manifest, cluster: cluster, job: job)
+                switch cluster.launcher {
+                case .mpirun: handle = try MPILauncher.start(plan: plan, planPath: planPath, attempt: attempt, cluster: cluster, executable: executable)
+                case .slurm: handle = try SlurmLauncher.start(plan: plan, planPath: planPath, attempt: attempt, jobID: jobID,
+                                                              cluster: cluster, workdir: job.workdir, executable: executable)
+                }
+                try store.update(jobID, ["state": .text(JobState.running.rawValue), "attempt": .int(Int64(attempt)),
+                                         "launch_id": .text(handle.id), "total_steps": .int(Int64(manifest.steps))])
+                events.write("launch", ["job_id": jobID, "attempt": attempt, "launcher": cluster.launcher.rawValue, "launch_id": handle.id,
+                                        "world": plan.world, "data": plan.data, "tensor": plan.tensor])
+                say("attempt \(attempt): \(cluster.launcher.rawValue) \(handle.id), \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)); logs \(AttemptLogs.directory(run: job.runDir, attempt: attempt))")
             }
-            try store.update(jobID, ["state": .text(JobState.running.rawValue), "attempt": .int(Int64(attempt)),
-                                     "launch_id": .text(handle.id), "total_steps": .int(Int64(manifest.steps))])
-            events.write("launch", ["job_id": jobID, "attempt": attempt, "launcher": cluster.launcher.rawValue, "launch_id": handle.id,
-                                    "world": plan.world, "data": plan.data, "tensor": plan.tensor])
-            say("attempt \(attempt): \(cluster.launcher.rawValue) \(handle.id), \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)); logs \(AttemptLogs.directory(run: job.runDir, attempt: attempt))")
 
             let reason: String
             switch try watch(handle, manifest: manifest, world: plan.world, runDir: job.runDir) {
@@ -79,10 +93,14 @@ public final class Coordinator {
                 reason = "attempt \(attempt) failed: \(cluster.launcher.rawValue) exited with status \(code)" + failureDetail(run: job.runDir, attempt: attempt)
             case .hung(let why):
                 reason = "attempt \(attempt) hung: \(why)"
+            case .requeued(let n):
+                reason = "attempt \(attempt): a node failed and Slurm requeued job \(handle.id) (its restart \(n) in Slurm)"
+                followed = handle
             }
             say(reason)
             job = try store.job(jobID)
             guard job.restarts < job.maxRestarts else {
+                if let f = followed { try end(f, []) }
                 events.write("failed", ["job_id": jobID, "reason": reason])
                 try finish(.failed, reason + "; gave up after \(job.restarts) restart(s) (restart.max_restarts = \(job.maxRestarts))")
                 return .failed
@@ -90,14 +108,21 @@ public final class Coordinator {
             let restarts = job.restarts + 1
             let from = CheckpointStore(runDirectory: job.runDir).latest()
             let delay = manifest.restart.delay(beforeRestart: restarts)
-            try store.recordRestart(jobID, attempt: attempt + 1, reason: reason, fromStep: from)
+            try store.recordRestart(jobID, attempt: followed == nil ? attempt + 1 : attempt, reason: reason, fromStep: from)
             try store.update(jobID, ["state": .text(JobState.restarting.rawValue), "restarts": .int(Int64(restarts)), "message": .text(reason)])
-            events.write("restart", ["job_id": jobID, "restart": restarts, "reason": reason, "from_step": from ?? 0, "backoff_s": delay])
+            events.write(followed == nil ? "restart" : "requeue",
+                         ["job_id": jobID, "restart": restarts, "reason": reason, "from_step": from ?? 0, "backoff_s": delay, "launch_id": handle.id])
             say(String(format: "restart %d of %d in %.1f s, from %@", restarts, job.maxRestarts, delay,
                        from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
             while Date().timeIntervalSince1970 < until && !cancelRequested { Thread.sleep(forTimeInterval: min(pollInterval, delay)) }
             if manifest.restart.shrinkOnNodeLoss, let smaller = try shrink(cluster, manifest: manifest, job: job, events: events) {
+                // The requeued job asks for the nodes that are gone: it ends, and a smaller one replaces it.
+                if let f = followed {
+                    say("cancelling the requeued Slurm job \(f.id): it asks for nodes that are gone")
+                    try end(f, [])
+                    followed = nil
+                }
                 cluster = smaller
             }
         }
@@ -108,20 +133,34 @@ public final class Coordinator {
     /// as many data-parallel ranks as the rest hold (dividing the global
     /// batch); nil when every host answers.
     func shrink(_ cluster: ClusterSpec, manifest: JobManifest, job: JobRecord, events: EventLog) throws -> ClusterSpec? {
-        guard cluster.launcher == .mpirun, Set(cluster.nodes.flatMap(\.hosts)).count > 1 else { return nil }
-        let alive = try NodeProbe.reachable(cluster, timeout: max(5, min(60, manifest.monitor.hangTimeoutSeconds)),
-                                            log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
-        let lost = Set(cluster.nodes.flatMap(\.hosts)).subtracting(alive)
-        guard !lost.isEmpty else { return nil }
-        let rest = cluster.without(lost), tp = job.tensor
+        guard Set(cluster.nodes.flatMap(\.hosts)).count > 1 else { return nil }
+        let hosts = cluster.nodes.flatMap(\.hosts)
+        let rest: ClusterSpec, lost: [String], why: String
+        switch cluster.launcher {
+        case .mpirun:
+            let alive = try NodeProbe.reachable(cluster, timeout: max(5, min(60, manifest.monitor.hangTimeoutSeconds)),
+                                                log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
+            lost = Set(hosts).subtracting(alive).sorted()
+            rest = cluster.without(Set(lost))
+            why = "mpirun cannot start a rank there"
+        case .slurm:
+            // Slurm places the job; what matters is how many of the partition's nodes it can still use.
+            let nodes = try SlurmLauncher.nodes(cluster)
+            lost = nodes.unusable
+            rest = cluster.keeping(first: min(hosts.count, nodes.usable.count))
+            why = "Slurm has \(nodes.usable.count) node(s) up"
+        }
+        guard !lost.isEmpty, rest.slots < cluster.slots else { return nil }
+        let tp = job.tensor
         var data = min(job.data, rest.slots / tp)
         while data > 0 && manifest.batch.sequences % data != 0 { data -= 1 }
         guard data > 0 else {
-            throw JobStoreError(message: "lost \(lost.sorted().joined(separator: ", ")): the nodes that remain (\(rest.slots) slots) cannot hold one tensor-parallel group of \(tp)")
+            throw JobStoreError(message: "lost \(lost.joined(separator: ", ")): the nodes that remain (\(rest.slots) slots) cannot hold one tensor-parallel group of \(tp)")
         }
         try store.update(jobID, ["data": .int(Int64(data))])
-        events.write("shrink", ["job_id": jobID, "lost": lost.sorted(), "hosts": rest.nodes.flatMap(\.hosts), "data": data, "tensor": tp])
-        say("lost \(lost.sorted().joined(separator: ", ")) (mpirun cannot start a rank there): continuing on \(rest.nodes.flatMap(\.hosts).joined(separator: ", ")) at data \(data) × tensor \(tp); the checkpoint reshards")
+        events.write("shrink", ["job_id": jobID, "lost": lost, "hosts": rest.nodes.flatMap(\.hosts), "data": data, "tensor": tp])
+        let on = cluster.launcher == .mpirun ? rest.nodes.flatMap(\.hosts).joined(separator: ", ") : "\(rest.nodes.flatMap(\.hosts).count) nodes of Slurm's choosing"
+        say("lost \(lost.joined(separator: ", ")) (\(why)): continuing on \(on) at data \(data) × tensor \(tp); the checkpoint reshards")
         return rest
     }
 
@@ -146,9 +185,10 @@ public final class Coordinator {
         let tail = EventTail(path: (runDir as NSString).appendingPathComponent("events.jsonl"))
         var tokensPerStep = Double(manifest.batch.sequences * manifest.data.seqLen)
         var stopDeadline: Double?
-        let timeout = manifest.monitor.hangTimeoutSeconds
+        let timeout = manifest.monitor.hangTimeoutSeconds, requeues = handle.requeues
         while true {
             let status = try handle.poll()
+            if stopDeadline == nil && handle.requeues > requeues { return .requeued(handle.requeues) }
             for e in tail.next() { try ingest(e, tokensPerStep: &tokensPerStep) }
             let beats = HeartbeatRecord.readAll(run: runDir)
             try store.setWorkers(jobID, beats.map {

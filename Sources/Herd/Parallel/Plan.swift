@@ -27,6 +27,8 @@ public struct Plan: Codable, Sendable, Equatable {
     public var resume: Bool = true
     public var resumeStep: Int?
     public var ranks: [RankPlan]
+    /// The Slurm job whose allocation the ranks' hosts were read back from (nil under mpirun).
+    public var allocation: String?
 
     public static let fileName = "plan.json"
 
