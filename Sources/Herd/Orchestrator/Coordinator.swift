@@ -14,6 +14,8 @@ public final class Coordinator {
     /// Rank 0's progress as it arrives (the foreground run prints it).
     public var onEvent: (([String: Any]) -> Void)?
     public var pollInterval = 0.5
+    /// When the current attempt was found hung (before it was killed, which under Slurm can take a while).
+    private var hungAt: Double?
     public var executable = "/proc/self/exe"
 
     public init(store: JobStore, jobID: Int, say: @escaping (String) -> Void) {
@@ -110,8 +112,10 @@ public final class Coordinator {
             let delay = manifest.restart.delay(beforeRestart: restarts)
             try store.recordRestart(jobID, attempt: followed == nil ? attempt + 1 : attempt, reason: reason, fromStep: from)
             try store.update(jobID, ["state": .text(JobState.restarting.rawValue), "restarts": .int(Int64(restarts)), "message": .text(reason)])
-            events.write(followed == nil ? "restart" : "requeue",
-                         ["job_id": jobID, "restart": restarts, "reason": reason, "from_step": from ?? 0, "backoff_s": delay, "launch_id": handle.id])
+            var restart: [String: Any] = ["job_id": jobID, "restart": restarts, "reason": reason, "from_step": from ?? 0, "backoff_s": delay, "launch_id": handle.id]
+            if let t = hungAt { restart["hung_at"] = t }
+            hungAt = nil
+            events.write(followed == nil ? "restart" : "requeue", restart)
             say(String(format: "restart %d of %d in %.1f s, from %@", restarts, job.maxRestarts, delay,
                        from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
@@ -198,6 +202,7 @@ public final class Coordinator {
             let now = Date().timeIntervalSince1970
             if stopDeadline == nil, let since = handle.runningSince,
                let why = HangCheck.check(beats, world: world, runningSince: since, now: now, timeout: timeout) {
+                hungAt = now
                 try end(handle, beats)
                 return .hung(why)
             }
