@@ -140,27 +140,34 @@ final class MultiNodeTests: XCTestCase {
         return (p, out)
     }
 
-    /// A (data 3, tensor 2) job of 60 steps, checkpointed every 10, on
+    enum NodeRestart { case never, atOnce, afterShrink }
+
+    /// A (data 3, tensor 2) job of `steps` steps, checkpointed every 10, on
     /// `cluster`, with node3 powered off once its checkpoint of step 10
     /// exists — under Slurm also marked down at once, as a site's health
-    /// check would (Slurm alone takes ~30 s) — and, if `restart`, powered on
-    /// again. The job must finish without a person. Returns its output and
-    /// run directory, with the losses of the same job in one process.
-    func killNodeMidRun(_ name: String, cluster: String, onNodeLoss: String = "wait", restart: Bool, slurm: Bool = false)
-        throws -> (text: String, run: String, single: [Double]) {
-        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: \(onNodeLoss)}"
-        let single = try job("\(name)-single", data: 1, tensor: 1, steps: 60, extra: extra), multi = try job(name, data: 3, tensor: 2, steps: 60, extra: extra)
+    /// check would (Slurm alone takes ~30 s) — and powered on again at once,
+    /// never, or once the job has shrunk. The job must finish without a
+    /// person. Returns its output and run directory, with the losses of the
+    /// same job in one process.
+    func killNodeMidRun(_ name: String, cluster: String, onNodeLoss: String = "wait", restart: NodeRestart, slurm: Bool = false,
+                        steps: Int = 60, restartPolicy: String = "") throws -> (text: String, run: String, single: [Double]) {
+        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: \(onNodeLoss)\(restartPolicy)}"
+        let single = try job("\(name)-single", data: 1, tensor: 1, steps: steps, extra: extra), multi = try job(name, data: 3, tensor: 2, steps: steps, extra: extra)
         XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
         let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: cluster)
         XCTAssertEqual(try sim("kill-node", "node3"), 0)
         if slurm { _ = try slurmCommand("scontrol", "update", "nodename=node3", "state=down", "reason=powered off by the test") }
-        if restart { XCTAssertEqual(try sim("start-node", "node3"), 0) }
+        if restart == .afterShrink {
+            let until = Date().addingTimeInterval(120)
+            while p.isRunning && Date() < until, !((try? events(multi.run)) ?? []).contains(where: { $0["event"] as? String == "shrink" }) { usleep(100_000) }
+        }
+        if restart != .never { XCTAssertEqual(try sim("start-node", "node3"), 0) }
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, text)
         let a = try losses(single.run), b = try losses(multi.run)
-        XCTAssertEqual(a.count, 60)
-        XCTAssertGreaterThanOrEqual(b.count, 60)
+        XCTAssertEqual(a.count, steps)
+        XCTAssertGreaterThanOrEqual(b.count, steps)
         XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!, "the final loss differs from the uninterrupted run's")
         return (text, multi.run, a)
     }
@@ -175,7 +182,7 @@ final class MultiNodeTests: XCTestCase {
     /// and the final loss is the uninterrupted run's.
     func testKilledNodeIsRestartedAndTheJobEndsAsUninterrupted() throws {
         if let why = Self.up { throw XCTSkip(why) }
-        let (text, run, _) = try killNodeMidRun("killed", cluster: try cluster(), restart: true)
+        let (text, run, _) = try killNodeMidRun("killed", cluster: try cluster(), restart: .atOnce)
         XCTAssertTrue(text.contains("restart 1 of 3"), text)
         XCTAssertTrue(try events(run).contains { $0["event"] as? String == "resume" }, "the second attempt did not resume from a checkpoint")
         XCTAssertEqual(Set(HeartbeatRecord.readAll(run: run).map(\.host)), ["node1", "node2", "node3"])
@@ -188,12 +195,32 @@ final class MultiNodeTests: XCTestCase {
     func testLostNodeShrinksTheJobToTheNodesThatRemain() throws {
         if let why = Self.up { throw XCTSkip(why) }
         defer { _ = try? sim("start-node", "node3") }
-        let (text, run, _) = try killNodeMidRun("shrunk", cluster: try cluster(), onNodeLoss: "shrink", restart: false)
+        let (text, run, _) = try killNodeMidRun("shrunk", cluster: try cluster(), onNodeLoss: "shrink", restart: .never)
         XCTAssertTrue(text.contains("lost node3 (mpirun cannot start a rank there): continuing on node1, node2 at data 2 × tensor 2"), text)
         let plan = try Plan.read(run + "/" + Plan.fileName)
         XCTAssertEqual(plan.data, 2)
         XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2"])
         XCTAssertEqual(Set(HeartbeatRecord.readAll(run: run).map(\.host)), ["node1", "node2"])
+    }
+
+    /// Elastic: a node lost under `shrink` that comes back while the job runs
+    /// on the two others. The coordinator notices (it asks mpirun every
+    /// `grow_check_seconds`), has every rank checkpoint and stop, and goes on
+    /// at data 3 on all three nodes — no restart counted; through data 3 → 2 →
+    /// 3 the loss stays the uninterrupted run's.
+    func testLostNodeThatComesBackGrowsTheJobAgain() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        let (text, run, _) = try killNodeMidRun("regrown", cluster: try cluster(), onNodeLoss: "shrink", restart: .afterShrink,
+                                                steps: 100, restartPolicy: ", grow_check_seconds: 1")
+        XCTAssertTrue(text.contains("continuing on node1, node2 at data 2 × tensor 2"), text)
+        XCTAssertTrue(text.contains("nodes back (all of them): growing to node1, node2, node3 at data 3 × tensor 2"), text)
+        let plan = try Plan.read(run + "/" + Plan.fileName)
+        XCTAssertEqual(plan.data, 3)
+        XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2", "node3", "node3"])
+        let all = try events(run)
+        XCTAssertEqual(all.filter { $0["event"] as? String == "grow" }.count, 1)
+        XCTAssertEqual(all.filter { $0["event"] as? String == "restart" }.count, 1, "growing back counted as a restart")
+        XCTAssertEqual(all.filter { $0["event"] as? String == "launch" }.map { $0["data"] as? Int }, [3, 2, 3])
     }
 
     /// A (data 3, tensor 2) job on `cluster` whose node3 is cut off by a
@@ -304,7 +331,7 @@ final class MultiNodeTests: XCTestCase {
     /// not the run's current job: it starts no rank and writes nothing.
     func testKilledNodeUnderSlurmIsRequeuedFollowedAndEndsAsUninterrupted() throws {
         try requireSlurmNodes()
-        let (text, run, _) = try killNodeMidRun("slurm-killed", cluster: try slurmCluster(), restart: true, slurm: true)
+        let (text, run, _) = try killNodeMidRun("slurm-killed", cluster: try slurmCluster(), restart: .atOnce, slurm: true)
         XCTAssertTrue(text.contains("a node failed and Slurm requeued job"), text)
         let all = try events(run)
         let launches = all.filter { $0["event"] as? String == "launch" }
@@ -335,7 +362,7 @@ final class MultiNodeTests: XCTestCase {
     func testLostNodeUnderSlurmShrinksTheJobToTheNodesThatRemain() throws {
         try requireSlurmNodes()
         defer { _ = try? sim("start-node", "node3") }
-        let (text, run, _) = try killNodeMidRun("slurm-shrunk", cluster: try slurmCluster(), onNodeLoss: "shrink", restart: false, slurm: true)
+        let (text, run, _) = try killNodeMidRun("slurm-shrunk", cluster: try slurmCluster(), onNodeLoss: "shrink", restart: .never, slurm: true)
         XCTAssertTrue(text.contains("lost node3 down (Slurm has 2 node(s) up): continuing on 2 nodes of Slurm's choosing at data 2 × tensor 2"), text)
         XCTAssertTrue(text.contains("cancelling the requeued Slurm job"), text)
         let plan = try Plan.read(run + "/" + Plan.fileName)

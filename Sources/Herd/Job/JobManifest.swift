@@ -75,6 +75,10 @@ public struct JobManifest: Sendable {
         /// (`wait`, the default), or continue on the nodes that remain with
         /// fewer data-parallel ranks (`shrink`; the checkpoint reshards).
         public var shrinkOnNodeLoss = false
+        /// Under shrink: how often a job running with fewer data-parallel
+        /// ranks than it was submitted with asks whether its lost nodes are
+        /// back, to grow again (0: never while it runs; still at a restart).
+        public var growCheckSeconds = 30.0
         public init() {}
         public func delay(beforeRestart n: Int) -> Double {
             min(maxBackoffSeconds, backoffSeconds * pow(2, Double(max(0, n - 1))))
@@ -361,12 +365,16 @@ public struct JobManifest: Sendable {
 
         var restart = RestartPolicy()
         if let r = try top.section("restart") {
-            try r.rejectUnknown(allowed: ["max_restarts", "backoff_seconds", "max_backoff_seconds", "on_node_loss"])
+            try r.rejectUnknown(allowed: ["max_restarts", "backoff_seconds", "max_backoff_seconds", "on_node_loss", "grow_check_seconds"])
             let loss = try r.string("on_node_loss") ?? "wait"
             guard loss == "wait" || loss == "shrink" else {
                 throw r.error("on_node_loss", "expected wait (relaunch on the same nodes once the lost one is back) or shrink (go on with fewer data-parallel ranks on the nodes that remain), got \"\(loss)\"")
             }
             restart.shrinkOnNodeLoss = loss == "shrink"
+            if let g = try r.double("grow_check_seconds", min: 0) {
+                guard restart.shrinkOnNodeLoss else { throw r.error("grow_check_seconds", "only with on_node_loss: shrink (a job that waits for its nodes never shrinks)") }
+                restart.growCheckSeconds = g
+            }
             restart.maxRestarts = try r.int("max_restarts", min: 0) ?? restart.maxRestarts
             restart.backoffSeconds = try r.double("backoff_seconds", min: 0) ?? restart.backoffSeconds
             restart.maxBackoffSeconds = try r.double("max_backoff_seconds", min: 0) ?? max(restart.maxBackoffSeconds, restart.backoffSeconds)

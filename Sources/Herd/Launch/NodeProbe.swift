@@ -30,6 +30,11 @@ extension ClusterSpec {
         c.nodes = nodes.map { g in var g = g; g.hosts.removeAll { hosts.contains($0) }; return g }.filter { !$0.hosts.isEmpty }
         return c
     }
+
+    /// The cluster with only some of its hosts.
+    public func keeping(_ hosts: Set<String>) -> ClusterSpec {
+        without(Set(nodes.flatMap(\.hosts)).subtracting(hosts))
+    }
 }
 
 extension ClusterSpec {

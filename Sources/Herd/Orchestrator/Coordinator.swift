@@ -22,7 +22,7 @@ public final class Coordinator {
         self.store = store; self.jobID = jobID; self.say = say
     }
 
-    enum Outcome { case exited(Int32), hung(String), stopped(Int32), requeued(Int) }
+    enum Outcome { case exited(Int32), hung(String), stopped(Int32), requeued(Int), regrow(Int32, NodeFit) }
 
     private var cancelRequested: Bool {
         StopSignal.isRequested || ((try? store.job(jobID).cancelRequested) ?? false)
@@ -40,6 +40,8 @@ public final class Coordinator {
         try FileManager.default.createDirectory(atPath: job.runDir, withIntermediateDirectories: true)
         let events = try EventLog(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"))
         var cluster = try ClusterSpec.load(path: job.cluster)
+        // What the job was submitted on: an elastic job shrinks from it and grows back to it.
+        let full = cluster, fullData = job.data
         say("job \(jobID) \(job.name): coordinator pid \(getpid()), cluster \(cluster.name) (\(cluster.launcher.rawValue)), run directory \(job.runDir)")
         // A Slurm job that Slurm requeued after a node failure: followed, not
         // submitted again, so that the job runs once.
@@ -80,8 +82,17 @@ public final class Coordinator {
             }
 
             let reason: String
-            switch try watch(handle, manifest: manifest, world: plan.world, runDir: job.runDir) {
-            case .exited(0), .stopped(0):
+            var regrow: NodeReturnWatch?
+            if manifest.restart.shrinkOnNodeLoss && manifest.restart.growCheckSeconds > 0 && job.data < fullData {
+                let missing = Set(full.nodes.flatMap(\.hosts)).subtracting(cluster.nodes.flatMap(\.hosts))
+                let (tensor, batch, timeout) = (job.tensor, manifest.batch.sequences, probeTimeout(manifest))
+                let log = (job.runDir as NSString).appendingPathComponent("node-probe.log")
+                regrow = NodeReturnWatch(interval: manifest.restart.growCheckSeconds, currentData: job.data) {
+                    try ElasticLayout.fit(full, probe: missing, tensor: tensor, maxData: fullData, batch: batch, timeout: timeout, log: log)
+                }
+            }
+            switch try watch(handle, manifest: manifest, world: plan.world, runDir: job.runDir, regrow: regrow) {
+            case .exited(0), .stopped(0), .regrow(0, _):
                 let done = try store.job(jobID)
                 events.write("succeeded", ["job_id": jobID, "step": done.step])
                 try finish(.succeeded, String(format: "finished %d steps, loss %.4f", done.step, done.loss ?? .nan))
@@ -98,6 +109,10 @@ public final class Coordinator {
             case .requeued(let n):
                 reason = "attempt \(attempt): a node failed and Slurm requeued job \(handle.id) (its restart \(n) in Slurm)"
                 followed = handle
+            case .regrow(_, let fit):
+                // Not a failure: the ranks checkpointed on request; relaunch larger, no restart counted.
+                cluster = try relayout(fit, from: cluster, job: job, events: events)
+                continue
             }
             say(reason)
             job = try store.job(jobID)
@@ -120,52 +135,41 @@ public final class Coordinator {
                        from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
             while Date().timeIntervalSince1970 < until && !cancelRequested { Thread.sleep(forTimeInterval: min(pollInterval, delay)) }
-            if manifest.restart.shrinkOnNodeLoss, let smaller = try shrink(cluster, manifest: manifest, job: job, events: events) {
-                // The requeued job asks for the nodes that are gone: it ends, and a smaller one replaces it.
-                if let f = followed {
-                    say("cancelling the requeued Slurm job \(f.id): it asks for nodes that are gone")
+            if manifest.restart.shrinkOnNodeLoss && Set(full.nodes.flatMap(\.hosts)).count > 1 {
+                let fit = try ElasticLayout.fit(full, tensor: job.tensor, maxData: fullData, batch: manifest.batch.sequences,
+                                                timeout: probeTimeout(manifest), log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
+                let next = try relayout(fit, from: cluster, job: job, events: events)
+                if next.slots != cluster.slots, let f = followed {
+                    // The requeued job asks for the old number of nodes: it ends, and one of the new layout replaces it.
+                    say("cancelling the requeued Slurm job \(f.id): it asks for \(Set(cluster.nodes.flatMap(\.hosts)).count) nodes, the job now runs on \(Set(next.nodes.flatMap(\.hosts)).count)")
                     try end(f, [])
                     followed = nil
                 }
-                cluster = smaller
+                cluster = next
             }
         }
     }
 
-    /// Before a restart under `restart.on_node_loss: shrink`: the hosts
-    /// mpirun cannot start a rank on are left out, and the job goes on with
-    /// as many data-parallel ranks as the rest hold (dividing the global
-    /// batch); nil when every host answers.
-    func shrink(_ cluster: ClusterSpec, manifest: JobManifest, job: JobRecord, events: EventLog) throws -> ClusterSpec? {
-        guard Set(cluster.nodes.flatMap(\.hosts)).count > 1 else { return nil }
-        let hosts = cluster.nodes.flatMap(\.hosts)
-        let rest: ClusterSpec, lost: [String], why: String
-        switch cluster.launcher {
-        case .mpirun:
-            let alive = try NodeProbe.reachable(cluster, timeout: max(5, min(60, manifest.monitor.hangTimeoutSeconds)),
-                                                log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
-            lost = Set(hosts).subtracting(alive).sorted()
-            rest = cluster.without(Set(lost))
-            why = "mpirun cannot start a rank there"
-        case .slurm:
-            // Slurm places the job; what matters is how many of the partition's nodes it can still use.
-            let nodes = try SlurmLauncher.nodes(cluster)
-            lost = nodes.unusable
-            rest = cluster.keeping(first: min(hosts.count, nodes.usable.count))
-            why = "Slurm has \(nodes.usable.count) node(s) up"
+    /// How long a node probe waits for a silent host.
+    func probeTimeout(_ manifest: JobManifest) -> Double { max(5, min(60, manifest.monitor.hangTimeoutSeconds)) }
+
+    /// Moves an elastic job (`restart.on_node_loss: shrink`) to the layout
+    /// `fit` found: fewer data-parallel ranks on the nodes that answer, or
+    /// more once lost ones are back (the checkpoint reshards). Returns the
+    /// cluster the job runs on next (`from` when nothing changes).
+    func relayout(_ fit: NodeFit, from cluster: ClusterSpec, job: JobRecord, events: EventLog) throws -> ClusterSpec {
+        let hosts = fit.cluster.nodes.flatMap(\.hosts)
+        guard fit.data != job.data || hosts != cluster.nodes.flatMap(\.hosts) else { return cluster }
+        let tp = job.tensor, grew = fit.data > job.data
+        try store.update(jobID, ["data": .int(Int64(fit.data))])
+        events.write(grew ? "grow" : "shrink", ["job_id": jobID, "lost": fit.lost, "hosts": hosts, "data": fit.data, "tensor": tp])
+        let on = cluster.launcher == .mpirun ? hosts.joined(separator: ", ") : "\(hosts.count) nodes of Slurm's choosing"
+        if grew {
+            say("nodes back (\(fit.lost.isEmpty ? "all of them" : "still lost: " + fit.lost.joined(separator: ", "))): growing to \(on) at data \(fit.data) × tensor \(tp); the checkpoint reshards")
+        } else {
+            say("lost \(fit.lost.joined(separator: ", ")) (\(fit.why)): continuing on \(on) at data \(fit.data) × tensor \(tp); the checkpoint reshards")
         }
-        guard !lost.isEmpty, rest.slots < cluster.slots else { return nil }
-        let tp = job.tensor
-        var data = min(job.data, rest.slots / tp)
-        while data > 0 && manifest.batch.sequences % data != 0 { data -= 1 }
-        guard data > 0 else {
-            throw JobStoreError(message: "lost \(lost.joined(separator: ", ")): the nodes that remain (\(rest.slots) slots) cannot hold one tensor-parallel group of \(tp)")
-        }
-        try store.update(jobID, ["data": .int(Int64(data))])
-        events.write("shrink", ["job_id": jobID, "lost": lost, "hosts": rest.nodes.flatMap(\.hosts), "data": data, "tensor": tp])
-        let on = cluster.launcher == .mpirun ? rest.nodes.flatMap(\.hosts).joined(separator: ", ") : "\(rest.nodes.flatMap(\.hosts).count) nodes of Slurm's choosing"
-        say("lost \(lost.joined(separator: ", ")) (\(why)): continuing on \(on) at data \(data) × tensor \(tp); the checkpoint reshards")
-        return rest
+        return fit.cluster
     }
 
     /// plan.json for this attempt, with the cluster's hosts; every attempt
@@ -185,11 +189,12 @@ public final class Coordinator {
     }
 
     /// Follows an attempt until it ends, feeding the store.
-    func watch(_ handle: LaunchHandle, manifest: JobManifest, world: Int, runDir: String) throws -> Outcome {
+    func watch(_ handle: LaunchHandle, manifest: JobManifest, world: Int, runDir: String, regrow: NodeReturnWatch? = nil) throws -> Outcome {
         let tail = EventTail(path: (runDir as NSString).appendingPathComponent("events.jsonl"))
         var tokensPerStep = Double(manifest.batch.sequences * manifest.data.seqLen)
         var stopDeadline: Double?
         let timeout = manifest.monitor.hangTimeoutSeconds, requeues = handle.requeues
+        var grown: NodeFit?
         while true {
             let status = try handle.poll()
             if stopDeadline == nil && handle.requeues > requeues { return .requeued(handle.requeues) }
@@ -198,7 +203,10 @@ public final class Coordinator {
             try store.setWorkers(jobID, beats.map {
                 WorkerRecord(rank: $0.rank, host: $0.host, pid: Int($0.pid), step: $0.step, phase: $0.phase, heartbeat: $0.time, progress: $0.progressTime)
             })
-            if let status { return stopDeadline == nil ? .exited(status) : .stopped(status) }
+            if let status {
+                if let grown { return .regrow(status, grown) }
+                return stopDeadline == nil ? .exited(status) : .stopped(status)
+            }
             let now = Date().timeIntervalSince1970
             if stopDeadline == nil, let since = handle.runningSince,
                let why = HangCheck.check(beats, world: world, runningSince: since, now: now, timeout: timeout) {
@@ -206,7 +214,12 @@ public final class Coordinator {
                 try end(handle, beats)
                 return .hung(why)
             }
-            if stopDeadline == nil && cancelRequested {
+            if stopDeadline == nil, !cancelRequested, let fit = regrow?.larger() {
+                say("lost nodes are back: asking every rank to checkpoint and stop, to go on at data \(fit.data)")
+                try handle.requestStop()
+                stopDeadline = now + timeout + 60
+                grown = fit
+            } else if stopDeadline == nil && cancelRequested {
                 say("cancel: asking every rank to checkpoint and exit")
                 try handle.requestStop()
                 stopDeadline = now + timeout + 60
