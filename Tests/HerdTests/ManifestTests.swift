@@ -71,6 +71,9 @@ final class ManifestTests: XCTestCase {
         expectError(manifest(extra: "restart: {on_node_loss: shrink, on_node_loss: wait}"), field: "restart.on_node_loss", contains: "given twice")
         expectError(manifest(extra: "restart: {on_node_loss: pray}"), field: "restart.on_node_loss", contains: "expected wait")
         XCTAssertTrue(try JobManifest.parse(yaml: manifest(extra: "restart: {on_node_loss: shrink}"), file: "jobs/t.yaml").restart.shrinkOnNodeLoss)
+        expectError(manifest(extra: "restart: {grow_check_seconds: 5}"), field: "restart.grow_check_seconds", contains: "only with on_node_loss: shrink")
+        expectError(manifest(extra: "restart: {on_node_loss: shrink, grow_check_seconds: -1}"), field: "restart.grow_check_seconds", contains: "must be at least 0")
+        XCTAssertEqual(try JobManifest.parse(yaml: manifest(extra: "restart: {on_node_loss: shrink, grow_check_seconds: 0}"), file: "jobs/t.yaml").restart.growCheckSeconds, 0)
     }
 
     func testMissingField() {
