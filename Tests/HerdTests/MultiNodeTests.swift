@@ -232,7 +232,7 @@ final class MultiNodeTests: XCTestCase {
     /// waits forever. Returns the job's output.
     func partitionMidRun(_ name: String, cluster: String) throws -> String {
         defer { _ = try? sim("heal", "node3") }
-        let timeout = 4.0
+        let timeout = 6.0   // starting 4 ranks and resuming must fit in it, on 2 shared cores
         let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
         let multi = try job(name, data: 3, tensor: 2, steps: 60, hangTimeout: timeout, extra: extra)
         let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: cluster)
