@@ -93,7 +93,7 @@ struct JobRoutes: Sendable {
         let flops = zip2(job.tokensPerSecond, facts.flopsPerToken).map { $0 * $1 }
         let util = zip2(flops, facts.peakFLOPs).flatMap { $1 > 0 ? $0 / $1 : nil }
         return try JSONBody.encode(JobDetail(job: JobSummary(job: job), workers: state.workers(job), restarts: try state.store.restarts(job.id),
-                                             staleAfterSeconds: WorkerHealth.staleIntervals * facts.heartbeatSeconds,
+                                             staleAfterSeconds: WorkerHealth.staleAfter(heartbeatSeconds: facts.heartbeatSeconds),
                                              flopsPerSecond: flops, utilization: util))
     }
 
@@ -171,7 +171,12 @@ struct JobRoutes: Sendable {
             return try JSONBody.encode(["job": JobSummary(job: job)], status: .created)
         } catch {
             try? FileManager.default.removeItem(atPath: dir)
-            if let e = error as? JobStoreError { throw APIError(.conflict, e.message) }
+            // Name the body's fields, not the files they were kept in.
+            func named(_ text: String) -> String {
+                text.replacingOccurrences(of: manifestPath, with: "manifest").replacingOccurrences(of: dir + "/cluster.yaml", with: "cluster")
+            }
+            if let e = error as? JobStoreError { throw APIError(.conflict, named(e.message)) }
+            if let e = error as? ManifestError { throw APIError(.badRequest, named(e.description)) }
             throw error
         }
     }

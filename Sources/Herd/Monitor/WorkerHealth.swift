@@ -25,8 +25,15 @@ public struct WorkerHealth: Codable, Sendable, Equatable {
     public var progressAgeSeconds: Double
     public var status: Status
 
-    /// A heartbeat older than this many intervals makes a rank stale.
+    /// A heartbeat older than this many intervals makes a rank stale...
     public static let staleIntervals = 3.0
+    /// ...and never younger than this: with sub-second heartbeats, a busy
+    /// machine delays a write that long without anything being wrong.
+    public static let minimumStaleSeconds = 2.0
+
+    public static func staleAfter(heartbeatSeconds: Double) -> Double {
+        max(staleIntervals * heartbeatSeconds, minimumStaleSeconds)
+    }
 
     /// The ranks 0..<world of a run, from their heartbeat files (fresher than
     /// the store, which the coordinator updates on its own schedule).
@@ -40,7 +47,7 @@ public struct WorkerHealth: Codable, Sendable, Equatable {
                 status = .exited
             } else if b.host == thisHost && !Spawn.isAlive(Int(b.pid)) {
                 status = .dead
-            } else if age > staleIntervals * heartbeatSeconds {
+            } else if age > staleAfter(heartbeatSeconds: heartbeatSeconds) {
                 status = .stale
             } else {
                 status = .ok
