@@ -219,7 +219,8 @@ struct JobRoutes: Sendable {
 
     static func int(_ fields: [String: Any], _ key: String, min: Int) throws -> Int? {
         guard let v = fields[key], !(v is NSNull) else { return nil }
-        guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded(), n.intValue >= min else {
+        // JSON's true and false arrive as NSNumbers too (type "c"): not numbers here.
+        guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue == n.doubleValue.rounded(), n.intValue >= min else {
             throw APIError(.badRequest, "field \(key): expected a whole number of at least \(min)")
         }
         return n.intValue

@@ -166,7 +166,7 @@ final class ServeTests: XCTestCase {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: prometheus), "prometheus is not installed (make test installs it: apt-get install prometheus)")
         let server = try ServeProcess(home: Self.home)
         defer { server.stop() }
-        let m = Self.manifest("scraped", steps: 800, data: 1, interval: 400, backoff: 0.5)
+        let m = Self.manifest("scraped", steps: 20000, data: 1, interval: 0, backoff: 0.5)
         let submitted = try post(server, "/api/jobs", ["manifest": m.text, "cluster": Self.cluster])
         XCTAssertEqual(submitted.status, 201, "\(submitted.json)")
         let id = try XCTUnwrap((submitted.json["job"] as? [String: Any])?["id"] as? Int)
@@ -200,9 +200,10 @@ final class ServeTests: XCTestCase {
         let selector = #"herd_job_step{job_id="\#(id)"}"#
         let end = Date().addingTimeInterval(60)
         var samples: [[String: Any]] = []
+        func number(_ r: [[String: Any]]) -> Double { Double(((r.first?["value"] as? [Any])?.last as? String) ?? "") ?? 0 }
         while Date() < end {
             samples = try query("count_over_time(\(selector)[1m])")
-            if let v = (samples.first?["value"] as? [Any])?.last as? String, Double(v) ?? 0 >= 3 { break }
+            if number(samples) >= 3 { break }
             Thread.sleep(forTimeInterval: 0.5)
         }
         let latest = try query(selector)
@@ -212,12 +213,13 @@ final class ServeTests: XCTestCase {
         let step = try XCTUnwrap(Double(((latest.first?["value"] as? [Any])?.last as? String) ?? ""))
         XCTAssertGreaterThan(step, 0)
         XCTAssertLessThanOrEqual(step, Double(try job(server, id)["step"] as? Int ?? 0))
-        let count = Double(((samples.first?["value"] as? [Any])?.last as? String) ?? "") ?? 0
+        let count = number(samples)
         XCTAssertGreaterThanOrEqual(count, 3, "Prometheus scraped the step fewer than 3 times")
         // The series rises over time: its largest sample is above its smallest.
         let rise = try query("max_over_time(\(selector)[1m]) - min_over_time(\(selector)[1m])")
-        XCTAssertGreaterThan(Double(((rise.first?["value"] as? [Any])?.last as? String) ?? "") ?? 0, 0)
+        XCTAssertGreaterThan(number(rise), 0, "the step did not rise between scrapes")
         print("ServeTests: Prometheus has \(Int(count)) samples of \(selector), latest \(Int(step))")
-        _ = try post(server, "/api/jobs/\(id)/cancel", [:])
+        XCTAssertEqual(try post(server, "/api/jobs/\(id)/cancel", [:]).status, 202)
+        try wait(server, id, "cancelled") { $0["state"] as? String == "cancelled" }
     }
 }

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Load on herd serve while a job trains (make bench-serve): 50 concurrent
+# clients read the API on loopback for 30 s (wrk, bench/serve-load.lua),
+# once paced like dashboards (each client one request every 500 ms) and
+# once flat out; the same job trains without load before and after.
+# Prints requests, errors, latency percentiles (wrk's), and training
+# tokens/s with and without load. Figures come from this run, nothing fixed.
+set -euo pipefail
+HERD=${HERD:-$(pwd)/.build/release/herd}
+CLIENTS=${CLIENTS:-50}
+SECONDS_LOAD=${SECONDS_LOAD:-30}
+STEPS=${STEPS:-1400}
+command -v wrk >/dev/null || { echo "serve-bench: wrk is not installed (apt-get install wrk; make setup does)"; exit 2; }
+[ -x "$HERD" ] || { echo "serve-bench: build $HERD first (make build)"; exit 2; }
+
+WORK=$(mktemp -d /tmp/herd-serve-bench.XXXXXX)
+export HERD_HOME=$WORK/home
+SERVE_PID=
+cleanup() { [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+if [ -f ../shared/data/tinyshakespeare.txt ]; then head -c 200000 ../shared/data/tinyshakespeare.txt > "$WORK/corpus.txt"
+else cat /usr/share/games/fortunes/*[!.dat] 2>/dev/null | head -c 200000 > "$WORK/corpus.txt"; fi
+cat > "$WORK/local.yaml" <<YAML
+name: local
+launcher: mpirun
+nodes:
+  - {hosts: [localhost], slots: 2, cores: 2, memory_gb: 16, peak_tflops: 0.1}
+YAML
+job() { # job NAME: the same training job, into its own run directory
+  cat > "$WORK/$1.yaml" <<YAML
+kind: pretrain
+name: $1
+seed: 5
+model: {preset: tiny-gqa}
+data: {corpus: $WORK/corpus.txt, tokenizer: byte, seq_len: 64}
+batch: {sequences: 32, micro_batch: 16}
+optimizer: {lr: 3e-3}
+steps: $STEPS
+log_interval: 20
+threads: 2
+checkpoint: {interval: 200, keep: 2}
+parallelism: {data: 2, tensor: 1}
+monitor: {heartbeat_seconds: 1, hang_timeout_seconds: 60}
+output: $WORK/run-$1
+YAML
+  echo "$WORK/$1.yaml"
+}
+# Training tokens/s of a run inside a time window: the mean of its step
+# events' tokens_per_s (each over log_interval steps) stamped between
+# FROM and TO (seconds since the epoch); without them, the LOAD seconds
+# after its first 20 steps.
+tps() { python3 - "$WORK/run-$1/events.jsonl" "${2:-}" "${3:-}" "$SECONDS_LOAD" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+steps = [e for e in ev if e.get("event") == "step" and e.get("step", 0) >= 20]
+lo = float(sys.argv[2]) if sys.argv[2] else steps[0]["time"]
+hi = float(sys.argv[3]) if sys.argv[3] else lo + float(sys.argv[4])
+inside = [e["tokens_per_s"] for e in steps if lo <= e["time"] <= hi]
+print("%.0f %d" % (sum(inside) / len(inside), len(inside)))
+PY
+}
+
+"$HERD" serve --port 0 > "$WORK/serve.log" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 50); do grep -q "serving http" "$WORK/serve.log" && break; sleep 0.1; done
+PORT=$(grep -o '127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 | cut -d: -f2)
+echo "herd serve on port $PORT; $CLIENTS clients for $SECONDS_LOAD s; job: tiny-gqa, data 2, $STEPS steps"
+
+run_quiet() { "$HERD" run "$(job "$1")" --cluster "$WORK/local.yaml" > "$WORK/$1.out" 2>&1; }
+run_loaded() { # run_loaded NAME DELAY_MS: the job with wrk loading the API; the window in $WORK/NAME.window
+  "$HERD" run "$(job "$1")" --cluster "$WORK/local.yaml" > "$WORK/$1.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 300); do grep -q '"step":20,' "$WORK/run-$1/events.jsonl" 2>/dev/null && break; sleep 0.1; done
+  local id; id=$("$HERD" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+  local t0; t0=$(date +%s.%N)
+  HERD_BENCH_JOB=$id HERD_BENCH_DELAY_MS=$2 wrk -t2 -c"$CLIENTS" -d"${SECONDS_LOAD}s" --timeout 10s --latency \
+    -s bench/serve-load.lua "http://127.0.0.1:$PORT" > "$WORK/$1.wrk"
+  echo "$t0 $(date +%s.%N)" > "$WORK/$1.window"
+  kill -0 $pid 2>/dev/null || echo "  (note: job $1 ended before the load did: make STEPS larger)"
+  wait $pid
+}
+report() { # report NAME LABEL
+  local w=$WORK/$1.wrk
+  local reqs errs non2xx p50 p90 p99 rate
+  reqs=$(awk '/requests in/ {print $1}' "$w")
+  rate=$(awk '/Requests\/sec/ {print $2}' "$w")
+  errs=$(awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10}' "$w"); errs=${errs:-0}
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$w"); non2xx=${non2xx:-0}
+  p50=$(awk '$1=="50%" {print $2}' "$w"); p90=$(awk '$1=="90%" {print $2}' "$w"); p99=$(awk '$1=="99%" {print $2}' "$w")
+  printf "  %-34s %7s requests (%s/s), socket errors %s, non-2xx %s, latency p50 %s p90 %s p99 %s\n" "$2" "$reqs" "$rate" "$errs" "$non2xx" "$p50" "$p90" "$p99"
+}
+
+run_quiet base1
+run_loaded paced 500
+run_loaded flat 0
+run_quiet base2
+echo "API under load ($CLIENTS connections, $SECONDS_LOAD s each):"
+report paced "paced (1 request / 500 ms / client)"
+report flat "flat out (no pause)"
+read -r B1 N1 < <(tps base1); read -r B2 N2 < <(tps base2)
+read -r P NP < <(tps paced $(cat "$WORK/paced.window")); read -r F NF < <(tps flat $(cat "$WORK/flat.window"))
+python3 - "$B1" "$B2" "$P" "$F" "$N1" "$N2" "$NP" "$NF" <<'PY'
+import sys
+b1, b2, p, f = map(float, sys.argv[1:5])
+n1, n2, np_, nf = sys.argv[5:]
+b = (b1 + b2) / 2
+print("training tokens/s (mean of the step events in the window; events counted):")
+print(f"  without load      {b1:.0f} ({n1}) and {b2:.0f} ({n2}), mean {b:.0f}")
+print(f"  paced load        {p:.0f} ({np_})  {(p / b - 1) * 100:+.1f}% vs without")
+print(f"  flat-out load     {f:.0f} ({nf})  {(f / b - 1) * 100:+.1f}% vs without")
+PY
