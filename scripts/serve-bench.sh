@@ -9,14 +9,14 @@ set -euo pipefail
 HERD=${HERD:-$(pwd)/.build/release/herd}
 CLIENTS=${CLIENTS:-50}
 SECONDS_LOAD=${SECONDS_LOAD:-30}
-STEPS=${STEPS:-1400}
+STEPS=${STEPS:-4000}
 command -v wrk >/dev/null || { echo "serve-bench: wrk is not installed (apt-get install wrk; make setup does)"; exit 2; }
 [ -x "$HERD" ] || { echo "serve-bench: build $HERD first (make build)"; exit 2; }
 
 WORK=$(mktemp -d /tmp/herd-serve-bench.XXXXXX)
 export HERD_HOME=$WORK/home
 SERVE_PID=
-cleanup() { [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 if [ -f ../shared/data/tinyshakespeare.txt ]; then head -c 200000 ../shared/data/tinyshakespeare.txt > "$WORK/corpus.txt"
@@ -32,7 +32,7 @@ job() { # job NAME: the same training job, into its own run directory
 kind: pretrain
 name: $1
 seed: 5
-model: {preset: tiny-gqa}
+model: {preset: tiny-gqa, max_seq_len: 64}
 data: {corpus: $WORK/corpus.txt, tokenizer: byte, seq_len: 64}
 batch: {sequences: 32, micro_batch: 16}
 optimizer: {lr: 3e-3}
@@ -46,18 +46,21 @@ output: $WORK/run-$1
 YAML
   echo "$WORK/$1.yaml"
 }
-# Training tokens/s of a run inside a time window: the mean of its step
-# events' tokens_per_s (each over log_interval steps) stamped between
-# FROM and TO (seconds since the epoch); without them, the LOAD seconds
-# after its first 20 steps.
+# Training tokens/s of a run inside a time window: steps between the
+# first and last step events stamped between FROM and TO (seconds since
+# the epoch) times tokens per step, over the time between them; without
+# FROM and TO, the LOAD seconds after its 20th step. Prints the rate and
+# the steps it covers.
 tps() { python3 - "$WORK/run-$1/events.jsonl" "${2:-}" "${3:-}" "$SECONDS_LOAD" <<'PY'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+per_step = [e for e in ev if e.get("event") == "start"][-1]["tokens_per_step"]
 steps = [e for e in ev if e.get("event") == "step" and e.get("step", 0) >= 20]
 lo = float(sys.argv[2]) if sys.argv[2] else steps[0]["time"]
 hi = float(sys.argv[3]) if sys.argv[3] else lo + float(sys.argv[4])
-inside = [e["tokens_per_s"] for e in steps if lo <= e["time"] <= hi]
-print("%.0f %d" % (sum(inside) / len(inside), len(inside)))
+inside = [e for e in steps if lo <= e["time"] <= hi]
+a, b = inside[0], inside[-1]
+print("%.0f %d" % ((b["step"] - a["step"]) * per_step / (b["time"] - a["time"]), b["step"] - a["step"]))
 PY
 }
 
@@ -67,7 +70,7 @@ for _ in $(seq 50); do grep -q "serving http" "$WORK/serve.log" && break; sleep 
 PORT=$(grep -o '127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 | cut -d: -f2)
 echo "herd serve on port $PORT; $CLIENTS clients for $SECONDS_LOAD s; job: tiny-gqa, data 2, $STEPS steps"
 
-run_quiet() { "$HERD" run "$(job "$1")" --cluster "$WORK/local.yaml" > "$WORK/$1.out" 2>&1; }
+run_quiet() { "$HERD" run "$(job "$1")" --cluster "$WORK/local.yaml" > "$WORK/$1.out" 2>&1 || { tail -5 "$WORK/$1.out"; exit 1; }; }
 run_loaded() { # run_loaded NAME DELAY_MS: the job with wrk loading the API; the window in $WORK/NAME.window
   "$HERD" run "$(job "$1")" --cluster "$WORK/local.yaml" > "$WORK/$1.out" 2>&1 &
   local pid=$!
@@ -105,7 +108,7 @@ import sys
 b1, b2, p, f = map(float, sys.argv[1:5])
 n1, n2, np_, nf = sys.argv[5:]
 b = (b1 + b2) / 2
-print("training tokens/s (mean of the step events in the window; events counted):")
+print("training tokens/s over the load window (steps it covers):")
 print(f"  without load      {b1:.0f} ({n1}) and {b2:.0f} ({n2}), mean {b:.0f}")
 print(f"  paced load        {p:.0f} ({np_})  {(p / b - 1) * 100:+.1f}% vs without")
 print(f"  flat-out load     {f:.0f} ({nf})  {(f / b - 1) * 100:+.1f}% vs without")
