@@ -98,7 +98,7 @@ enum DashboardAssets {
   function setStatus(text) { statusEl().textContent = text; document.body.dataset.ready = text === "ready" ? "1" : "0"; }
 
   // A line chart: series [{name, color, points: [[x, y], ...]}].
-  function lineChart(svg, series, xLabel, yLabel) {
+  function lineChart(svg, series, xLabel, yLabel, xTicks) {
     const W = 640, H = 260, L = 60, R = 12, T = 12, B = 36;
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     while (svg.firstChild) svg.firstChild.remove();
@@ -115,15 +115,16 @@ enum DashboardAssets {
       const yv = y0 + (y1 - y0) * i / 4, xv = x0 + (x1 - x0) * i / 4;
       grid.append(el("line", { x1: L, x2: W - R, y1: py(yv), y2: py(yv) }));
       grid.append(el("text", { x: L - 5, y: py(yv) + 4, "text-anchor": "end", text: Math.abs(yv) >= 100 ? yv.toFixed(0) : yv.toPrecision(3) }));
-      grid.append(el("text", { x: px(xv), y: H - B + 16, "text-anchor": "middle", text: xv.toFixed(0) }));
+      if (!xTicks) grid.append(el("text", { x: px(xv), y: H - B + 16, "text-anchor": "middle", text: xv.toFixed(0) }));
     }
+    for (const [xv, label] of xTicks || []) grid.append(el("text", { x: px(xv), y: H - B + 16, "text-anchor": "middle", text: label }));
     svg.append(grid, el("rect", { class: "frame", x: L, y: T, width: W - L - R, height: H - T - B }));
     svg.append(el("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", text: xLabel }));
     svg.append(el("text", { x: 12, y: (T + H - B) / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${(T + H - B) / 2})`, text: yLabel }));
     series.forEach((s, i) => {
       svg.append(el("polyline", { class: "series", "data-name": s.name, "data-points": s.points.length, stroke: s.color, fill: "none",
         points: s.points.map(p => px(p[0]).toFixed(1) + "," + py(p[1]).toFixed(1)).join(" ") }));
-      svg.append(el("text", { x: W - R - 150, y: T + 14 + 14 * i, fill: s.color, text: s.name }));
+      svg.append(el("text", { x: W - R - 150, y: T + 14 + 14 * i, style: "fill:" + s.color, text: s.name }));
     });
     svg.dataset.points = pts.length;
   }
@@ -236,7 +237,7 @@ enum DashboardAssets {
             points: f.policies.filter(r => r.policy === pol).map(r => [iters.indexOf(r.iteration), r[key]]) });
         }
       }
-      lineChart($("#report-chart"), series, "iteration (" + iters.join(", ") + ")", "share");
+      lineChart($("#report-chart"), series, "iteration", "share of answers", iters.map((n, i) => [i, n]));
       $("#report-note").textContent = "";
     } catch (e) { $("#report-note").textContent = e.message; }
   }

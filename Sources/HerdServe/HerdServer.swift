@@ -13,8 +13,8 @@ public enum HerdServer {
         router.add(middleware: TokenMiddleware(token: state.configuration.token))
         JobRoutes(state: state).add(to: router)
         PipelineRoutes(state: state).add(to: router)
-        router.get("metrics") { _, _ in
-            JSONBody.text(metrics.scrape(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        router.get("metrics") { request, _ in
+            state.cache.body(request) { JSONBody.text(metrics.scrape(), contentType: "text/plain; version=0.0.4; charset=utf-8") }
         }
         for (path, file) in DashboardAssets.files {
             router.get(RouterPath(path)) { _, _ in JSONBody.text(file.1, contentType: file.0) }

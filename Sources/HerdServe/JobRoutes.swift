@@ -32,27 +32,27 @@ struct JobRoutes: Sendable {
 
     func add(to router: Router<BasicRequestContext>) {
         let api = router.group("api")
-        api.get("jobs") { _, _ in try JSONBody.encode(["jobs": try self.state.jobs().map(JobSummary.init)]) }
+        let cache = state.cache
+        api.get("jobs") { request, _ in try cache.body(request) { try JSONBody.encode(["jobs": try self.state.jobs().map(JobSummary.init)]) } }
         api.post("jobs") { request, _ in try await self.submit(request) }
-        api.get("jobs/:id") { _, context in try self.detail(try self.job(context)) }
-        api.get("jobs/:id/manifest") { _, context in try self.manifest(try self.job(context)) }
-        api.get("jobs/:id/plan") { _, context in try self.plan(try self.job(context)) }
-        api.get("jobs/:id/workers") { _, context in
-            let job = try self.job(context)
-            return try JSONBody.encode(["workers": self.state.workers(job)])
+        api.get("jobs/:id") { request, context in try cache.body(request) { try self.detail(try self.job(context)) } }
+        api.get("jobs/:id/manifest") { request, context in try cache.body(request) { try self.manifest(try self.job(context)) } }
+        api.get("jobs/:id/plan") { request, context in try cache.body(request) { try self.plan(try self.job(context)) } }
+        api.get("jobs/:id/workers") { request, context in
+            try cache.body(request) { try JSONBody.encode(["workers": self.state.workers(try self.job(context))]) }
         }
-        api.get("jobs/:id/events") { request, context in
+        api.get("jobs/:id/events") { request, context in try cache.body(request) {
             let job = try self.job(context)
             let offset = try PathGuard.queryNumber(request, "offset", range: 0...Int(Int64.max >> 1)) ?? 0
             let since = try PathGuard.queryNumber(request, "since", range: -1...Int(Int32.max))
             let limit = try PathGuard.queryNumber(request, "limit", range: 1...RunReader.maxEvents) ?? RunReader.maxEvents
             return JSONBody.raw(try RunReader.events(run: job.runDir, offset: offset, sinceStep: since, limit: limit))
-        }
-        api.get("jobs/:id/checkpoints") { _, context in
+        } }
+        api.get("jobs/:id/checkpoints") { request, context in try cache.body(request) {
             let job = try self.job(context)
             let seconds = self.state.events.summary(run: job.runDir).saveSeconds
             return try JSONBody.encode(["checkpoints": RunReader.checkpoints(run: job.runDir, saveSeconds: seconds)])
-        }
+        } }
         api.get("jobs/:id/checkpoints/:checkpoint") { _, context in
             let job = try self.job(context)
             let step = try PathGuard.checkpointName(context.parameters.get("checkpoint"))
@@ -62,11 +62,12 @@ struct JobRoutes: Sendable {
             guard let data = FileManager.default.contents(atPath: file) else { throw APIError(.notFound, "checkpoint \(CheckpointStore.name(step: step)) has no manifest") }
             return JSONBody.raw(data)
         }
-        api.get("jobs/:id/logs/:rank") { request, context in try self.log(request, context) }
+        api.get("jobs/:id/logs/:rank") { request, context in try cache.body(request) { try self.log(request, context) } }
         api.post("jobs/:id/cancel") { request, context in
             let job = try self.job(context)
             _ = try await self.body(request, allowEmpty: true)
             let record = try JobOperations.requestCancel(self.state.store, id: job.id)
+            cache.clear()
             return try JSONBody.encode(["job": JobSummary(job: record)], status: .accepted)
         }
         api.post("jobs/:id/resume") { request, context in
@@ -76,6 +77,7 @@ struct JobRoutes: Sendable {
             let cluster = try Self.string(fields, "cluster")
             let data = try Self.int(fields, "data", min: 1), tensor = try Self.int(fields, "tensor", min: 1)
             let resumed = try JobOperations.resume(self.state.store, id: job.id, cluster: cluster, data: data, tensor: tensor)
+            cache.clear()
             return try JSONBody.encode(ResumeAnswer(job: JobSummary(job: resumed.job), fromStep: resumed.fromStep, cluster: resumed.clusterName), status: .accepted)
         }
     }
@@ -88,7 +90,7 @@ struct JobRoutes: Sendable {
         return JobOperations.reconcile(state.store, try state.store.job(id))
     }
 
-    func detail(_ job: JobRecord) throws -> Response {
+    func detail(_ job: JobRecord) throws -> Body {
         let facts = state.facts.facts(job)
         let flops = zip2(job.tokensPerSecond, facts.flopsPerToken).map { $0 * $1 }
         let util = zip2(flops, facts.peakFLOPs).flatMap { $1 > 0 ? $0 / $1 : nil }
@@ -98,7 +100,7 @@ struct JobRoutes: Sendable {
     }
 
     /// The manifest as the run keeps it (RUN/manifest.yaml), else the file the store names.
-    func manifest(_ job: JobRecord) throws -> Response {
+    func manifest(_ job: JobRecord) throws -> Body {
         let kept = (job.runDir as NSString).appendingPathComponent("manifest.yaml")
         let path = FileManager.default.fileExists(atPath: kept) ? try PathGuard.contained(kept, in: job.runDir) : job.manifest
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -107,7 +109,7 @@ struct JobRoutes: Sendable {
         return JSONBody.text(text, contentType: "application/yaml; charset=utf-8")
     }
 
-    func plan(_ job: JobRecord) throws -> Response {
+    func plan(_ job: JobRecord) throws -> Body {
         let path = try PathGuard.contained((job.runDir as NSString).appendingPathComponent(Plan.fileName), in: job.runDir)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw APIError(.notFound, "job \(job.id) has no plan yet (its coordinator writes \(Plan.fileName) when it launches)")
@@ -117,7 +119,7 @@ struct JobRoutes: Sendable {
 
     /// `/api/jobs/ID/logs/RANK?attempt=K&stream=stdout|stderr&offset=N&limit=N` or `&tail=N`;
     /// RANK `coordinator` is the coordinator's log.
-    func log(_ request: Request, _ context: BasicRequestContext) throws -> Response {
+    func log(_ request: Request, _ context: BasicRequestContext) throws -> Body {
         let job = try self.job(context)
         let rankText = context.parameters.get("rank") ?? ""
         let offset = try PathGuard.queryNumber(request, "offset", range: 0...Int(Int64.max >> 1))
@@ -144,7 +146,7 @@ struct JobRoutes: Sendable {
     /// overrides `steps`, `output`, `corpus`. The texts are kept in
     /// `$HERD_HOME/submitted/` (the store names them, as it names a CLI
     /// user's files) and checked exactly as `herd submit` checks.
-    func submit(_ request: Request) async throws -> Response {
+    func submit(_ request: Request) async throws -> Body {
         let fields = try await body(request, allowEmpty: false)
         try Self.rejectUnknown(fields, allowed: ["manifest", "cluster", "cluster_name", "steps", "output", "corpus"])
         guard let manifest = try Self.string(fields, "manifest") else { throw APIError(.badRequest, "field manifest: required (the job manifest's YAML text)") }
@@ -168,6 +170,7 @@ struct JobRoutes: Sendable {
             let (_, id) = try JobOperations.submit(manifest: manifestPath, cluster: cluster, overrides: overrides,
                                                             in: state.store, directory: state.configuration.directory)
             let job = try state.store.job(id)
+            state.cache.clear()
             return try JSONBody.encode(["job": JobSummary(job: job)], status: .created)
         } catch {
             try? FileManager.default.removeItem(atPath: dir)

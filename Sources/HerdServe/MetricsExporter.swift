@@ -15,6 +15,9 @@ final class MetricsExporter: @unchecked Sendable {
     private let lock = NSLock()
     /// Counters only go up: what was last added for each (name, labels).
     private var counted: [String: Int64] = [:]
+    /// Per-rank gauges of each live job, by labels: dropped when the job
+    /// ends or the rank goes away, so no series outlives what it measures.
+    private var workerGauges: [Int: [String: Gauge]] = [:]
 
     init(state: ServerState) { self.state = state }
 
@@ -27,9 +30,12 @@ final class MetricsExporter: @unchecked Sendable {
         return registry.emitToString()
     }
 
-    private func gauge(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double?) {
-        guard let value, value.isFinite else { return }
-        registry.makeGauge(name: name, labels: labels, help: help).set(value)
+    @discardableResult
+    private func gauge(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double?) -> Gauge? {
+        guard let value, value.isFinite else { return nil }
+        let g = registry.makeGauge(name: name, labels: labels, help: help)
+        g.set(value)
+        return g
     }
 
     /// Sets a counter to a total that only grows (a total that shrank — a
@@ -66,16 +72,26 @@ final class MetricsExporter: @unchecked Sendable {
         counter("herd_job_checkpoints_saved_total", "Checkpoints the job's workers reported saved.", l, total: Int64(events.checkpointsSaved))
         gauge("herd_job_checkpoint_save_seconds", "Time the last checkpoint took to save.", l, events.lastCheckpointSeconds)
         gauge("herd_job_checkpoint_size_bytes", "Size on disk of the last checkpoint saved.", l, events.lastCheckpointBytes)
-        guard !job.state.isFinal else { return }
-        for w in state.workers(job) {
-            let wl = l + [("rank", String(w.rank))]
-            gauge("herd_worker_heartbeat_age_seconds", "Seconds since the rank last wrote its heartbeat.", wl, w.heartbeatAgeSeconds)
-            gauge("herd_worker_progress_age_seconds", "Seconds since the rank's training loop last moved.", wl, w.progressAgeSeconds)
-            for s in WorkerHealth.Status.allCases {
-                gauge("herd_worker_status", "1 for the rank's current status (ok, stale, dead, exited), 0 for the others.",
-                      wl + [("status", s.rawValue)], w.status == s ? 1 : 0)
+        var current: [String: Gauge] = [:]
+        func keep(_ g: Gauge?, _ name: String, _ labels: [(String, String)]) {
+            if let g { current[name + labels.map { "|\($0.0)=\($0.1)" }.joined()] = g }
+        }
+        if !job.state.isFinal {
+            for w in state.workers(job) {
+                let wl = l + [("rank", String(w.rank))]
+                keep(gauge("herd_worker_heartbeat_age_seconds", "Seconds since the rank last wrote its heartbeat.", wl, w.heartbeatAgeSeconds),
+                     "heartbeat", wl)
+                keep(gauge("herd_worker_progress_age_seconds", "Seconds since the rank's training loop last moved.", wl, w.progressAgeSeconds),
+                     "progress", wl)
+                for s in WorkerHealth.Status.allCases {
+                    let sl = wl + [("status", s.rawValue)]
+                    keep(gauge("herd_worker_status", "1 for the rank's current status (ok, stale, dead, exited), 0 for the others.",
+                               sl, w.status == s ? 1 : 0), "status", sl)
+                }
             }
         }
+        for (key, g) in workerGauges[job.id] ?? [:] where current[key] == nil { registry.unregisterGauge(g) }
+        workerGauges[job.id] = current.isEmpty ? nil : current
     }
 
     private func record(pipeline name: String, graph: PipelineGraph, now: Double) {

@@ -17,17 +17,18 @@ struct PipelineRoutes: Sendable {
                 return Entry(name: n, manifest: g.manifest.file, run: g.manifest.output)
             }])
         }
-        api.get("pipelines/:name") { _, context in
+        let cache = state.cache
+        api.get("pipelines/:name") { request, context in try cache.body(request) {
             let graph = try self.graph(context)
             return try JSONBody.encode(try PipelineSnapshot.make(graph: graph, state: try PipelineState.read(run: graph.manifest.output)))
-        }
-        api.get("pipelines/:name/report") { _, context in
+        } }
+        api.get("pipelines/:name/report") { request, context in try cache.body(request) {
             let graph = try self.graph(context)
             guard let figures = try PipelineSnapshot.figures(graph: graph) else {
                 throw APIError(.notFound, "pipeline \(graph.manifest.name) has no evaluated iteration yet")
             }
             return try JSONBody.encode(figures)
-        }
+        } }
     }
 
     /// Only a name the server was started with (--pipeline): never a path.

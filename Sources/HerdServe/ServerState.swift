@@ -8,6 +8,7 @@ final class ServerState: @unchecked Sendable {
     let store: JobStore
     let facts = JobFactsCache()
     let events = RunEventIndex()
+    let cache = ResponseCache()
     /// Pipeline name → its graph (manifests are read once, at start).
     let pipelines: [String: PipelineGraph]
 
