@@ -9,7 +9,7 @@ set -euo pipefail
 HERD=${HERD:-$(pwd)/.build/release/herd}
 CLIENTS=${CLIENTS:-50}
 SECONDS_LOAD=${SECONDS_LOAD:-30}
-STEPS=${STEPS:-4000}
+STEPS=${STEPS:-20000}
 command -v wrk >/dev/null || { echo "serve-bench: wrk is not installed (apt-get install wrk; make setup does)"; exit 2; }
 [ -x "$HERD" ] || { echo "serve-bench: build $HERD first (make build)"; exit 2; }
 
@@ -70,18 +70,30 @@ for _ in $(seq 50); do grep -q "serving http" "$WORK/serve.log" && break; sleep 
 PORT=$(grep -o '127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 | cut -d: -f2)
 echo "herd serve on port $PORT; $CLIENTS clients for $SECONDS_LOAD s; job: tiny-gqa, data 2, $STEPS steps"
 
-run_quiet() { "$HERD" run "$(job "$1")" --cluster "$WORK/local.yaml" > "$WORK/$1.out" 2>&1 || { tail -5 "$WORK/$1.out"; exit 1; }; }
-run_loaded() { # run_loaded NAME DELAY_MS: the job with wrk loading the API; the window in $WORK/NAME.window
+# run_job NAME DELAY_MS: the job trains; after its 20th step, SECONDS_LOAD
+# seconds of wrk with that pause between a client's requests ("none": no
+# load, the same time just passes); then the job is cancelled. Leaves the
+# window in NAME.window, wrk's report in NAME.wrk, CPU seconds of the
+# server and of wrk in NAME.cpu.
+TICK=$(getconf CLK_TCK)
+cpu() { awk -v t="$TICK" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+run_job() {
   "$HERD" run "$(job "$1")" --cluster "$WORK/local.yaml" > "$WORK/$1.out" 2>&1 &
   local pid=$!
-  for _ in $(seq 300); do grep -q '"step":20,' "$WORK/run-$1/events.jsonl" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 600); do grep -q '"step":20,' "$WORK/run-$1/events.jsonl" 2>/dev/null && break; sleep 0.1; done
   local id; id=$("$HERD" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
-  local t0; t0=$(date +%s.%N)
-  HERD_BENCH_JOB=$id HERD_BENCH_DELAY_MS=$2 wrk -t2 -c"$CLIENTS" -d"${SECONDS_LOAD}s" --timeout 10s --latency \
-    -s bench/serve-load.lua "http://127.0.0.1:$PORT" > "$WORK/$1.wrk"
+  local t0 c0 w=0; t0=$(date +%s.%N); c0=$(cpu "$SERVE_PID")
+  if [ "$2" = none ]; then sleep "$SECONDS_LOAD"
+  else
+    HERD_BENCH_JOB=$id HERD_BENCH_DELAY_MS=$2 /usr/bin/time -f "%U %S" -o "$WORK/$1.wrktime" \
+      wrk -t2 -c"$CLIENTS" -d"${SECONDS_LOAD}s" --timeout 10s --latency -s bench/serve-load.lua "http://127.0.0.1:$PORT" > "$WORK/$1.wrk"
+    w=$(awk '{print $1 + $2}' "$WORK/$1.wrktime")
+  fi
   echo "$t0 $(date +%s.%N)" > "$WORK/$1.window"
-  kill -0 $pid 2>/dev/null || echo "  (note: job $1 ended before the load did: make STEPS larger)"
-  wait $pid
+  echo "$(python3 -c "print($(cpu "$SERVE_PID") - $c0)") $w" > "$WORK/$1.cpu"
+  kill -0 $pid 2>/dev/null || echo "  (note: job $1 ended before the window did: make STEPS larger)"
+  "$HERD" cancel "$id" > /dev/null 2>&1 || true
+  wait $pid || true
 }
 report() { # report NAME LABEL
   local w=$WORK/$1.wrk
@@ -94,22 +106,40 @@ report() { # report NAME LABEL
   printf "  %-34s %7s requests (%s/s), socket errors %s, non-2xx %s, latency p50 %s p90 %s p99 %s\n" "$2" "$reqs" "$rate" "$errs" "$non2xx" "$p50" "$p90" "$p99"
 }
 
-run_quiet base1
-run_loaded paced 500
-run_loaded flat 0
-run_quiet base2
-echo "API under load ($CLIENTS connections, $SECONDS_LOAD s each):"
-report paced "paced (1 request / 500 ms / client)"
-report flat "flat out (no pause)"
-read -r B1 N1 < <(tps base1); read -r B2 N2 < <(tps base2)
-read -r P NP < <(tps paced $(cat "$WORK/paced.window")); read -r F NF < <(tps flat $(cat "$WORK/flat.window"))
-python3 - "$B1" "$B2" "$P" "$F" "$N1" "$N2" "$NP" "$NF" <<'PY'
-import sys
-b1, b2, p, f = map(float, sys.argv[1:5])
-n1, n2, np_, nf = sys.argv[5:]
-b = (b1 + b2) / 2
-print("training tokens/s over the load window (steps it covers):")
-print(f"  without load      {b1:.0f} ({n1}) and {b2:.0f} ({n2}), mean {b:.0f}")
-print(f"  paced load        {p:.0f} ({np_})  {(p / b - 1) * 100:+.1f}% vs without")
-print(f"  flat-out load     {f:.0f} ({nf})  {(f / b - 1) * 100:+.1f}% vs without")
+# Rounds of (no load, paced, flat out), interleaved so that whatever else
+# the machine does falls on all three alike.
+ROUNDS=${ROUNDS:-3}
+for r in $(seq "$ROUNDS"); do
+  run_job "base$r" none
+  run_job "paced$r" 500
+  run_job "flat$r" 0
+done
+echo "API under load ($CLIENTS connections, $SECONDS_LOAD s a run):"
+for r in $(seq "$ROUNDS"); do
+  report "paced$r" "round $r paced (1 req / 500 ms / client)"
+  report "flat$r" "round $r flat out (no pause)"
+done
+for r in $(seq "$ROUNDS"); do for k in base paced flat; do
+  read -r T N < <(tps "$k$r" $(cat "$WORK/$k$r.window")); read -r CS CW < "$WORK/$k$r.cpu"
+  echo "$k $r $T $N $CS $CW $(awk '/requests in/ {print $1}' "$WORK/$k$r.wrk" 2>/dev/null || echo 0)"
+done; done > "$WORK/figures"
+python3 - "$WORK/figures" "$SECONDS_LOAD" <<'PY'
+import sys, statistics as st
+rows = [l.split() for l in open(sys.argv[1])]
+window = float(sys.argv[2])
+by = {}
+for k, r, t, n, cs, cw, reqs in rows:
+    by.setdefault(k, []).append((float(t), int(n), float(cs), float(cw), int(reqs or 0)))
+base = st.median(t for t, *_ in by["base"])
+print("training tokens/s in the window, per round (median):")
+for k, label in (("base", "no load"), ("paced", "paced load"), ("flat", "flat-out load")):
+    ts = [t for t, *_ in by[k]]
+    m = st.median(ts)
+    print(f"  {label:14s} " + "  ".join(f"{t:7.0f}" for t in ts) + f"   median {m:7.0f}  {(m / base - 1) * 100:+6.1f}% vs no load")
+print("CPU used during the window (server; wrk, the load generator, on the same cores):")
+for k, label in (("base", "no load"), ("paced", "paced load"), ("flat", "flat-out load")):
+    cs = st.median(c for _, _, c, _, _ in by[k]); cw = st.median(w for *_, w, _ in by[k])
+    reqs = st.median(q for *_, q in by[k])
+    per = f", {cs / reqs * 1e6:.0f} us of server CPU a request" if reqs else ""
+    print(f"  {label:14s} server {cs:6.2f} s ({cs / window * 100:5.1f}% of one core), wrk {cw:6.2f} s{per}")
 PY
