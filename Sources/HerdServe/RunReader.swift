@@ -19,14 +19,34 @@ enum RunReader {
         if let h = FileHandle(forReadingAtPath: path) {
             defer { try? h.close() }
             size = Int(h.seekToEndOfFile())
-            if offset < size {
-                h.seek(toFileOffset: UInt64(offset))
-                let data = h.readData(ofLength: min(size - offset, 64 << 20))
-                var start = data.startIndex
-                while lines.count < limit, let nl = data[start...].firstIndex(of: 0x0A) {
-                    let line = data[start..<nl]
+            // Read a chunk at a time until `limit` lines: a poll for the
+            // newest events never reads a long run's whole file.
+            var position = min(offset, size)
+            next = position
+            // An offset inside a line (not one a `next` gave) starts at the next whole line.
+            var skipPartial = false
+            if position > 0 {
+                h.seek(toFileOffset: UInt64(position - 1))
+                skipPartial = h.readData(ofLength: 1).first != 0x0A
+            }
+            h.seek(toFileOffset: UInt64(position))
+            var pending = Data()
+            while lines.count < limit && position < size {
+                let chunk = h.readData(ofLength: min(size - position, 256 << 10))
+                if chunk.isEmpty { break }
+                position += chunk.count
+                pending.append(chunk)
+                var start = pending.startIndex
+                if skipPartial {
+                    guard let nl = pending.firstIndex(of: 0x0A) else { next += pending.count; pending = Data(); continue }
+                    next += nl - pending.startIndex + 1
                     start = nl + 1
-                    next = offset + (start - data.startIndex)
+                    skipPartial = false
+                }
+                while lines.count < limit, let nl = pending[start...].firstIndex(of: 0x0A) {
+                    let line = pending[start..<nl]
+                    start = nl + 1
+                    next += line.count + 1
                     guard !line.isEmpty else { continue }
                     if let since = sinceStep {
                         guard let o = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
@@ -34,6 +54,7 @@ enum RunReader {
                     }
                     lines.append(Data(line))
                 }
+                pending = Data(pending[start...])
             }
         }
         var out = Data("{\"events\":[".utf8)

@@ -22,7 +22,8 @@ final class ServeAccessTests: XCTestCase {
         try? "rank 0 says hello\n".write(toFile: run + "/logs/attempt-1/1/rank.0/stdout", atomically: true, encoding: .utf8)
         try? "{}".write(toFile: run + "/checkpoints/step-00000010/manifest.json", atomically: true, encoding: .utf8)
         try? "step-00000010\n".write(toFile: run + "/checkpoints/LATEST", atomically: true, encoding: .utf8)
-        try? #"{"event":"step","step":1,"loss":3.5,"tokens_per_s":100}"#.appending("\n").write(toFile: run + "/events.jsonl", atomically: true, encoding: .utf8)
+        try? (#"{"event":"step","step":1,"loss":3.5,"tokens_per_s":100}"# + "\n" + #"{"event":"step","step":2,"loss":3.25,"tokens_per_s":110}"# + "\n")
+            .write(toFile: run + "/events.jsonl", atomically: true, encoding: .utf8)
         // A file outside the run, and a link inside the run that points at it.
         try? secret.write(toFile: dir + "/secret.txt", atomically: true, encoding: .utf8)
         try? fm.createSymbolicLink(atPath: run + "/logs/attempt-1/1/rank.1/stdout", withDestinationPath: dir + "/secret.txt")
@@ -121,6 +122,26 @@ final class ServeAccessTests: XCTestCase {
         try refused("/api/jobs/\(id)/logs/0?attempt=2")
         print("ServeAccessTests: \(tried) escaping requests refused")
         XCTAssertEqual(try server.request("/api/jobs").status, 200, "the server stopped serving")
+    }
+
+    func testEventPagesAreWholeLinesFromAnyOffset() throws {
+        let server = try ServeProcess(home: Self.home)
+        defer { server.stop() }
+        let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: Self.run + "/events.jsonl")[.size] as? Int)
+        func page(_ query: String) throws -> (steps: [Int], next: Int) {
+            let o = try server.json("/api/jobs/\(Self.jobID)/events?\(query)")
+            return ((o["events"] as? [[String: Any]] ?? []).compactMap { $0["step"] as? Int }, o["next"] as? Int ?? -1)
+        }
+        let all = try page("offset=0")
+        XCTAssertEqual(all.steps, [1, 2])
+        XCTAssertEqual(all.next, size)
+        let first = try page("offset=0&limit=1")
+        XCTAssertEqual(first.steps, [1])
+        XCTAssertEqual(try page("offset=\(first.next)").steps, [2])
+        XCTAssertEqual(try page("offset=3").steps, [2], "an offset inside a line starts at the next line")
+        XCTAssertEqual(try page("offset=\(size)").steps, [])
+        XCTAssertEqual(try page("offset=\(size + 1000)").next, size)
+        XCTAssertEqual(try page("since=1").steps, [2])
     }
 
     func testBadBodiesGetA4xxAndTheServerKeepsServing() throws {
