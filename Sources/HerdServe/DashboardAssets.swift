@@ -107,14 +107,15 @@ enum DashboardAssets {
     let y0 = Math.min(...pts.map(p => p[1])), y1 = Math.max(...pts.map(p => p[1]));
     if (!isFinite(y0)) { y0 = 0; y1 = 1; }
     if (y1 <= y0) { y0 -= 0.5; y1 += 0.5; }
-    const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+    const pad = (y1 - y0) * 0.05; y0 = y0 >= 0 ? Math.max(0, y0 - pad) : y0 - pad; y1 += pad;
+    const tick = v => Math.abs(v) >= 1e6 ? (v / 1e6).toPrecision(3) + "M" : Math.abs(v) >= 1e4 ? (v / 1e3).toPrecision(3) + "k" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
     if (x1 <= x0) x1 = x0 + 1;
     const px = x => L + (x - x0) / (x1 - x0) * (W - L - R), py = y => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
     const grid = el("g", { class: "grid" });
     for (let i = 0; i <= 4; i++) {
       const yv = y0 + (y1 - y0) * i / 4, xv = x0 + (x1 - x0) * i / 4;
       grid.append(el("line", { x1: L, x2: W - R, y1: py(yv), y2: py(yv) }));
-      grid.append(el("text", { x: L - 5, y: py(yv) + 4, "text-anchor": "end", text: Math.abs(yv) >= 100 ? yv.toFixed(0) : yv.toPrecision(3) }));
+      grid.append(el("text", { x: L - 5, y: py(yv) + 4, "text-anchor": "end", text: tick(yv) }));
       if (!xTicks) grid.append(el("text", { x: px(xv), y: H - B + 16, "text-anchor": "middle", text: xv.toFixed(0) }));
     }
     for (const [xv, label] of xTicks || []) grid.append(el("text", { x: px(xv), y: H - B + 16, "text-anchor": "middle", text: label }));

@@ -67,14 +67,18 @@ public enum CurvePlot {
         if x1 <= x0 { x1 = x0 + 1 }
         if y1 <= y0 { y0 -= 0.5; y1 += 0.5 }
         let pad = (y1 - y0) * 0.05
-        y0 -= pad; y1 += pad
+        // Values that cannot be negative (a rate, a loss) keep the axis at or above 0.
+        y0 = y0 >= 0 ? max(0, y0 - pad) : y0 - pad
+        y1 += pad
         if x0 > 0 && x0 < (x1 - x0) * 0.2 { x0 = 0 }
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * pw }
         func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * ph }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         func label(_ v: Double) -> String {
             let a = abs(v)
-            if a >= 1e4 || (a < 1e-2 && a > 0) { return String(format: "%.2g", v) }
+            if a >= 1e6 { return String(format: "%.3gM", v / 1e6) }
+            if a >= 1e4 { return String(format: "%.3gk", v / 1e3) }
+            if a < 1e-2 && a > 0 { return String(format: "%.2g", v) }
             return a >= 100 ? String(format: "%.0f", v) : String(format: "%.3g", v)
         }
         var s = """
