@@ -42,7 +42,8 @@ bench-pytorch:
 	$(PYTHON) bench/pytorch_llama.py
 
 # herd serve under load while a job trains: 50 clients for 30 s, paced and
-# flat out; latency percentiles, errors, training tokens/s with and without (~4 minutes).
+# flat out, three rounds; latency percentiles, errors, server CPU, training
+# tokens/s with and without (~5 minutes; ROUNDS=N, CLIENTS=N, SECONDS_LOAD=S).
 bench-serve: build
 	scripts/serve-bench.sh
 

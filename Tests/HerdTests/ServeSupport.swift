@@ -28,7 +28,7 @@ final class ServeProcess {
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
         }
-        guard let r = text.range(of: #"serving http://127\.0\.0\.1:(\d+)/"#, options: .regularExpression),
+        guard let r = text.range(of: #"serving http://[^ ]*:(\d+)/"#, options: .regularExpression),
               let p = Int(text[r].split(separator: ":").last!.dropLast()) else {
             process.terminate()
             let err = String(decoding: s.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

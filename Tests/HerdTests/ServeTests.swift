@@ -158,6 +158,11 @@ final class ServeTests: XCTestCase {
         let svg = try String(contentsOfFile: shots + "/loss.svg", encoding: .utf8)
         let points = svg.range(of: #"data-name="training loss" data-points="(\d+)""#, options: .regularExpression).map { Int(svg[$0].split(separator: "\"")[3]) ?? 0 } ?? 0
         XCTAssertGreaterThan(points, second, svg.prefix(500).description)
+        // --png: the same figure rendered by Chromium.
+        let png = try HerdBinary.run(["plot", m.run, "--out", shots + "/loss.svg", "--png"])
+        XCTAssertEqual(png.status, 0, png.err)
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: shots + "/loss.png"))
+        XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "loss.png is not a PNG")
         print("ServeTests: screenshots and loss.svg in \(shots)")
     }
 
