@@ -74,7 +74,7 @@ struct JobRoutes: Sendable {
             let job = try self.job(context)
             let fields = try await self.body(request, allowEmpty: true)
             try Self.rejectUnknown(fields, allowed: ["cluster", "data", "tensor"])
-            let cluster = try Self.string(fields, "cluster")
+            let cluster = try Self.clusterName(fields, "cluster")
             let data = try Self.int(fields, "data", min: 1), tensor = try Self.int(fields, "tensor", min: 1)
             let resumed = try JobOperations.resume(self.state.store, id: job.id, cluster: cluster, data: data, tensor: tensor)
             cache.clear()
@@ -150,11 +150,8 @@ struct JobRoutes: Sendable {
         let fields = try await body(request, allowEmpty: false)
         try Self.rejectUnknown(fields, allowed: ["manifest", "cluster", "cluster_name", "steps", "output", "corpus"])
         guard let manifest = try Self.string(fields, "manifest") else { throw APIError(.badRequest, "field manifest: required (the job manifest's YAML text)") }
-        let clusterText = try Self.string(fields, "cluster"), clusterName = try Self.string(fields, "cluster_name")
+        let clusterText = try Self.string(fields, "cluster"), clusterName = try Self.clusterName(fields, "cluster_name")
         if clusterText != nil && clusterName != nil { throw APIError(.badRequest, "fields cluster and cluster_name: give one, not both") }
-        if let n = clusterName, n.contains("/") || n.contains("..") || n.isEmpty {
-            throw APIError(.badRequest, "field cluster_name: expected the name of a file in clusters/ (like local), got \"\(n.prefix(80))\"")
-        }
         let overrides = JobManifest.Overrides(corpus: try Self.string(fields, "corpus"), steps: try Self.int(fields, "steps", min: 1),
                                               output: try Self.string(fields, "output"))
         let dir = (state.configuration.storeHome as NSString).appendingPathComponent("submitted/\(Self.stamp())")
@@ -218,6 +215,17 @@ struct JobRoutes: Sendable {
         guard let v = fields[key], !(v is NSNull) else { return nil }
         guard let s = v as? String else { throw APIError(.badRequest, "field \(key): expected a string") }
         return s
+    }
+
+    /// A cluster named as in clusters/ (`local`): letters, digits, `-`, `_`, `.` — never a path.
+    static func clusterName(_ fields: [String: Any], _ key: String) throws -> String? {
+        guard let n = try string(fields, key) else { return nil }
+        let ok = !n.isEmpty && n.count <= 100 && !n.hasPrefix(".")
+            && n.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
+        guard ok, !n.hasSuffix(".yaml"), !n.hasSuffix(".yml") else {
+            throw APIError(.badRequest, "field \(key): expected the name of a cluster in clusters/ (like local), got \"\(n.prefix(80))\"")
+        }
+        return n
     }
 
     static func int(_ fields: [String: Any], _ key: String, min: Int) throws -> Int? {

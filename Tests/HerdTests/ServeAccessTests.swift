@@ -181,6 +181,12 @@ final class ServeAccessTests: XCTestCase {
         let resume = try server.request("/api/jobs/\(Self.jobID)/resume", method: "POST", body: Data(#"{"data": 0}"#.utf8))
         XCTAssertEqual(resume.status, 400, resume.text)
         XCTAssertTrue(resume.text.contains("field data"), resume.text)
+        for cluster in ["../../etc/passwd", "/etc/passwd", "x.yaml", ".hidden", "a/b"] {
+            let r = try server.request("/api/jobs/\(Self.jobID)/resume", method: "POST",
+                                       body: try JSONSerialization.data(withJSONObject: ["cluster": cluster]))
+            XCTAssertEqual(r.status, 400, "\(cluster): \(r.text)")
+            XCTAssertTrue(r.text.contains("field cluster: expected the name of a cluster"), r.text)
+        }
         XCTAssertEqual(try server.request("/api/jobs/\(Self.jobID)/events?limit=0", method: "GET").status, 400)
         XCTAssertEqual(try server.request("/api/jobs", method: "DELETE").status / 100, 4)
         XCTAssertEqual(try server.request("/api/jobs").status, 200, "the server stopped serving")
