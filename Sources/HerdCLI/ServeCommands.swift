@@ -12,6 +12,7 @@ struct Serve: ParsableCommand {
     @Option(help: "A file holding the token every request must carry (default: the HERD_TOKEN variable, if set).") var tokenFile: String?
     @Option(help: "An RLHF pipeline manifest to show (repeatable).") var pipeline: [String] = []
     @Option(help: "Largest request body accepted, in bytes.") var maxBodyBytes = 1 << 20
+    @Option(help: "Scheduling niceness of the server (0-19): above 0, training on the same cores goes first.") var nice = 10
 
     func run() throws {
         let config: ServeConfiguration
@@ -20,6 +21,8 @@ struct Serve: ParsableCommand {
                                         maxBodyBytes: maxBodyBytes, pipelines: pipeline)
             try config.validate()
         } catch { fail(error) }
+        guard (0...19).contains(nice) else { fail(ValidationError("--nice: expected 0 to 19, got \(nice)")) }
+        if nice > 0 { Niceness.keep(Int32(nice)) }
         signal(SIGPIPE, SIG_IGN)
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
@@ -96,5 +99,31 @@ struct Plot: ParsableCommand {
             fail(ValidationError("--png: chromium failed (status \(r.status)): \(r.err.suffix(400))"))
         }
         print(png)
+    }
+}
+
+/// A watcher must not slow what it watches: every thread of `herd serve`
+/// runs at a niceness, so training on the same cores goes first. Linux
+/// keeps niceness per thread, and Dispatch sets its own workers' when it
+/// makes them, so a thread of ours re-applies it to every thread of the
+/// process once a second.
+enum Niceness {
+    static func keep(_ value: Int32) {
+        apply(value)
+        let thread = Thread {
+            while true { Thread.sleep(forTimeInterval: 1); apply(value) }
+        }
+        thread.name = "niceness"
+        thread.start()
+    }
+
+    static func apply(_ value: Int32) {
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        for t in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+            guard let tid = id_t(t) else { continue }
+            errno = 0
+            let now = getpriority(which, tid)
+            if errno == 0 && now < value { setpriority(which, tid, value) }
+        }
     }
 }
