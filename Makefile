@@ -4,11 +4,12 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 
 # Debian packages: BLAS, MPI and zstd (with pkg-config to find them), the
-# zstd and mpirun tools, and the fortune texts the demo trains on.
-DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux
+# zstd and mpirun tools, and the fortune texts the demo trains on; for herd
+# serve's tests and load bench: Chromium (and a font), Prometheus, wrk.
+DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux chromium fonts-dejavu-core prometheus wrk
 HERD := .build/release/herd
 
-.PHONY: setup build test demo bench bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms
+.PHONY: setup build test demo bench bench-serve bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms
 
 setup:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -39,6 +40,12 @@ bench: build
 
 bench-pytorch:
 	$(PYTHON) bench/pytorch_llama.py
+
+# herd serve under load while a job trains: 50 clients for 30 s, paced and
+# flat out, three rounds; latency percentiles, errors, server CPU, training
+# tokens/s with and without (~5 minutes; ROUNDS=N, CLIENTS=N, SECONDS_LOAD=S).
+bench-serve: build
+	scripts/serve-bench.sh
 
 # The synthetic world's loop (jobs/world-*.yaml): base model, ratings
 # before and after SFT, annotation of the SFT policy's answers, the

@@ -14,6 +14,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // herd serve: the HTTP API, the dashboard and /metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian's -dev packages).
@@ -32,9 +35,16 @@ let package = Package(
             dependencies: ["COpenBLAS", "CMPI", "CZstd", "CSQLite", "CPosix", "Yams"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // The coordinator's HTTP server (herd serve), apart from the library
+        // the workers run, so that training code never links a web server.
+        .target(
+            name: "HerdServe",
+            dependencies: ["Herd", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         .executableTarget(
             name: "HerdCLI",
-            dependencies: ["Herd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Herd", "HerdServe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "HerdTests", dependencies: ["Herd"]),
     ]

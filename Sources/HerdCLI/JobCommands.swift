@@ -31,24 +31,16 @@ struct Submit: ParsableCommand {
 extension ManifestOptions {
     /// Checks the job against the cluster (or exits with the error) and stores it, queued.
     func store(on cluster: String, in store: JobStore) throws -> (Submission, Int) {
-        let submission: Submission
         do {
-            submission = try Submission.prepare(manifest: job, cluster: cluster,
-                                                overrides: .init(corpus: corpus, steps: steps, output: output), store: store)
+            return try JobOperations.store(manifest: job, cluster: cluster,
+                                           overrides: .init(corpus: corpus, steps: steps, output: output), in: store)
         } catch { fail(error) }
-        return (submission, try store.insert(submission.record))
     }
 }
 
 /// Starts `herd coordinate --job ID` detached, logging to RUN/coordinator.log.
 func startCoordinator(store: JobStore, id: Int, runDir: String) throws {
-    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    var env = ProcessInfo.processInfo.environment
-    env["HERD_HOME"] = JobStore.defaultHome
-    let pid = try Spawn.start(exe, ["coordinate", "--job", String(id)], environment: env,
-                              log: (runDir as NSString).appendingPathComponent("coordinator.log"), detach: .session)
-    try store.update(id, ["coordinator_pid": .int(Int64(pid))])
+    try JobOperations.startCoordinator(store: store, id: id, runDir: runDir)
 }
 
 /// The detached coordinator of one job (started by submit and resume).
@@ -70,14 +62,8 @@ struct Coordinate: ParsableCommand {
     }
 }
 
-/// Marks jobs whose coordinator died (a reboot, a kill -9) as failed, so
-/// that status never shows a job running that nothing runs.
-func reconcile(_ store: JobStore, _ job: JobRecord) -> JobRecord {
-    guard !job.state.isFinal, let pid = job.coordinatorPID, !Spawn.isAlive(pid) else { return job }
-    let message = "its coordinator (pid \(pid)) is gone; herd resume \(job.id) continues from the latest checkpoint"
-    try? store.update(job.id, ["state": .text(JobState.failed.rawValue), "message": .text(message)])
-    return (try? store.job(job.id)) ?? job
-}
+/// Marks jobs whose coordinator died as failed (JobOperations.reconcile).
+func reconcile(_ store: JobStore, _ job: JobRecord) -> JobRecord { JobOperations.reconcile(store, job) }
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The jobs in the store, or one job with its workers and restarts.")
@@ -245,10 +231,8 @@ struct Cancel: ParsableCommand {
 
     func run() throws {
         let store = openStore()
-        var job = reconcile(store, lookup(store, self.job))
-        if job.state.isFinal { fail(ValidationError("job \(job.id) has already ended: \(job.state.rawValue)")) }
-        try store.update(job.id, ["cancel_requested": .int(1)])
-        if let pid = job.coordinatorPID { kill(pid_t(pid), SIGTERM) }
+        var job = lookup(store, self.job)
+        do { job = try JobOperations.requestCancel(store, id: job.id) } catch { fail(error) }
         if noWait { return print("job \(job.id): cancel requested") }
         let until = Date().timeIntervalSince1970 + timeout
         while !job.state.isFinal && Date().timeIntervalSince1970 < until {
@@ -270,44 +254,12 @@ struct Resume: ParsableCommand {
 
     func run() throws {
         let store = openStore()
-        let job = reconcile(store, lookup(store, self.job))
-        if !job.state.isFinal {
-            fail(ValidationError("job \(job.id) is \(job.state.rawValue); only a failed or cancelled job resumes (herd cancel \(job.id) first)"))
-        }
-        if job.state == .succeeded {
-            fail(ValidationError("job \(job.id) has already succeeded (\(job.step) of \(job.totalSteps) steps); nothing to resume"))
-        }
-        let checkpoints = CheckpointStore(runDirectory: job.runDir)
-        guard let step = checkpoints.latest() ?? checkpoints.steps().last else {
-            fail(ValidationError("job \(job.id): \(job.runDir) holds no checkpoint to resume from (herd submit starts the job afresh)"))
-        }
-        guard FileManager.default.changeCurrentDirectoryPath(job.workdir) else {
-            fail(ValidationError("job \(job.id): its working directory \(job.workdir) is gone"))
-        }
-        var overrides = Submission.overrides(job)
-        if let data { overrides.data = data }
-        if let tensor { overrides.tensor = tensor }
-        let submission: Submission
-        do {
-            submission = try Submission.prepare(manifest: job.manifest, cluster: cluster ?? job.cluster, overrides: overrides,
-                                                store: store, replacing: job.id)
-        } catch { fail(error) }
-        let r = submission.record
-        // Ranks still beating here belong to an attempt whose coordinator
-        // died (it was killed, or the machine's session ended): end them so
-        // that two attempts never write one run directory.
-        let now = Date().timeIntervalSince1970, here = ProcessInfo.processInfo.hostName
-        for b in HeartbeatRecord.readAll(run: job.runDir)
-        where b.host == here && now - b.time < 3 * submission.manifest.monitor.heartbeatSeconds && Spawn.isAlive(Int(b.pid)) {
-            kill(b.pid, SIGKILL)
-            print("job \(job.id): stopped rank \(b.rank) (pid \(b.pid)), left running by its coordinator")
-        }
-        try store.recordRestart(job.id, attempt: job.attempt + 1, reason: "resumed by hand (data \(r.data) × tensor \(r.tensor) on \(submission.cluster.name))", fromStep: step)
-        try store.update(job.id, ["state": .text(JobState.queued.rawValue), "cluster": .text(r.cluster), "launcher": .text(r.launcher),
-                                  "data": .int(Int64(r.data)), "tensor": .int(Int64(r.tensor)), "restarts": .int(0),
-                                  "cancel_requested": .int(0), "message": .text("resuming from step \(step)")])
-        try startCoordinator(store: store, id: job.id, runDir: job.runDir)
-        print("job \(job.id): resuming from the checkpoint at step \(step) with \(r.world) ranks (data \(r.data) × tensor \(r.tensor)) on \(submission.cluster.name)")
+        let job = lookup(store, self.job)
+        let resumed: JobOperations.Resumed
+        do { resumed = try JobOperations.resume(store, id: job.id, cluster: cluster, data: data, tensor: tensor) } catch { fail(error) }
+        for s in resumed.stopped { print("job \(job.id): stopped rank \(s.rank) (pid \(s.pid)), left running by its coordinator") }
+        let r = resumed.job
+        print("job \(job.id): resuming from the checkpoint at step \(resumed.fromStep) with \(r.world) ranks (data \(r.data) × tensor \(r.tensor)) on \(resumed.clusterName)")
     }
 }
 

@@ -91,6 +91,8 @@ public struct JobStoreError: Error, CustomStringConvertible {
 /// coordinators, and a restarted coordinator finds its job where it was.
 public final class JobStore: @unchecked Sendable {
     public let db: SQLiteDatabase
+    /// The directory holding jobs.sqlite (coordinators started for this store are told it).
+    public let home: String
 
     public static var defaultHome: String {
         if let h = ProcessInfo.processInfo.environment["HERD_HOME"], !h.isEmpty { return h }
@@ -99,6 +101,7 @@ public final class JobStore: @unchecked Sendable {
 
     public init(home: String = JobStore.defaultHome) throws {
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        self.home = home
         db = try SQLiteDatabase(path: (home as NSString).appendingPathComponent("jobs.sqlite"))
         try migrate()
     }

@@ -1,0 +1,143 @@
+import Foundation
+
+/// Why an operation on a stored job was refused: each case says what to do instead.
+public enum JobOperationError: Error, CustomStringConvertible, Sendable, Equatable {
+    case alreadyEnded(id: Int, state: JobState)
+    case stillRunning(id: Int, state: JobState)
+    case alreadySucceeded(id: Int, step: Int, total: Int)
+    case noCheckpoint(id: Int, runDir: String)
+    case workdirGone(id: Int, workdir: String)
+
+    public var description: String {
+        switch self {
+        case let .alreadyEnded(id, state): return "job \(id) has already ended: \(state.rawValue)"
+        case let .stillRunning(id, state):
+            return "job \(id) is \(state.rawValue); only a failed or cancelled job resumes (herd cancel \(id) first)"
+        case let .alreadySucceeded(id, step, total):
+            return "job \(id) has already succeeded (\(step) of \(total) steps); nothing to resume"
+        case let .noCheckpoint(id, runDir):
+            return "job \(id): \(runDir) holds no checkpoint to resume from (herd submit starts the job afresh)"
+        case let .workdirGone(id, workdir): return "job \(id): its working directory \(workdir) is gone"
+        }
+    }
+}
+
+/// The operations on stored jobs — submit, cancel, resume, and marking a
+/// job whose coordinator died — in one place, so that the command line and
+/// the HTTP API (herd serve) do exactly the same thing.
+public enum JobOperations {
+    /// Relative paths in a manifest are taken from the working directory, a
+    /// process-wide setting: operations that read manifests hold this lock
+    /// (the HTTP server runs several requests at once).
+    static let directoryLock = NSLock()
+
+    /// Runs `body` with the working directory set to `dir` (or as it is), one caller at a time.
+    public static func inDirectory<T>(_ dir: String?, _ body: () throws -> T) throws -> T {
+        directoryLock.lock()
+        defer { directoryLock.unlock() }
+        let before = FileManager.default.currentDirectoryPath
+        if let dir, dir != before {
+            guard FileManager.default.changeCurrentDirectoryPath(dir) else { throw CocoaError(.fileNoSuchFile) }
+        }
+        defer { if dir != nil { _ = FileManager.default.changeCurrentDirectoryPath(before) } }
+        return try body()
+    }
+
+    /// Marks a job whose coordinator died (a reboot, a kill -9) as failed, so
+    /// that nothing shows a job running that nothing runs.
+    public static func reconcile(_ store: JobStore, _ job: JobRecord) -> JobRecord {
+        guard !job.state.isFinal, let pid = job.coordinatorPID, !Spawn.isAlive(pid) else { return job }
+        let message = "its coordinator (pid \(pid)) is gone; herd resume \(job.id) continues from the latest checkpoint"
+        try? store.update(job.id, ["state": .text(JobState.failed.rawValue), "message": .text(message)])
+        return (try? store.job(job.id)) ?? job
+    }
+
+    /// Checks the job against the cluster exactly as `herd submit` does,
+    /// stores it queued and returns it with its id (nothing is started).
+    /// Relative paths are taken from `directory` (default: this process's).
+    public static func store(manifest: String, cluster: String, overrides: JobManifest.Overrides, in store: JobStore,
+                             directory: String? = nil) throws -> (Submission, Int) {
+        try inDirectory(directory) {
+            let submission = try Submission.prepare(manifest: manifest, cluster: cluster, overrides: overrides, store: store)
+            return (submission, try store.insert(submission.record))
+        }
+    }
+
+    /// `herd submit`: stores the job and starts its coordinator detached.
+    public static func submit(manifest: String, cluster: String, overrides: JobManifest.Overrides, in store: JobStore,
+                              directory: String? = nil) throws -> (Submission, Int) {
+        let (submission, id) = try Self.store(manifest: manifest, cluster: cluster, overrides: overrides, in: store, directory: directory)
+        try startCoordinator(store: store, id: id, runDir: submission.record.runDir)
+        return (submission, id)
+    }
+
+    /// Starts `herd coordinate --job ID` (this executable) detached, logging to RUN/coordinator.log.
+    public static func startCoordinator(store: JobStore, id: Int, runDir: String) throws {
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var env = ProcessInfo.processInfo.environment
+        env["HERD_HOME"] = store.home
+        let pid = try Spawn.start(exe, ["coordinate", "--job", String(id)], environment: env,
+                                  log: (runDir as NSString).appendingPathComponent("coordinator.log"), detach: .session)
+        try store.update(id, ["coordinator_pid": .int(Int64(pid))])
+    }
+
+    /// `herd cancel`: flags the job in the store and signals its coordinator,
+    /// which asks the workers to checkpoint and exit. Returns at once.
+    @discardableResult
+    public static func requestCancel(_ store: JobStore, id: Int) throws -> JobRecord {
+        let job = reconcile(store, try store.job(id))
+        if job.state.isFinal { throw JobOperationError.alreadyEnded(id: job.id, state: job.state) }
+        try store.update(job.id, ["cancel_requested": .int(1)])
+        if let pid = job.coordinatorPID { kill(pid_t(pid), SIGTERM) }
+        return try store.job(id)
+    }
+
+    public struct Resumed: Sendable {
+        public var job: JobRecord
+        public var fromStep: Int
+        public var clusterName: String
+        /// Ranks of an earlier attempt still running here, stopped first: (rank, pid).
+        public var stopped: [(rank: Int, pid: Int32)]
+    }
+
+    /// `herd resume`: a failed or cancelled job continues from its latest
+    /// checkpoint, on another cluster or layout if asked.
+    public static func resume(_ store: JobStore, id: Int, cluster: String? = nil, data: Int? = nil, tensor: Int? = nil) throws -> Resumed {
+        let job = reconcile(store, try store.job(id))
+        if !job.state.isFinal { throw JobOperationError.stillRunning(id: job.id, state: job.state) }
+        if job.state == .succeeded { throw JobOperationError.alreadySucceeded(id: job.id, step: job.step, total: job.totalSteps) }
+        let checkpoints = CheckpointStore(runDirectory: job.runDir)
+        guard let step = checkpoints.latest() ?? checkpoints.steps().last else {
+            throw JobOperationError.noCheckpoint(id: job.id, runDir: job.runDir)
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: job.workdir, isDirectory: &isDir), isDir.boolValue else {
+            throw JobOperationError.workdirGone(id: job.id, workdir: job.workdir)
+        }
+        var overrides = Submission.overrides(job)
+        if let data { overrides.data = data }
+        if let tensor { overrides.tensor = tensor }
+        let submission = try inDirectory(job.workdir) {
+            try Submission.prepare(manifest: job.manifest, cluster: cluster ?? job.cluster, overrides: overrides,
+                                   store: store, replacing: job.id)
+        }
+        let r = submission.record
+        // Ranks still beating here belong to an attempt whose coordinator
+        // died (it was killed, or the machine's session ended): end them so
+        // that two attempts never write one run directory.
+        var stopped: [(rank: Int, pid: Int32)] = []
+        let now = Date().timeIntervalSince1970, here = ProcessInfo.processInfo.hostName
+        for b in HeartbeatRecord.readAll(run: job.runDir)
+        where b.host == here && now - b.time < 3 * submission.manifest.monitor.heartbeatSeconds && Spawn.isAlive(Int(b.pid)) {
+            kill(b.pid, SIGKILL)
+            stopped.append((b.rank, b.pid))
+        }
+        try store.recordRestart(job.id, attempt: job.attempt + 1, reason: "resumed by hand (data \(r.data) × tensor \(r.tensor) on \(submission.cluster.name))", fromStep: step)
+        try store.update(job.id, ["state": .text(JobState.queued.rawValue), "cluster": .text(r.cluster), "launcher": .text(r.launcher),
+                                  "data": .int(Int64(r.data)), "tensor": .int(Int64(r.tensor)), "restarts": .int(0),
+                                  "cancel_requested": .int(0), "message": .text("resuming from step \(step)")])
+        try startCoordinator(store: store, id: job.id, runDir: job.runDir)
+        return Resumed(job: try store.job(job.id), fromStep: step, clusterName: submission.cluster.name, stopped: stopped)
+    }
+}

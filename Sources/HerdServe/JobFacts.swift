@@ -1,0 +1,46 @@
+import Foundation
+import Herd
+
+/// What the server needs from a job's manifest, model and cluster files —
+/// the heartbeat interval (to call a rank stale), FLOPs per token and the
+/// peak of the slots it runs on (to turn tokens/s into FLOP/s and a
+/// utilisation) — read once per attempt and layout, not on every request.
+final class JobFactsCache: @unchecked Sendable {
+    struct Facts: Sendable {
+        var heartbeatSeconds: Double
+        var flopsPerToken: Double?
+        var peakFLOPs: Double?
+    }
+
+    private let lock = NSLock()
+    private var cache: [String: Facts] = [:]
+
+    func facts(_ job: JobRecord) -> Facts {
+        let key = "\(job.id)/\(job.attempt)/\(job.data)x\(job.tensor)/\(job.cluster)"
+        lock.lock()
+        if let f = cache[key] { lock.unlock(); return f }
+        lock.unlock()
+        let f = Self.read(job)
+        lock.lock(); cache[key] = f; lock.unlock()
+        return f
+    }
+
+    private static func read(_ job: JobRecord) -> Facts {
+        var facts = Facts(heartbeatSeconds: JobManifest.MonitorSpec().heartbeatSeconds)
+        // The manifest's relative paths are the job's working directory's.
+        let manifest = try? JobOperations.inDirectory(job.workdir) {
+            try JobManifest.load(path: job.manifest, overrides: Submission.overrides(job))
+        }
+        if let manifest { facts.heartbeatSeconds = manifest.monitor.heartbeatSeconds }
+        if let manifest, manifest.kind != .ppo,
+           let data = FileManager.default.contents(atPath: (job.runDir as NSString).appendingPathComponent("model.json")),
+           let model = try? JSONDecoder().decode(LlamaConfig.self, from: data) {
+            facts.flopsPerToken = model.trainingFLOPsPerToken(seqLen: manifest.data.seqLen)
+        }
+        if let cluster = try? ClusterSpec.load(path: job.cluster) {
+            let slots = cluster.slotHosts.prefix(job.world)
+            facts.peakFLOPs = slots.map { cluster.nodes[$0.group].peakTFLOPs * 1e12 }.reduce(0, +)
+        }
+        return facts
+    }
+}

@@ -1,0 +1,78 @@
+import XCTest
+import Foundation
+import Herd
+
+/// An RLHF pipeline as `herd serve --pipeline` shows it: a tiny pipeline
+/// (tiny-gqa policies on the synthetic world, SFT + V1) launched for real,
+/// then its iteration graph and report read by Chromium and by /metrics.
+final class ServePipelineTests: XCTestCase {
+    static let dir = NSTemporaryDirectory() + "herd-serve-pipeline-\(getpid())"
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func testPipelinePageShowsTheIterationGraphAndTheReport() throws {
+        try Chromium.require()
+        let d = Self.dir
+        HerdBinary.pretrainTinyPolicy(dir: d, output: d + "/policy", steps: 20)
+        let world = try HerdBinary.run(["rlhf", "world", "--out", d + "/world", "--demonstrations", "10", "--prompts", "60",
+                                        "--held-out", "16", "--dialogues", "6", "--held-out-dialogues", "4", "--turns", "3"])
+        XCTAssertEqual(world.status, 0, world.err)
+        let herd = FileManager.default.currentDirectoryPath + "/" + HerdBinary.path
+        let manifest = d + "/tiny.yaml"
+        try """
+            name: tiny
+            seed: 3
+            output: \(d)/run-tiny
+            annotator: [\(herd), rlhf, annotator]
+            prompts: {annotate: \(d)/world/prompts.jsonl, sample: \(d)/world/prompts.jsonl, sample_count: 20, held_out: \(d)/world/prompts-heldout.jsonl}
+            policies:
+              - {name: large, init: \(d)/policy, sampler: true}
+            reward_models:
+              init: \(d)/policy
+              helpfulness: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
+              safety: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
+            finetune: {data: {seq_len: 64, val_fraction: 0}, batch: {sequences: 4}, steps: 3, threads: 2}
+            annotation: {max_new_tokens: 8}
+            sampling: {max_new_tokens: 16, chunk: 1}
+            evaluation: {max_new_tokens: 8}
+            iterations:
+              - {annotate: 12, k: 2}
+              - {annotate: 12, k: 2}
+            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let launched = try HerdBinary.run(["rlhf", "launch", manifest, "--iteration", "1"])
+        XCTAssertEqual(launched.status, 0, launched.out + launched.err)
+
+        let server = try ServeProcess(home: d + "/home", arguments: ["--pipeline", manifest])
+        defer { server.stop() }
+        let snapshot = try server.json("/api/pipelines/tiny")
+        let iterations = try XCTUnwrap(snapshot["iterations"] as? [[String: Any]])
+        XCTAssertEqual(iterations.map { $0["name"] as? String }, ["SFT", "V1", "V2"])
+        let states = iterations.map { ($0["stages"] as? [[String: Any]] ?? []).map { $0["state"] as? String ?? "" } }
+        XCTAssertTrue(states[0].allSatisfy { $0 == "finished" } && states[1].allSatisfy { $0 == "finished" }, "\(states)")
+        XCTAssertTrue(states[2].allSatisfy { $0 == "pending" }, "\(states)")
+        let report = try server.json("/api/pipelines/tiny/report")
+        XCTAssertEqual(Set((report["policies"] as? [[String: Any]] ?? []).compactMap { $0["iteration"] as? String }), ["SFT", "V1"])
+
+        // The page: one box per stage, coloured by state, and the report's lines.
+        let page = "http://127.0.0.1:\(server.port)/#/pipeline/tiny"
+        let dom = try Chromium.dom(page)
+        XCTAssertTrue(dom.contains(#"<div id="status">ready</div>"#), dom)
+        let finished = dom.components(separatedBy: #"data-state="finished""#).count - 1
+        let pending = dom.components(separatedBy: #"data-state="pending""#).count - 1
+        XCTAssertEqual(finished, states[0].count + states[1].count, dom)
+        XCTAssertEqual(pending, states[2].count)
+        XCTAssertTrue(dom.contains(#"data-id="V1/annotate""#), dom)
+        XCTAssertTrue(dom.contains(#"data-name="large: right" data-points="2""#), dom)
+        try Chromium.screenshot(page, to: TestOutput.directory("serve") + "/5-pipeline.png", size: "1300,900")
+
+        // /metrics: every stage's state and the finished ones' durations.
+        let metrics = try server.request("/metrics").text
+        XCTAssertTrue(metrics.contains(#"herd_rlhf_stage_state{pipeline="tiny",iteration="V1",stage="annotate",state="finished"} 1"#), metrics)
+        XCTAssertNotNil(metrics.range(of: #"herd_rlhf_stage_duration_seconds\{pipeline="tiny",iteration="V1",stage="annotate"\} [0-9.]+"#, options: .regularExpression), metrics)
+
+        // herd plot on the pipeline: the per-iteration figures as SVG.
+        let plot = try HerdBinary.run(["plot", manifest, "--out", d + "/report.svg"])
+        XCTAssertEqual(plot.status, 0, plot.err)
+        XCTAssertTrue(try String(contentsOfFile: d + "/report.svg", encoding: .utf8).contains("<svg"))
+    }
+}
