@@ -32,7 +32,8 @@ final class ServeProcess {
               let p = Int(text[r].split(separator: ":").last!.dropLast()) else {
             process.terminate()
             let err = String(decoding: s.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw XCTSkip("herd serve did not start: \(text) \(err)")
+            // A server that does not start is a failure of what these tests test, never a skip.
+            throw ServeDidNotStart(description: "herd serve did not start: \(text) \(err)")
         }
         port = p
     }
@@ -212,4 +213,8 @@ enum DOM {
         guard let r = dom.range(of: #"data-rank="\#(rank)" data-status="([a-z]+)""#, options: .regularExpression) else { return nil }
         return String(dom[r].split(separator: "\"")[3])
     }
+}
+
+struct ServeDidNotStart: Error, CustomStringConvertible {
+    var description: String
 }
