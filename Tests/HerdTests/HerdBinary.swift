@@ -57,8 +57,19 @@ enum HerdBinary {
     /// heartbeats; a few seconds of training on two cores.
     static func orchestratedJob(dir: String, name: String, steps: Int = 2400, interval: Int = 200, data: Int = 2, tensor: Int = 1,
                                 maxRestarts: Int = 2, hangTimeout: Double = 4, extra: String = "") throws -> (job: String, run: String) {
-        let path = dir + "/\(name).yaml", run = dir + "/run-\(name)"
-        try """
+        let path = dir + "/\(name).yaml"
+        let m = orchestratedManifest(dir: dir, name: name, steps: steps, interval: interval, data: data, tensor: tensor,
+                                     maxRestarts: maxRestarts, hangTimeout: hangTimeout, extra: extra)
+        try m.text.write(toFile: path, atomically: true, encoding: .utf8)
+        return (path, m.run)
+    }
+
+    /// The text of such a manifest (for a body sent to herd serve), and its run directory.
+    static func orchestratedManifest(dir: String, name: String, steps: Int, interval: Int = 200, data: Int = 2, tensor: Int = 1,
+                                     maxRestarts: Int = 2, hangTimeout: Double = 4, backoff: Double = 0.5, logInterval: Int = 20,
+                                     extra: String = "") -> (text: String, run: String) {
+        let run = dir + "/run-\(name)"
+        return ("""
         kind: pretrain
         name: \(name)
         seed: 5
@@ -68,16 +79,46 @@ enum HerdBinary {
         optimizer: {lr: 3e-3}
         schedule: {warmup_steps: 50}
         steps: \(steps)
-        log_interval: 20
+        log_interval: \(logInterval)
         threads: 2
         checkpoint: {interval: \(interval), keep: 3}
         parallelism: {data: \(data), tensor: \(tensor)}
-        restart: {max_restarts: \(maxRestarts), backoff_seconds: 0.5}
+        restart: {max_restarts: \(maxRestarts), backoff_seconds: \(backoff)}
         monitor: {heartbeat_seconds: 0.25, hang_timeout_seconds: \(hangTimeout)}
         output: \(run)
         \(extra)
-        """.write(toFile: path, atomically: true, encoding: .utf8)
-        return (path, run)
+        """, run)
+    }
+
+    /// DIR/NAME.yaml: an RLHF pipeline of two tiny-gqa policies (DIR/policy)
+    /// on the synthetic world (DIR/world), three iterations; `change` edits its text.
+    static func tinyPipeline(dir: String, name: String, change: (String) -> String = { $0 }) throws -> String {
+        let d = dir, herd = FileManager.default.currentDirectoryPath + "/" + HerdBinary.path
+        let text = """
+            name: \(name)
+            seed: 3
+            output: \(d)/run-\(name)
+            annotator: [\(herd), rlhf, annotator]
+            prompts: {annotate: \(d)/world/prompts.jsonl, sample: \(d)/world/prompts.jsonl, sample_count: 40, held_out: \(d)/world/prompts-heldout.jsonl}
+            policies:
+              - {name: large, init: \(d)/policy, sampler: true}
+              - {name: small, init: \(d)/policy}
+            reward_models:
+              init: \(d)/policy
+              helpfulness: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
+              safety: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
+            finetune: {data: {seq_len: 64, val_fraction: 0}, batch: {sequences: 4}, steps: 3, threads: 2, checkpoint: {interval: 50}}
+            annotation: {max_new_tokens: 8}
+            sampling: {max_new_tokens: 24, chunk: 1}
+            evaluation: {max_new_tokens: 8}
+            iterations:
+              - {annotate: 12, k: 2}
+              - {annotate: 12, k: 4}
+              - {annotate: 12, k: 2, finetune: {steps: 400}}
+            """
+        let path = "\(d)/\(name).yaml"
+        try change(text).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
     }
 
     /// DIR/corpus.txt: 120k characters of Shakespeare (or a stand-in when

@@ -21,32 +21,7 @@ final class PipelineTests: XCTestCase {
 
     /// A pipeline manifest; `change` edits its text.
     func pipeline(_ name: String, change: (String) -> String = { $0 }) throws -> String {
-        let d = Self.dir, herd = FileManager.default.currentDirectoryPath + "/" + HerdBinary.path
-        let text = """
-            name: \(name)
-            seed: 3
-            output: \(d)/run-\(name)
-            annotator: [\(herd), rlhf, annotator]
-            prompts: {annotate: \(d)/world/prompts.jsonl, sample: \(d)/world/prompts.jsonl, sample_count: 40, held_out: \(d)/world/prompts-heldout.jsonl}
-            policies:
-              - {name: large, init: \(d)/policy, sampler: true}
-              - {name: small, init: \(d)/policy}
-            reward_models:
-              init: \(d)/policy
-              helpfulness: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
-              safety: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
-            finetune: {data: {seq_len: 64, val_fraction: 0}, batch: {sequences: 4}, steps: 3, threads: 2, checkpoint: {interval: 50}}
-            annotation: {max_new_tokens: 8}
-            sampling: {max_new_tokens: 24, chunk: 1}
-            evaluation: {max_new_tokens: 8}
-            iterations:
-              - {annotate: 12, k: 2}
-              - {annotate: 12, k: 4}
-              - {annotate: 12, k: 2, finetune: {steps: 400}}
-            """
-        let path = "\(d)/\(name).yaml"
-        try change(text).write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try HerdBinary.tinyPipeline(dir: Self.dir, name: name, change: change)
     }
 
     func state(_ run: String) -> PipelineState? { try? PipelineState.read(run: run) }

@@ -17,28 +17,15 @@ final class ServePipelineTests: XCTestCase {
         let world = try HerdBinary.run(["rlhf", "world", "--out", d + "/world", "--demonstrations", "10", "--prompts", "60",
                                         "--held-out", "16", "--dialogues", "6", "--held-out-dialogues", "4", "--turns", "3"])
         XCTAssertEqual(world.status, 0, world.err)
-        let herd = FileManager.default.currentDirectoryPath + "/" + HerdBinary.path
-        let manifest = d + "/tiny.yaml"
-        try """
-            name: tiny
-            seed: 3
-            output: \(d)/run-tiny
-            annotator: [\(herd), rlhf, annotator]
-            prompts: {annotate: \(d)/world/prompts.jsonl, sample: \(d)/world/prompts.jsonl, sample_count: 20, held_out: \(d)/world/prompts-heldout.jsonl}
-            policies:
-              - {name: large, init: \(d)/policy, sampler: true}
-            reward_models:
-              init: \(d)/policy
-              helpfulness: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
-              safety: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
-            finetune: {data: {seq_len: 64, val_fraction: 0}, batch: {sequences: 4}, steps: 3, threads: 2}
-            annotation: {max_new_tokens: 8}
-            sampling: {max_new_tokens: 16, chunk: 1}
-            evaluation: {max_new_tokens: 8}
-            iterations:
-              - {annotate: 12, k: 2}
-              - {annotate: 12, k: 2}
-            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        // Pipeline tests' tiny pipeline, smaller: one policy, 20 sampled prompts, two iterations.
+        let manifest = try HerdBinary.tinyPipeline(dir: d, name: "tiny") { text in
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let kept = lines.filter { !$0.contains("{name: small,") }
+            let upToIterations = kept.prefix { !$0.hasPrefix("iterations:") }
+            return (upToIterations + ["iterations:", "  - {annotate: 12, k: 2}", "  - {annotate: 12, k: 2}"]).joined(separator: "\n")
+                .replacingOccurrences(of: "sample_count: 40", with: "sample_count: 20")
+                .replacingOccurrences(of: "sampling: {max_new_tokens: 24", with: "sampling: {max_new_tokens: 16")
+        }
         let launched = try HerdBinary.run(["rlhf", "launch", manifest, "--iteration", "1"])
         XCTAssertEqual(launched.status, 0, launched.out + launched.err)
 

@@ -32,25 +32,7 @@ final class ServeTests: XCTestCase {
     /// tiny-gqa on bytes, data parallel over two ranks, fast heartbeats, and
     /// a restart backoff long enough for a watcher to see the dead rank first.
     static func manifest(_ name: String, steps: Int, data: Int = 2, interval: Int = 100, backoff: Double = 6) -> (text: String, run: String) {
-        let run = dir + "/run-\(name)"
-        return ("""
-            kind: pretrain
-            name: \(name)
-            seed: 5
-            model: {preset: tiny-gqa}
-            data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 16}
-            batch: {sequences: 64, micro_batch: 8}
-            optimizer: {lr: 3e-3}
-            schedule: {warmup_steps: 50}
-            steps: \(steps)
-            log_interval: 10
-            threads: 2
-            checkpoint: {interval: \(interval), keep: 3}
-            parallelism: {data: \(data), tensor: 1}
-            restart: {max_restarts: 2, backoff_seconds: \(backoff)}
-            monitor: {heartbeat_seconds: 0.25, hang_timeout_seconds: 4}
-            output: \(run)
-            """, run)
+        HerdBinary.orchestratedManifest(dir: dir, name: name, steps: steps, interval: interval, data: data, backoff: backoff, logInterval: 10)
     }
 
     func post(_ server: ServeProcess, _ path: String, _ object: [String: Any]) throws -> (status: Int, json: [String: Any]) {

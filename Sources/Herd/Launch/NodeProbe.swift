@@ -8,7 +8,7 @@ import Foundation
 public enum NodeProbe {
     public static func reachable(_ cluster: ClusterSpec, timeout: Double = 20, log: String) throws -> Set<String> {
         var alive = Set<String>()
-        for host in Set(cluster.nodes.flatMap(\.hosts)).sorted() {
+        for host in Set(cluster.hosts).sorted() {
             let pid = try MPILauncher.start(on: cluster, ["--host", "\(host):1", "-np", "1", "true"], log: log)
             let deadline = Date().addingTimeInterval(timeout)
             var status: Int32?
@@ -33,7 +33,7 @@ extension ClusterSpec {
 
     /// The cluster with only some of its hosts.
     public func keeping(_ hosts: Set<String>) -> ClusterSpec {
-        without(Set(nodes.flatMap(\.hosts)).subtracting(hosts))
+        without(Set(hosts).subtracting(hosts))
     }
 }
 

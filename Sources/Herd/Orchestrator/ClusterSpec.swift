@@ -45,6 +45,8 @@ public struct ClusterSpec: Sendable {
     public var stepLauncher: StepLauncher = .mpirun
 
     public var slots: Int { nodes.reduce(0) { $0 + $1.hosts.count * $1.slots } }
+    /// Every node's host name, in order.
+    public var hosts: [String] { nodes.flatMap(\.hosts) }
 
     public static func load(path: String) throws(ManifestError) -> ClusterSpec {
         let top = try YAMLFields.top(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path, what: "cluster file")

@@ -84,7 +84,7 @@ public final class Coordinator {
             let reason: String
             var regrow: NodeReturnWatch?
             if manifest.restart.shrinkOnNodeLoss && manifest.restart.growCheckSeconds > 0 && job.data < fullData {
-                let missing = Set(full.nodes.flatMap(\.hosts)).subtracting(cluster.nodes.flatMap(\.hosts))
+                let missing = Set(full.hosts).subtracting(cluster.hosts)
                 let (tensor, batch, timeout) = (job.tensor, manifest.batch.sequences, probeTimeout(manifest))
                 let log = (job.runDir as NSString).appendingPathComponent("node-probe.log")
                 regrow = NodeReturnWatch(interval: manifest.restart.growCheckSeconds, currentData: job.data) {
@@ -135,13 +135,13 @@ public final class Coordinator {
                        from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
             while Date().timeIntervalSince1970 < until && !cancelRequested { Thread.sleep(forTimeInterval: min(pollInterval, delay)) }
-            if manifest.restart.shrinkOnNodeLoss && Set(full.nodes.flatMap(\.hosts)).count > 1 {
+            if manifest.restart.shrinkOnNodeLoss && Set(full.hosts).count > 1 {
                 let fit = try ElasticLayout.fit(full, tensor: job.tensor, maxData: fullData, batch: manifest.batch.sequences,
                                                 timeout: probeTimeout(manifest), log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
                 let next = try relayout(fit, from: cluster, job: job, events: events)
                 if next.slots != cluster.slots, let f = followed {
                     // The requeued job asks for the old number of nodes: it ends, and one of the new layout replaces it.
-                    say("cancelling the requeued Slurm job \(f.id): it asks for \(Set(cluster.nodes.flatMap(\.hosts)).count) nodes, the job now runs on \(Set(next.nodes.flatMap(\.hosts)).count)")
+                    say("cancelling the requeued Slurm job \(f.id): it asks for \(Set(cluster.hosts).count) nodes, the job now runs on \(Set(next.hosts).count)")
                     try end(f, [])
                     followed = nil
                 }
@@ -158,8 +158,8 @@ public final class Coordinator {
     /// more once lost ones are back (the checkpoint reshards). Returns the
     /// cluster the job runs on next (`from` when nothing changes).
     func relayout(_ fit: NodeFit, from cluster: ClusterSpec, job: JobRecord, events: EventLog) throws -> ClusterSpec {
-        let hosts = fit.cluster.nodes.flatMap(\.hosts)
-        guard fit.data != job.data || hosts != cluster.nodes.flatMap(\.hosts) else { return cluster }
+        let hosts = fit.cluster.hosts
+        guard fit.data != job.data || hosts != cluster.hosts else { return cluster }
         let tp = job.tensor, grew = fit.data > job.data
         try store.update(jobID, ["data": .int(Int64(fit.data))])
         events.write(grew ? "grow" : "shrink", ["job_id": jobID, "lost": fit.lost, "hosts": hosts, "data": fit.data, "tensor": tp])

@@ -20,7 +20,7 @@ public enum ElasticLayout {
     /// counts the partition's usable nodes — and the data degree they hold.
     public static func fit(_ full: ClusterSpec, probe: Set<String>? = nil, tensor: Int, maxData: Int, batch: Int,
                            timeout: Double, log: String) throws -> NodeFit {
-        let hosts = full.nodes.flatMap(\.hosts)
+        let hosts = full.hosts
         let rest: ClusterSpec, lost: [String], why: String
         switch full.launcher {
         case .mpirun:
