@@ -47,9 +47,6 @@ bench-pytorch:
 bench-serve: build
 	scripts/serve-bench.sh
 
-# The synthetic world's loop (jobs/world-*.yaml): base model, ratings
-# before and after SFT, annotation of the SFT policy's answers, the
-# two reward models' accuracy per degree on them. About 4 minutes.
 # The synthetic world and its two SFT policies: the large one (0.87M
 # parameters, the sampler) and the small one (0.1M, distilled into); about
 # 2.5 minutes here.
@@ -79,13 +76,15 @@ rlhf-demo: world-sft
 	$(HERD) rlhf launch jobs/rlhf-world.yaml --iteration 1 --through 5
 	$(HERD) rlhf status jobs/rlhf-world.yaml
 
-# Issue 9's experiment: both selection arms and the small policy alone,
+# The selection experiment: the pipeline with selection by the reward
+# models and by the annotator (the control), and the small policy alone,
 # two seeds each, side by side in runs/rlhf-arms/comparison.md (~40 minutes).
 rlhf-arms: world-sft
 	scripts/rlhf-arms.sh 1 2
 
-# Issue 10's PPO experiment: PPO on the V4 model of each reward-model arm
-# of make rlhf-arms, before and after (scripts/ppo-world.sh; ~10 minutes a run).
+# PPO on the V4 model of each reward-model arm of make rlhf-arms: reward,
+# KL, the reward models' and the annotator's verdicts before and after
+# (scripts/ppo-world.sh; ~10 minutes a run).
 ppo-world: build
 	scripts/ppo-world.sh
 
@@ -97,7 +96,9 @@ world-gatt: build
 	$(HERD) run jobs/world-gatt-base.yaml
 	$(HERD) run jobs/world-gatt-sft.yaml
 
-# Issue 10's Ghost Attention experiment: V1..V3 with and without the gatt stage (scripts/gatt-world.sh).
+# Ghost Attention on the world: V1..V3 with the gatt stage (its samples
+# checked by the annotator, and unchecked) and without it; instruction
+# keeping per turn in runs/gatt-arms/comparison.md (scripts/gatt-world.sh).
 gatt-arms: world-gatt
 	scripts/gatt-world.sh
 

@@ -28,10 +28,11 @@ struct ManifestOptions: ParsableArguments {
     @Option(help: "Write the run here instead of the manifest's output directory.")
     var output: String?
 
-    func load() -> JobManifest {
-        do {
-            return try JobManifest.load(path: job, overrides: .init(corpus: corpus, steps: steps, output: output))
-        } catch { fail(error) }
+    var overrides: JobManifest.Overrides { .init(corpus: corpus, steps: steps, output: output) }
+
+    /// The job resolved once (paths absolute, model shape, steps), or exit with the error.
+    func resolve() -> ResolvedJob {
+        do { return try ResolvedJob.resolve(path: job, overrides: overrides) } catch { fail(error) }
     }
 }
 
@@ -62,8 +63,10 @@ struct Run: ParsableCommand {
             }
             try superviseInForeground(options, cluster: cluster)
         }
-        let manifest = options.load()
-        if manifest.parallelism.world > 1 { return try launch(manifest) }
+        let resolved = options.resolve()
+        let manifest = resolved.manifest
+        do { try resolved.write(to: RunDirectory(manifest.output)) } catch { fail(error) }
+        if manifest.parallelism.world > 1 { return try launch(resolved) }
         StopSignal.install()
         if manifest.kind == .ppo {
             if sample > 0 || saveWeights || resumeStep != nil {
@@ -99,13 +102,12 @@ struct Run: ParsableCommand {
     }
 
     /// Plans the layout, writes plan.json and starts the ranks with mpirun.
-    func launch(_ manifest: JobManifest) throws {
+    func launch(_ resolved: ResolvedJob) throws {
+        let manifest = resolved.manifest, model = resolved.model
         var plan: Plan
         do {
-            let model = try TrainingData.modelShape(manifest: manifest)
             plan = try Planner.plan(manifest: manifest, model: model, host: ProcessInfo.processInfo.hostName,
-                                    cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount, saveWeights: saveWeights,
-                                    corpusOverride: options.corpus, stepsOverride: options.steps)
+                                    cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount, saveWeights: saveWeights)
             // Every rank must fit in this machine's memory before any is started.
             let here = ClusterSpec.thisMachine(slots: plan.world, cores: manifest.threads ?? ProcessInfo.processInfo.activeProcessorCount)
             if let problem = try PlanReport.make(manifest: manifest, model: model, cluster: here).memoryProblem {
@@ -114,9 +116,8 @@ struct Run: ParsableCommand {
         } catch { fail(error) }
         plan.resume = resume || resumeStep != nil
         plan.resumeStep = resumeStep
-        try FileManager.default.createDirectory(atPath: manifest.output, withIntermediateDirectories: true)
         try plan.write(to: manifest.output)
-        let planPath = (manifest.output as NSString).appendingPathComponent(Plan.fileName)
+        let planPath = RunDirectory(manifest.output).plan
         print("herd: \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)\(plan.zero1 ? ", ZeRO-1" : "")), plan \(planPath)")
         fflush(stdout)
         do { try MPILauncher.run(plan: plan, planPath: planPath) } catch let f as MPILauncher.Failure where f.status == 143 {
@@ -166,7 +167,9 @@ struct Worker: ParsableCommand {
             guard world.size == plan.world else {
                 MPIRuntime.abort(rank: world.rank, reason: "started with \(world.size) ranks, the plan has \(plan.world)")
             }
-            let manifest = try JobManifest.load(path: plan.manifest, overrides: plan.overrides)
+            // The job as resolved by herd run or herd submit, on the plan's layout: no YAML is read here.
+            var manifest = try ResolvedJob.read(RunDirectory(plan.output)).manifest.laidOut(data: plan.data, tensor: plan.tensor)
+            manifest.output = plan.output
             // Where this rank runs, beside where the plan put it (the heartbeat records it too).
             let host = ProcessInfo.processInfo.hostName, planned = plan.ranks[world.rank].host
             print("herd: rank \(world.rank) of \(world.size) on \(host)" + (planned == host ? "" : " (the plan placed it on \(planned))"))
@@ -218,11 +221,23 @@ struct Worker: ParsableCommand {
 }
 
 struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check a manifest without training.")
+    static let configuration = CommandConfiguration(
+        abstract: "Check a manifest without training: every field, the files it names, and that its model, batch and layout fit this machine (or --cluster).")
     @OptionGroup var options: ManifestOptions
+    @Option(help: "Check the layout and memory against this cluster (a name in clusters/ or a path) instead of this machine.")
+    var cluster: String?
 
     func run() throws {
-        let m = options.load()
+        let resolved = options.resolve()
+        let m = resolved.manifest
+        do {
+            let target = try cluster.map { try ClusterSpec.load(path: Submission.resolveCluster($0, base: FileManager.default.currentDirectoryPath)) }
+                ?? .thisMachine(slots: m.parallelism.world, cores: m.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let report = try PlanReport.make(manifest: m, model: resolved.model, cluster: target)
+            if let problem = report.memoryProblem {
+                throw ManifestError(file: m.file, field: "model", message: problem + (cluster == nil ? " (checked against this machine; --cluster C checks against a cluster)" : ""))
+            }
+        } catch { fail(error) }
         if let p = m.ppo {
             return print("\(m.file): ok — ppo job \"\(m.name)\", \(m.steps) PPO iterations of \(p.rollouts) rollouts (mini-batches of \(p.miniBatch)) from \(m.initFrom ?? "?")")
         }

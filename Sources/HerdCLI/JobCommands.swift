@@ -145,11 +145,11 @@ struct Watch: ParsableCommand {
         let tty = isatty(1) != 0
         var drawn = 0
         // A PPO job's iterations carry more than a loss: the last one's figures.
-        let events = EventTail(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"), fromStart: true)
-        var ppo: [String: Any]?
+        let events = EventTail(run: RunDirectory(job.runDir), fromStart: true)
+        var ppo: RunEvent?
         while true {
             job = reconcile(store, try store.job(job.id))
-            for e in events.next() where e["event"] as? String == "step" && e["kl"] != nil { ppo = e }
+            for e in events.next() where e.event == .step && e.kl != nil { ppo = e }
             var lines = [String(format: "job %d %@ — %@%@", job.id, job.name, job.state.rawValue,
                                 job.restarts > 0 ? " (restarts \(job.restarts)/\(job.maxRestarts))" : "")]
             let fraction = job.totalSteps > 0 ? Double(job.step) / Double(job.totalSteps) : 0
@@ -158,9 +158,9 @@ struct Watch: ParsableCommand {
                                 job.tokensPerSecond.map { String(format: "%.0f", $0) } ?? "-",
                                 job.state == .running ? (job.etaSeconds.map(JobTable.duration) ?? "-") : "-"))
             if let e = ppo {
-                func num(_ k: String) -> Double { (e[k] as? NSNumber)?.doubleValue ?? .nan }
+                func num(_ x: Double?) -> Double { x ?? .nan }
                 lines.append(String(format: "PPO: reward %.4f  KL %.4f  policy loss %.4f  value loss %.4f  clip %.3f  entropy %.3f  length %.1f",
-                                    num("reward"), num("kl"), num("policy_loss"), num("value_loss"), num("clip_fraction"), num("entropy"), num("response_length")))
+                                    num(e.reward), num(e.kl), num(e.policyLoss), num(e.valueLoss), num(e.clipFraction), num(e.entropy), num(e.responseLength)))
             }
             for w in try store.workers(job.id) {
                 lines.append("  " + JobTable.worker(w) + " " + JobTable.bar(job.totalSteps > 0 ? Double(w.step) / Double(job.totalSteps) : 0, width: 12))
@@ -197,7 +197,7 @@ struct Logs: ParsableCommand {
         var offset: UInt64 = 0
         var shownAttempt = attempt ?? job.attempt
         while true {
-            let path = coordinator ? (job.runDir as NSString).appendingPathComponent("coordinator.log")
+            let path = coordinator ? RunDirectory(job.runDir).coordinatorLog
                 : AttemptLogs.rankFile(run: job.runDir, attempt: shownAttempt, rank: rank, stream: stderr ? "stderr" : "stdout")
             if let h = FileHandle(forReadingAtPath: path) {
                 h.seek(toFileOffset: offset)
@@ -271,13 +271,13 @@ func superviseInForeground(_ options: ManifestOptions, cluster: String) throws -
     StopSignal.install()
     let coordinator = Coordinator(store: store, jobID: id) { print("herd: \($0)"); fflush(stdout) }
     coordinator.onEvent = { e in
-        func num(_ k: String) -> Double { (e[k] as? NSNumber)?.doubleValue ?? .nan }
-        switch e["event"] as? String {
-        case "step":
-            print(String(format: "step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s", Int(num("step")),
-                         submission.manifest.steps, num("loss"), num("lr"), num("grad_norm"), num("tokens_per_s")))
-        case "eval": print(String(format: "step %d | held-out loss %.4f", Int(num("step")), num("val_loss")))
-        case "resume": print("resumed at step \(Int(num("step")))")
+        func num(_ x: Double?) -> Double { x ?? .nan }
+        switch e.event {
+        case .step:
+            print(String(format: "step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s", e.step ?? 0,
+                         submission.manifest.steps, num(e.loss), num(e.lr), num(e.gradNorm), num(e.tokensPerSecond)))
+        case .eval: print(String(format: "step %d | held-out loss %.4f", e.step ?? 0, num(e.validationLoss)))
+        case .resume: print("resumed at step \(e.step ?? 0)")
         default: return
         }
         fflush(stdout)

@@ -26,7 +26,7 @@ extension RLHF {
             do {
                 // The cluster is checked now, and kept as an absolute path for every stage (and a resume).
                 let clusterPath = try cluster.map { name -> String in
-                    let path = URL(fileURLWithPath: Submission.resolveCluster(name)).standardizedFileURL.path
+                    let path = Submission.resolveCluster(name, base: FileManager.default.currentDirectoryPath)
                     _ = try ClusterSpec.load(path: path)
                     return path
                 }

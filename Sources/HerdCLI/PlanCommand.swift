@@ -21,15 +21,15 @@ struct PlanCommand: ParsableCommand {
         do {
             let m = try JobManifest.load(path: job, overrides: .init(planOnly: true))
             let c = try ClusterSpec.load(path: cluster)
-            // Presets with a vocabulary plan without the data; char-level jobs read their corpus for it.
-            let model = m.model.config.vocabSize > 0 ? m.model.config : try TrainingData.modelShape(manifest: m)
+            // The shape without reading the data (a char-level job without vocab_size counts its corpus's characters).
+            let model = try ResolvedJob.shape(of: m).0
             let report = try PlanReport.make(manifest: m, model: model, cluster: c)
             print(report.text)
             if let problem = report.memoryProblem { fail(ValidationError(problem)) }
             if let write {
                 try FileManager.default.createDirectory(atPath: write, withIntermediateDirectories: true)
                 try report.plan.write(to: write)
-                print("wrote \((write as NSString).appendingPathComponent(Plan.fileName))")
+                print("wrote \(RunDirectory(write).plan)")
             }
         } catch { fail(error) }
     }

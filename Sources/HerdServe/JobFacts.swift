@@ -27,13 +27,10 @@ final class JobFactsCache: @unchecked Sendable {
 
     private static func read(_ job: JobRecord) -> Facts {
         var facts = Facts(heartbeatSeconds: JobManifest.MonitorSpec().heartbeatSeconds)
-        // The manifest's relative paths are the job's working directory's.
-        let manifest = try? JobOperations.inDirectory(job.workdir) {
-            try JobManifest.load(path: job.manifest, overrides: Submission.overrides(job))
-        }
+        let manifest = (try? ResolvedJob.read(RunDirectory(job.runDir)))?.manifest
         if let manifest { facts.heartbeatSeconds = manifest.monitor.heartbeatSeconds }
         if let manifest, manifest.kind != .ppo,
-           let data = FileManager.default.contents(atPath: (job.runDir as NSString).appendingPathComponent("model.json")),
+           let data = FileManager.default.contents(atPath: RunDirectory(job.runDir).model),
            let model = try? JSONDecoder().decode(LlamaConfig.self, from: data) {
             facts.flopsPerToken = model.trainingFLOPsPerToken(seqLen: manifest.data.seqLen)
         }

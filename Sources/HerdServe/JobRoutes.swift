@@ -101,7 +101,7 @@ struct JobRoutes: Sendable {
 
     /// The manifest as the run keeps it (RUN/manifest.yaml), else the file the store names.
     func manifest(_ job: JobRecord) throws -> Body {
-        let kept = (job.runDir as NSString).appendingPathComponent("manifest.yaml")
+        let kept = RunDirectory(job.runDir).manifest
         let path = FileManager.default.fileExists(atPath: kept) ? try PathGuard.contained(kept, in: job.runDir) : job.manifest
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw APIError(.notFound, "job \(job.id): its manifest \(path) cannot be read")
@@ -127,7 +127,7 @@ struct JobRoutes: Sendable {
         let limit = try PathGuard.queryNumber(request, "limit", range: 1...RunReader.maxLogBytes) ?? (64 << 10)
         let path: String
         if rankText == "coordinator" {
-            path = (job.runDir as NSString).appendingPathComponent("coordinator.log")
+            path = RunDirectory(job.runDir).coordinatorLog
         } else {
             let rank = try PathGuard.number("rank", rankText, max: max(job.world, 1) - 1)
             let attempt = try PathGuard.queryNumber(request, "attempt", range: 1...max(job.attempt, 1)) ?? max(job.attempt, 1)

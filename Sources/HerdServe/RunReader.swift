@@ -12,7 +12,7 @@ enum RunReader {
     /// with a step above `sinceStep` when given; `next` is where to ask from
     /// next time. The lines are passed on as written (each a JSON object).
     static func events(run: String, offset: Int, sinceStep: Int?, limit: Int) throws -> Data {
-        let path = (run as NSString).appendingPathComponent("events.jsonl")
+        let path = RunDirectory(run).events
         var lines: [Data] = []
         var next = offset
         var size = 0
@@ -49,8 +49,7 @@ enum RunReader {
                     next += line.count + 1
                     guard !line.isEmpty else { continue }
                     if let since = sinceStep {
-                        guard let o = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                              let step = (o["step"] as? NSNumber)?.intValue, step > since else { continue }
+                        guard let step = RunEvent.decode(line: line)?.step, step > since else { continue }
                     }
                     lines.append(Data(line))
                 }
@@ -128,14 +127,14 @@ final class RunEventIndex: @unchecked Sendable {
     func summary(run: String) -> Summary {
         lock.lock()
         defer { lock.unlock() }
-        let tail = tails[run] ?? EventTail(path: (run as NSString).appendingPathComponent("events.jsonl"), fromStart: true)
+        let tail = tails[run] ?? EventTail(run: RunDirectory(run), fromStart: true)
         tails[run] = tail
         var s = summaries[run] ?? Summary()
-        for e in tail.next() where e["event"] as? String == "checkpoint" {
+        for e in tail.next() where e.event == .checkpoint {
             s.checkpointsSaved += 1
-            s.lastCheckpointBytes = (e["bytes"] as? NSNumber)?.doubleValue
-            s.lastCheckpointSeconds = (e["seconds"] as? NSNumber)?.doubleValue
-            if let step = (e["step"] as? NSNumber)?.intValue, let sec = s.lastCheckpointSeconds { s.saveSeconds[step] = sec }
+            s.lastCheckpointBytes = e.bytes.map(Double.init)
+            s.lastCheckpointSeconds = e.seconds
+            if let step = e.step, let sec = e.seconds { s.saveSeconds[step] = sec }
         }
         summaries[run] = s
         return s

@@ -43,10 +43,7 @@ final class CheckpointTests: XCTestCase {
     /// Loss at each step (the last record of a step wins, as after a resume).
     func losses(_ run: String) throws -> [Int: Double] {
         var out: [Int: Double] = [:]
-        for line in try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n") {
-            let e = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            if e["event"] as? String == "step" { out[e["step"] as! Int] = e["loss"] as? Double }
-        }
+        for e in try RunDirectory(run).readEvents() where e.event == .step { out[e.step!] = e.loss }
         return out
     }
 

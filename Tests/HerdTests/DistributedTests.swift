@@ -42,9 +42,8 @@ final class DistributedTests: XCTestCase {
         let r = try HerdBinary.run(["run", path, "--save-weights"])
         XCTAssertEqual(r.status, 0, "(\(data), \(tensor)) failed:\n\(r.out)\n\(r.err)")
         let run = path.replacingOccurrences(of: "/job-", with: "/run-").replacingOccurrences(of: ".yaml", with: "")
-        let events = try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
-        let losses = events.filter { $0["event"] as? String == "step" }.map { $0["loss"] as! Double }
+        let events = try RunDirectory(run).readEvents()
+        let losses = events.filter { $0.event == .step }.map { $0.loss! }
         XCTAssertEqual(losses.count, 20)
         let model = try JSONDecoder().decode(LlamaConfig.self, from: Data(contentsOf: URL(fileURLWithPath: run + "/model.json")))
         var weights: [String: [Float]] = [:]

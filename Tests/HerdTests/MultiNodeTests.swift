@@ -93,10 +93,7 @@ final class MultiNodeTests: XCTestCase {
         }
     }
 
-    func events(_ run: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
+    func events(_ run: String) throws -> [RunEvent] { try RunDirectory(run).readEvents() }
 
     func job(_ name: String, data: Int, tensor: Int, steps: Int = 20, hangTimeout: Double = 60, extra: String = "") throws -> (path: String, run: String) {
         let path = Self.dir + "/\(name).yaml", run = Self.dir + "/run-\(name)"
@@ -120,7 +117,7 @@ final class MultiNodeTests: XCTestCase {
     }
 
     func losses(_ run: String) throws -> [Double] {
-        try events(run).filter { $0["event"] as? String == "step" }.compactMap { $0["loss"] as? Double }
+        try events(run).filter { $0.event == .step }.compactMap(\.loss)
     }
 
     /// The environment of a herd command that uses the simulated nodes.
@@ -159,7 +156,7 @@ final class MultiNodeTests: XCTestCase {
         if slurm { _ = try slurmCommand("scontrol", "update", "nodename=node3", "state=down", "reason=powered off by the test") }
         if restart == .afterShrink {
             let until = Date().addingTimeInterval(120)
-            while p.isRunning && Date() < until, !((try? events(multi.run)) ?? []).contains(where: { $0["event"] as? String == "shrink" }) { usleep(100_000) }
+            while p.isRunning && Date() < until, !((try? events(multi.run)) ?? []).contains(where: { $0.event == .shrink }) { usleep(100_000) }
         }
         if restart != .never { XCTAssertEqual(try sim("start-node", "node3"), 0) }
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -184,7 +181,7 @@ final class MultiNodeTests: XCTestCase {
         if let why = Self.up { throw XCTSkip(why) }
         let (text, run, _) = try killNodeMidRun("killed", cluster: try cluster(), restart: .atOnce)
         XCTAssertTrue(text.contains("restart 1 of 3"), text)
-        XCTAssertTrue(try events(run).contains { $0["event"] as? String == "resume" }, "the second attempt did not resume from a checkpoint")
+        XCTAssertTrue(try events(run).contains { $0.event == .resume }, "the second attempt did not resume from a checkpoint")
         XCTAssertEqual(Set(HeartbeatRecord.readAll(run: run).map(\.host)), ["node1", "node2", "node3"])
     }
 
@@ -218,9 +215,9 @@ final class MultiNodeTests: XCTestCase {
         XCTAssertEqual(plan.data, 3)
         XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2", "node3", "node3"])
         let all = try events(run)
-        XCTAssertEqual(all.filter { $0["event"] as? String == "grow" }.count, 1)
-        XCTAssertEqual(all.filter { $0["event"] as? String == "restart" }.count, 1, "growing back counted as a restart")
-        XCTAssertEqual(all.filter { $0["event"] as? String == "launch" }.map { $0["data"] as? Int }, [3, 2, 3])
+        XCTAssertEqual(all.filter { $0.event == .grow }.count, 1)
+        XCTAssertEqual(all.filter { $0.event == .restart }.count, 1, "growing back counted as a restart")
+        XCTAssertEqual(all.filter { $0.event == .launch }.map(\.data), [3, 2, 3])
     }
 
     /// A (data 3, tensor 2) job on `cluster` whose node3 is cut off by a
@@ -242,7 +239,7 @@ final class MultiNodeTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, text)
         XCTAssertTrue(text.contains("attempt 1 hung"), text)
-        let hung = try XCTUnwrap(try events(multi.run).first { $0["event"] as? String == "restart" }?["hung_at"] as? Double)
+        let hung = try XCTUnwrap(try events(multi.run).first { $0.event == .restart }?.hungAt)
         XCTAssertLessThanOrEqual(hung - cut, 2 * timeout, "the partition was noticed after \(hung - cut) s")
         // The ranks of attempt 1 on the cut-off node: gone within twice the hang timeout of their last step.
         var left = ["x"]
@@ -274,7 +271,7 @@ final class MultiNodeTests: XCTestCase {
     /// every rank ran on the host the plan names, and logged it; each tensor
     /// pair on one node, in order node1..3; every step's loss within 1e-4 of
     /// `single`'s. Returns the plan and the job's events.
-    func runThreeByTwo(_ name: String, cluster: String, single: [Double]) throws -> (plan: Plan, events: [[String: Any]]) {
+    func runThreeByTwo(_ name: String, cluster: String, single: [Double]) throws -> (plan: Plan, events: [RunEvent]) {
         let multi = try job(name, data: 3, tensor: 2)
         let r = try HerdBinary.run(["run", multi.path, "--cluster", cluster], environment: environment)
         XCTAssertEqual(r.status, 0, r.out + r.err)
@@ -318,8 +315,8 @@ final class MultiNodeTests: XCTestCase {
         XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
         for step in ["srun", "mpirun"] {
             let (plan, events) = try runThreeByTwo("slurm-\(step)", cluster: try slurmCluster(step: step), single: try losses(single.run))
-            let launch = try XCTUnwrap(events.first { $0["event"] as? String == "launch" })
-            XCTAssertEqual(plan.allocation, launch["launch_id"] as? String, "\(step): the plan was not read back from the Slurm job's allocation")
+            let launch = try XCTUnwrap(events.first { $0.event == .launch })
+            XCTAssertEqual(plan.allocation, launch.launchID, "\(step): the plan was not read back from the Slurm job's allocation")
         }
     }
 
@@ -334,11 +331,11 @@ final class MultiNodeTests: XCTestCase {
         let (text, run, _) = try killNodeMidRun("slurm-killed", cluster: try slurmCluster(), restart: .atOnce, slurm: true)
         XCTAssertTrue(text.contains("a node failed and Slurm requeued job"), text)
         let all = try events(run)
-        let launches = all.filter { $0["event"] as? String == "launch" }
+        let launches = all.filter { $0.event == .launch }
         XCTAssertEqual(launches.count, 1, "Herd submitted another Slurm job instead of following the requeue")
-        XCTAssertEqual(all.filter { $0["event"] as? String == "requeue" }.count, 1)
-        XCTAssertTrue(all.contains { $0["event"] as? String == "resume" }, "the requeued job did not resume from a checkpoint")
-        let id = try XCTUnwrap(launches.first?["launch_id"] as? String)
+        XCTAssertEqual(all.filter { $0.event == .requeue }.count, 1)
+        XCTAssertTrue(all.contains { $0.event == .resume }, "the requeued job did not resume from a checkpoint")
+        let id = try XCTUnwrap(launches.first?.launchID)
         // Slurm's own record: the same job ended NODE_FAIL, then COMPLETED.
         let comp = try String(contentsOfFile: Self.env["HERD_SIM_DIR"]! + "/slurm/jobcomp.txt", encoding: .utf8)
             .split(separator: "\n").filter { $0.hasPrefix("JobId=\(id) ") }.compactMap { $0.split(separator: " ").first { $0.hasPrefix("JobState=") } }
@@ -368,8 +365,8 @@ final class MultiNodeTests: XCTestCase {
         let plan = try Plan.read(run + "/" + Plan.fileName)
         XCTAssertEqual(plan.data, 2)
         XCTAssertEqual(plan.ranks.map(\.host), ["node1", "node1", "node2", "node2"])
-        let launches = try events(run).filter { $0["event"] as? String == "launch" }
+        let launches = try events(run).filter { $0.event == .launch }
         XCTAssertEqual(launches.count, 2)
-        XCTAssertEqual(plan.allocation, launches.last?["launch_id"] as? String)
+        XCTAssertEqual(plan.allocation, launches.last?.launchID)
     }
 }

@@ -69,10 +69,8 @@ final class OrchestratorTests: XCTestCase {
 
     /// The `end` event's final training loss, exactly as rank 0 logged it.
     func finalLoss(_ run: String) throws -> Double {
-        let text = try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8)
-        let end = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            .last { $0["event"] as? String == "end" }
-        return try XCTUnwrap((end?["train_loss"] as? NSNumber)?.doubleValue, "no end event in \(run)")
+        let end = try RunDirectory(run).readEvents().last { $0.event == .end }
+        return try XCTUnwrap(end?.trainLoss, "no end event in \(run)")
     }
 
     func testKilledWorkerIsRestartedFromItsCheckpointAndEndsAsIfUninterrupted() throws {

@@ -44,10 +44,8 @@ final class PPOTests: XCTestCase {
         try ModelFiles.weights(checkpoint: ModelFiles.checkpointDirectory(run)).tensors
     }
 
-    func steps(_ run: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            .filter { $0["event"] as? String == "step" }
+    func steps(_ run: String) throws -> [RunEvent] {
+        try RunDirectory(run).readEvents().filter { $0.event == .step }
     }
 
     func testKilledPPOJobResumesToTheSamePolicy() throws {
@@ -56,8 +54,10 @@ final class PPOTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.err)
         let events = try steps(whole.run)
         XCTAssertEqual(events.count, 6)
-        for key in ["reward", "kl", "policy_loss", "value_loss", "clip_fraction", "entropy", "response_length"] {
-            XCTAssertNotNil(events.last?[key] as? Double, "the step event lacks \(key)")
+        let last = try XCTUnwrap(events.last)
+        for (key, value) in [("reward", last.reward), ("kl", last.kl), ("policy_loss", last.policyLoss), ("value_loss", last.valueLoss),
+                             ("clip_fraction", last.clipFraction), ("entropy", last.entropy), ("response_length", last.responseLength)] {
+            XCTAssertNotNil(value, "the step event lacks \(key)")
         }
         XCTAssertNotEqual(try weights(whole.run), try ModelFiles.weights(checkpoint: ModelFiles.checkpointDirectory(Self.dir + "/policy")).tensors,
                           "six PPO iterations did not move the policy")
@@ -77,8 +77,8 @@ final class PPOTests: XCTestCase {
         XCTAssertEqual(try weights(killed.run), try weights(whole.run), "the resumed policy differs from the uninterrupted one")
         XCTAssertEqual(try weights(killed.run + "/value"), try weights(whole.run + "/value"), "the resumed value model differs")
         let a = try steps(whole.run).last!, b = try steps(killed.run).last!
-        XCTAssertEqual(a["reward"] as? Double, b["reward"] as? Double)
-        XCTAssertEqual(a["kl"] as? Double, b["kl"] as? Double)
+        XCTAssertEqual(a.reward, b.reward)
+        XCTAssertEqual(a.kl, b.kl)
     }
 
     func testOneAndTwoMPIRanksComputeTheSameIterations() throws {
@@ -91,9 +91,10 @@ final class PPOTests: XCTestCase {
         XCTAssertEqual(a.count, 2)
         XCTAssertEqual(b.count, 2)
         for (x, y) in zip(a, b) {
-            for key in ["reward", "kl", "response_length", "policy_loss", "value_loss"] {
-                let u = x[key] as! Double, v = y[key] as! Double
-                XCTAssertEqual(u, v, accuracy: 1e-4 * max(1, abs(u)), "\(key) at step \(x["step"]!)")
+            for (key, field) in [("reward", \RunEvent.reward), ("kl", \.kl), ("response_length", \.responseLength),
+                                 ("policy_loss", \.policyLoss), ("value_loss", \.valueLoss)] {
+                let u = x[keyPath: field]!, v = y[keyPath: field]!
+                XCTAssertEqual(u, v, accuracy: 1e-4 * max(1, abs(u)), "\(key) at step \(x.step!)")
             }
         }
         let wa = try weights(one.run), wb = try weights(two.run)
@@ -115,7 +116,7 @@ final class PPOTests: XCTestCase {
         XCTAssertTrue(watch.out.contains("succeeded"), watch.out)
         let line = try XCTUnwrap(watch.out.split(separator: "\n").first { $0.hasPrefix("PPO: reward ") }, watch.out)
         let last = try XCTUnwrap(try steps(j.run).last)
-        XCTAssertTrue(line.contains(String(format: "KL %.4f", last["kl"] as! Double)), "\(line) against \(last)")
+        XCTAssertTrue(line.contains(String(format: "KL %.4f", last.kl!)), "\(line) against \(last)")
     }
 
     func testBadPPOJobsAreRefusedNamingTheField() throws {

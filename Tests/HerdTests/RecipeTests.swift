@@ -19,13 +19,13 @@ final class RecipeTests: XCTestCase {
         XCTAssertLessThanOrEqual(summary.finalValidationLoss, 1.70)
 
         // The run directory holds one JSON object per logged step, then evaluations.
-        let lines = try String(contentsOfFile: out + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-        let events = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
-        let steps = events.filter { $0["event"] as? String == "step" }
+        let events = try RunDirectory(out).readEvents()
+        let steps = events.filter { $0.event == .step }
         XCTAssertEqual(steps.count, 2000 / m.logInterval + 1)
-        for key in ["step", "loss", "lr", "grad_norm", "tokens_per_s"] { XCTAssertNotNil(steps.last?[key], key) }
-        let evals = events.filter { $0["event"] as? String == "eval" }
+        for (key, value) in [("step", steps.last?.step.map(Double.init)), ("loss", steps.last?.loss), ("lr", steps.last?.lr),
+                             ("grad_norm", steps.last?.gradNorm), ("tokens_per_s", steps.last?.tokensPerSecond)] { XCTAssertNotNil(value, key) }
+        let evals = events.filter { $0.event == .eval }
         XCTAssertEqual(evals.count, 8)
-        XCTAssertEqual(evals.last?["val_loss"] as? Double, summary.finalValidationLoss)
+        XCTAssertEqual(evals.last?.validationLoss, summary.finalValidationLoss)
     }
 }

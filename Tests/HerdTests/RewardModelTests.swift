@@ -62,10 +62,8 @@ final class RewardModelTests: XCTestCase {
         return path
     }
 
-    func events(_ name: String, _ kind: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: Self.dir + "/run-\(name)/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            .filter { $0["event"] as? String == kind }
+    func events(_ name: String, _ kind: RunEvent.Kind) throws -> [RunEvent] {
+        try RunDirectory(Self.dir + "/run-\(name)").readEvents().filter { $0.event == kind }
     }
 
     func testRewardModelLearnsFromAPretrainedRunAndReportsAccuracyPerDegree() throws {
@@ -77,12 +75,12 @@ final class RewardModelTests: XCTestCase {
         let r = try HerdBinary.run(["run", job])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("significantly_better"), r.out)
-        let evals = try events("rm", "eval")
+        let evals = try events("rm", .eval)
         let last = try XCTUnwrap(evals.last)
-        let accuracy = try XCTUnwrap((last["accuracy"] as? NSNumber)?.doubleValue)
+        let accuracy = try XCTUnwrap(last.accuracy)
         XCTAssertGreaterThanOrEqual(accuracy, 0.9, "\(last)")
-        for d in PreferenceDegree.allCases { XCTAssertNotNil(last["accuracy_\(d.rawValue)"], d.rawValue) }
-        XCTAssertEqual((last["pairs"] as? NSNumber)?.intValue, 96)
+        for d in PreferenceDegree.allCases { XCTAssertNotNil(last.accuracy(d), d.rawValue) }
+        XCTAssertEqual(last.pairs, 96)
         // herd score: the right answer scores above the non-answer.
         func score(_ answer: String) throws -> Double {
             let r = try HerdBinary.run(["score", "--helpfulness", Self.dir + "/run-rm", "--prompt", "after c", "--answer", answer])
@@ -98,7 +96,7 @@ final class RewardModelTests: XCTestCase {
 
     func testLayoutsMatchOneProcess() throws {
         func losses(_ name: String) throws -> [Double] {
-            try events(name, "step").compactMap { ($0["loss"] as? NSNumber)?.doubleValue }
+            try events(name, .step).compactMap(\.loss)
         }
         for (name, d, t) in [("one", 1, 1), ("dp2", 2, 1), ("tp2", 1, 2)] {
             let r = try HerdBinary.run(["run", try manifest(name, data: d, tensor: t), "--steps", "20"])

@@ -220,13 +220,12 @@ final class SFTTests: XCTestCase {
         let r2 = try HerdBinary.run(["run", sft])
         XCTAssertEqual(r2.status, 0, r2.err)
         XCTAssertTrue(r2.out.contains("starting from the weights of \(preRun)"), r2.out)
-        let events = try String(contentsOfFile: sftRun + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        let evals = events.filter { $0["event"] as? String == "eval" }.compactMap { ($0["val_loss"] as? NSNumber)?.doubleValue }
+        let events = try RunDirectory(sftRun).readEvents()
+        let evals = events.filter { $0.event == .eval }.compactMap(\.validationLoss)
         XCTAssertGreaterThanOrEqual(evals.count, 2)
         XCTAssertLessThan(evals.last!, 0.5 * evals.first!, "held-out answer loss \(evals)")
-        let start = try XCTUnwrap(events.first { $0["event"] as? String == "start" })
-        XCTAssertEqual((start["steps"] as? NSNumber)?.intValue, m.steps)
+        let start = try XCTUnwrap(events.first { $0.event == .start })
+        XCTAssertEqual(start.steps, m.steps)
 
         // The same fine-tuning as two data-parallel mpirun ranks: the same losses.
         let sft2 = Self.dir + "/sft-dp2.yaml"
@@ -236,9 +235,7 @@ final class SFTTests: XCTestCase {
         let r4 = try HerdBinary.run(["run", sft, "--output", sftRun + "-dp1", "--steps", "30"])
         XCTAssertEqual(r4.status, 0, r4.err)
         func losses(_ run: String) throws -> [Double] {
-            try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-                .filter { $0["event"] as? String == "step" }.compactMap { ($0["loss"] as? NSNumber)?.doubleValue }
+            try RunDirectory(run).readEvents().filter { $0.event == .step }.compactMap(\.loss)
         }
         let one = try losses(sftRun + "-dp1"), two = try losses(sftRun + "-dp2")
         XCTAssertEqual(one.count, two.count)

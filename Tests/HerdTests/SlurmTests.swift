@@ -88,9 +88,7 @@ final class SlurmTests: XCTestCase {
         let reference = try HerdBinary.run(["run", job, "--output", Self.dir + "/run-reference"])
         XCTAssertEqual(reference.status, 0, reference.err)
         func loss(_ dir: String) throws -> Double? {
-            let lines = try String(contentsOfFile: dir + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            let end = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.last { $0["event"] as? String == "end" }
-            return (end?["train_loss"] as? NSNumber)?.doubleValue
+            try RunDirectory(dir).readEvents().last { $0.event == .end }?.trainLoss
         }
         XCTAssertNotNil(try loss(run))
         XCTAssertEqual(try loss(run), try loss(Self.dir + "/run-reference"))

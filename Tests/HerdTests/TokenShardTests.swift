@@ -119,9 +119,8 @@ extension TokenShardTests {
             """.write(toFile: dir + "/job.yaml", atomically: true, encoding: .utf8)
             let r = try HerdBinary.run(["run", dir + "/job.yaml"])
             XCTAssertEqual(r.status, 0, r.out + r.err)
-            let events = try String(contentsOfFile: dir + "/run-\(d)\(t)/events.jsonl", encoding: .utf8).split(separator: "\n")
-                .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
-            curves.append(events.filter { $0["event"] as? String == "step" }.map { $0["loss"] as! Double })
+            let events = try RunDirectory(dir + "/run-\(d)\(t)").readEvents()
+            curves.append(events.filter { $0.event == .step }.map { $0.loss! })
         }
         XCTAssertEqual(curves[0].count, 10)
         for (a, b) in zip(curves[0], curves[1]) { XCTAssertLessThanOrEqual(abs(a - b) / a, 1e-4) }

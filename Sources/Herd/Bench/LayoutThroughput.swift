@@ -42,11 +42,10 @@ public enum LayoutThroughput {
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw MPILauncher.Failure(status: p.terminationStatus) }
         // The workers' `end` (a coordinator writes its own events after it).
-        let events = try String(contentsOfFile: out + "/events.jsonl", encoding: .utf8).split(separator: "\n")
-            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        guard let end = events.last(where: { $0["event"] as? String == "end" }),
-              let tps = end["tokens_per_s"] as? Double, let secs = end["train_seconds"] as? Double else {
-            throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: out + "/events.jsonl"])
+        let run = RunDirectory(out)
+        guard let end = try run.readEvents().last(where: { $0.event == .end }),
+              let tps = end.tokensPerSecond, let secs = end.trainSeconds else {
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: run.events])
         }
         return (tps, secs / Double(steps))
     }

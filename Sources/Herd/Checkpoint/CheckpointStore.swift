@@ -8,7 +8,7 @@ import Foundation
 /// `*.tmp` directories.
 public struct CheckpointStore: Sendable {
     public let root: String
-    public init(runDirectory: String) { root = (runDirectory as NSString).appendingPathComponent("checkpoints") }
+    public init(runDirectory: String) { root = RunDirectory(runDirectory).checkpoints }
 
     public static func name(step: Int) -> String { String(format: "step-%08d", step) }
     public func path(step: Int) -> String { (root as NSString).appendingPathComponent(Self.name(step: step)) }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How a job checkpoints (the manifest's `checkpoint` section).
-public struct CheckpointSettings: Sendable, Equatable {
+public struct CheckpointSettings: Sendable, Codable, Equatable {
     /// Save every `interval` steps (and at the last step); 0 turns checkpoints off.
     public var interval: Int = 0
     /// Keep the newest `keep` checkpoints...

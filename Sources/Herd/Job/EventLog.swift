@@ -1,13 +1,15 @@
 import Foundation
 
-/// `events.jsonl` in the run directory: one JSON object a line, appended and
-/// flushed as it happens, so a monitor can tail it and nothing earlier is
-/// ever rewritten (a second run in the same directory appends after the first).
-/// Opened with O_APPEND: rank 0 and the coordinator both write here, and
-/// each line lands whole at the end.
+/// A run's events.jsonl, opened for appending: one `RunEvent` a line,
+/// written and flushed as it happens, so a monitor can tail it and nothing
+/// earlier is ever rewritten (a second run in the same directory appends
+/// after the first). Opened with O_APPEND: rank 0 and the coordinator both
+/// write here, and each line lands whole at the end.
 public final class EventLog {
     private let handle: FileHandle
     public let path: String
+
+    public convenience init(run: RunDirectory) throws { try self.init(path: run.events) }
 
     public init(path: String) throws {
         self.path = path
@@ -19,13 +21,10 @@ public final class EventLog {
         handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
-
-    /// Writes `fields` plus `event` and a Unix `time`.
-    public func write(_ event: String, _ fields: [String: Any]) {
-        var object = fields
-        object["event"] = event
-        object["time"] = Date().timeIntervalSince1970
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        handle.write(data + Data([0x0A]))
+    /// Appends `event`, stamped with the current Unix time unless it has one.
+    public func write(_ event: RunEvent) {
+        var e = event
+        if e.time == 0 { e.time = Date().timeIntervalSince1970 }
+        handle.write(e.line() + Data([0x0A]))
     }
 }

@@ -4,18 +4,18 @@ import Yams
 /// A training job as a team writes it in `jobs/*.yaml`, read and checked
 /// completely before anything runs. Relative paths are taken from the
 /// directory `herd` runs in (as torchtitan and Megatron-LM take theirs).
-public struct JobManifest: Sendable {
+public struct JobManifest: Sendable, Codable, Equatable {
     /// pretrain: next-token loss on a corpus. sft: supervised fine-tuning
     /// on chat demonstrations, loss on the assistant's tokens only.
     /// reward: a reward model (scalar head) on preference comparisons.
     /// ppo: a chat policy optimised against reward models (`ppo:` section).
-    public enum Kind: String, Sendable, CaseIterable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
         case pretrain, sft, reward, ppo
         /// Jobs that start from a chat model and read dialogues.
         var finetunes: Bool { self != .pretrain }
     }
 
-    public struct ModelSpec: Sendable {
+    public struct ModelSpec: Sendable, Codable, Equatable {
         /// The preset named, if any; explicit fields override its shape.
         public var preset: String?
         /// The shape; `vocabSize` 0 means "the tokenizer's vocabulary".
@@ -23,7 +23,7 @@ public struct JobManifest: Sendable {
         public var initStd: Double
     }
 
-    public struct DataSpec: Sendable {
+    public struct DataSpec: Sendable, Codable, Equatable {
         /// A text file or directory (tokenized in memory), or ...
         public var corpus: String
         /// ... a directory of token shards from `herd data prepare`, or
@@ -42,16 +42,21 @@ public struct JobManifest: Sendable {
         public var validationFraction: Double
     }
 
-    public struct BatchSpec: Sendable {
+    public struct BatchSpec: Sendable, Codable, Equatable {
         /// Sequences in one optimizer step (the global batch).
         public var sequences: Int
         /// Sequences in one forward/backward; the step accumulates
         /// sequences / microBatch of them.
         public var microBatch: Int
+        /// Whether the manifest gave micro_batch; if not, it is each data
+        /// rank's whole share (or a PPO mini-batch's), worked out per layout.
+        public var microBatchGiven: Bool
+        /// The field the batch size came from, for errors about its layout.
+        public var sizeField: String
     }
 
     /// How the job is laid out on processes (each a real MPI rank when more than one).
-    public struct ParallelismSpec: Sendable {
+    public struct ParallelismSpec: Sendable, Codable, Equatable {
         public var data: Int
         public var tensor: Int
         /// ZeRO-1: AdamW state sharded across the data-parallel ranks.
@@ -59,7 +64,7 @@ public struct JobManifest: Sendable {
         public var world: Int { data * tensor }
     }
 
-    public struct OptimizerSpec: Sendable {
+    public struct OptimizerSpec: Sendable, Codable, Equatable {
         public var adamw: AdamWConfig
         public var gradClip: Double
     }
@@ -67,7 +72,7 @@ public struct JobManifest: Sendable {
     /// What the coordinator does when a worker dies or hangs: relaunch from
     /// the latest checkpoint, waiting backoff · 2^(n-1) seconds (capped)
     /// before the n-th restart, at most `maxRestarts` times.
-    public struct RestartPolicy: Sendable {
+    public struct RestartPolicy: Sendable, Codable, Equatable {
         public var maxRestarts = 3
         public var backoffSeconds = 5.0
         public var maxBackoffSeconds = 300.0
@@ -89,13 +94,13 @@ public struct JobManifest: Sendable {
     /// a heartbeat every `heartbeatSeconds`; a rank whose heartbeat is older
     /// than `hangTimeoutSeconds`, or that has made no progress (a step, an
     /// evaluation, a checkpoint) for that long, is hung.
-    public struct MonitorSpec: Sendable {
+    public struct MonitorSpec: Sendable, Codable, Equatable {
         public var heartbeatSeconds = 10.0
         public var hangTimeoutSeconds = 600.0
         public init() {}
     }
 
-    public struct EvalSpec: Sendable {
+    public struct EvalSpec: Sendable, Codable, Equatable {
         /// Evaluate every `interval` steps (and always at the end); 0 = only at the end.
         public var interval: Int
         /// Cap on held-out windows per evaluation; nil = the whole held-out split.
@@ -134,8 +139,8 @@ public struct JobManifest: Sendable {
     /// a share of the other kind, drawn with the seed. The paper's appendix:
     /// helpfulness with as many safety comparisons again (share 1.0), safety
     /// with helpfulness making up 10% of the mix (share 1/9).
-    public struct RewardSpec: Sendable {
-        public enum Objective: String, Sendable, CaseIterable { case helpfulness, safety }
+    public struct RewardSpec: Sendable, Codable, Equatable {
+        public enum Objective: String, Sendable, Codable, CaseIterable { case helpfulness, safety }
         public var margin = MarginTable.small
         public var objective = Objective.helpfulness
         /// Comparisons of the other kind, as a multiple of this kind's count.
@@ -162,12 +167,33 @@ public struct JobManifest: Sendable {
         }
     }
 
-    public static func load(path: String, overrides: Overrides = .init()) throws(ManifestError) -> JobManifest {
-        try parse(yaml: try YAMLFields.text(path: path, what: "manifest file"), file: path, overrides: overrides)
+    /// Reads the manifest at `path`. Relative paths in it (and in the
+    /// overrides) are taken from `base`, by default this process's current
+    /// directory; every path of the result is absolute.
+    public static func load(path: String, overrides: Overrides = .init(), base: String? = nil) throws(ManifestError) -> JobManifest {
+        let base = base ?? FileManager.default.currentDirectoryPath
+        return try parse(yaml: try YAMLFields.text(path: YAMLFields.absolute(path, base: base), what: "manifest file"), file: path,
+                         overrides: overrides, base: base)
     }
 
-    public static func parse(yaml text: String, file: String, overrides: Overrides = .init()) throws(ManifestError) -> JobManifest {
-        let top = try YAMLFields.top(yaml: text, file: file, what: "manifest")
+    /// Limits that keep every size Herd multiplies far from Int's range:
+    /// each far beyond anything trained today (the Llama 2 paper's largest
+    /// is dim 8192, 80 layers, context 4096, 1024 sequences a step).
+    public enum Limits {
+        public static let dim = 1 << 17, layers = 4096, heads = 4096, ffnDim = 1 << 19, vocab = 1 << 22
+        public static let sequenceLength = 1 << 20, sequences = 1 << 24, steps = 1 << 40, tokens = 1 << 56, ranks = 1 << 20, threads = 4096
+    }
+
+    /// A name is a directory's name (runs/NAME) and a label in the store:
+    /// letters, digits, '.', '_' and '-', starting with a letter or digit.
+    static func isPlainName(_ n: String) -> Bool {
+        guard let first = n.unicodeScalars.first, n.count <= 100, CharacterSet.alphanumerics.contains(first), first.isASCII else { return false }
+        return n.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) }
+    }
+
+    public static func parse(yaml text: String, file: String, overrides: Overrides = .init(), base: String? = nil) throws(ManifestError) -> JobManifest {
+        let base = base ?? FileManager.default.currentDirectoryPath
+        let top = try YAMLFields.top(yaml: text, file: file, what: "manifest", base: base)
         try top.rejectUnknown(allowed: ["name", "kind", "seed", "model", "data", "batch", "optimizer",
                                         "schedule", "steps", "train_tokens", "eval", "log_interval", "output", "threads", "parallelism", "checkpoint",
                                         "restart", "monitor", "init", "epochs", "reward", "ppo"])
@@ -177,9 +203,12 @@ public struct JobManifest: Sendable {
             throw top.error("kind", "unknown kind \"\(kindText)\"; expected one of: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let name = try top.string("name") ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        guard isPlainName(name) else {
+            throw top.error("name", "expected a plain name (letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100): it names the run directory runs/NAME; got \"\(name.prefix(80))\"")
+        }
         let seed = UInt64(try top.int("seed", min: 0) ?? 1337)
 
-        let initFrom = try top.string("init")
+        let initFrom = try top.path("init")
         if let i = initFrom, !overrides.planOnly, !FileManager.default.fileExists(atPath: i) {
             throw top.error("init", "no such run, checkpoint or Hugging Face directory: \(i)")
         }
@@ -234,39 +263,32 @@ public struct JobManifest: Sendable {
         var parallelism = ParallelismSpec(data: 1, tensor: 1, zero1: false)
         if let p = try top.section("parallelism") {
             try p.rejectUnknown(allowed: ["data", "tensor", "zero1"])
-            parallelism.data = try p.int("data", min: 1) ?? 1
-            parallelism.tensor = try p.int("tensor", min: 1) ?? 1
+            parallelism.data = try p.int("data", min: 1, max: Limits.ranks) ?? 1
+            parallelism.tensor = try p.int("tensor", min: 1, max: Limits.heads) ?? 1
             parallelism.zero1 = try p.bool("zero1") ?? false
         }
         if let d = overrides.data { parallelism.data = d }
         if let t = overrides.tensor { parallelism.tensor = t }
-        if kind == .ppo && parallelism.tensor > 1 {
-            throw ManifestError(file: file, field: "parallelism.tensor",
-                                message: "a PPO job's rollouts run the whole policy in each process (generation has no tensor parallelism): use parallelism.data, got tensor \(parallelism.tensor)")
-        }
         var ppo: PPOSpec?
         if let p = try top.section("ppo") {
             guard kind == .ppo else { throw top.error("ppo", "only for kind ppo") }
-            ppo = try PPOSpec.parse(p, planOnly: overrides.planOnly, dataParallel: parallelism.data)
+            ppo = try PPOSpec.parse(p, planOnly: overrides.planOnly)
         } else if kind == .ppo {
             throw top.missing("ppo", "the reward models (ppo.helpfulness, ppo.safety) and PPO's settings")
-        }
-        if model.config.heads % parallelism.tensor != 0 {
-            throw ManifestError(file: file, field: "parallelism.tensor",
-                                message: "must divide model.heads (\(model.config.heads)), got \(parallelism.tensor)")
         }
 
         if kind == .ppo && top.has("batch") {
             throw top.error("batch", "a PPO job's batch is ppo.rollouts, and its gradient steps ppo.mini_batch")
         }
-        let batchFields = kind.finetunes ? try top.section("batch") ?? YAMLFields.empty(path: "batch", file: file)
+        let batchFields = kind.finetunes ? try top.section("batch") ?? top.empty("batch")
                                          : try top.requiredSection("batch", "sequences or tokens per step")
         try batchFields.rejectUnknown(allowed: ["sequences", "tokens", "micro_batch"] + (kind == .reward ? ["pairs"] : []))
         let sequences: Int
         // A reward model's batch is in pairs (the paper: 512), two sequences each.
-        let pairs = kind == .reward ? try batchFields.int("pairs", min: 1) : nil
+        let pairs = kind == .reward ? try batchFields.int("pairs", min: 1, max: Limits.sequences / 2) : nil
         if pairs != nil && batchFields.has("sequences") { throw batchFields.error("pairs", "give either batch.pairs or batch.sequences, not both") }
-        switch (try batchFields.int("sequences", min: 1) ?? pairs.map { 2 * $0 }, try batchFields.int("tokens", min: 1)) {
+        switch (try batchFields.int("sequences", min: 1, max: Limits.sequences) ?? pairs.map { 2 * $0 },
+                try batchFields.int("tokens", min: 1, max: Limits.sequences * Limits.sequenceLength)) {
         case let (s?, nil): sequences = s
         case (nil, nil) where kind == .reward: sequences = 1024   // 512 pairs
         case let (nil, t?):
@@ -274,30 +296,21 @@ public struct JobManifest: Sendable {
                 throw batchFields.error("tokens", "must be a multiple of data.seq_len (\(data.seqLen)), got \(t)")
             }
             sequences = t / data.seqLen
+            guard sequences <= Limits.sequences else {
+                throw batchFields.error("tokens", "is \(sequences) sequences of data.seq_len; at most \(Limits.sequences) a step")
+            }
         case (nil, nil) where kind == .sft: sequences = 64   // the paper's SFT batch
         case (nil, nil) where kind == .ppo: sequences = ppo!.rollouts
         case (nil, nil): throw batchFields.error("sequences", "required field is missing (or give batch.tokens)")
         case (_?, _?): throw batchFields.error("tokens", "give either batch.sequences or batch.tokens, not both")
         }
-        guard sequences % parallelism.data == 0 else {
-            throw batchFields.error(batchFields.has("tokens") ? "tokens" : "sequences",
-                                    "the global batch of \(sequences) sequences must divide among parallelism.data = \(parallelism.data) ranks")
-        }
-        let perRank = sequences / parallelism.data
-        let micro = try batchFields.int("micro_batch", min: 1) ?? (kind == .ppo ? ppo!.miniBatch / parallelism.data : perRank)
-        if kind == .reward && (micro % 2 != 0 || perRank % 2 != 0) {
-            throw batchFields.error(batchFields.has("micro_batch") ? "micro_batch" : "pairs",
-                                    "a reward model's pair stays together: each data-parallel rank's \(perRank) sequences and the micro-batch of \(micro) must be even")
-        }
-        guard perRank % micro == 0 else {
-            throw batchFields.error("micro_batch", parallelism.data == 1
-                ? "must divide the global batch of \(sequences) sequences, got \(micro)"
-                : "must divide the \(perRank) sequences each of the \(parallelism.data) data-parallel ranks computes, got \(micro)")
-        }
+        let givenMicro = try batchFields.int("micro_batch", min: 1, max: Limits.sequences)
+        let batchSpec = BatchSpec(sequences: sequences, microBatch: givenMicro ?? 1, microBatchGiven: givenMicro != nil,
+                                  sizeField: batchFields.has("tokens") ? "batch.tokens" : kind == .reward && !batchFields.has("sequences") ? "batch.pairs" : "batch.sequences")
 
         // SFT and reward models have the paper's defaults (LR 2e-5 and 1e-5);
         // pretraining names its LR.
-        let optFields = kind.finetunes ? try top.section("optimizer") ?? YAMLFields.empty(path: "optimizer", file: file)
+        let optFields = kind.finetunes ? try top.section("optimizer") ?? top.empty("optimizer")
                                        : try top.requiredSection("optimizer", "at least lr")
         try optFields.rejectUnknown(allowed: ["lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"])
         let lr = kind.finetunes ? try optFields.double("lr", min: 0) ?? (kind == .sft ? 2e-5 : kind == .ppo ? 1e-6 : 1e-5)
@@ -309,7 +322,7 @@ public struct JobManifest: Sendable {
         adamw.weightDecay = try optFields.double("weight_decay", min: 0) ?? adamw.weightDecay
         let clip = try optFields.double("grad_clip", min: 0) ?? 1.0
 
-        var steps = try top.int("steps", min: 1) ?? 0
+        var steps = try top.int("steps", min: 1, max: Limits.steps) ?? 0
         if kind == .ppo {
             if top.has("epochs") { throw top.error("epochs", "a PPO job gives steps (PPO iterations; the paper ran 200–400)") }
             if steps == 0 { steps = 200 }
@@ -321,10 +334,10 @@ public struct JobManifest: Sendable {
         } else if top.has("epochs") && !kind.finetunes {
             throw top.error("epochs", "only for kinds sft and reward (pretraining gives steps or train_tokens)")
         }
-        if let budget = try top.int("train_tokens", min: 1) {
+        if let budget = try top.int("train_tokens", min: 1, max: Limits.tokens) {
             if steps > 0 { throw top.error("train_tokens", "give either steps or train_tokens, not both") }
             let perStep = sequences * data.seqLen
-            steps = (budget + perStep - 1) / perStep
+            steps = budget / perStep + (budget % perStep == 0 ? 0 : 1)
         }
         if let o = overrides.steps { steps = o } else if steps == 0 {
             throw top.missing("steps", "the number of optimizer steps, an integer (or train_tokens, a token budget)")
@@ -344,8 +357,8 @@ public struct JobManifest: Sendable {
         var eval = EvalSpec(interval: 0, maxSequences: nil)
         if let e = try top.section("eval") {
             try e.rejectUnknown(allowed: ["interval", "max_sequences"])
-            eval.interval = try e.int("interval", min: 0) ?? 0
-            eval.maxSequences = try e.int("max_sequences", min: 1)
+            eval.interval = try e.int("interval", min: 0, max: Limits.steps) ?? 0
+            eval.maxSequences = try e.int("max_sequences", min: 1, max: Limits.sequences)
         }
 
         var checkpoint = CheckpointSettings()
@@ -356,9 +369,9 @@ public struct JobManifest: Sendable {
                 throw c.error("dtype", "expected fp32 or bf16, got \"\(checkpoint.weightDType)\"")
             }
             checkpoint.async = try c.bool("async") ?? checkpoint.async
-            checkpoint.interval = try c.int("interval", min: 0) ?? 0
-            checkpoint.keep = try c.int("keep", min: 1) ?? checkpoint.keep
-            checkpoint.keepEvery = try c.int("keep_every", min: 1)
+            checkpoint.interval = try c.int("interval", min: 0, max: Limits.steps) ?? 0
+            checkpoint.keep = try c.int("keep", min: 1, max: 1_000_000) ?? checkpoint.keep
+            checkpoint.keepEvery = try c.int("keep_every", min: 1, max: Limits.steps)
             checkpoint.level = try c.int("level", min: -7) ?? checkpoint.level
             if checkpoint.level > 19 { throw c.error("level", "must be a zstd level from -7 to 19, got \(checkpoint.level)") }
         }
@@ -371,19 +384,19 @@ public struct JobManifest: Sendable {
                 throw r.error("on_node_loss", "expected wait (relaunch on the same nodes once the lost one is back) or shrink (go on with fewer data-parallel ranks on the nodes that remain), got \"\(loss)\"")
             }
             restart.shrinkOnNodeLoss = loss == "shrink"
-            if let g = try r.double("grow_check_seconds", min: 0) {
+            if let g = try r.double("grow_check_seconds", min: 0, max: 86_400) {
                 guard restart.shrinkOnNodeLoss else { throw r.error("grow_check_seconds", "only with on_node_loss: shrink (a job that waits for its nodes never shrinks)") }
                 restart.growCheckSeconds = g
             }
-            restart.maxRestarts = try r.int("max_restarts", min: 0) ?? restart.maxRestarts
-            restart.backoffSeconds = try r.double("backoff_seconds", min: 0) ?? restart.backoffSeconds
-            restart.maxBackoffSeconds = try r.double("max_backoff_seconds", min: 0) ?? max(restart.maxBackoffSeconds, restart.backoffSeconds)
+            restart.maxRestarts = try r.int("max_restarts", min: 0, max: 1_000_000) ?? restart.maxRestarts
+            restart.backoffSeconds = try r.double("backoff_seconds", min: 0, max: 86_400) ?? restart.backoffSeconds
+            restart.maxBackoffSeconds = try r.double("max_backoff_seconds", min: 0, max: 86_400) ?? max(restart.maxBackoffSeconds, restart.backoffSeconds)
         }
         var monitor = MonitorSpec()
         if let mon = try top.section("monitor") {
             try mon.rejectUnknown(allowed: ["heartbeat_seconds", "hang_timeout_seconds"])
-            monitor.heartbeatSeconds = try mon.double("heartbeat_seconds", min: 0.1) ?? monitor.heartbeatSeconds
-            monitor.hangTimeoutSeconds = try mon.double("hang_timeout_seconds", min: 1) ?? monitor.hangTimeoutSeconds
+            monitor.heartbeatSeconds = try mon.double("heartbeat_seconds", min: 0.1, max: 86_400) ?? monitor.heartbeatSeconds
+            monitor.hangTimeoutSeconds = try mon.double("hang_timeout_seconds", min: 1, max: 7 * 86_400) ?? monitor.hangTimeoutSeconds
             guard monitor.hangTimeoutSeconds >= 2 * monitor.heartbeatSeconds else {
                 throw mon.error("hang_timeout_seconds", "must be at least twice monitor.heartbeat_seconds (\(monitor.heartbeatSeconds)), got \(monitor.hangTimeoutSeconds)")
             }
@@ -394,16 +407,24 @@ public struct JobManifest: Sendable {
         let intervalGiven = try top.section("checkpoint")?.has("interval") ?? false
         if kind.finetunes && !intervalGiven { checkpoint.interval = steps }
 
-        var output = try top.string("output") ?? "runs/\(name)"
-        if let o = overrides.output { output = o }
-        return JobManifest(
+        var output = try top.path("output") ?? YAMLFields.absolute("runs/\(name)", base: base)
+        if let o = overrides.output { output = YAMLFields.absolute(o, base: base) }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw overrides.output != nil
+                ? ManifestError(file: file, field: "--output", message: "\(output) is a file, not a run directory")
+                : top.error("output", "\(output) is a file, not a run directory: give another output")
+        }
+        var manifest = JobManifest(
             file: file, name: name, kind: kind, seed: seed, model: model, data: data,
-            batch: BatchSpec(sequences: sequences, microBatch: micro), parallelism: parallelism,
+            batch: batchSpec, parallelism: parallelism,
             optimizer: OptimizerSpec(adamw: adamw, gradClip: clip),
             schedule: schedule, steps: steps, eval: eval,
-            logInterval: try top.int("log_interval", min: 1) ?? 10, checkpoint: checkpoint,
-            output: output, threads: try top.int("threads", min: 1), restart: restart, monitor: monitor, initFrom: initFrom, reward: reward,
+            logInterval: try top.int("log_interval", min: 1, max: Limits.steps) ?? 10, checkpoint: checkpoint,
+            output: output, threads: try top.int("threads", min: 1, max: Limits.threads), restart: restart, monitor: monitor, initFrom: initFrom, reward: reward,
             ppo: ppo)
+        try manifest.applyLayout(data: parallelism.data, tensor: parallelism.tensor)
+        return manifest
     }
 
     static func parseModel(_ f: YAMLFields) throws(ManifestError) -> ModelSpec {
@@ -422,13 +443,13 @@ public struct JobManifest: Sendable {
             }
             c = LlamaConfig(dim: 0, layers: 0, heads: 0, kvHeads: 0, ffnDim: 0, vocabSize: 0, maxSeqLen: 0)
         }
-        c.dim = try f.int("dim", min: 1) ?? c.dim
-        c.layers = try f.int("layers", min: 1) ?? c.layers
-        c.heads = try f.int("heads", min: 1) ?? c.heads
-        c.kvHeads = try f.int("kv_heads", min: 1) ?? (preset == nil ? c.heads : c.kvHeads)
-        c.ffnDim = try f.int("ffn_dim", min: 1) ?? c.ffnDim
-        c.vocabSize = try f.int("vocab_size", min: 1) ?? c.vocabSize
-        c.maxSeqLen = try f.int("max_seq_len", min: 1) ?? c.maxSeqLen
+        c.dim = try f.int("dim", min: 1, max: Limits.dim) ?? c.dim
+        c.layers = try f.int("layers", min: 1, max: Limits.layers) ?? c.layers
+        c.heads = try f.int("heads", min: 1, max: Limits.heads) ?? c.heads
+        c.kvHeads = try f.int("kv_heads", min: 1, max: Limits.heads) ?? (preset == nil ? c.heads : c.kvHeads)
+        c.ffnDim = try f.int("ffn_dim", min: 1, max: Limits.ffnDim) ?? c.ffnDim
+        c.vocabSize = try f.int("vocab_size", min: 1, max: Limits.vocab) ?? c.vocabSize
+        c.maxSeqLen = try f.int("max_seq_len", min: 1, max: Limits.sequenceLength) ?? c.maxSeqLen
         c.normEps = Float(try f.double("norm_eps", min: 0) ?? Double(c.normEps))
         c.ropeTheta = try f.double("rope_theta", min: 1) ?? c.ropeTheta
         // Check the shape now, with the vocabulary and context stood in for
@@ -447,18 +468,19 @@ public struct JobManifest: Sendable {
     static func parseDialogues(_ f: YAMLFields, kind: Kind, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
         let key = kind == .sft ? "demonstrations" : "comparisons"
         try f.rejectUnknown(allowed: [key, "held_out", "tokenizer", "seq_len", "val_fraction"] + (kind == .reward ? ["prompts", "batches"] : []))
-        let prompts = try f.string("prompts")
+        let prompts = try f.path("prompts")
         if let p = prompts, !overrides.planOnly, !FileManager.default.fileExists(atPath: p) { throw f.error("prompts", "no such file: \(p)") }
-        let demos = try f.requiredString(key, "a JSON-lines file of \(key)")
-        let heldOut = try f.string("held_out")
+        let demos = try f.requiredPath(key, "a JSON-lines file of \(key)")
+        let heldOut = try f.path("held_out")
         for (key, path) in [(key, demos), ("held_out", heldOut ?? demos)] where !overrides.planOnly {
             if !FileManager.default.fileExists(atPath: path) { throw f.error(key, "no such file: \(path)") }
         }
-        let tok = try f.string("tokenizer") ?? "from init"
+        var tok = try f.string("tokenizer") ?? "from init"
         guard tok == "from init" || tokenizers.contains(tok) || tok.hasSuffix(".model") || tok.hasSuffix(".json") else {
             throw f.error("tokenizer", "expected byte, char, a tokenizer.model or tokenizer.json path, or nothing (the init's), got \"\(tok)\"")
         }
-        let seq = try f.int("seq_len", min: 1) ?? min(4096, max(contextLength, 1))
+        if tok.hasSuffix(".model") || tok.hasSuffix(".json") { tok = YAMLFields.absolute(tok, base: f.base) }
+        let seq = try f.int("seq_len", min: 1, max: Limits.sequenceLength) ?? min(4096, max(contextLength, 1))
         return DataSpec(corpus: "", shards: nil, demonstrations: kind == .sft ? demos : nil, comparisons: kind == .reward ? demos : nil,
                         prompts: prompts, batches: try f.strings("batches"), heldOut: heldOut, tokenizer: tok, seqLen: seq,
                         validationFraction: try f.double("val_fraction", min: 0, max: 0.9) ?? 0.05)
@@ -478,13 +500,13 @@ public struct JobManifest: Sendable {
 
     static func parseData(_ f: YAMLFields, overrides: Overrides) throws(ManifestError) -> DataSpec {
         try f.rejectUnknown(allowed: ["corpus", "shards", "tokenizer", "seq_len", "val_fraction"])
-        if let shards = try f.string("shards"), overrides.corpus == nil {
+        if let shards = try f.path("shards"), overrides.corpus == nil {
             if f.has("corpus") { throw f.error("shards", "give either data.corpus or data.shards, not both") }
             let index = (shards as NSString).appendingPathComponent("train/index.json")
             guard overrides.planOnly || FileManager.default.fileExists(atPath: index) else {
                 throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
             }
-            let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
+            let seq = try f.requiredInt("seq_len", min: 1, max: Limits.sequenceLength, "the training context length, an integer")
             return DataSpec(corpus: "", shards: shards, demonstrations: nil, comparisons: nil, prompts: nil, batches: nil, heldOut: nil, tokenizer: try f.string("tokenizer") ?? "from shards",
                             seqLen: seq, validationFraction: 0)
         }
@@ -492,16 +514,20 @@ public struct JobManifest: Sendable {
         if let o = overrides.corpus { corpus = o } else if corpus.isEmpty {
             throw f.missing("corpus", "a text file or a directory of text files, or data.shards")
         }
-        let path = (corpus as NSString).expandingTildeInPath
-        if !overrides.planOnly && !FileManager.default.fileExists(atPath: path) {
-            let abs = URL(fileURLWithPath: path).standardizedFileURL.path
-            throw f.error("corpus", "no such file or directory: \(abs) (relative paths are taken from the current directory, \(FileManager.default.currentDirectoryPath))")
+        let path = YAMLFields.absolute(corpus, base: f.base)
+        var isDirectory: ObjCBool = false
+        if !overrides.planOnly && !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            throw f.error("corpus", "no such file or directory: \(path) (relative paths are taken from \(f.base))")
+        }
+        if !overrides.planOnly && !isDirectory.boolValue,
+           let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType, type != .typeRegular {
+            throw f.error("corpus", "\(path) is not a regular file or a directory (a device or a pipe never ends)")
         }
         let tok = try f.requiredString("tokenizer", "one of: \(tokenizers.joined(separator: ", "))")
         guard tokenizers.contains(tok) else {
             throw f.error("tokenizer", "unknown tokenizer \"\(tok)\"; expected one of: \(tokenizers.joined(separator: ", "))")
         }
-        let seq = try f.requiredInt("seq_len", min: 1, "the training context length, an integer")
+        let seq = try f.requiredInt("seq_len", min: 1, max: Limits.sequenceLength, "the training context length, an integer")
         let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? 0.1
         return DataSpec(corpus: path, shards: nil, demonstrations: nil, comparisons: nil, prompts: nil, batches: nil, heldOut: nil,
                         tokenizer: tok, seqLen: seq, validationFraction: frac)

@@ -8,8 +8,12 @@ struct YAMLFields {
     let mapping: Node.Mapping
     let path: String
     let file: String
+    /// The directory relative paths in the file are taken from (absolute):
+    /// the directory `herd` ran in, or the server's. Never the process's
+    /// current directory read later.
+    let base: String
 
-    init(_ node: Node, path: String, file: String) throws(ManifestError) {
+    init(_ node: Node, path: String, file: String, base: String) throws(ManifestError) {
         guard let m = node.mapping else {
             throw ManifestError(file: file, field: path, message: "expected a mapping of fields, found \(Self.describe(node))")
         }
@@ -21,7 +25,7 @@ struct YAMLFields {
                 throw ManifestError(file: file, field: path.isEmpty ? key : "\(path).\(key)", message: "given twice; give each field once")
             }
         }
-        mapping = m; self.path = path; self.file = file
+        mapping = m; self.path = path; self.file = file; self.base = base
     }
 
     /// The text of a YAML file (a manifest, a cluster file).
@@ -35,8 +39,11 @@ struct YAMLFields {
         return text
     }
 
-    /// The top-level mapping of a YAML document.
-    static func top(yaml text: String, file: String, what: String) throws(ManifestError) -> YAMLFields {
+    /// The top-level mapping of a YAML document. The text is checked
+    /// against `YAMLLimits` before it is composed: a document nested
+    /// thousands deep would overflow the composer's stack.
+    static func top(yaml text: String, file: String, what: String, base: String) throws(ManifestError) -> YAMLFields {
+        try YAMLLimits.check(text, file: file, what: what)
         let root: Node
         do {
             guard let n = try Yams.compose(yaml: text) else { throw ManifestError(file: file, field: "", message: "the \(what) is empty") }
@@ -44,16 +51,31 @@ struct YAMLFields {
         } catch let e as ManifestError { throw e } catch {
             throw ManifestError(file: file, field: "", message: "not valid YAML: \(error)")
         }
-        return try YAMLFields(root, path: "", file: file)
+        return try YAMLFields(root, path: "", file: file, base: base)
     }
 
     /// A section the manifest left out, read as all defaults.
-    static func empty(path: String, file: String) -> YAMLFields {
-        YAMLFields(mapping: Node.Mapping([]), path: path, file: file)
+    func empty(_ key: String) -> YAMLFields {
+        YAMLFields(mapping: Node.Mapping([]), path: field(key), file: file, base: base)
     }
 
-    private init(mapping: Node.Mapping, path: String, file: String) {
-        self.mapping = mapping; self.path = path; self.file = file
+    private init(mapping: Node.Mapping, path: String, file: String, base: String) {
+        self.mapping = mapping; self.path = path; self.file = file; self.base = base
+    }
+
+    /// A path-valued field, made absolute against `base` (`~` expanded).
+    func path(_ key: String) throws(ManifestError) -> String? {
+        try string(key).map { Self.absolute($0, base: base) }
+    }
+
+    func requiredPath(_ key: String, _ what: String) throws(ManifestError) -> String {
+        Self.absolute(try requiredString(key, what), base: base)
+    }
+
+    static func absolute(_ p: String, base: String) -> String {
+        let expanded = (p as NSString).expandingTildeInPath
+        return URL(fileURLWithPath: expanded, relativeTo: URL(fileURLWithPath: base.hasSuffix("/") ? base : base + "/"))
+            .standardizedFileURL.path
     }
 
     func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
@@ -84,13 +106,14 @@ struct YAMLFields {
         try scalar(key, expected: "a string")?.string
     }
 
-    func int(_ key: String, min: Int? = nil) throws(ManifestError) -> Int? {
+    func int(_ key: String, min: Int? = nil, max: Int? = nil) throws(ManifestError) -> Int? {
         guard let s = try scalar(key, expected: "an integer") else { return nil }
         let text = s.string.replacingOccurrences(of: "_", with: "")
         guard s.style == .plain, let v = Int(text) else {
             throw error(key, "expected an integer, found \"\(s.string)\"")
         }
         if let min, v < min { throw error(key, "must be at least \(min), got \(v)") }
+        if let max, v > max { throw error(key, "must be at most \(max), got \(v)") }
         return v
     }
 
@@ -125,7 +148,7 @@ struct YAMLFields {
 
     func section(_ key: String) throws(ManifestError) -> YAMLFields? {
         guard let node = mapping[key] else { return nil }
-        return try YAMLFields(node, path: field(key), file: file)
+        return try YAMLFields(node, path: field(key), file: file, base: base)
     }
 
     func missing(_ key: String, _ what: String) -> ManifestError {
@@ -142,8 +165,8 @@ struct YAMLFields {
         return v
     }
 
-    func requiredInt(_ key: String, min: Int? = nil, _ what: String) throws(ManifestError) -> Int {
-        guard let v = try int(key, min: min) else { throw missing(key, what) }
+    func requiredInt(_ key: String, min: Int? = nil, max: Int? = nil, _ what: String) throws(ManifestError) -> Int {
+        guard let v = try int(key, min: min, max: max) else { throw missing(key, what) }
         return v
     }
 

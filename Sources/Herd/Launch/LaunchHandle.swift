@@ -29,7 +29,7 @@ extension LaunchHandle {
 /// files under 1/rank.N/, the launcher's own output beside them).
 public enum AttemptLogs {
     public static func directory(run: String, attempt: Int) -> String {
-        (run as NSString).appendingPathComponent("logs/attempt-\(attempt)")
+        RunDirectory(run).attemptLogs(attempt)
     }
 
     public static func rankFile(run: String, attempt: Int, rank: Int, stream: String = "stdout") -> String {

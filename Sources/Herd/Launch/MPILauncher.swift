@@ -15,7 +15,7 @@ public enum MPILauncher {
                                  logs: String? = nil, hostfile: String? = nil) -> [String] {
         // Every rank's output also goes to LOGS/1/rank.N/{stdout,stderr}
         // (mpirun tees it; the terminal still sees rank 0's progress).
-        let logs = logs ?? (plan.output as NSString).appendingPathComponent("logs")
+        let logs = logs ?? RunDirectory(plan.output).logs
         var args = ["-np", String(plan.world), "--oversubscribe", "--bind-to", "none", "--output-filename", logs]
         if let hostfile { args += ["--hostfile", hostfile] }
         for key in BLASEnvironment.workerEnvironment().keys.sorted() { args += ["-x", key] }
@@ -57,7 +57,7 @@ public enum MPILauncher {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         var hostfilePath: String?
         if let text = hostfile(for: cluster) {
-            hostfilePath = (plan.output as NSString).appendingPathComponent("hostfile")
+            hostfilePath = RunDirectory(plan.output).hostfile
             try text.write(toFile: hostfilePath!, atomically: true, encoding: .utf8)
         }
         var args = arguments(plan: plan, planPath: planPath, executable: exe, logs: logs, hostfile: hostfilePath)

@@ -40,7 +40,7 @@ public enum SlurmLauncher {
     /// Only that job may start ranks; anything else running the script (a
     /// job requeued after Herd gave up on it, a resubmitted copy) exits
     /// before touching the run, so no two jobs write the same checkpoints.
-    public static func currentFile(run: String) -> String { (run as NSString).appendingPathComponent("slurm/current") }
+    public static func currentFile(run: String) -> String { (RunDirectory(run).slurm as NSString).appendingPathComponent("current") }
 
     /// The batch script. It checks that it is the run's current job, puts the
     /// plan's ranks on the allocation's nodes (`herd place`), and starts the
@@ -92,7 +92,7 @@ public enum SlurmLauncher {
     public static func start(plan: Plan, planPath: String, attempt: Int, jobID: Int, cluster: ClusterSpec,
                              workdir: String, executable: String = "/proc/self/exe") throws -> SlurmJob {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: executable)) ?? executable
-        let dir = (plan.output as NSString).appendingPathComponent("slurm")
+        let dir = RunDirectory(plan.output).slurm
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: AttemptLogs.directory(run: plan.output, attempt: attempt), withIntermediateDirectories: true)
         let path = (dir as NSString).appendingPathComponent("attempt-\(attempt).sbatch")

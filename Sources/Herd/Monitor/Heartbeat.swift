@@ -20,7 +20,7 @@ public struct HeartbeatRecord: Codable, Sendable, Equatable {
         self.time = time; self.progressTime = progressTime
     }
 
-    public static func directory(run: String) -> String { (run as NSString).appendingPathComponent("heartbeats") }
+    public static func directory(run: String) -> String { RunDirectory(run).heartbeats }
 
     /// Every rank's newest record (files that cannot be read yet are skipped).
     public static func readAll(run: String) -> [HeartbeatRecord] {

@@ -17,29 +17,22 @@ public struct RunCurves: Sendable, Equatable {
     }
 
     public static func read(run: String) -> RunCurves {
-        let path = (run as NSString).appendingPathComponent("events.jsonl")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return RunCurves() }
+        guard let events = try? RunDirectory(run).readEvents() else { return RunCurves() }
         var loss: [Int: Double] = [:], val: [Int: Double] = [:], tps: [Int: Double] = [:]
-        for line in text.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let step = (o["step"] as? NSNumber)?.intValue else { continue }
-            func num(_ k: String) -> Double? { (o[k] as? NSNumber)?.doubleValue.nonNaN }
-            switch o["event"] as? String {
-            case "step":
-                if let v = num("loss") { loss[step] = v }
-                if let v = num("tokens_per_s") { tps[step] = v }
-            case "eval":
-                if let v = num("val_loss") { val[step] = v }
+        for e in events {
+            guard let step = e.step else { continue }
+            switch e.event {
+            case .step:
+                if let v = e.loss { loss[step] = v }
+                if let v = e.tokensPerSecond { tps[step] = v }
+            case .eval:
+                if let v = e.validationLoss { val[step] = v }
             default: break
             }
         }
         func sorted(_ d: [Int: Double]) -> [(step: Int, value: Double)] { d.keys.sorted().map { ($0, d[$0]!) } }
         return RunCurves(loss: sorted(loss), validationLoss: sorted(val), tokensPerSecond: sorted(tps))
     }
-}
-
-extension Double {
-    fileprivate var nonNaN: Double? { isFinite ? self : nil }
 }
 
 /// A line chart as a standalone SVG file: axes with ticks, one polyline a

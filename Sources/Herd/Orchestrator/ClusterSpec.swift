@@ -49,7 +49,7 @@ public struct ClusterSpec: Sendable {
     public var hosts: [String] { nodes.flatMap(\.hosts) }
 
     public static func load(path: String) throws(ManifestError) -> ClusterSpec {
-        let top = try YAMLFields.top(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path, what: "cluster file")
+        let top = try YAMLFields.top(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path, what: "cluster file", base: FileManager.default.currentDirectoryPath)
         try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization", "launcher_prefix", "environment", "step_launcher"])
         let l = try top.requiredString("launcher", "mpirun or slurm")
         guard let launcher = Launcher(rawValue: l) else {
@@ -60,7 +60,7 @@ public struct ClusterSpec: Sendable {
         }
         var groups: [NodeGroup] = []
         for (i, node) in list.enumerated() {
-            let f = try YAMLFields(node, path: "nodes[\(i)]", file: path)
+            let f = try YAMLFields(node, path: "nodes[\(i)]", file: path, base: top.base)
             try f.rejectUnknown(allowed: ["hosts", "count", "prefix", "slots", "cores", "memory_gb", "device_memory_gb", "peak_tflops", "device"])
             var hosts: [String] = []
             if let h = f.mapping["hosts"] {

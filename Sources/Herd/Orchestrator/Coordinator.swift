@@ -12,7 +12,7 @@ public final class Coordinator {
     /// The coordinator's own lines (its log, or the terminal).
     let say: (String) -> Void
     /// Rank 0's progress as it arrives (the foreground run prints it).
-    public var onEvent: (([String: Any]) -> Void)?
+    public var onEvent: ((RunEvent) -> Void)?
     public var pollInterval = 0.5
     /// When the current attempt was found hung (before it was killed, which under Slurm can take a while).
     private var hungAt: Double?
@@ -38,7 +38,8 @@ public final class Coordinator {
         }
         try store.update(jobID, ["coordinator_pid": .int(Int64(getpid()))])
         try FileManager.default.createDirectory(atPath: job.runDir, withIntermediateDirectories: true)
-        let events = try EventLog(path: (job.runDir as NSString).appendingPathComponent("events.jsonl"))
+        let run = RunDirectory(job.runDir)
+        let events = try EventLog(run: run)
         var cluster = try ClusterSpec.load(path: job.cluster)
         // What the job was submitted on: an elastic job shrinks from it and grows back to it.
         let full = cluster, fullData = job.data
@@ -51,24 +52,29 @@ public final class Coordinator {
             job = try store.job(jobID)
             if cancelRequested {
                 if let f = followed { try end(f, []) }
-                events.write("cancelled", ["job_id": jobID, "step": job.step])
+                var e = RunEvent.coordinator(.cancelled, job: jobID)
+                e.step = job.step
+                events.write(e)
                 try finish(.cancelled, "cancelled before attempt \(job.attempt + 1) started")
                 return .cancelled
             }
-            let manifest = try JobManifest.load(path: job.manifest, overrides: Submission.overrides(job))
+            // The job as resolved at submit, on the layout the store holds now (a resume or a shrink changes it).
+            let resolved = try ResolvedJob.read(run)
+            var manifest = try resolved.manifest.laidOut(data: job.data, tensor: job.tensor)
+            manifest.output = job.runDir
             let attempt: Int, plan: Plan, handle: LaunchHandle
             try? FileManager.default.removeItem(atPath: HeartbeatRecord.directory(run: job.runDir))
             if let f = followed {
                 // The same attempt, its plan re-placed by the batch script on whatever nodes Slurm gives it.
                 attempt = job.attempt; handle = f; followed = nil
-                plan = try Plan.read((job.runDir as NSString).appendingPathComponent(Plan.fileName))
+                plan = try Plan.read(run.plan)
                 try handle.startNow()
                 try store.update(jobID, ["state": .text(JobState.running.rawValue)])
                 say("attempt \(attempt): following Slurm job \(handle.id), requeued; it runs again once Slurm has the nodes")
             } else {
                 attempt = job.attempt + 1
                 let planPath: String
-                (plan, planPath) = try writePlan(manifest: manifest, cluster: cluster, job: job)
+                (plan, planPath) = try writePlan(manifest: manifest, model: resolved.model, cluster: cluster, job: job)
                 switch cluster.launcher {
                 case .mpirun: handle = try MPILauncher.start(plan: plan, planPath: planPath, attempt: attempt, cluster: cluster, executable: executable)
                 case .slurm: handle = try SlurmLauncher.start(plan: plan, planPath: planPath, attempt: attempt, jobID: jobID,
@@ -76,8 +82,10 @@ public final class Coordinator {
                 }
                 try store.update(jobID, ["state": .text(JobState.running.rawValue), "attempt": .int(Int64(attempt)),
                                          "launch_id": .text(handle.id), "total_steps": .int(Int64(manifest.steps))])
-                events.write("launch", ["job_id": jobID, "attempt": attempt, "launcher": cluster.launcher.rawValue, "launch_id": handle.id,
-                                        "world": plan.world, "data": plan.data, "tensor": plan.tensor])
+                var e = RunEvent.coordinator(.launch, job: jobID)
+                e.attempt = attempt; e.launcher = cluster.launcher.rawValue; e.launchID = handle.id
+                e.world = plan.world; e.data = plan.data; e.tensor = plan.tensor
+                events.write(e)
                 say("attempt \(attempt): \(cluster.launcher.rawValue) \(handle.id), \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)); logs \(AttemptLogs.directory(run: job.runDir, attempt: attempt))")
             }
 
@@ -86,7 +94,7 @@ public final class Coordinator {
             if manifest.restart.shrinkOnNodeLoss && manifest.restart.growCheckSeconds > 0 && job.data < fullData {
                 let missing = Set(full.hosts).subtracting(cluster.hosts)
                 let (tensor, batch, timeout) = (job.tensor, manifest.batch.sequences, probeTimeout(manifest))
-                let log = (job.runDir as NSString).appendingPathComponent("node-probe.log")
+                let log = run.nodeProbeLog
                 regrow = NodeReturnWatch(interval: manifest.restart.growCheckSeconds, currentData: job.data) {
                     try ElasticLayout.fit(full, probe: missing, tensor: tensor, maxData: fullData, batch: batch, timeout: timeout, log: log)
                 }
@@ -94,12 +102,16 @@ public final class Coordinator {
             switch try watch(handle, manifest: manifest, world: plan.world, runDir: job.runDir, regrow: regrow) {
             case .exited(0), .stopped(0), .regrow(0, _):
                 let done = try store.job(jobID)
-                events.write("succeeded", ["job_id": jobID, "step": done.step])
+                var e = RunEvent.coordinator(.succeeded, job: jobID)
+                e.step = done.step
+                events.write(e)
                 try finish(.succeeded, String(format: "finished %d steps, loss %.4f", done.step, done.loss ?? .nan))
                 return .succeeded
             case .stopped:
                 let latest = CheckpointStore(runDirectory: job.runDir).latest()
-                events.write("cancelled", ["job_id": jobID, "checkpoint_step": latest ?? -1])
+                var e = RunEvent.coordinator(.cancelled, job: jobID)
+                e.checkpointStep = latest ?? -1
+                events.write(e)
                 try finish(.cancelled, "cancelled; " + (latest.map { "checkpoint at step \($0); herd resume \(jobID) continues from it" } ?? "no checkpoint was written"))
                 return .cancelled
             case .exited(let code):
@@ -118,7 +130,9 @@ public final class Coordinator {
             job = try store.job(jobID)
             guard job.restarts < job.maxRestarts else {
                 if let f = followed { try end(f, []) }
-                events.write("failed", ["job_id": jobID, "reason": reason])
+                var e = RunEvent.coordinator(.failed, job: jobID)
+                e.reason = reason
+                events.write(e)
                 try finish(.failed, reason + "; gave up after \(job.restarts) restart(s) (restart.max_restarts = \(job.maxRestarts))")
                 return .failed
             }
@@ -127,17 +141,18 @@ public final class Coordinator {
             let delay = manifest.restart.delay(beforeRestart: restarts)
             try store.recordRestart(jobID, attempt: followed == nil ? attempt + 1 : attempt, reason: reason, fromStep: from)
             try store.update(jobID, ["state": .text(JobState.restarting.rawValue), "restarts": .int(Int64(restarts)), "message": .text(reason)])
-            var restart: [String: Any] = ["job_id": jobID, "restart": restarts, "reason": reason, "from_step": from ?? 0, "backoff_s": delay, "launch_id": handle.id]
-            if let t = hungAt { restart["hung_at"] = t }
+            var restart = RunEvent.coordinator(followed == nil ? .restart : .requeue, job: jobID)
+            restart.restart = restarts; restart.reason = reason; restart.fromStep = from ?? 0
+            restart.backoffSeconds = delay; restart.launchID = handle.id; restart.hungAt = hungAt
             hungAt = nil
-            events.write(followed == nil ? "restart" : "requeue", restart)
+            events.write(restart)
             say(String(format: "restart %d of %d in %.1f s, from %@", restarts, job.maxRestarts, delay,
                        from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
             while Date().timeIntervalSince1970 < until && !cancelRequested { Thread.sleep(forTimeInterval: min(pollInterval, delay)) }
             if manifest.restart.shrinkOnNodeLoss && Set(full.hosts).count > 1 {
                 let fit = try ElasticLayout.fit(full, tensor: job.tensor, maxData: fullData, batch: manifest.batch.sequences,
-                                                timeout: probeTimeout(manifest), log: (job.runDir as NSString).appendingPathComponent("node-probe.log"))
+                                                timeout: probeTimeout(manifest), log: run.nodeProbeLog)
                 let next = try relayout(fit, from: cluster, job: job, events: events)
                 if next.slots != cluster.slots, let f = followed {
                     // The requeued job asks for the old number of nodes: it ends, and one of the new layout replaces it.
@@ -162,7 +177,9 @@ public final class Coordinator {
         guard fit.data != job.data || hosts != cluster.hosts else { return cluster }
         let tp = job.tensor, grew = fit.data > job.data
         try store.update(jobID, ["data": .int(Int64(fit.data))])
-        events.write(grew ? "grow" : "shrink", ["job_id": jobID, "lost": fit.lost, "hosts": hosts, "data": fit.data, "tensor": tp])
+        var e = RunEvent.coordinator(grew ? .grow : .shrink, job: jobID)
+        e.lost = fit.lost; e.hosts = hosts; e.data = fit.data; e.tensor = tp
+        events.write(e)
         let on = cluster.launcher == .mpirun ? hosts.joined(separator: ", ") : "\(hosts.count) nodes of Slurm's choosing"
         if grew {
             say("nodes back (\(fit.lost.isEmpty ? "all of them" : "still lost: " + fit.lost.joined(separator: ", "))): growing to \(on) at data \(fit.data) × tensor \(tp); the checkpoint reshards")
@@ -174,23 +191,17 @@ public final class Coordinator {
 
     /// plan.json for this attempt, with the cluster's hosts; every attempt
     /// resumes from the run directory's newest checkpoint if there is one.
-    func writePlan(manifest: JobManifest, cluster: ClusterSpec, job: JobRecord) throws -> (Plan, String) {
-        let model = try TrainingData.modelShape(manifest: manifest)
+    func writePlan(manifest: JobManifest, model: LlamaConfig, cluster: ClusterSpec, job: JobRecord) throws -> (Plan, String) {
         var plan = try PlanReport.make(manifest: manifest, model: model, cluster: cluster).plan
-        plan.manifest = job.manifest
-        plan.corpusOverride = job.corpusOverride
-        plan.stepsOverride = job.stepsOverride
-        plan.dataOverride = job.data
-        plan.tensorOverride = job.tensor
         plan.output = job.runDir
         plan.resume = true
         try plan.write(to: job.runDir)
-        return (plan, (job.runDir as NSString).appendingPathComponent(Plan.fileName))
+        return (plan, RunDirectory(job.runDir).plan)
     }
 
     /// Follows an attempt until it ends, feeding the store.
     func watch(_ handle: LaunchHandle, manifest: JobManifest, world: Int, runDir: String, regrow: NodeReturnWatch? = nil) throws -> Outcome {
-        let tail = EventTail(path: (runDir as NSString).appendingPathComponent("events.jsonl"))
+        let tail = EventTail(run: RunDirectory(runDir))
         var tokensPerStep = Double(manifest.batch.sequences * manifest.data.seqLen)
         var stopDeadline: Double?
         let timeout = manifest.monitor.hangTimeoutSeconds, requeues = handle.requeues
@@ -242,34 +253,33 @@ public final class Coordinator {
         while try handle.poll() == nil && Date().timeIntervalSince1970 < until { Thread.sleep(forTimeInterval: 0.2) }
     }
 
-    func ingest(_ e: [String: Any], tokensPerStep: inout Double) throws {
-        func num(_ k: String) -> Double? { (e[k] as? NSNumber)?.doubleValue }
+    func ingest(_ e: RunEvent, tokensPerStep: inout Double) throws {
         var f: [String: SQLiteValue] = [:]
-        switch e["event"] as? String {
-        case "start":
-            if let s = num("steps") { f["total_steps"] = .int(Int64(s)) }
-            if let t = num("tokens_per_step") { tokensPerStep = t }
-        case "resume":
-            if let s = num("step") { f["step"] = .int(Int64(s)) }
-        case "step":
+        switch e.event {
+        case .start:
+            if let s = e.steps { f["total_steps"] = .int(Int64(s)) }
+            if let t = e.tokensPerStep { tokensPerStep = Double(t) }
+        case .resume:
+            if let s = e.step { f["step"] = .int(Int64(s)) }
+        case .step:
             let job = try store.job(jobID)
-            if let s = num("step") {
+            if let s = e.step {
                 f["step"] = .int(Int64(s))
-                if let tps = num("tokens_per_s"), tps > 0 {
+                if let tps = e.tokensPerSecond, tps > 0 {
                     f["tokens_per_s"] = .double(tps)
-                    f["eta_s"] = .double(Double(job.totalSteps - Int(s)) * tokensPerStep / tps)
+                    f["eta_s"] = .double(Double(job.totalSteps - s) * tokensPerStep / tps)
                 }
                 // A PPO iteration's tokens vary with its answers: its time is the measure.
-                if let seconds = num("step_seconds") { f["eta_s"] = .double(Double(job.totalSteps - Int(s)) * seconds) }
+                if let seconds = e.stepSeconds { f["eta_s"] = .double(Double(job.totalSteps - s) * seconds) }
             }
-            if let l = num("loss") { f["loss"] = .double(l) }
-        case "eval":
-            if let l = num("val_loss"), l.isFinite { f["val_loss"] = .double(l) }
-        case "checkpoint":
-            if let s = num("step") { f["checkpoint_step"] = .int(Int64(s)) }
-        case "end":
+            if let l = e.loss { f["loss"] = .double(l) }
+        case .eval:
+            if let l = e.validationLoss { f["val_loss"] = .double(l) }
+        case .checkpoint:
+            if let s = e.step { f["checkpoint_step"] = .int(Int64(s)) }
+        case .end:
             f["eta_s"] = .double(0)
-            if let l = num("train_loss") { f["loss"] = .double(l) }
+            if let l = e.trainLoss { f["loss"] = .double(l) }
         default: return
         }
         if !f.isEmpty { try store.update(jobID, f) }

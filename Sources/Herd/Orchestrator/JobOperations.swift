@@ -26,23 +26,6 @@ public enum JobOperationError: Error, CustomStringConvertible, Sendable, Equatab
 /// job whose coordinator died — in one place, so that the command line and
 /// the HTTP API (herd serve) do exactly the same thing.
 public enum JobOperations {
-    /// Relative paths in a manifest are taken from the working directory, a
-    /// process-wide setting: operations that read manifests hold this lock
-    /// (the HTTP server runs several requests at once).
-    static let directoryLock = NSLock()
-
-    /// Runs `body` with the working directory set to `dir` (or as it is), one caller at a time.
-    public static func inDirectory<T>(_ dir: String?, _ body: () throws -> T) throws -> T {
-        directoryLock.lock()
-        defer { directoryLock.unlock() }
-        let before = FileManager.default.currentDirectoryPath
-        if let dir, dir != before {
-            guard FileManager.default.changeCurrentDirectoryPath(dir) else { throw CocoaError(.fileNoSuchFile) }
-        }
-        defer { if dir != nil { _ = FileManager.default.changeCurrentDirectoryPath(before) } }
-        return try body()
-    }
-
     /// Marks a job whose coordinator died (a reboot, a kill -9) as failed, so
     /// that nothing shows a job running that nothing runs.
     public static func reconcile(_ store: JobStore, _ job: JobRecord) -> JobRecord {
@@ -52,15 +35,15 @@ public enum JobOperations {
         return (try? store.job(job.id)) ?? job
     }
 
-    /// Checks the job against the cluster exactly as `herd submit` does,
-    /// stores it queued and returns it with its id (nothing is started).
-    /// Relative paths are taken from `directory` (default: this process's).
+    /// Resolves the job and checks it against the cluster exactly as `herd
+    /// submit` does, writes the resolved job into its run directory, stores
+    /// it queued and returns it with its id (nothing is started). Relative
+    /// paths are taken from `directory` (default: this process's).
     public static func store(manifest: String, cluster: String, overrides: JobManifest.Overrides, in store: JobStore,
                              directory: String? = nil) throws -> (Submission, Int) {
-        try inDirectory(directory) {
-            let submission = try Submission.prepare(manifest: manifest, cluster: cluster, overrides: overrides, store: store)
-            return (submission, try store.insert(submission.record))
-        }
+        let submission = try Submission.prepare(manifest: manifest, cluster: cluster, overrides: overrides, store: store, base: directory)
+        try submission.resolved.write(to: RunDirectory(submission.record.runDir))
+        return (submission, try store.insert(submission.record))
     }
 
     /// `herd submit`: stores the job and starts its coordinator detached.
@@ -78,7 +61,7 @@ public enum JobOperations {
         var env = ProcessInfo.processInfo.environment
         env["HERD_HOME"] = store.home
         let pid = try Spawn.start(exe, ["coordinate", "--job", String(id)], environment: env,
-                                  log: (runDir as NSString).appendingPathComponent("coordinator.log"), detach: .session)
+                                  log: RunDirectory(runDir).coordinatorLog, detach: .session)
         try store.update(id, ["coordinator_pid": .int(Int64(pid))])
     }
 
@@ -115,13 +98,12 @@ public enum JobOperations {
         guard FileManager.default.fileExists(atPath: job.workdir, isDirectory: &isDir), isDir.boolValue else {
             throw JobOperationError.workdirGone(id: job.id, workdir: job.workdir)
         }
-        var overrides = Submission.overrides(job)
-        if let data { overrides.data = data }
-        if let tensor { overrides.tensor = tensor }
-        let submission = try inDirectory(job.workdir) {
-            try Submission.prepare(manifest: job.manifest, cluster: cluster ?? job.cluster, overrides: overrides,
-                                   store: store, replacing: job.id)
-        }
+        // The job as it was resolved at submit, on the layout asked for (the checkpoint reshards).
+        let run = RunDirectory(job.runDir)
+        var resolved = try ResolvedJob.read(run)
+        resolved.manifest = try resolved.manifest.laidOut(data: data ?? job.data, tensor: tensor ?? job.tensor)
+        let clusterPath = cluster.map { Submission.resolveCluster($0, base: job.workdir) } ?? job.cluster
+        let submission = try Submission.prepare(resolved, cluster: clusterPath, store: store, workdir: job.workdir, replacing: job.id)
         let r = submission.record
         // Ranks still beating here belong to an attempt whose coordinator
         // died (it was killed, or the machine's session ended): end them so

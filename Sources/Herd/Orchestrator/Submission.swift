@@ -6,44 +6,49 @@ import Foundation
 /// same run directory. `record` is what the store will hold.
 public struct Submission {
     public var record: JobRecord
-    public var manifest: JobManifest
+    /// The job as resolved at submit (RUN/job.json once stored), on the layout it runs.
+    public var resolved: ResolvedJob
     public var cluster: ClusterSpec
     public var report: PlanReport
 
-    /// `cluster` is a path, or a name in clusters/ ("local" → clusters/local.yaml).
-    public static func resolveCluster(_ cluster: String) -> String {
-        if cluster.hasSuffix(".yaml") || cluster.hasSuffix(".yml") || cluster.contains("/") { return cluster }
-        return "clusters/\(cluster).yaml"
+    public var manifest: JobManifest { resolved.manifest }
+
+    /// `cluster` is a path, or a name in clusters/ ("local" → clusters/local.yaml), taken from `base`.
+    public static func resolveCluster(_ cluster: String, base: String) -> String {
+        let path = cluster.hasSuffix(".yaml") || cluster.hasSuffix(".yml") || cluster.contains("/") ? cluster : "clusters/\(cluster).yaml"
+        return YAMLFields.absolute(path, base: base)
     }
 
+    /// Resolves the manifest at `path` (relative paths taken from `base`,
+    /// by default the current directory) and checks it against the cluster.
     public static func prepare(manifest path: String, cluster clusterName: String, overrides: JobManifest.Overrides,
-                               store: JobStore, replacing jobID: Int? = nil) throws -> Submission {
-        let manifest = try JobManifest.load(path: path, overrides: overrides)
-        let clusterPath = resolveCluster(clusterName)
+                               store: JobStore, base: String? = nil) throws -> Submission {
+        let base = base ?? FileManager.default.currentDirectoryPath
+        let resolved = try ResolvedJob.resolve(path: path, overrides: overrides, base: base)
+        return try prepare(resolved, cluster: resolveCluster(clusterName, base: base), store: store, workdir: base)
+    }
+
+    /// Checks a resolved job against the cluster at `clusterPath`: the
+    /// launcher is installed, the layout fits its slots and memory, and no
+    /// live job (but `replacing`) writes the same run directory.
+    public static func prepare(_ resolved: ResolvedJob, cluster clusterPath: String, store: JobStore, workdir: String,
+                               replacing jobID: Int? = nil) throws -> Submission {
+        let manifest = resolved.manifest
         let cluster = try ClusterSpec.load(path: clusterPath)
         try cluster.checkLauncherInstalled()
-        let model = manifest.model.config.vocabSize > 0 && manifest.model.config.maxSeqLen > 0
-            ? manifest.model.config : try TrainingData.modelShape(manifest: manifest)
-        let report = try PlanReport.make(manifest: manifest, model: model, cluster: cluster)
+        let report = try PlanReport.make(manifest: manifest, model: resolved.model, cluster: cluster)
         if let problem = report.memoryProblem { throw JobStoreError(message: problem) }
-
-        let cwd = FileManager.default.currentDirectoryPath
-        func absolute(_ p: String) -> String { URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path }
-        let runDir = absolute(manifest.output)
+        let runDir = manifest.output
         for other in try store.jobs() where !other.state.isFinal && other.runDir == runDir && other.id != jobID {
             throw JobStoreError(message: "job \(other.id) (\(other.state.rawValue)) is already writing \(runDir): cancel it (herd cancel \(other.id)) or give this job another --output")
         }
+        let source = YAMLFields.absolute(resolved.source, base: workdir)
         var record = JobRecord(
-            name: manifest.name, manifest: absolute(path), cluster: absolute(clusterPath), workdir: cwd, runDir: runDir,
+            name: manifest.name, manifest: source, cluster: clusterPath, workdir: workdir, runDir: runDir,
             launcher: cluster.launcher.rawValue, data: manifest.parallelism.data, tensor: manifest.parallelism.tensor,
-            totalSteps: manifest.steps, maxRestarts: manifest.restart.maxRestarts, stepsOverride: overrides.steps,
-            corpusOverride: overrides.corpus.map(absolute), lastCheckpointStep: CheckpointStore(runDirectory: runDir).latest())
+            totalSteps: manifest.steps, maxRestarts: manifest.restart.maxRestarts, stepsOverride: nil,
+            corpusOverride: nil, lastCheckpointStep: CheckpointStore(runDirectory: runDir).latest())
         record.id = jobID ?? 0
-        return Submission(record: record, manifest: manifest, cluster: cluster, report: report)
-    }
-
-    /// The overrides a stored job is re-read with (the coordinator, a resume).
-    public static func overrides(_ job: JobRecord) -> JobManifest.Overrides {
-        .init(corpus: job.corpusOverride, steps: job.stepsOverride, output: job.runDir, data: job.data, tensor: job.tensor)
+        return Submission(record: record, resolved: resolved, cluster: cluster, report: report)
     }
 }

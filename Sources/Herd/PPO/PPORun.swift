@@ -7,7 +7,7 @@ import Foundation
 /// checkpoint always has its value checkpoint beside it.
 extension PPOTrainer {
     var valueRun: StandaloneRun {
-        StandaloneRun(output: (manifest.output as NSString).appendingPathComponent("value"), name: manifest.name + "-value", seed: manifest.seed)
+        StandaloneRun(output: RunDirectory(manifest.output).valueModel.root, name: manifest.name + "-value", seed: manifest.seed)
     }
 
     func save() throws -> CheckpointWriter.Result {
@@ -53,18 +53,20 @@ extension PPOTrainer {
         if lead {
             try FileManager.default.createDirectory(atPath: m.output, withIntermediateDirectories: true)
             try RunFiles.writeStart(dir: m.output, manifest: m, model: policy.config, tokenizer: tokenizer)
-            events = try EventLog(path: (m.output as NSString).appendingPathComponent("events.jsonl"))
-            events?.write("start", ["job": m.name, "kind": "ppo", "parameters": policy.config.parameterCount, "steps": m.steps,
-                                    "rollouts": rollouts, "mini_batch": spec.miniBatch, "beta": spec.beta, "prompts": prompts.count,
-                                    "data_parallel": context.data.size, "tokens_per_step": rollouts * spec.maxNewTokens])
+            events = try EventLog(run: RunDirectory(m.output))
+            var start = RunEvent(.start)
+            start.job = m.name; start.jobKind = "ppo"; start.parameters = policy.config.parameterCount; start.steps = m.steps
+            start.rollouts = rollouts; start.miniBatch = spec.miniBatch; start.beta = spec.beta; start.prompts = prompts.count
+            start.dataParallel = context.data.size; start.tokensPerStep = rollouts * spec.maxNewTokens
+            events?.write(start)
             output("\(m.name): PPO on \(policy.config.parameterCount) parameters from \(m.initFrom!), \(m.steps) iterations of \(rollouts) rollouts "
                    + "(mini-batches of \(spec.miniBatch)), β \(spec.beta), clip \(spec.clip), \(prompts.count) prompts, \(context.data.size) data-parallel rank(s)")
         }
         if shouldResume, let s = try resume(note: { if lead { output("herd: \($0)") } }) {
-            events?.write("resume", ["step": s])
+            events?.write(.resumed(step: s))
             if lead { output("resumed at PPO iteration \(s)") }
         } else {
-            events?.write("init", ["from": m.initFrom!, "value_from": spec.valueInit])
+            events?.write(.initialized(from: m.initFrom!, valueFrom: spec.valueInit))
         }
         var last: Metrics?, total = 0.0
         while step < m.steps {
@@ -76,11 +78,12 @@ extension PPOTrainer {
                 throw TrainingError.nonFinite(step: step, loss: r.policyLoss, gradNorm: r.gradNorm)
             }
             let tokens = r.responseLength * Double(rollouts)
-            events?.write("step", ["step": step, "loss": r.policyLoss, "reward": r.reward, "kl": r.kl, "policy_loss": r.policyLoss,
-                                   "value_loss": r.valueLoss, "clip_fraction": r.clipFraction, "entropy": r.entropy,
-                                   "response_length": r.responseLength, "grad_norm": r.gradNorm, "lr": m.schedule.rate(at: step - 1),
-                                   "tokens_per_s": tokens / r.seconds, "step_seconds": r.seconds, "rollout_seconds": r.rolloutSeconds,
-                                   "scoring_seconds": r.scoringSeconds, "update_seconds": r.updateSeconds])
+            var e = RunEvent.trainStep(step: step, loss: r.policyLoss, lr: m.schedule.rate(at: step - 1), gradNorm: r.gradNorm,
+                                       tokensPerSecond: tokens / r.seconds)
+            e.reward = r.reward; e.kl = r.kl; e.policyLoss = r.policyLoss; e.valueLoss = r.valueLoss
+            e.clipFraction = r.clipFraction; e.entropy = r.entropy; e.responseLength = r.responseLength
+            e.stepSeconds = r.seconds; e.rolloutSeconds = r.rolloutSeconds; e.scoringSeconds = r.scoringSeconds; e.updateSeconds = r.updateSeconds
+            events?.write(e)
             if lead && (step % m.logInterval == 0 || step == 1 || step == m.steps) {
                 output(String(format: "PPO %d/%d | reward %.4f | KL %.4f | policy loss %.4f | value loss %.4f | clip %.3f | entropy %.3f | length %.1f | %.1f s",
                               step, m.steps, r.reward, r.kl, r.policyLoss, r.valueLoss, r.clipFraction, r.entropy, r.responseLength, r.seconds))
@@ -88,15 +91,16 @@ extension PPOTrainer {
             let stopping = context.world.allReduce(StopSignal.isRequested ? 1 : 0, op: .max) > 0
             if stopping || (m.checkpoint.interval > 0 && (step % m.checkpoint.interval == 0 || step == m.steps)) {
                 let saved = try save()
-                events?.write("checkpoint", ["step": step, "path": saved.directory, "bytes": saved.bytes, "seconds": saved.seconds])
+                events?.write(.checkpointWritten(step: step, path: saved.directory, bytes: saved.bytes, seconds: saved.seconds))
                 if stopping {
-                    events?.write("stopped", ["step": step, "checkpoint": saved.directory])
+                    events?.write(.stoppedAt(step: step, checkpoint: saved.directory))
                     throw TrainingError.stopped(step: step, checkpoint: saved.directory)
                 }
             }
         }
-        events?.write("end", ["step": step, "train_loss": last?.policyLoss ?? .nan, "reward": last?.reward ?? .nan, "kl": last?.kl ?? .nan,
-                              "train_seconds": total])
+        var end = RunEvent.ended(step: step, trainLoss: last?.policyLoss ?? .nan, trainSeconds: total)
+        end.reward = last?.reward; end.kl = last?.kl
+        events?.write(end)
         return Summary(steps: step, last: last, seconds: total)
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 /// and — in the job's `optimizer:` — AdamW (0.9, 0.95, eps 1e-5), weight
 /// decay 0.1, gradient clip 1.0, a constant learning rate of 1e-6. The
 /// policy and the frozen reference both start from the job's `init`.
-public struct PPOSpec: Sendable, Equatable {
+public struct PPOSpec: Sendable, Codable, Equatable {
     /// The reward models whose combined score the policy maximises.
     public var helpfulness: String
     public var safety: String
@@ -31,11 +31,11 @@ public struct PPOSpec: Sendable, Equatable {
     static let fields = ["helpfulness", "safety", "value_init", "rollouts", "mini_batch", "beta", "clip", "gamma", "lambda",
                          "temperature", "max_new_tokens", "value_lr", "whiten_advantages"]
 
-    static func parse(_ f: YAMLFields, planOnly: Bool, dataParallel: Int) throws(ManifestError) -> PPOSpec {
+    static func parse(_ f: YAMLFields, planOnly: Bool) throws(ManifestError) -> PPOSpec {
         try f.rejectUnknown(allowed: fields)
-        let h = try f.requiredString("helpfulness", "the helpfulness reward model (a Herd run or checkpoint directory)")
-        let s = try f.requiredString("safety", "the safety reward model (a Herd run or checkpoint directory)")
-        let v = try f.string("value_init") ?? h
+        let h = try f.requiredPath("helpfulness", "the helpfulness reward model (a Herd run or checkpoint directory)")
+        let s = try f.requiredPath("safety", "the safety reward model (a Herd run or checkpoint directory)")
+        let v = try f.path("value_init") ?? h
         for (key, path) in [("helpfulness", h), ("safety", s), ("value_init", v)] where !planOnly {
             guard FileManager.default.fileExists(atPath: path) else { throw f.error(key, "no such run or checkpoint directory: \(path)") }
             do {
@@ -43,22 +43,19 @@ public struct PPOSpec: Sendable, Equatable {
             } catch let e as ManifestError { throw e } catch { throw f.error(key, "cannot read the model there: \(error)") }
         }
         var p = PPOSpec(helpfulness: h, safety: s, valueInit: v)
-        p.rollouts = try f.int("rollouts", min: 1) ?? p.rollouts
-        p.miniBatch = try f.int("mini_batch", min: 1) ?? min(p.miniBatch, p.rollouts)
+        p.rollouts = try f.int("rollouts", min: 1, max: JobManifest.Limits.sequences) ?? p.rollouts
+        p.miniBatch = try f.int("mini_batch", min: 1, max: JobManifest.Limits.sequences) ?? min(p.miniBatch, p.rollouts)
         p.beta = try f.double("beta", min: 0) ?? p.beta
         p.clip = try f.double("clip", min: 0, max: 1) ?? p.clip
         p.gamma = try f.double("gamma", min: 0, max: 1) ?? p.gamma
         p.lambda = try f.double("lambda", min: 0, max: 1) ?? p.lambda
         p.temperature = try f.double("temperature", min: 0) ?? p.temperature
-        p.maxNewTokens = try f.int("max_new_tokens", min: 1) ?? p.maxNewTokens
+        p.maxNewTokens = try f.int("max_new_tokens", min: 1, max: JobManifest.Limits.sequenceLength) ?? p.maxNewTokens
         p.valueLR = try f.double("value_lr", min: 0) ?? p.valueLR
         p.whitenAdvantages = try f.bool("whiten_advantages") ?? p.whitenAdvantages
         guard p.temperature > 0 else { throw f.error("temperature", "rollouts are sampled: must be above 0 (greedy answers have no ratio to clip)") }
         guard p.rollouts % p.miniBatch == 0 else {
             throw f.error("mini_batch", "must divide ppo.rollouts (\(p.rollouts)), got \(p.miniBatch)")
-        }
-        guard p.miniBatch % dataParallel == 0 else {
-            throw f.error("mini_batch", "each mini-batch is split among the parallelism.data = \(dataParallel) ranks: must be a multiple of it, got \(p.miniBatch)")
         }
         return p
     }
@@ -69,7 +66,7 @@ extension JobManifest {
     /// lines of prompt records; their `safety` tags pick the reward).
     static func parsePrompts(_ f: YAMLFields, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
         try f.rejectUnknown(allowed: ["prompts", "tokenizer"])
-        let prompts = try f.requiredString("prompts", "a JSON-lines file of prompts (id, dialogue, optional safety tag)")
+        let prompts = try f.requiredPath("prompts", "a JSON-lines file of prompts (id, dialogue, optional safety tag)")
         if !overrides.planOnly && !FileManager.default.fileExists(atPath: prompts) { throw f.error("prompts", "no such file: \(prompts)") }
         return DataSpec(corpus: "", shards: nil, demonstrations: nil, comparisons: nil, prompts: prompts, batches: nil, heldOut: nil,
                         tokenizer: try f.string("tokenizer") ?? "from init", seqLen: max(contextLength, 1), validationFraction: 0)

@@ -7,13 +7,8 @@ import Foundation
 /// nothing about the layout themselves.
 public struct Plan: Codable, Sendable, Equatable {
     public var job: String
-    /// The manifest and the command-line overrides the workers re-read it with.
-    public var manifest: String
-    public var corpusOverride: String?
-    public var stepsOverride: Int?
-    /// A layout other than the manifest's (herd resume --data N --tensor M).
-    public var dataOverride: Int?
-    public var tensorOverride: Int?
+    /// The run directory: the workers read the resolved job (RUN/job.json)
+    /// there and put it on this plan's layout (`data` × `tensor`).
     public var output: String
     public var model: LlamaConfig
     public var world: Int
@@ -32,15 +27,10 @@ public struct Plan: Codable, Sendable, Equatable {
 
     public static let fileName = "plan.json"
 
-    /// The manifest as the workers must read it: the plan's overrides applied.
-    public var overrides: JobManifest.Overrides {
-        .init(corpus: corpusOverride, steps: stepsOverride, output: output, data: dataOverride, tensor: tensorOverride)
-    }
-
     public func write(to dir: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(self).write(to: URL(fileURLWithPath: dir).appendingPathComponent(Self.fileName), options: .atomic)
+        try enc.encode(self).write(to: URL(fileURLWithPath: RunDirectory(dir).plan), options: .atomic)
     }
 
     public static func read(_ path: String) throws -> Plan {
@@ -66,8 +56,7 @@ public struct RankPlan: Codable, Sendable, Equatable {
 /// so that they share a node.
 public enum Planner {
     public static func plan(manifest m: JobManifest, model: LlamaConfig, host: String, cores: Int,
-                            saveWeights: Bool = false, corpusOverride: String? = nil,
-                            stepsOverride: Int? = nil) throws -> Plan {
+                            saveWeights: Bool = false) throws -> Plan {
         let dp = m.parallelism.data, tp = m.parallelism.tensor, world = dp * tp
         guard m.batch.sequences % dp == 0 else {
             throw ManifestError(file: m.file, field: "batch.sequences",
@@ -85,8 +74,7 @@ public enum Planner {
                                   firstSequence: d * perRank, sequenceCount: perRank,
                                   shard: shard, threads: max(1, cores / world)))
         }
-        return Plan(job: m.name, manifest: m.file, corpusOverride: corpusOverride, stepsOverride: stepsOverride,
-                    output: m.output, model: model, world: world, data: dp, tensor: tp,
+        return Plan(job: m.name, output: m.output, model: model, world: world, data: dp, tensor: tp,
                     zero1: m.parallelism.zero1, sequencesPerRank: perRank, saveWeights: saveWeights, ranks: ranks)
     }
 }

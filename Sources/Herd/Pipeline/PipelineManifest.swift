@@ -100,7 +100,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     }
 
     public static func parse(yaml text: String, file: String, checkFiles: Bool = true) throws(ManifestError) -> PipelineManifest {
-        let top = try YAMLFields.top(yaml: text, file: file, what: "pipeline manifest")
+        let top = try YAMLFields.top(yaml: text, file: file, what: "pipeline manifest", base: FileManager.default.currentDirectoryPath)
         try top.rejectUnknown(allowed: ["name", "seed", "output", "annotator", "selection", "prompts", "policies", "reward_models",
                                         "finetune", "ppo", "gatt", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan"])
         func preset(_ f: YAMLFields) throws(ManifestError) -> String? {
@@ -143,7 +143,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         }
         var policies: [Policy] = []
         for (i, node) in list.enumerated() {
-            let f = try YAMLFields(node, path: "policies[\(i)]", file: file)
+            let f = try YAMLFields(node, path: "policies[\(i)]", file: file, base: top.base)
             try f.rejectUnknown(allowed: ["name", "init", "sampler", "model", "finetune", "ppo"])
             let n = try f.requiredString("name", "a short name for this size, e.g. 70b")
             guard n.range(of: "^[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
@@ -180,7 +180,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         }
         var finetuneJob = ft.mapping
         finetuneJob["from"] = nil
-        _ = try template(YAMLFields(.mapping(finetuneJob), path: "finetune", file: file))
+        _ = try template(YAMLFields(.mapping(finetuneJob), path: "finetune", file: file, base: top.base))
 
         let ppoJob = try template(top.section("ppo"))
         // The PPO stage's reward models are the iteration's: a template may not name others.
@@ -208,7 +208,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             gatt = s
         }
 
-        let a = try top.section("annotation") ?? YAMLFields.empty(path: "annotation", file: file)
+        let a = try top.section("annotation") ?? top.empty("annotation")
         try a.rejectUnknown(allowed: ["max_new_tokens", "temperatures"])
         var temps = (1.0, 1.5)
         if let t = a.mapping["temperatures"] {
@@ -217,9 +217,9 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             }
             temps = (x, y)
         }
-        let s = try top.section("sampling") ?? YAMLFields.empty(path: "sampling", file: file)
+        let s = try top.section("sampling") ?? top.empty("sampling")
         try s.rejectUnknown(allowed: ["max_new_tokens", "ranks", "chunk"])
-        let e = try top.section("evaluation") ?? YAMLFields.empty(path: "evaluation", file: file)
+        let e = try top.section("evaluation") ?? top.empty("evaluation")
         try e.rejectUnknown(allowed: ["max_new_tokens"])
         let poolFrom = try top.int("pool_from", min: 1) ?? 4
 
@@ -228,7 +228,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         }
         var iterations: [Iteration] = []
         for (i, node) in its.enumerated() {
-            let f = try YAMLFields(node, path: "iterations[\(i)]", file: file)
+            let f = try YAMLFields(node, path: "iterations[\(i)]", file: file, base: top.base)
             try f.rejectUnknown(allowed: ["name", "annotate", "k", "temperature", "pool", "stages", "finetune"])
             let number = i + 1
             let n = try f.string("name") ?? "V\(number)"

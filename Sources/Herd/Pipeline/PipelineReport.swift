@@ -80,14 +80,7 @@ public struct PipelineReport {
 
     /// The accuracy of a reward-model run's last evaluation.
     static func lastAccuracy(run: String) -> Double? {
-        guard let text = try? String(contentsOfFile: "\(run)/events.jsonl", encoding: .utf8) else { return nil }
-        var last: Double?
-        for line in text.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["event"] as? String == "eval",
-                  let a = o["accuracy"] as? Double else { continue }
-            last = a
-        }
-        return last
+        (try? RunDirectory(run).readEvents())?.last { $0.event == .eval && $0.accuracy != nil }?.accuracy
     }
 
     public func write(through last: Int, log: (String) -> Void = { _ in }) throws {

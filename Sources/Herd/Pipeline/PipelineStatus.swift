@@ -50,12 +50,11 @@ public enum PipelineStatus {
             let n = text.split(separator: "\n").filter { line in tag.map { line.contains($0) } ?? true }.count
             return "\(n)/\(total)"
         case .steps(let run):
-            guard let text = try? String(contentsOfFile: "\(run)/events.jsonl", encoding: .utf8) else { return "" }
+            guard let events = try? RunDirectory(run).readEvents(), !events.isEmpty else { return "" }
             var step = 0, steps = 0
-            for line in text.split(separator: "\n") {
-                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-                if o["event"] as? String == "start", let s = o["steps"] as? Int { steps = s }
-                if let s = o["step"] as? Int, ["step", "end", "checkpoint", "resume"].contains(o["event"] as? String ?? "") { step = max(step, s) }
+            for e in events {
+                if e.event == .start, let s = e.steps { steps = s }
+                if let s = e.step, [.step, .end, .checkpoint, .resume].contains(e.event) { step = max(step, s) }
             }
             return "step \(step)/\(steps)"
         }

@@ -239,12 +239,13 @@ public final class Pretrainer {
         if lead {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try RunFiles.writeStart(dir: dir, manifest: m, model: model.config, tokenizer: tokenizer)
-            events = try EventLog(path: (dir as NSString).appendingPathComponent("events.jsonl"))
-            events?.write("start", ["job": m.name, "parameters": model.config.parameterCount,
-                                    "steps": m.steps, "tokens_per_step": tokensPerStep,
-                                    "data_parallel": context.data.size, "tensor_parallel": context.tensor.size,
-                                    "zero1": context.zero1,
-                                    "train_tokens": dataset.trainTokens, "validation_tokens": dataset.validationTokens])
+            events = try EventLog(run: RunDirectory(dir))
+            var start = RunEvent(.start)
+            start.job = m.name; start.parameters = model.config.parameterCount
+            start.steps = m.steps; start.tokensPerStep = tokensPerStep
+            start.dataParallel = context.data.size; start.tensorParallel = context.tensor.size; start.zero1 = context.zero1
+            start.trainTokens = dataset.trainTokens; start.validationTokens = dataset.validationTokens
+            events?.write(start)
             let layout = context.world.size > 1
                 ? "\(context.world.size) ranks (data \(context.data.size) × tensor \(context.tensor.size)\(context.zero1 ? ", ZeRO-1" : "")), "
                 : ""
@@ -256,11 +257,11 @@ public final class Pretrainer {
             let dir = CheckpointStore(runDirectory: dir).path(step: from)
             let loaded = try CheckpointLoader.load(dir: dir, model: model, optimizer: optimizer)
             step = loaded.step
-            events?.write("resume", ["step": step, "checkpoint": dir, "written_by": "data \(loaded.data) × tensor \(loaded.tensor)"])
+            events?.write(.resumed(step: step, checkpoint: dir, writtenBy: "data \(loaded.data) × tensor \(loaded.tensor)"))
             if lead { output("resumed from \(dir) (written at data \(loaded.data) × tensor \(loaded.tensor)\(loaded.zero1 ? ", ZeRO-1" : ""))") }
         } else if let initFrom = m.initFrom {
             try loadInitialWeights(initFrom)
-            events?.write("init", ["from": initFrom])
+            events?.write(.initialized(from: initFrom))
             if lead { output("starting from the weights of \(initFrom)") }
         }
         let startStep = step
@@ -278,8 +279,7 @@ public final class Pretrainer {
             windowSteps += 1
             if step % m.logInterval == 0 || step == m.steps || step == 1 {
                 let tps = Double(windowSteps * tokensPerStep) / windowSeconds
-                events?.write("step", ["step": step, "loss": last.loss, "lr": last.lr,
-                                       "grad_norm": last.gradNorm, "tokens_per_s": tps])
+                events?.write(.trainStep(step: step, loss: last.loss, lr: last.lr, gradNorm: last.gradNorm, tokensPerSecond: tps))
                 let eta = Double(m.steps - step) * totalSeconds / Double(step - startStep)
                 if lead {
                     output(String(format: "step %\(String(m.steps).count)d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %@",
@@ -289,8 +289,8 @@ public final class Pretrainer {
             }
             func logged(_ saved: CheckpointWriter.Result?) {
                 guard let saved else { return }
-                events?.write("checkpoint", ["step": Int(saved.directory.suffix(8)) ?? step, "path": saved.directory,
-                                             "bytes": saved.bytes, "seconds": saved.seconds])
+                events?.write(.checkpointWritten(step: Int(saved.directory.suffix(8)) ?? step, path: saved.directory,
+                                                 bytes: saved.bytes, seconds: saved.seconds))
             }
             logged(try checkpointer?.poll())
             defer { heartbeat?.progress(step: step, phase: "step done") }
@@ -301,7 +301,7 @@ public final class Pretrainer {
                 let saved = try CheckpointWriter.save(step: step, sequencesConsumed: step * m.batch.sequences, model: model,
                                                       optimizer: optimizer, context: context, job: m, settings: m.checkpoint)
                 logged(saved)
-                events?.write("stopped", ["step": step, "checkpoint": saved.directory])
+                events?.write(.stoppedAt(step: step, checkpoint: saved.directory))
                 throw TrainingError.stopped(step: step, checkpoint: saved.directory)
             }
             if m.checkpoint.interval > 0 && (step % m.checkpoint.interval == 0 || step == m.steps) {
@@ -314,22 +314,23 @@ public final class Pretrainer {
             }
             if (m.eval.interval > 0 && step % m.eval.interval == 0) || step == m.steps {
                 validation = try evaluate()
-                var fields: [String: Any] = ["step": step, "val_loss": validation]
+                var event = RunEvent.evaluated(step: step, validationLoss: validation)
                 var line = String(format: "step %d | held-out loss %.4f", step, validation)
                 if let r = rewardAccuracy {
-                    fields.merge(r.eventFields) { a, _ in a }
+                    r.record(in: &event)
                     line += " | " + r.summary
                 }
-                events?.write("eval", fields)
+                events?.write(event)
                 if lead { output(line) }
             }
         }
         if let saved = try checkpointer?.finish() {
-            events?.write("checkpoint", ["step": step, "path": saved.directory, "bytes": saved.bytes, "seconds": saved.seconds])
+            events?.write(.checkpointWritten(step: step, path: saved.directory, bytes: saved.bytes, seconds: saved.seconds))
         }
         let tps = Double((m.steps - startStep) * tokensPerStep) / max(totalSeconds, 1e-9)
-        events?.write("end", ["step": step, "train_loss": last.loss, "val_loss": validation,
-                              "tokens_per_s": tps, "train_seconds": totalSeconds])
+        var end = RunEvent.ended(step: step, trainLoss: last.loss, trainSeconds: totalSeconds)
+        end.validationLoss = validation; end.tokensPerSecond = tps
+        events?.write(end)
         return Summary(steps: step, finalTrainLoss: last.loss, finalValidationLoss: validation,
                        tokensPerSecond: tps, seconds: totalSeconds)
     }
@@ -375,7 +376,7 @@ public final class Pretrainer {
     /// Writes this rank's piece of the weights, raw fp32, to
     /// DIR/weights/rank-NNNNN.f32 (checkpoints proper are their own part).
     public func saveWeights() throws {
-        let dir = (manifest.output as NSString).appendingPathComponent("weights")
+        let dir = RunDirectory(manifest.output).weights
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let data = Data(bytes: model.params.base, count: model.layout.total * 4)
         try data.write(to: URL(fileURLWithPath: dir).appendingPathComponent(String(format: "rank-%05d.f32", context.world.rank)),

@@ -17,10 +17,11 @@ public struct RewardAccuracy: Sendable, Equatable {
         return Double(correct[d] ?? 0) / Double(n)
     }
 
-    var eventFields: [String: Any] {
-        var f: [String: Any] = ["accuracy": overall, "pairs": total.values.reduce(0, +)]
-        for d in PreferenceDegree.allCases { if let a = accuracy(d) { f["accuracy_\(d.rawValue)"] = a } }
-        return f
+    /// Puts the accuracies into an `eval` event.
+    func record(in event: inout RunEvent) {
+        event.accuracy = overall
+        event.pairs = total.values.reduce(0, +)
+        for d in PreferenceDegree.allCases { event.setAccuracy(accuracy(d), d) }
     }
 
     public var summary: String {
