@@ -235,7 +235,7 @@ struct Validate: ParsableCommand {
                 ?? .thisMachine(slots: m.parallelism.world, cores: m.threads ?? ProcessInfo.processInfo.activeProcessorCount)
             let report = try PlanReport.make(manifest: m, model: resolved.model, cluster: target)
             if let problem = report.memoryProblem {
-                throw ManifestError(file: m.file, field: "model", message: problem + (cluster == nil ? " (checked against this machine; --cluster C checks against a cluster)" : ""))
+                throw ValidationError(problem + (cluster == nil ? " (checked against this machine; --cluster C checks against a cluster)" : ""))
             }
         } catch { fail(error) }
         if let p = m.ppo {

@@ -34,7 +34,7 @@ final class JobFactsCache: @unchecked Sendable {
            let model = try? JSONDecoder().decode(LlamaConfig.self, from: data) {
             facts.flopsPerToken = model.trainingFLOPsPerToken(seqLen: manifest.data.seqLen)
         }
-        if let cluster = try? ClusterSpec.load(path: job.cluster) {
+        if let cluster = try? ClusterSpec.read(RunDirectory(job.runDir), orFile: job.cluster) {
             let slots = cluster.slotHosts.prefix(job.world)
             facts.peakFLOPs = slots.map { cluster.nodes[$0.group].peakTFLOPs * 1e12 }.reduce(0, +)
         }

@@ -7,6 +7,7 @@ import Foundation
 /// ```
 /// RUN/job.json             the resolved job (written once, at submit or run)
 /// RUN/manifest.yaml        the manifest as submitted (for people; nothing reads it back)
+/// RUN/cluster.json         the cluster the job was submitted (or resumed) on, resolved
 /// RUN/plan.json            the layout of the current attempt
 /// RUN/events.jsonl         one RunEvent a line
 /// RUN/model.json           the resolved model shape
@@ -28,6 +29,7 @@ public struct RunDirectory: Sendable, Hashable {
 
     public var resolvedJob: String { file("job.json") }
     public var manifest: String { file("manifest.yaml") }
+    public var cluster: String { file("cluster.json") }
     public var plan: String { file("plan.json") }
     public var events: String { file("events.jsonl") }
     public var model: String { file("model.json") }

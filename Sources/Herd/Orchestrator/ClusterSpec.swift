@@ -3,15 +3,15 @@ import Yams
 
 /// Where jobs run (`clusters/*.yaml`): the launcher and the nodes, with
 /// what the planner needs to place ranks and estimate memory and time.
-public struct ClusterSpec: Sendable {
-    public enum Launcher: String, Sendable, CaseIterable { case mpirun, slurm }
+public struct ClusterSpec: Sendable, Codable, Equatable {
+    public enum Launcher: String, Sendable, Codable, CaseIterable { case mpirun, slurm }
     /// How a Slurm batch job starts its ranks inside the allocation: mpirun
     /// (OpenMPI reads the allocation and starts its daemons with srun), or
     /// `srun --mpi=pmix` (Slurm starts every rank itself; a node failure then
     /// ends the job NODE_FAIL and Slurm requeues it).
-    public enum StepLauncher: String, Sendable, CaseIterable { case mpirun, srun }
+    public enum StepLauncher: String, Sendable, Codable, CaseIterable { case mpirun, srun }
 
-    public struct NodeGroup: Sendable {
+    public struct NodeGroup: Sendable, Codable, Equatable {
         /// Host names: `hosts` listed, or `count` nodes named prefix-0, prefix-1, ...
         public var hosts: [String]
         /// Ranks a node runs (cores on a CPU node, GPUs on a GPU node).
@@ -49,7 +49,11 @@ public struct ClusterSpec: Sendable {
     public var hosts: [String] { nodes.flatMap(\.hosts) }
 
     public static func load(path: String) throws(ManifestError) -> ClusterSpec {
-        let top = try YAMLFields.top(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path, what: "cluster file", base: FileManager.default.currentDirectoryPath)
+        try parse(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path)
+    }
+
+    public static func parse(yaml text: String, file path: String) throws(ManifestError) -> ClusterSpec {
+        let top = try YAMLFields.top(yaml: text, file: path, what: "cluster file", base: FileManager.default.currentDirectoryPath)
         try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization", "launcher_prefix", "environment", "step_launcher"])
         let l = try top.requiredString("launcher", "mpirun or slurm")
         guard let launcher = Launcher(rawValue: l) else {
@@ -141,5 +145,25 @@ public struct ClusterSpec: Sendable {
     /// The host of each slot, in rank order (nodes filled one after another).
     public var slotHosts: [(host: String, group: Int)] {
         nodes.enumerated().flatMap { g, n in n.hosts.flatMap { h in Array(repeating: (h, g), count: n.slots) } }
+    }
+}
+
+extension ClusterSpec {
+    /// Writes the cluster as resolved into a run directory (RUN/cluster.json):
+    /// the coordinator reads it there, never the cluster's YAML again.
+    public func write(to run: RunDirectory) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try run.create()
+        try enc.encode(self).write(to: URL(fileURLWithPath: run.cluster), options: .atomic)
+    }
+
+    /// The cluster a run was submitted on; a run directory written before
+    /// cluster.json existed reads the YAML file the store names.
+    public static func read(_ run: RunDirectory, orFile path: String) throws -> ClusterSpec {
+        guard let data = FileManager.default.contents(atPath: run.cluster) else { return try load(path: path) }
+        do { return try JSONDecoder().decode(ClusterSpec.self, from: data) } catch {
+            throw ManifestError(file: run.cluster, field: "", message: "not a cluster this herd reads: \(error)")
+        }
     }
 }

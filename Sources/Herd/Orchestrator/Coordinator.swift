@@ -22,8 +22,6 @@ public final class Coordinator {
         self.store = store; self.jobID = jobID; self.say = say
     }
 
-    enum Outcome { case exited(Int32), hung(String), stopped(Int32), requeued(Int), regrow(Int32, NodeFit) }
-
     private var cancelRequested: Bool {
         StopSignal.isRequested || ((try? store.job(jobID).cancelRequested) ?? false)
     }
@@ -40,7 +38,7 @@ public final class Coordinator {
         try FileManager.default.createDirectory(atPath: job.runDir, withIntermediateDirectories: true)
         let run = RunDirectory(job.runDir)
         let events = try EventLog(run: run)
-        var cluster = try ClusterSpec.load(path: job.cluster)
+        var cluster = try ClusterSpec.read(run, orFile: job.cluster)
         // What the job was submitted on: an elastic job shrinks from it and grows back to it.
         let full = cluster, fullData = job.data
         say("job \(jobID) \(job.name): coordinator pid \(getpid()), cluster \(cluster.name) (\(cluster.launcher.rawValue)), run directory \(job.runDir)")
@@ -89,7 +87,6 @@ public final class Coordinator {
                 say("attempt \(attempt): \(cluster.launcher.rawValue) \(handle.id), \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)); logs \(AttemptLogs.directory(run: job.runDir, attempt: attempt))")
             }
 
-            let reason: String
             var regrow: NodeReturnWatch?
             if manifest.restart.shrinkOnNodeLoss && manifest.restart.growCheckSeconds > 0 && job.data < fullData {
                 let missing = Set(full.hosts).subtracting(cluster.hosts)
@@ -99,58 +96,59 @@ public final class Coordinator {
                     try ElasticLayout.fit(full, probe: missing, tensor: tensor, maxData: fullData, batch: batch, timeout: timeout, log: log)
                 }
             }
-            switch try watch(handle, manifest: manifest, world: plan.world, runDir: job.runDir, regrow: regrow) {
-            case .exited(0), .stopped(0), .regrow(0, _):
-                let done = try store.job(jobID)
+            let outcome = try watch(handle, manifest: manifest, world: plan.world, runDir: job.runDir, regrow: regrow)
+            job = try store.job(jobID)
+            var detail = ""
+            if case .exited = outcome { detail = failureDetail(run: job.runDir, attempt: attempt) }
+            let context = AttemptDecision.Context(attempt: attempt, launcher: cluster.launcher.rawValue, launchID: handle.id,
+                                                  restarts: job.restarts, maxRestarts: job.maxRestarts, policy: manifest.restart,
+                                                  hosts: Set(full.hosts).count, failureDetail: detail)
+            let restart: AttemptDecision.Restart
+            switch AttemptDecision.decide(outcome, context) {
+            case .succeed:
                 var e = RunEvent.coordinator(.succeeded, job: jobID)
-                e.step = done.step
+                e.step = job.step
                 events.write(e)
-                try finish(.succeeded, String(format: "finished %d steps, loss %.4f", done.step, done.loss ?? .nan))
+                try finish(.succeeded, String(format: "finished %d steps, loss %.4f", job.step, job.loss ?? .nan))
                 return .succeeded
-            case .stopped:
+            case .cancel:
                 let latest = CheckpointStore(runDirectory: job.runDir).latest()
                 var e = RunEvent.coordinator(.cancelled, job: jobID)
                 e.checkpointStep = latest ?? -1
                 events.write(e)
                 try finish(.cancelled, "cancelled; " + (latest.map { "checkpoint at step \($0); herd resume \(jobID) continues from it" } ?? "no checkpoint was written"))
                 return .cancelled
-            case .exited(let code):
-                reason = "attempt \(attempt) failed: \(cluster.launcher.rawValue) exited with status \(code)" + failureDetail(run: job.runDir, attempt: attempt)
-            case .hung(let why):
-                reason = "attempt \(attempt) hung: \(why)"
-            case .requeued(let n):
-                reason = "attempt \(attempt): a node failed and Slurm requeued job \(handle.id) (its restart \(n) in Slurm)"
-                followed = handle
-            case .regrow(_, let fit):
+            case .grow(let fit):
                 // Not a failure: the ranks checkpointed on request; relaunch larger, no restart counted.
                 cluster = try relayout(fit, from: cluster, job: job, events: events)
                 continue
-            }
-            say(reason)
-            job = try store.job(jobID)
-            guard job.restarts < job.maxRestarts else {
-                if let f = followed { try end(f, []) }
+            case .giveUp(let reason):
+                say(reason)
+                if case .requeued = outcome { try end(handle, []) }   // Slurm would run it again
                 var e = RunEvent.coordinator(.failed, job: jobID)
                 e.reason = reason
                 events.write(e)
                 try finish(.failed, reason + "; gave up after \(job.restarts) restart(s) (restart.max_restarts = \(job.maxRestarts))")
                 return .failed
+            case .restart(let r):
+                restart = r
             }
-            let restarts = job.restarts + 1
+            if restart.followsRequeue { followed = handle }
+            say(restart.reason)
+            let (reason, restarts, delay) = (restart.reason, restart.number, restart.delaySeconds)
             let from = CheckpointStore(runDirectory: job.runDir).latest()
-            let delay = manifest.restart.delay(beforeRestart: restarts)
             try store.recordRestart(jobID, attempt: followed == nil ? attempt + 1 : attempt, reason: reason, fromStep: from)
             try store.update(jobID, ["state": .text(JobState.restarting.rawValue), "restarts": .int(Int64(restarts)), "message": .text(reason)])
-            var restart = RunEvent.coordinator(followed == nil ? .restart : .requeue, job: jobID)
-            restart.restart = restarts; restart.reason = reason; restart.fromStep = from ?? 0
-            restart.backoffSeconds = delay; restart.launchID = handle.id; restart.hungAt = hungAt
+            var event = RunEvent.coordinator(followed == nil ? .restart : .requeue, job: jobID)
+            event.restart = restarts; event.reason = reason; event.fromStep = from ?? 0
+            event.backoffSeconds = delay; event.launchID = handle.id; event.hungAt = hungAt
             hungAt = nil
-            events.write(restart)
+            events.write(event)
             say(String(format: "restart %d of %d in %.1f s, from %@", restarts, job.maxRestarts, delay,
                        from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
             while Date().timeIntervalSince1970 < until && !cancelRequested { Thread.sleep(forTimeInterval: min(pollInterval, delay)) }
-            if manifest.restart.shrinkOnNodeLoss && Set(full.hosts).count > 1 {
+            if restart.probeNodes {
                 let fit = try ElasticLayout.fit(full, tensor: job.tensor, maxData: fullData, batch: manifest.batch.sequences,
                                                 timeout: probeTimeout(manifest), log: run.nodeProbeLog)
                 let next = try relayout(fit, from: cluster, job: job, events: events)
@@ -200,7 +198,7 @@ public final class Coordinator {
     }
 
     /// Follows an attempt until it ends, feeding the store.
-    func watch(_ handle: LaunchHandle, manifest: JobManifest, world: Int, runDir: String, regrow: NodeReturnWatch? = nil) throws -> Outcome {
+    func watch(_ handle: LaunchHandle, manifest: JobManifest, world: Int, runDir: String, regrow: NodeReturnWatch? = nil) throws -> AttemptOutcome {
         let tail = EventTail(run: RunDirectory(runDir))
         var tokensPerStep = Double(manifest.batch.sequences * manifest.data.seqLen)
         var stopDeadline: Double?

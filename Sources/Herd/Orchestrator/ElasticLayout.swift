@@ -12,6 +12,10 @@ public struct NodeFit: Sendable {
     public var lost: [String]
     public var why: String
     public var data: Int
+
+    public init(cluster: ClusterSpec, lost: [String], why: String, data: Int) {
+        self.cluster = cluster; self.lost = lost; self.why = why; self.data = data
+    }
 }
 
 public enum ElasticLayout {

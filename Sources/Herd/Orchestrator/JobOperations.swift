@@ -42,7 +42,9 @@ public enum JobOperations {
     public static func store(manifest: String, cluster: String, overrides: JobManifest.Overrides, in store: JobStore,
                              directory: String? = nil) throws -> (Submission, Int) {
         let submission = try Submission.prepare(manifest: manifest, cluster: cluster, overrides: overrides, store: store, base: directory)
-        try submission.resolved.write(to: RunDirectory(submission.record.runDir))
+        let run = RunDirectory(submission.record.runDir)
+        try submission.resolved.write(to: run)
+        try submission.cluster.write(to: run)
         return (submission, try store.insert(submission.record))
     }
 
@@ -104,6 +106,7 @@ public enum JobOperations {
         resolved.manifest = try resolved.manifest.laidOut(data: data ?? job.data, tensor: tensor ?? job.tensor)
         let clusterPath = cluster.map { Submission.resolveCluster($0, base: job.workdir) } ?? job.cluster
         let submission = try Submission.prepare(resolved, cluster: clusterPath, store: store, workdir: job.workdir, replacing: job.id)
+        try submission.cluster.write(to: run)
         let r = submission.record
         // Ranks still beating here belong to an attempt whose coordinator
         // died (it was killed, or the machine's session ended): end them so
