@@ -23,8 +23,14 @@ build: setup
 
 # Tests run in release mode: the gradient checks and the Shakespeare recipe
 # train real models, and the kernels are what ships.
+# The test process trains in-process too: it gets the OpenBLAS kernels that
+# herd gives its own processes (AVX-512 ones where the CPU has them; see
+# Sources/Herd/Runtime/BLASEnvironment.swift), unless OPENBLAS_CORETYPE is set.
+AVX512_FLAGS := avx512f avx512bw avx512dq avx512vl avx512cd
 test: setup
 	swift build -c release --build-tests
+	if [ -z "$${OPENBLAS_CORETYPE:-}" ] && (for f in $(AVX512_FLAGS); do grep -qw $$f /proc/cpuinfo || exit 1; done); then \
+		export OPENBLAS_CORETYPE=SkylakeX; fi; \
 	swift test -c release --skip-build --disable-swift-testing
 
 demo: build

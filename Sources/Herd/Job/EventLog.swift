@@ -24,7 +24,7 @@ public final class EventLog {
     /// Appends `event`, stamped with the current Unix time unless it has one.
     public func write(_ event: RunEvent) {
         var e = event
-        if e.time == 0 { e.time = Date().timeIntervalSince1970 }
+        if e.time == nil { e.time = Date().timeIntervalSince1970 }
         handle.write(e.line() + Data([0x0A]))
     }
 }

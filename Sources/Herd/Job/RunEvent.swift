@@ -33,7 +33,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
     }
 
     public var event: Kind
-    public var time: Double
+    /// Unix time of writing (absent only in lines some other tool wrote).
+    public var time: Double?
 
     // start
     public var job: String?
@@ -121,8 +122,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case fromStep = "from_step", checkpointStep = "checkpoint_step", backoffSeconds = "backoff_s", hungAt = "hung_at", lost, hosts
     }
 
-    /// An event of `kind` with no fields yet; `time` 0 means "when written".
-    public init(_ kind: Kind, time: Double = 0) {
+    /// An event of `kind` with no fields yet; no `time` means "when written".
+    public init(_ kind: Kind, time: Double? = nil) {
         event = kind
         self.time = time
     }
@@ -187,7 +188,7 @@ extension RunEvent {
             \.seconds, \.trainLoss, \.trainSeconds, \.backoffSeconds, \.hungAt,
         ]
         for k in doubles where self[keyPath: k].map({ !$0.isFinite }) ?? false { self[keyPath: k] = nil }
-        if !time.isFinite { time = 0 }
+        if let t = time, !t.isFinite { time = nil }
     }
 }
 
