@@ -77,6 +77,17 @@ public struct ResolvedJob: Codable, Sendable, Equatable {
         try Data(sourceText.utf8).write(to: URL(fileURLWithPath: run.manifest), options: .atomic)
     }
 
+    /// A stored job's resolved job: its run directory's job.json, or — for a
+    /// job submitted before job.json existed — its manifest resolved once
+    /// more from the directory it was submitted in, and written there.
+    public static func stored(run: RunDirectory, manifest: String, workdir: String) throws -> ResolvedJob {
+        if FileManager.default.fileExists(atPath: run.resolvedJob) { return try read(run) }
+        var resolved = try resolve(path: manifest, overrides: .init(output: run.root), base: workdir)
+        resolved.manifest.output = run.root
+        try resolved.write(to: run)
+        return resolved
+    }
+
     public static func read(_ run: RunDirectory) throws -> ResolvedJob {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: run.resolvedJob)) } catch {

@@ -57,7 +57,7 @@ public final class Coordinator {
                 return .cancelled
             }
             // The job as resolved at submit, on the layout the store holds now (a resume or a shrink changes it).
-            let resolved = try ResolvedJob.read(run)
+            let resolved = try ResolvedJob.stored(run: run, manifest: job.manifest, workdir: job.workdir)
             var manifest = try resolved.manifest.laidOut(data: job.data, tensor: job.tensor)
             manifest.output = job.runDir
             let attempt: Int, plan: Plan, handle: LaunchHandle

@@ -102,7 +102,7 @@ public enum JobOperations {
         }
         // The job as it was resolved at submit, on the layout asked for (the checkpoint reshards).
         let run = RunDirectory(job.runDir)
-        var resolved = try ResolvedJob.read(run)
+        var resolved = try ResolvedJob.stored(run: run, manifest: job.manifest, workdir: job.workdir)
         resolved.manifest = try resolved.manifest.laidOut(data: data ?? job.data, tensor: tensor ?? job.tensor)
         let clusterPath = cluster.map { Submission.resolveCluster($0, base: job.workdir) } ?? job.cluster
         let submission = try Submission.prepare(resolved, cluster: clusterPath, store: store, workdir: job.workdir, replacing: job.id)
