@@ -68,36 +68,28 @@ struct Run: ParsableCommand {
         do { try resolved.write(to: RunDirectory(manifest.output)) } catch { fail(error) }
         if manifest.parallelism.world > 1 { return try launch(resolved) }
         StopSignal.install()
-        if manifest.kind == .ppo {
-            if sample > 0 || saveWeights || resumeStep != nil {
-                fail(ValidationError("--sample, --save-weights and --resume-step are for training jobs; a PPO job resumes from its newest checkpoint"))
-            }
-            let trainer: PPOTrainer
-            do { trainer = try PPOTrainer(manifest: manifest) } catch { fail(error) }
-            runPPO(trainer, resume: resume)
-            return
+        if manifest.kind == .ppo && sample > 0 {
+            fail(ValidationError("--sample is for language-model jobs; sample a PPO policy with herd generate --model \(manifest.output)"))
         }
-        let trainer: Pretrainer
-        do { trainer = try Pretrainer(manifest: manifest) } catch { fail(error) }
-        trainer.resumeStep = resumeStep
-        let summary: Pretrainer.Summary
-        do { summary = try trainer.run(resume: resume || resumeStep != nil) { line in print(line); fflush(stdout) } } catch {
+        let job: TrainingJob
+        do { job = try TrainingJob(manifest: manifest) } catch { fail(error) }
+        let summary: TrainingSummary
+        do {
+            summary = try job.run(resume: resume, resumeStep: resumeStep, saveWeights: saveWeights) { line in print(line); fflush(stdout) }
+        } catch {
             if case TrainingError.stopped = error {
                 FileHandle.standardError.write("herd: \(error)\n".data(using: .utf8)!)
                 Foundation.exit(143)
             }
             fail(error)
         }
-        if saveWeights { try trainer.saveWeights() }
-        print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
-                     summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
-                     summary.tokensPerSecond, summary.seconds, manifest.output))
+        print(job.doneLine(summary))
         if sample > 0 {
-            let acts = Activations(config: trainer.model.config, batch: 1, seqLen: manifest.data.seqLen)
-            let prompt = (try? trainer.tokenizer.encode("\n")) ?? []
-            let ids = trainer.model.generate(prompt: prompt, count: sample, temperature: 0.8,
-                                             seed: manifest.seed, acts: acts)
-            print("sample:\n" + trainer.tokenizer.decode(ids))
+            let model = job.task.trainedModel, tokenizer = job.task.tokenizer
+            let acts = Activations(config: model.config, batch: 1, seqLen: manifest.data.seqLen)
+            let prompt = (try? tokenizer.encode("\n")) ?? []
+            let ids = model.generate(prompt: prompt, count: sample, temperature: 0.8, seed: manifest.seed, acts: acts)
+            print("sample:\n" + tokenizer.decode(ids))
         }
     }
 
@@ -177,36 +169,14 @@ struct Worker: ParsableCommand {
             // Beating from the start: loading data and resuming count as progress.
             let heartbeat = try Heartbeat(run: manifest.output, rank: world.rank, interval: manifest.monitor.heartbeatSeconds)
             heartbeat.giveUpAfter = 2 * manifest.monitor.hangTimeoutSeconds
-            if manifest.kind == .ppo {
-                guard manifest.model.config == plan.model else {
-                    MPIRuntime.abort(rank: world.rank, reason: "the policy in the manifest's init differs from the plan's")
-                }
-                let trainer = try PPOTrainer(manifest: manifest, context: ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1))
-                trainer.heartbeat = heartbeat
-                let summary = try trainer.run(resume: plan.resume) { line in print(line); fflush(stdout) }
-                heartbeat.stop(phase: "done")
-                world.barrier()
-                if world.rank == 0 { print(PPOTrainer.doneLine(summary, run: manifest.output)) }
-                MPIRuntime.finish()
-                return
-            }
-            let data = try TrainingData(manifest: manifest)
-            guard data.model == plan.model else {
-                MPIRuntime.abort(rank: world.rank, reason: "the model resolved from the manifest differs from the plan's (did the corpus change?)")
-            }
             let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1)
-            let trainer = try Pretrainer(manifest: manifest, data: data, context: context)
-            trainer.resumeStep = plan.resumeStep
-            trainer.heartbeat = heartbeat
-            let summary = try trainer.run(resume: plan.resume) { line in print(line); fflush(stdout) }
-            if plan.saveWeights { try trainer.saveWeights() }
+            let job = try TrainingJob(manifest: manifest, context: context, planned: plan.model, heartbeat: heartbeat)
+            let summary = try job.run(resume: plan.resume, resumeStep: plan.resumeStep, saveWeights: plan.saveWeights) { line in
+                print(line); fflush(stdout)
+            }
             heartbeat.stop(phase: "done")
             world.barrier()
-            if context.isLeader {
-                print(String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
-                             summary.steps, summary.finalTrainLoss, summary.finalValidationLoss,
-                             summary.tokensPerSecond, summary.seconds, manifest.output))
-            }
+            if context.isLeader { print(job.doneLine(summary)) }
         } catch let stop as TrainingError {
             guard case .stopped = stop else { MPIRuntime.abort(rank: world.rank, reason: "\(stop)") }
             // Every rank agreed to stop at the same step and saved: leave together.
@@ -423,19 +393,5 @@ struct Version: ParsableCommand {
         print("OpenBLAS kernels: \(Matmul.coreName)")
         print(Libraries.mpi)
         print(Libraries.zstd)
-    }
-}
-
-/// A PPO job in this process; a stop request exits 143 after its checkpoint.
-func runPPO(_ trainer: PPOTrainer, resume: Bool) {
-    do {
-        let summary = try trainer.run(resume: resume) { line in print(line); fflush(stdout) }
-        print(PPOTrainer.doneLine(summary, run: trainer.manifest.output))
-    } catch {
-        if case TrainingError.stopped = error {
-            FileHandle.standardError.write("herd: \(error)\n".data(using: .utf8)!)
-            Foundation.exit(143)
-        }
-        fail(error)
     }
 }

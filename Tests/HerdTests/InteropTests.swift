@@ -131,7 +131,7 @@ final class InteropTests: XCTestCase {
             checkpoint: {interval: 30}
             output: \(dir)/run
             """, file: "export-test")
-        _ = try Pretrainer(manifest: job).run(output: { _ in })
+        _ = try Trainer(manifest: job).run(output: { _ in })
         try ModelFiles.exportHuggingFace(checkpoint: dir + "/run", to: dir + "/hf", dtype: "F32")
         let prompt = Array("It was the ".utf8).map(TokenID.init)
         let herd = Generator(model: try ModelFiles.loadModel(dir + "/hf"), batch: 1).generate([prompt], options: .init(temperature: 0, maxNewTokens: 16))[0]

@@ -132,7 +132,7 @@ extension ManifestTests {
     func testAModelThatCannotFitIsRefusedBeforeAllocating() throws {
         let yaml = manifest(model: "  preset: llama2-70b").replacingOccurrences(of: "tokenizer: char", with: "tokenizer: byte")
         let m = try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml")
-        XCTAssertThrowsError(try Pretrainer(manifest: m)) { error in
+        XCTAssertThrowsError(try Trainer(manifest: m)) { error in
             guard let e = error as? ManifestError else { return XCTFail("\(error)") }
             XCTAssertEqual(e.field, "model")
             XCTAssertTrue(e.message.contains("GiB"), e.message)

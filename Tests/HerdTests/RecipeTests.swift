@@ -13,7 +13,7 @@ final class RecipeTests: XCTestCase {
         let out = NSTemporaryDirectory() + "herd-test-shakespeare-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let m = try JobManifest.load(path: "jobs/shakespeare-char.yaml", overrides: .init(output: out))
-        let trainer = try Pretrainer(manifest: m)
+        let trainer = try Trainer(manifest: m)
         let summary = try trainer.run(output: { _ in })
         print("shakespeare-char: held-out loss \(summary.finalValidationLoss), \(Int(summary.tokensPerSecond)) tokens/s")
         XCTAssertLessThanOrEqual(summary.finalValidationLoss, 1.70)

@@ -33,7 +33,7 @@ public enum CheckpointThroughput {
             checkpoint: {interval: 1000000, level: \(level), dtype: bf16}
             output: \(workDir)/ckpt-run
             """, file: "bench")
-        let trainer = try Pretrainer(manifest: m)
+        let trainer = try Trainer(manifest: m)
         _ = try trainer.trainStep()   // moments that are not all zero
         let t0 = DispatchTime.now().uptimeNanoseconds
         let saved = try CheckpointWriter.save(step: 1, sequencesConsumed: sequences, model: trainer.model, optimizer: trainer.optimizer,

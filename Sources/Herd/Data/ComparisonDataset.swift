@@ -59,6 +59,9 @@ public struct ComparisonDataset: TrainingSource {
     /// The loss is the mean over pairs: a pair counts once, on its chosen sequence.
     public func trainTargetCount(seed: UInt64, index: Int) -> Int { index % 2 == 0 ? 1 : 0 }
 
+    /// Held out, a reward model is judged by how often it ranks the chosen answer first.
+    public var heldOutMeasure: HeldOutMeasure { .ranking(heldOut) }
+
     public func validationWindow(_ i: Int, tokens: UnsafeMutablePointer<TokenID>, targets: UnsafeMutablePointer<TokenID>) throws {
         fill(heldOut[i / 2], chosen: i % 2 == 0, tokens: tokens, targets: targets)
     }
@@ -78,7 +81,7 @@ public struct ComparisonData {
 
     public init(data d: JobManifest.DataSpec, initFrom: String, reward: JobManifest.RewardSpec, seed: UInt64) throws {
         tokenizer = try TokenizerFile.forFineTuning(named: d.tokenizer, initFrom: initFrom)
-        guard let path = d.comparisons else { throw InteropError.file("data", "no comparisons") }
+        guard let path = d.comparisons else { throw RecordError(file: "data", line: 0, message: "no comparisons") }
         // The annotation batches asked for, then the held-out split.
         let wanted = d.batches.map(Set.init)
         var (train, heldOut) = try JSONLines.split(path: path, heldOut: d.heldOut, fraction: d.validationFraction) {

@@ -10,7 +10,7 @@ public struct DemonstrationData {
 
     public init(data d: JobManifest.DataSpec, initFrom: String) throws {
         tokenizer = try TokenizerFile.forFineTuning(named: d.tokenizer, initFrom: initFrom)
-        guard let path = d.demonstrations else { throw InteropError.file("data", "no demonstrations") }
+        guard let path = d.demonstrations else { throw RecordError(file: "data", line: 0, message: "no demonstrations") }
         let (train, heldOut) = try JSONLines.split(path: path, heldOut: d.heldOut, fraction: d.validationFraction,
                                                    read: JSONLines.demonstrations)
         do {

@@ -41,6 +41,7 @@ public struct DemonstrationDataset: TrainingSource {
     public let truncated: Int
     /// The token that starts every packed example.
     public let separator: TokenID
+    public var packingSeparator: TokenID? { separator }
 
     /// The separator of packed examples: SentencePiece's unknown piece (an
     /// input only; it is never a target), or U+001E (record separator) for

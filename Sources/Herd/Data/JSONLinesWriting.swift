@@ -35,14 +35,14 @@ public final class AppendOnlyFile {
     public init(path: String) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw InteropError.file(path, "cannot append: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw RecordError(file: path, line: 0, message: "cannot append: \(String(cString: strerror(errno)))") }
     }
 
     deinit { close(fd) }
 
     public func append(_ data: Data) throws {
         let n = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard n == data.count, fsync(fd) == 0 else { throw InteropError.file(path, "cannot append: \(String(cString: strerror(errno)))") }
+        guard n == data.count, fsync(fd) == 0 else { throw RecordError(file: path, line: 0, message: "cannot append: \(String(cString: strerror(errno)))") }
     }
 }
 

@@ -24,7 +24,7 @@ public enum TokenizerFile {
         case "byte": return ByteTokenizer()
         case "from init", "char":
             guard let t = try find(near: initFrom) else {
-                throw InteropError.file(initFrom, "no tokenizer.model or tokenizer.json beside the init weights; name one in data.tokenizer")
+                throw RecordError(file: initFrom, line: 0, message: "no tokenizer.model or tokenizer.json beside the init weights; name one in data.tokenizer")
             }
             return t
         default: return try load(path: name)
@@ -34,7 +34,7 @@ public enum TokenizerFile {
     /// A tokenizer file named directly: a SentencePiece model, or a tokenizer.json.
     public static func load(path: String) throws -> any Tokenizer {
         if path.hasSuffix(".json") {
-            guard let data = FileManager.default.contents(atPath: path) else { throw InteropError.file(path, "cannot read") }
+            guard let data = FileManager.default.contents(atPath: path) else { throw RecordError(file: path, line: 0, message: "cannot read") }
             return try load(json: data, path: path)
         }
         return try SentencePieceTokenizer(path: path)
@@ -42,12 +42,12 @@ public enum TokenizerFile {
 
     public static func load(json data: Data, path: String) throws -> any Tokenizer {
         guard let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let kind = j["kind"] as? String else {
-            throw InteropError.file(path, "expected a JSON object with a kind")
+            throw RecordError(file: path, line: 0, message: "expected a JSON object with a kind")
         }
         switch kind {
         case "byte": return ByteTokenizer()
         case "char": return try JSONDecoder().decode(CharTokenizer.self, from: data)
-        default: throw InteropError.file(path, "unknown tokenizer kind \(kind)")
+        default: throw RecordError(file: path, line: 0, message: "unknown tokenizer kind \(kind)")
         }
     }
 }

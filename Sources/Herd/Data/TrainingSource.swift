@@ -13,11 +13,27 @@ public protocol TrainingSource: Sendable {
     /// How many of training window `index`'s targets count (the loss is the
     /// mean over the counted targets of the global batch).
     func trainTargetCount(seed: UInt64, index: Int) -> Int
+    /// The token where attention starts afresh inside a window (packed
+    /// examples never attend to each other); nil when a window is one text.
+    var packingSeparator: TokenID? { get }
+    /// What a held-out evaluation of this data measures.
+    var heldOutMeasure: HeldOutMeasure { get }
+}
+
+/// What the held-out split of a dataset is evaluated by.
+public enum HeldOutMeasure: Sendable {
+    /// The mean loss over the counted targets of the held-out windows.
+    case tokenLoss
+    /// A reward model's ranking loss and accuracy over comparison pairs
+    /// (held-out windows 2p and 2p + 1 are pair p's chosen and rejected answers).
+    case ranking([ComparisonDataset.Pair])
 }
 
 extension TrainingSource {
     /// Pretraining windows count every target.
     public func trainTargetCount(seed: UInt64, index: Int) -> Int { seqLen }
+    public var packingSeparator: TokenID? { nil }
+    public var heldOutMeasure: HeldOutMeasure { .tokenLoss }
 }
 
 extension TokenDataset: TrainingSource {

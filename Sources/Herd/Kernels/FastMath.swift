@@ -69,6 +69,20 @@ public enum FastMath {
         return s
     }
 
+    /// Σ g² in fp32 chunks of 4096 added up in Double (gradient norms:
+    /// long buffers lose no precision, short chunks stay vectorised).
+    public static func sumOfSquares(_ g: UnsafePointer<Float>, count: Int) -> Double {
+        var total = 0.0
+        let chunk = 4096
+        var i = 0
+        while i < count {
+            let end = min(i + chunk, count)
+            total += Double(dot(g + i, g + i, count: end - i))
+            i = end
+        }
+        return total
+    }
+
     /// Σ a[i]·b[i]·c[i], vectorisable as `dot` is.
     @inline(__always)
     public static func dot3(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,

@@ -247,7 +247,7 @@ public final class Llama {
             // its replicas), so the first copy is on a rank divisible by their number.
             guard shard.rank % spec.copies == 0 else { continue }
             let lo = max(spec.offset, range.lowerBound), hi = min(spec.offset + spec.count, range.upperBound)
-            if lo < hi { total += GradClip.sumOfSquares(g + (lo - range.lowerBound), count: hi - lo) }
+            if lo < hi { total += FastMath.sumOfSquares(g + (lo - range.lowerBound), count: hi - lo) }
         }
         return total
     }

@@ -20,7 +20,7 @@ import Foundation
 /// from the checkpoint of step s (policy, value model, both optimizers)
 /// continues exactly as the uninterrupted run, and any number of ranks
 /// computes the same iteration.
-public final class PPOTrainer {
+public final class PPOTrainer: TrainingTask {
     public let manifest: JobManifest
     public let spec: PPOSpec
     public let context: ParallelContext
@@ -33,7 +33,7 @@ public final class PPOTrainer {
     let policySync: GradientSync, valueSync: GradientSync
     /// PPO iterations done.
     public internal(set) var step = 0
-    /// Told of progress (the coordinator's hang detection).
+    /// Told of the rollouts' progress within an iteration (the coordinator's hang detection).
     public var heartbeat: Heartbeat?
 
     public var tokenizer: any Tokenizer { sampler.tokenizer }
@@ -109,7 +109,7 @@ public final class PPOTrainer {
 
     // MARK: one iteration
 
-    public func trainStep() throws -> Metrics {
+    public func iterate() throws -> Metrics {
         let start = DispatchTime.now().uptimeNanoseconds
         func since(_ t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
         var batch = try sample()

@@ -31,20 +31,20 @@ public struct RewardAccuracy: Sendable, Equatable {
     }
 }
 
-extension Pretrainer {
+extension Trainer {
     /// Pairs p ≡ d (mod dp) on data rank d, one pair (two sequences) a
     /// forward pass; the tensor ranks of a group compute the same pairs.
-    func evaluateRewards(_ data: ComparisonDataset) throws -> RewardAccuracy {
-        let T = data.seqLen, dp = context.data.size, d = context.data.rank
+    func evaluateRewards(_ pairs: [ComparisonDataset.Pair]) throws -> RewardAccuracy {
+        let data = dataset, T = data.seqLen, dp = context.data.size, d = context.data.rank
         let acts = Activations(config: model.config, shard: model.shard, batch: 2, seqLen: T)
         let degrees = PreferenceDegree.allCases
         var stats = [Double](repeating: 0, count: 1 + 2 * degrees.count)   // loss, then (correct, total) per degree
-        for p in stride(from: d, to: data.heldOut.count, by: dp) {
+        for p in stride(from: d, to: pairs.count, by: dp) {
             try data.validationWindow(2 * p, tokens: tokens, targets: targets)
             try data.validationWindow(2 * p + 1, tokens: tokens + T, targets: targets + T)
             let r = model.loss(tokens: tokens, targets: targets, acts: acts)
             stats[0] += r.lossSum
-            let pair = data.heldOut[p]
+            let pair = pairs[p]
             let chosen = acts.logits[pair.chosen.readRow], rejected = acts.logits[T + pair.rejected.readRow]
             let k = 1 + 2 * degrees.firstIndex(of: pair.degree)!
             stats[k] += chosen > rejected ? 1 : 0

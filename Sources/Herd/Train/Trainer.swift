@@ -1,0 +1,234 @@
+import Foundation
+
+/// Training of a language model on one rank of a process grid (or the
+/// whole job in one process) — pretraining, SFT and reward models alike:
+/// steps of (micro-batches of forward/backward → gradient sync and clip →
+/// AdamW), evaluating on the held-out split at intervals and at the end.
+/// The dataset decides what a window's loss covers (every target, the
+/// assistant's tokens, a pair's reward) and what its held-out split
+/// measures. The data position is the global sequence counter, so every
+/// layout trains on the same sequences in the same steps. The loop around
+/// the steps is `TrainingLoop`'s.
+public final class Trainer: TrainingTask {
+    public let manifest: JobManifest
+    public let tokenizer: any Tokenizer
+    public let dataset: any TrainingSource
+    public let model: Llama
+    public let context: ParallelContext
+    let sync: GradientSync
+    let runner: BatchThreads
+    let tokens: UnsafeMutablePointer<TokenID>
+    let targets: UnsafeMutablePointer<TokenID>
+    /// Optimizer steps taken so far.
+    public private(set) var step = 0
+
+    public var optimizer: AdamW { sync.optimizer }
+
+    /// The whole job in this process.
+    public convenience init(manifest m: JobManifest) throws {
+        let data = try TrainingData(manifest: m)
+        let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        try self.init(manifest: m, data: data,
+                      context: .single(model: data.model, sequences: m.batch.sequences, threads: threads))
+    }
+
+    public init(manifest m: JobManifest, data: TrainingData, context: ParallelContext) throws {
+        manifest = m
+        tokenizer = data.tokenizer
+        dataset = data.dataset
+        self.context = context
+        let config = data.model, shard = context.rank.shard
+        // Tensor-parallel ranks communicate inside forward and backward, which
+        // only the main thread may do: they split nothing across threads.
+        let threads = context.rank.threads
+        let batchThreads = shard.size > 1 ? 1 : threads
+        // Refuse a job that cannot fit before allocating anything: parameters,
+        // gradients and two AdamW moments, a gradient buffer per extra
+        // thread, and each thread's activations — for every rank on this machine.
+        let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads, unit: config.scalarHead ? 2 : 1)
+        let local = ParameterLayout(config: config, shard: shard).total
+        let snapshot = m.checkpoint.interval > 0 && m.checkpoint.async ? 3 : 0   // the async save's copy
+        let floats = local * (4 + split - 1 + snapshot)
+            + split * Activations.floatCount(config: config, shard: shard, batch: m.batch.microBatch / split, seqLen: m.data.seqLen)
+        let needed = Double(floats) * 4 * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
+        guard needed < 0.9 * have else {
+            throw ManifestError(file: m.file, field: "model",
+                                message: String(format: "needs about %.1f GiB on this machine (parameters, gradients, AdamW moments, activations for a micro-batch of %d, on %d rank(s)); it has %.1f GiB — use a smaller model, batch.micro_batch, or more tensor parallelism across nodes",
+                                                needed / 1_073_741_824, m.batch.microBatch, context.world.size, have / 1_073_741_824))
+        }
+        do { model = try Llama(config: config, shard: shard, tensorGroup: context.tensor) } catch {
+            throw ManifestError(file: m.file, field: "model.\(error.field)", message: error.message)
+        }
+        model.initialize(seed: m.seed, std: m.model.initStd)
+        sync = GradientSync(model: model, context: context, adamw: m.optimizer.adamw)
+        Matmul.threads = threads
+        runner = BatchThreads(model: model, sequences: m.batch.microBatch, seqLen: m.data.seqLen, threads: batchThreads)
+        runner.separator = dataset.packingSeparator
+        let n = m.batch.microBatch * m.data.seqLen
+        tokens = .allocate(capacity: n)
+        targets = .allocate(capacity: n)
+    }
+
+    deinit {
+        tokens.deallocate()
+        targets.deallocate()
+    }
+
+    public var tokensPerStep: Int { manifest.batch.sequences * manifest.data.seqLen }
+
+    /// One optimizer step over the global batch (this rank's part of it).
+    public func trainStep() throws -> StepReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
+        let mine = context.rank
+        runner.zeroGradients()
+        // The mean over the targets that count in the whole global batch
+        // (every one in pretraining; the assistant's tokens in SFT).
+        var counted = 0
+        for i in 0..<m.batch.sequences { counted += dataset.trainTargetCount(seed: m.seed, index: step * m.batch.sequences + i) }
+        let scale = Float(1.0 / Double(max(counted, 1)))
+        var stats = [0.0, 0.0]   // loss sum, targets counted
+        for k in 0..<(mine.sequenceCount / micro) {
+            for i in 0..<micro {
+                let index = step * m.batch.sequences + mine.firstSequence + k * micro + i
+                try dataset.trainWindow(seed: m.seed, index: index, tokens: tokens + i * T, targets: targets + i * T)
+            }
+            let r = runner.accumulate(tokens: tokens, targets: targets, lossScale: scale)
+            stats[0] += r.lossSum
+            stats[1] += Double(r.counted)
+        }
+        runner.reduceGradients()
+        let lr = m.schedule.rate(at: step)
+        let norm = sync.step(lr: lr, maxNorm: m.optimizer.gradClip, threads: runner.threads)
+        context.data.allReduce(&stats, count: 2, op: .sum)
+        step += 1
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let loss = stats[0] / max(stats[1], 1)
+        return StepReport(step: step, loss: loss, lr: lr, gradNorm: norm, seconds: seconds, tokens: Double(tokensPerStep), finite: true,
+                          event: .trainStep(step: step, loss: loss, lr: lr, gradNorm: norm, tokensPerSecond: .nan))
+    }
+
+    /// Mean cross-entropy over the held-out split (non-overlapping windows,
+    /// up to eval.max_sequences of them), the windows dealt out to the
+    /// data-parallel ranks.
+    public func heldOutLoss() throws -> Double {
+        if case let .ranking(pairs) = dataset.heldOutMeasure {
+            let r = try evaluateRewards(pairs)
+            rewardAccuracy = r
+            return r.loss
+        }
+        let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
+        var windows = dataset.validationWindows
+        if let cap = m.eval.maxSequences { windows = min(windows, cap) }
+        let dp = context.data.size, d = context.data.rank
+        let mineCount = (windows - d + dp - 1) / dp     // windows d, d + dp, d + 2dp, ...
+        var stats = [0.0, 0.0]
+        var w = 0
+        while w < mineCount {
+            let n = min(micro, mineCount - w)
+            for i in 0..<micro {
+                if i < n {
+                    try dataset.validationWindow((w + i) * dp + d, tokens: tokens + i * T, targets: targets + i * T)
+                } else { // pad the last micro-batch; the ignore mask drops it
+                    (tokens + i * T).update(repeating: 0, count: T)
+                    (targets + i * T).update(repeating: CrossEntropy.ignoreIndex, count: T)
+                }
+            }
+            let r = runner.loss(tokens: tokens, targets: targets)
+            stats[0] += r.lossSum
+            stats[1] += Double(r.counted)
+            w += n
+        }
+        context.data.allReduce(&stats, count: 2, op: .sum)
+        return stats[1] > 0 ? stats[0] / stats[1] : .nan
+    }
+
+    // MARK: the loop's parts
+
+    public var trainedModel: Llama { model }
+    public var eventEveryStep: Bool { false }
+
+    public func announce() -> (event: RunEvent, line: String) {
+        let m = manifest
+        var start = RunEvent(.start)
+        start.job = m.name; start.parameters = model.config.parameterCount
+        start.steps = m.steps; start.tokensPerStep = tokensPerStep
+        start.dataParallel = context.data.size; start.tensorParallel = context.tensor.size; start.zero1 = context.zero1
+        start.trainTokens = dataset.trainTokens; start.validationTokens = dataset.validationTokens
+        let layout = context.world.size > 1
+            ? "\(context.world.size) ranks (data \(context.data.size) × tensor \(context.tensor.size)\(context.zero1 ? ", ZeRO-1" : "")), "
+            : ""
+        return (start, "\(m.name): \(model.config.parameterCount) parameters, vocab \(model.config.vocabSize), "
+                + "\(dataset.trainTokens) train / \(dataset.validationTokens) held-out tokens, "
+                + "\(m.steps) steps of \(tokensPerStep) tokens, \(layout)\(runner.threads) batch thread(s), BLAS \(Matmul.coreName) × \(Matmul.threads)")
+    }
+
+    public func load(checkpointStep s: Int) throws -> (event: RunEvent, line: String) {
+        let dir = CheckpointStore(runDirectory: manifest.output).path(step: s)
+        let loaded = try CheckpointLoader.load(dir: dir, model: model, optimizer: optimizer)
+        step = loaded.step
+        return (.resumed(step: step, checkpoint: dir, writtenBy: "data \(loaded.data) × tensor \(loaded.tensor)"),
+                "resumed from \(dir) (written at data \(loaded.data) × tensor \(loaded.tensor)\(loaded.zero1 ? ", ZeRO-1" : ""))")
+    }
+
+    public func begin() throws -> (event: RunEvent, line: String?)? {
+        guard let initFrom = manifest.initFrom else { return nil }
+        try loadInitialWeights(initFrom)
+        return (.initialized(from: initFrom), "starting from the weights of \(initFrom)")
+    }
+
+    public func save() throws -> CheckpointWriter.Result {
+        try CheckpointWriter.save(step: step, sequencesConsumed: step * manifest.batch.sequences, model: model,
+                                  optimizer: optimizer, context: context, job: manifest, settings: manifest.checkpoint)
+    }
+
+    public func evaluate() throws -> (event: RunEvent, line: String, loss: Double)? {
+        let loss = try heldOutLoss()
+        var event = RunEvent.evaluated(step: step, validationLoss: loss)
+        var line = String(format: "step %d | held-out loss %.4f", step, loss)
+        if let r = rewardAccuracy {
+            r.record(in: &event)
+            line += " | " + r.summary
+        }
+        return (event, line, loss)
+    }
+
+    public func progressLine(_ r: StepReport, tokensPerSecond: Double, eta: Double) -> String {
+        String(format: "step %\(String(manifest.steps).count)d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %@",
+               r.step, manifest.steps, r.loss, r.lr, r.gradNorm, tokensPerSecond, formatDuration(eta))
+    }
+
+    /// Trains to the manifest's step count (see TrainingLoop).
+    public func run(resume: Bool = true, resumeStep: Int? = nil, output: (String) -> Void = { print($0) }) throws -> TrainingSummary {
+        try TrainingLoop(self, resumeStep: resumeStep).run(resume: resume, output: output)
+    }
+
+    /// The weights a job starts from (SFT from a pretrained model): every
+    /// rank cuts its piece from the whole tensors; the optimizer starts fresh.
+    /// A reward model starts from a chat model: every weight but its scalar
+    /// head, which keeps its initialisation.
+    func loadInitialWeights(_ path: String) throws {
+        let hf = ModelFiles.isHuggingFace(path)
+        var (config, tensors) = hf ? try HuggingFace.load(dir: path) : try ModelFiles.weights(checkpoint: ModelFiles.checkpointDirectory(path))
+        var trunk = model.config
+        if trunk.scalarHead && !config.scalarHead {
+            trunk.scalarHead = false
+            let head = model.layout.output, spec = model.layout.specs.first { $0.offset == head }!
+            tensors[spec.name] = Array(UnsafeBufferPointer(start: model.params.base + head, count: spec.count))
+        }
+        guard config == trunk else {
+            throw ManifestError(file: manifest.file, field: "init", message: "\(path) holds a model of shape \(config), this job's is \(model.config)")
+        }
+        try model.setWeights(tensors)
+    }
+
+    /// Told of every step, evaluation and checkpoint (the coordinator's hang detection).
+    public var heartbeat: Heartbeat?
+    /// A reward model's latest held-out accuracy (set by `evaluate`).
+    public internal(set) var rewardAccuracy: RewardAccuracy?
+
+    /// Background saves, when the manifest checkpoints asynchronously.
+    public lazy var asyncCheckpointer: AsyncCheckpointer? = manifest.checkpoint.interval > 0 && manifest.checkpoint.async
+        ? AsyncCheckpointer(model: model, optimizer: optimizer, context: context, job: manifest, settings: manifest.checkpoint)
+        : nil
+}

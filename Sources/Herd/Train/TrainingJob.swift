@@ -1,0 +1,54 @@
+import Foundation
+
+/// A resolved job's training on one rank: the trainer its kind needs
+/// (PPOTrainer for ppo, Trainer for the rest, on the dataset TrainingData
+/// picks), the loop, and the weights after it. The one path `herd run`
+/// (the whole job in one process) and every MPI worker take.
+public struct TrainingJob {
+    public let manifest: JobManifest
+    public let task: any TrainingTask
+
+    /// The trainer on `context` (nil: the whole job in this process). When
+    /// `planned` is given, the model the job resolves to on this rank must
+    /// be that shape (a worker checks its data against the plan).
+    public init(manifest m: JobManifest, context: ParallelContext? = nil, planned: LlamaConfig? = nil,
+                heartbeat: Heartbeat? = nil) throws {
+        manifest = m
+        let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        func check(_ model: LlamaConfig) throws {
+            if let planned, model != planned { throw TrainingJobError.modelDiffersFromPlan(job: m.name) }
+        }
+        if m.kind == .ppo {
+            try check(m.model.config)
+            task = try PPOTrainer(manifest: m, context: context ?? .single(model: m.model.config, sequences: m.batch.sequences, threads: threads))
+        } else {
+            let data = try TrainingData(manifest: m)
+            try check(data.model)
+            task = try Trainer(manifest: m, data: data,
+                               context: context ?? .single(model: data.model, sequences: m.batch.sequences, threads: threads))
+        }
+        task.heartbeat = heartbeat
+    }
+
+    /// Trains to the manifest's step count (resuming as asked), then writes
+    /// each rank's weights when asked to.
+    public func run(resume: Bool = true, resumeStep: Int? = nil, saveWeights: Bool = false,
+                    output: (String) -> Void = { print($0) }) throws -> TrainingSummary {
+        let summary = try TrainingLoop(task, resumeStep: resumeStep).run(resume: resume || resumeStep != nil, output: output)
+        if saveWeights { try task.saveWeights() }
+        return summary
+    }
+
+    /// The line the job's first rank prints at the end.
+    public func doneLine(_ s: TrainingSummary) -> String { s.doneLine(kind: manifest.kind, run: manifest.output) }
+}
+
+public enum TrainingJobError: Error, CustomStringConvertible {
+    case modelDiffersFromPlan(job: String)
+    public var description: String {
+        switch self {
+        case let .modelDiffersFromPlan(job):
+            return "\(job): the model resolved from the job differs from the plan's (did its data or init change since it was planned?)"
+        }
+    }
+}
