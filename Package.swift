@@ -32,7 +32,9 @@ let package = Package(
                        providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "Herd",
-            dependencies: ["COpenBLAS", "CMPI", "CZstd", "CSQLite", "CPosix", "Yams"],
+            // ArgumentParser: a pipeline's stages are typed herd commands (Pipeline/StageCommand.swift).
+            dependencies: ["COpenBLAS", "CMPI", "CZstd", "CSQLite", "CPosix", "Yams",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         // The coordinator's HTTP server (herd serve), apart from the library
@@ -46,6 +48,6 @@ let package = Package(
             name: "HerdCLI",
             dependencies: ["Herd", "HerdServe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "HerdTests", dependencies: ["Herd"]),
+        .testTarget(name: "HerdTests", dependencies: ["Herd", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     ]
 )

@@ -84,17 +84,10 @@ extension RLHF {
     struct Evaluate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rate policies' answers to held-out prompts with the annotator (greedy and at T=1) and their win rate against reference policies; writes JSON.")
-        @Option(help: "NAME=PATH of a policy to evaluate (repeatable).") var policy: [String]
-        @Option(help: "NAME=PATH: the reference policy (e.g. the SFT model) NAME is compared with.") var reference: [String] = []
-        @Option(help: "Held-out prompts.") var prompts: String
-        @Option(help: "Where to write the results (JSON).") var out: String
-        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
-        @Option(help: "Seed of the T=1 samples.") var seed: UInt64 = 1
-        @Option(help: "Held-out dialogues under a standing instruction: the share of turns that keep it, per turn (Ghost Attention's measure).")
-        var dialogues: String?
-        @OptionGroup var annotator: AnnotatorCommand
+        @OptionGroup var options: EvaluateOptions
 
         func run() throws {
+            let o = options, annotator = o.annotator, policy = o.policy, reference = o.reference, out = o.out
             let command = annotator.required()
             func pairs(_ list: [String], _ flag: String) -> [(String, String)] {
                 list.map { item in
@@ -104,11 +97,11 @@ extension RLHF {
             }
             let refs = Dictionary(pairs(reference, "--reference"), uniquingKeysWith: { a, _ in a })
             var step = PolicyEvaluation(policies: pairs(policy, "--policy").map { .init(name: $0.0, path: $0.1, reference: refs[$0.0]) },
-                                        prompts: prompts, annotator: command)
-            step.maxNewTokens = maxNewTokens
-            step.seed = seed
+                                        prompts: o.prompts, annotator: command)
+            step.maxNewTokens = o.maxNewTokens
+            step.seed = o.seed
             step.timeout = annotator.timeout
-            step.instructedDialogues = dialogues
+            step.instructedDialogues = o.dialogues
             do {
                 let results = try step.run { print("herd: \($0)"); fflush(stdout) }
                 try JSONFile.write(results, to: out)
@@ -120,24 +113,17 @@ extension RLHF {
         static let configuration = CommandConfiguration(
             commandName: "gatt",
             abstract: "Ghost Attention's data: sample every turn of dialogues under a standing instruction with it on every user turn, keep it on the first, loss on the last answer; writes demonstrations (after --selections' if given).")
-        @Option(help: "The latest policy.") var policy: String
-        @Option(help: "Dialogues under a standing instruction (JSON lines: id, instruction, turns).") var dialogues: String
-        @Option(help: "Where to write the demonstrations.") var out: String
-        @Option(help: "Demonstrations to copy ahead of GAtt's (the iteration's selections).") var selections: String?
-        @Option(help: "Sampling temperature (0: greedy).") var temperature: Double = 0
-        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 48
-        @Option(help: "Seed.") var seed: UInt64 = 1
-        /// Optional: an annotator that keeps only the turns that keep the instruction.
-        @OptionGroup var annotator: AnnotatorCommand
+        @OptionGroup var options: GAttOptions
 
         func run() throws {
-            var step = GhostAttention(policy: policy, dialogues: dialogues, out: out)
-            if !annotator.words.isEmpty { step.annotator = annotator.words }
-            step.timeout = annotator.timeout
-            step.selections = selections
-            step.temperature = temperature
-            step.maxNewTokens = maxNewTokens
-            step.seed = seed
+            let o = options
+            var step = GhostAttention(policy: o.policy, dialogues: o.dialogues, out: o.out)
+            if !o.annotator.words.isEmpty { step.annotator = o.annotator.words }
+            step.timeout = o.annotator.timeout
+            step.selections = o.selections
+            step.temperature = o.temperature
+            step.maxNewTokens = o.maxNewTokens
+            step.seed = o.seed
             do { try step.run { print("herd: \($0)"); fflush(stdout) } } catch { fail(error) }
         }
     }
@@ -146,17 +132,13 @@ extension RLHF {
         static let configuration = CommandConfiguration(
             commandName: "rm-accuracy",
             abstract: "The reward models' accuracy on one batch of comparisons (helpfulness on prompts not tagged safety, safety on those tagged); writes JSON.")
-        @Option(help: "The helpfulness reward model.") var helpfulness: String
-        @Option(help: "The safety reward model.") var safety: String
-        @Option(help: "The comparison pool.") var pool: String
-        @Option(help: "The batch to score (e.g. V2: pairs of the current policy's answers the models were not trained on).") var batch: String
-        @Option(help: "The prompts, for their safety tags.") var prompts: String
-        @Option(help: "Where to write the result (JSON).") var out: String
+        @OptionGroup var options: RMAccuracyOptions
 
         func run() throws {
+            let o = options, batch = o.batch
             do {
-                let r = try OnPolicyAccuracy.measure(helpfulness: helpfulness, safety: safety, pool: pool, batch: batch, prompts: prompts)
-                try JSONFile.write(r, to: out)
+                let r = try OnPolicyAccuracy.measure(helpfulness: o.helpfulness, safety: o.safety, pool: o.pool, batch: batch, prompts: o.prompts)
+                try JSONFile.write(r, to: o.out)
                 print(String(format: "batch %@: helpfulness RM %@ on %d pairs, safety RM %@ on %d pairs", batch,
                              r.helpfulness.accuracy.map { String(format: "%.3f", $0) } ?? "—", r.helpfulness.pairs,
                              r.safety.accuracy.map { String(format: "%.3f", $0) } ?? "—", r.safety.pairs))

@@ -2,12 +2,9 @@ import ArgumentParser
 import Foundation
 import Herd
 
-/// The annotator a step talks to: its argv after `--` (never a shell
-/// string) and how long to wait for each answer.
-struct AnnotatorCommand: ParsableArguments {
-    @Option(help: "Seconds to wait for each answer of the annotator.") var timeout: Double = 60
-    @Argument(parsing: .postTerminator, help: "The annotator command, after --: an argv, never a shell string.") var words: [String] = []
+typealias AnnotatorCommand = AnnotatorOptions
 
+extension AnnotatorOptions {
     /// The command, or a clear error when none was given.
     func required(_ context: String = "") -> [String] {
         guard !words.isEmpty else { fail(ValidationError("\(context)give the annotator command after --, e.g. -- herd rlhf annotator")) }
@@ -25,20 +22,15 @@ struct RLHF: ParsableCommand {
     struct Select: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The best sample per prompt, from this iteration's bag (or from every bag, from V4 on), written as demonstrations to fine-tune on.")
-        @Option(help: "The prompts the bags answer.") var prompts: String
-        @Option(help: "This iteration's bag.") var bag: String
-        @Option(help: "An earlier iteration's bag (repeatable); pooled from --pool-from on.") var earlierBag: [String] = []
-        @Option(help: "This iteration (V1, V2, ...).") var iteration: String
-        @Option(help: "The first iteration whose selection pools every bag (the paper: 4).") var poolFrom: Int = 4
-        @Option(help: "Where to write the selections (demonstrations, JSON lines).") var out: String
-        @Flag(help: "The control arm: the annotator (after --) rates every sample and its ratings choose, not the reward models.") var byAnnotator = false
-        @OptionGroup var annotator: AnnotatorCommand
+        @OptionGroup var options: SelectOptions
 
         func run() throws {
+            let o = options, prompts = o.prompts, iteration = o.iteration, out = o.out, byAnnotator = o.byAnnotator
+            let annotator = o.annotator, earlierBag = o.earlierBag
             guard let n = Selection.number(iteration) else { fail(ValidationError("--iteration: expected V1, V2, ..., got \(iteration)")) }
-            var s = Selection(prompts: prompts, bag: bag, iteration: n)
+            var s = Selection(prompts: prompts, bag: o.bag, iteration: n)
             s.earlierBags = earlierBag
-            s.poolFrom = poolFrom
+            s.poolFrom = o.poolFrom
             let command = byAnnotator ? annotator.required("--by-annotator: ") : []
             do {
                 if byAnnotator {
@@ -55,21 +47,11 @@ struct RLHF: ParsableCommand {
     struct Sample: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rejection sampling: K answers per prompt from a policy, scored by both reward models, written to a bag; prints the paper's Figure 7.")
-        @Option(help: "The policy (a run or checkpoint directory).") var policy: String
-        @Option(help: "The helpfulness reward model.") var helpfulness: String
-        @Option(help: "The safety reward model.") var safety: String
-        @Option(help: "Prompts, JSON lines ({id, dialogue, safety}).") var prompts: String
-        @Option(help: "The bag to write (JSON lines; a rerun continues it).") var bag: String
-        @Option(help: "The iteration's name, recorded with every sample.") var iteration: String
-        @Option(help: "Samples per prompt.") var k: Int = 4
-        @Option(help: "Sampling temperature.") var temperature: Double = 1.0
-        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
-        @Option(help: "Sampling seed.") var seed: UInt64 = 1
-        @Option(help: "Prompts per generation batch (K sequences each).") var chunk: Int = 8
-        @Option(help: "MPI ranks sharing the prompts (started with mpirun on this machine).") var ranks: Int = 1
+        @OptionGroup var options: SampleOptions
         @Flag(help: .hidden) var mpiWorker = false
 
         func run() throws {
+            let o = options, k = o.k, ranks = o.ranks, chunk = o.chunk, iteration = o.iteration
             guard k >= 1 else { fail(ValidationError("--k: at least 1")) }
             guard ranks >= 1, chunk >= 1 else { fail(ValidationError("--ranks and --chunk: at least 1")) }
             if ranks > 1 && !mpiWorker {
@@ -85,11 +67,12 @@ struct RLHF: ParsableCommand {
                 if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
                 return
             }
-            var step = RejectionSampling(policy: policy, helpfulness: helpfulness, safety: safety, prompts: prompts, bag: bag, iteration: iteration)
+            var step = RejectionSampling(policy: o.policy, helpfulness: o.helpfulness, safety: o.safety, prompts: o.prompts, bag: o.bag,
+                                         iteration: iteration)
             step.k = k
-            step.temperature = temperature
-            step.maxNewTokens = maxNewTokens
-            step.seed = seed
+            step.temperature = o.temperature
+            step.maxNewTokens = o.maxNewTokens
+            step.seed = o.seed
             step.chunk = chunk
             if mpiWorker {
                 MPIRuntime.start()
@@ -139,23 +122,17 @@ struct RLHF: ParsableCommand {
     struct Annotate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Sample two answers per prompt from a policy, have the annotator compare them, and append the comparisons to the pool as a batch.")
-        @Option(help: "The policy: a run or checkpoint directory, or a Hugging Face directory.") var policy: String
-        @Option(help: "Prompts, JSON lines ({id, dialogue, safety}).") var prompts: String
-        @Option(help: "The comparison pool to append to (JSON lines).") var pool: String
-        @Option(help: "This annotation batch's name (a rerun continues it).") var batch: String
-        @Option(help: "The two sampling temperatures, comma-separated.") var temperatures: String = "0.7,1.0"
-        @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
-        @Option(help: "Sampling seed.") var seed: UInt64 = 1
-        @OptionGroup var annotator: AnnotatorCommand
+        @OptionGroup var options: AnnotateOptions
 
         func run() throws {
-            let t = temperatures.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            let o = options, annotator = o.annotator, pool = o.pool, batch = o.batch
+            let t = o.temperatures.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard t.count == 2 else { fail(ValidationError("--temperatures: expected two numbers, e.g. 0.7,1.0")) }
-            var step = AnnotationStep(policy: policy, prompts: prompts, pool: pool, batch: batch, annotator: annotator.required())
+            var step = AnnotationStep(policy: o.policy, prompts: o.prompts, pool: pool, batch: batch, annotator: annotator.required())
             step.temperatures = (t[0], t[1])
-            step.maxNewTokens = maxNewTokens
+            step.maxNewTokens = o.maxNewTokens
             step.timeout = annotator.timeout
-            step.seed = seed
+            step.seed = o.seed
             do {
                 let r = try step.run { print("herd: \($0)"); fflush(stdout) }
                 print("batch \(batch): \(r.labelled) comparisons labelled and appended to \(pool) (\(r.skipped) were already there)")

@@ -136,6 +136,33 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: run + "/pipeline.log", encoding: .utf8).contains("--policy large=\(run)/V1/ppo-large"))
     }
 
+    /// Every stage that is not a training job runs a typed command: its
+    /// argv, parsed with the command line's own options, is the command it
+    /// was written from — on both selection arms, with Ghost Attention (its
+    /// annotator check) and PPO in the graph. A flag the pipeline writes that
+    /// the command does not take fails here, not in a running pipeline.
+    func testEveryStageCommandParsesBackIntoItsOptions() throws {
+        let d = Self.dir
+        var seen = Set<String>()
+        for arm in ["reward_model", "annotator"] {
+            let path = try pipeline("typed-\(arm)") { text in
+                text.replacingOccurrences(of: "{annotate: 12, k: 2, finetune", with: "{annotate: 12, k: 2, stages: [gatt, ppo], finetune")
+                    + "\nselection: \(arm)\ngatt: {dialogues: \(d)/world/dialogues.jsonl, held_out: \(d)/world/dialogues-heldout.jsonl, from: 1, check: annotator}\n"
+                    + "ppo: {steps: 2, ppo: {rollouts: 4, mini_batch: 2, max_new_tokens: 8}}\n"
+            }
+            let graph = PipelineGraph(manifest: try PipelineManifest.load(path: path))
+            for n in 0...3 {
+                for stage in try graph.stages(n) where !stage.isJob {
+                    let type = try XCTUnwrap(StageCommands.all.first { $0.subcommand == Array(stage.arguments.prefix(2)) }, stage.id)
+                    let parsed = try type.parse(Array(stage.arguments.dropFirst(2)))
+                    XCTAssertEqual(parsed.arguments, stage.arguments, stage.id)
+                    seen.insert(stage.arguments[1])
+                }
+            }
+        }
+        XCTAssertEqual(seen, Set(StageCommands.all.map { $0.subcommand[1] }), "every stage command appears in the graph")
+    }
+
     /// A gatt section: from its first iteration, Ghost Attention's dialogues
     /// are sampled after the selection and join the fine-tuning data, and
     /// every evaluation measures instruction keeping per turn.

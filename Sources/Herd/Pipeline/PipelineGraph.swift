@@ -33,6 +33,18 @@ public struct PipelineStage: Sendable {
     public var id: String { "\(iterationName)/\(name)" }
 }
 
+extension PipelineStage {
+    /// A stage that runs a typed `herd` command (its argv written from the command's own options).
+    init(iteration: Int, name: String, command: some StageCommand, files: [File] = [], progress: Progress = .none) {
+        self.init(iteration: iteration, name: name, arguments: command.arguments, files: files, progress: progress)
+    }
+
+    /// A training job's stage: `herd run JOB` (under `--cluster`, through the coordinator).
+    init(iteration: Int, name: String, job: File, run: String) {
+        self.init(iteration: iteration, name: name, arguments: ["run", job.path], files: [job], progress: .steps(run: run), isJob: true)
+    }
+}
+
 /// An iteration's stages, in the order they run (each after the one
 /// before): annotate → the reward models' accuracy on the fresh batch →
 /// reward models → rejection sampling → selection → fine-tune every size
@@ -80,12 +92,12 @@ public struct PipelineGraph {
     public func ppoRun(_ p: PipelineManifest.Policy, _ n: Int) -> String { "\(directory(n))/ppo-\(p.name)" }
 
     /// A stage's seed: readable, distinct per iteration and stage kind.
-    func seed(_ n: Int, _ salt: UInt64) -> String { String(manifest.seed &* 1000 &+ UInt64(n) &* 10 &+ salt) }
+    func seed(_ n: Int, _ salt: UInt64) -> UInt64 { manifest.seed &* 1000 &+ UInt64(n) &* 10 &+ salt }
 
     public func stages(_ n: Int) throws -> [PipelineStage] {
         let m = manifest
         if n == 0 {
-            return [PipelineStage(iteration: 0, name: "evaluate", arguments: evaluateArguments(0))]
+            return [PipelineStage(iteration: 0, name: "evaluate", command: evaluateCommand(0))]
         }
         let it = m.iterations[n - 1]
         let dir = directory(n)
@@ -94,9 +106,9 @@ public struct PipelineGraph {
         let slice = "\(dir)/prompts-annotate.jsonl"
         var annotate = PipelineStage(
             iteration: n, name: "annotate",
-            arguments: ["rlhf", "annotate", "--policy", policy(m.sampler, after: n - 1), "--prompts", slice, "--pool", pool,
-                        "--batch", it.name, "--max-new-tokens", String(m.annotationTokens),
-                        "--temperatures", "\(m.annotationTemperatures.0),\(m.annotationTemperatures.1)", "--seed", seed(n, 1), "--"] + m.annotatorCommand,
+            command: AnnotateOptions(policy: policy(m.sampler, after: n - 1), prompts: slice, pool: pool, batch: it.name,
+                                     temperatures: m.annotationTemperatures, maxNewTokens: m.annotationTokens, seed: seed(n, 1),
+                                     annotator: m.annotatorCommand),
             files: [.init(path: slice, text: try annotationSlice(n))], progress: .lines(path: pool, batch: it.name, total: it.annotate))
         if n == 1 {
             let initial = try m.initialPool.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ""
@@ -104,49 +116,43 @@ public struct PipelineGraph {
         }
         out.append(annotate)
         if n > 1 {
-            out.append(PipelineStage(iteration: n, name: "rm-on-policy", arguments: [
-                "rlhf", "rm-accuracy", "--helpfulness", rewardModel("helpfulness", n - 1), "--safety", rewardModel("safety", n - 1),
-                "--pool", pool, "--batch", it.name, "--prompts", m.annotatePrompts, "--out", rewardOnPolicy(n)]))
+            out.append(PipelineStage(iteration: n, name: "rm-on-policy", command: RMAccuracyOptions(
+                helpfulness: rewardModel("helpfulness", n - 1), safety: rewardModel("safety", n - 1),
+                pool: pool, batch: it.name, prompts: m.annotatePrompts, out: rewardOnPolicy(n))))
         }
         for objective in ["helpfulness", "safety"] {
             let job = "\(dir)/rm-\(objective).yaml"
-            out.append(PipelineStage(iteration: n, name: "rm-\(objective)", arguments: ["run", job],
-                                     files: [.init(path: job, text: rewardJob(objective: objective, iteration: it))],
-                                     progress: .steps(run: rewardModel(objective, n)), isJob: true))
+            out.append(PipelineStage(iteration: n, name: "rm-\(objective)", job: .init(path: job, text: rewardJob(objective: objective, iteration: it)),
+                                     run: rewardModel(objective, n)))
         }
         let samplePrompts = "\(dir)/prompts-sample.jsonl"
         let sampleText = try sampleSlice()
         out.append(PipelineStage(
             iteration: n, name: "sample",
-            arguments: ["rlhf", "sample", "--policy", policy(m.sampler, after: n - 1), "--helpfulness", rewardModel("helpfulness", n),
-                        "--safety", rewardModel("safety", n), "--prompts", samplePrompts, "--bag", bag(n), "--iteration", it.name,
-                        "--k", String(it.k), "--temperature", String(it.temperature), "--max-new-tokens", String(m.samplingTokens),
-                        "--seed", seed(n, 2), "--chunk", String(m.samplingChunk), "--ranks", String(m.samplingRanks)],
+            command: SampleOptions(policy: policy(m.sampler, after: n - 1), helpfulness: rewardModel("helpfulness", n),
+                                   safety: rewardModel("safety", n), prompts: samplePrompts, bag: bag(n), iteration: it.name,
+                                   k: it.k, temperature: it.temperature, maxNewTokens: m.samplingTokens,
+                                   seed: seed(n, 2), chunk: m.samplingChunk, ranks: m.samplingRanks),
             files: [.init(path: samplePrompts, text: sampleText)],
             progress: .lines(path: bag(n), batch: nil, total: sampleText.split(separator: "\n").count * it.k)))
-        var select = ["rlhf", "select", "--prompts", samplePrompts, "--bag", bag(n), "--iteration", it.name,
-                      "--pool-from", String(it.pool ? 1 : n + 1), "--out", "\(dir)/selections.jsonl"]
-        for e in 1..<n { select += ["--earlier-bag", bag(e)] }
-        if m.selection == .annotator { select += ["--by-annotator", "--"] + m.annotatorCommand }
-        out.append(PipelineStage(iteration: n, name: "select", arguments: select))
+        out.append(PipelineStage(iteration: n, name: "select", command: SelectOptions(
+            prompts: samplePrompts, bag: bag(n), earlierBags: (1..<n).map(bag), iteration: it.name, poolFrom: it.pool ? 1 : n + 1,
+            out: "\(dir)/selections.jsonl", byAnnotator: m.selection == .annotator ? m.annotatorCommand : nil)))
         for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == true { out += Self.extraStages[name]!.build(self, it) }
         for p in m.policies {
             let job = "\(dir)/finetune-\(p.name).yaml"
-            out.append(PipelineStage(iteration: n, name: "finetune-\(p.name)", arguments: ["run", job],
-                                     files: [.init(path: job, text: finetuneJob(policy: p, iteration: it))],
-                                     progress: .steps(run: finetuned(p, n)), isJob: true))
+            out.append(PipelineStage(iteration: n, name: "finetune-\(p.name)", job: .init(path: job, text: finetuneJob(policy: p, iteration: it)),
+                                     run: finetuned(p, n)))
         }
         for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == false { out += Self.extraStages[name]!.build(self, it) }
-        out.append(PipelineStage(iteration: n, name: "evaluate", arguments: evaluateArguments(n)))
+        out.append(PipelineStage(iteration: n, name: "evaluate", command: evaluateCommand(n)))
         return out
     }
 
-    func evaluateArguments(_ n: Int) -> [String] {
-        var a = ["rlhf", "evaluate", "--prompts", manifest.heldOutPrompts, "--out", evaluation(n),
-                 "--max-new-tokens", String(manifest.evaluationTokens), "--seed", seed(n, 3)]
-        if let h = manifest.gatt?.heldOut { a += ["--dialogues", h] }
-        for p in manifest.policies { a += ["--policy", "\(p.name)=\(policy(p, after: n))", "--reference", "\(p.name)=\(p.initial)"] }
-        return a + ["--"] + manifest.annotatorCommand
+    func evaluateCommand(_ n: Int) -> EvaluateOptions {
+        EvaluateOptions(prompts: manifest.heldOutPrompts, out: evaluation(n), maxNewTokens: manifest.evaluationTokens, seed: seed(n, 3),
+                        dialogues: manifest.gatt?.heldOut, policies: manifest.policies.map { ($0.name, policy($0, after: n), $0.initial) },
+                        annotator: manifest.annotatorCommand)
     }
 
     /// Iteration n's new prompts for annotation: the next `annotate` lines
@@ -184,7 +190,7 @@ public struct PipelineGraph {
         let rewardSection = Self.merge(reward["reward"]?.mapping, [("objective", Node(objective))])
         reward["reward"] = nil
         return Self.job(template: reward, fields: [
-            ("name", Node("\(m.name)-\(it.name)-rm-\(objective)")), ("kind", "reward"), ("seed", Node(seed(it.number, 4))),
+            ("name", Node("\(m.name)-\(it.name)-rm-\(objective)")), ("kind", "reward"), ("seed", Node(String(seed(it.number, 4)))),
             ("init", Node(m.rewardInit)),
         ], data: [("comparisons", Node(pool)), ("prompts", Node(m.annotatePrompts))],
            extra: [("reward", .mapping(rewardSection))], output: rewardModel(objective, it.number), standIn: standIn)
@@ -195,7 +201,7 @@ public struct PipelineGraph {
         for (k, v) in p.finetune { template[k] = v }
         for (k, v) in it.finetune { template[k] = v }
         return Self.job(template: template, fields: [
-            ("name", Node("\(manifest.name)-\(it.name)-finetune-\(p.name)")), ("kind", "sft"), ("seed", Node(seed(it.number, 5))),
+            ("name", Node("\(manifest.name)-\(it.name)-finetune-\(p.name)")), ("kind", "sft"), ("seed", Node(String(seed(it.number, 5)))),
             ("init", Node(manifest.finetuneFromPrevious ? policy(p, after: it.number - 1) : p.initial)),
         ], data: [("demonstrations", Node(finetuneData(it)))], extra: [],
            output: finetuned(p, it.number), standIn: standIn)
@@ -210,11 +216,10 @@ public struct PipelineGraph {
     /// Ghost Attention's data, sampled from the sampler's latest policy.
     func gattStage(_ it: PipelineManifest.Iteration) -> PipelineStage {
         let g = manifest.gatt!, dir = directory(it.number)
-        return PipelineStage(iteration: it.number, name: "gatt", arguments: [
-            "rlhf", "gatt", "--policy", policy(manifest.sampler, after: it.number - 1), "--dialogues", g.dialogues,
-            "--selections", "\(dir)/selections.jsonl", "--out", finetuneData(it), "--temperature", String(g.temperature),
-            "--max-new-tokens", String(manifest.samplingTokens), "--seed", seed(it.number, 7)]
-            + (g.checkByAnnotator ? ["--"] + manifest.annotatorCommand : []))
+        return PipelineStage(iteration: it.number, name: "gatt", command: GAttOptions(
+            policy: policy(manifest.sampler, after: it.number - 1), dialogues: g.dialogues, selections: "\(dir)/selections.jsonl",
+            out: finetuneData(it), temperature: g.temperature, maxNewTokens: manifest.samplingTokens, seed: seed(it.number, 7),
+            annotator: g.checkByAnnotator ? manifest.annotatorCommand : nil))
     }
 
     /// PPO on each size's fine-tuned policy against the iteration's reward
@@ -222,9 +227,8 @@ public struct PipelineGraph {
     func ppoStages(_ it: PipelineManifest.Iteration) -> [PipelineStage] {
         manifest.policies.map { p in
             let job = "\(directory(it.number))/ppo-\(p.name).yaml"
-            return PipelineStage(iteration: it.number, name: "ppo-\(p.name)", arguments: ["run", job],
-                                 files: [.init(path: job, text: ppoJob(policy: p, iteration: it))],
-                                 progress: .steps(run: ppoRun(p, it.number)), isJob: true)
+            return PipelineStage(iteration: it.number, name: "ppo-\(p.name)", job: .init(path: job, text: ppoJob(policy: p, iteration: it)),
+                                 run: ppoRun(p, it.number))
         }
     }
 
@@ -237,7 +241,7 @@ public struct PipelineGraph {
                                                       ("safety", Node(rewardModel("safety", it.number)))])
         template["ppo"] = nil
         return Self.job(template: template, fields: [
-            ("name", Node("\(manifest.name)-\(it.name)-ppo-\(p.name)")), ("kind", "ppo"), ("seed", Node(seed(it.number, 6))),
+            ("name", Node("\(manifest.name)-\(it.name)-ppo-\(p.name)")), ("kind", "ppo"), ("seed", Node(String(seed(it.number, 6)))),
             ("init", Node(finetuned(p, it.number))),
         ], data: [("prompts", Node("\(directory(it.number))/prompts-sample.jsonl"))], extra: [("ppo", .mapping(ppo))],
            output: ppoRun(p, it.number), standIn: standIn)
