@@ -30,12 +30,14 @@ let package = Package(
         .systemLibrary(name: "CPosix"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        // Release builds keep Swift's bounds checks and preconditions (no
+        // -Ounchecked): the tests run the code that ships, for about 2% of
+        // training time (docs/benchmarks.md).
         .target(
             name: "Herd",
             // ArgumentParser: a pipeline's stages are typed herd commands (Pipeline/StageCommand.swift).
             dependencies: ["COpenBLAS", "CMPI", "CZstd", "CSQLite", "CPosix", "Yams",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The coordinator's HTTP server (herd serve), apart from the library
         // the workers run, so that training code never links a web server.

@@ -5,13 +5,15 @@ import Herd
 /// The synthetic world, its scripted annotator, and the annotation step
 /// against annotators that crash, hang, or answer badly: a clear error
 /// naming the request, nothing labelled lost, and a rerun that completes.
-final class AnnotationTests: XCTestCase {
+final class AnnotationTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-annotate-\(getpid())"
     static let policy = dir + "/run-policy"
 
     override class func setUp() {
-        HerdBinary.pretrainTinyPolicy(dir: dir, output: policy)
-        _ = try? HerdBinary.run(["rlhf", "world", "--out", dir + "/world", "--seed", "3", "--demonstrations", "50", "--prompts", "6", "--held-out", "4"])
+        prepare {
+            try HerdBinary.pretrainTinyPolicy(dir: dir, output: policy)
+            try HerdBinary.fixture(["rlhf", "world", "--out", dir + "/world", "--seed", "3", "--demonstrations", "50", "--prompts", "6", "--held-out", "4"])
+        }
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
@@ -56,7 +58,7 @@ final class AnnotationTests: XCTestCase {
     /// A stand-in annotator that answers well until request `n`, then
     /// misbehaves as `mode` says: exit, garbage, wrongid or hang.
     func faulty(_ mode: String, at n: Int) throws -> [String] {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs python3 for the stand-in annotators")
+        try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 (for the stand-in annotators)")
         let script = Self.dir + "/faulty.py"
         try """
             import sys, json, time

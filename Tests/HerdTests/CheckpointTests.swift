@@ -4,10 +4,10 @@ import Herd
 
 /// Checkpoints through real runs: exact resume, resharding to other
 /// layouts, corruption caught, and a kill in the middle of a save.
-final class CheckpointTests: XCTestCase {
+final class CheckpointTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-ckpt-\(getpid())"
 
-    override class func setUp() { HerdBinary.writeCorpus(in: dir) }
+    override class func setUp() { prepare { try HerdBinary.writeCorpus(in: dir) } }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 

@@ -5,11 +5,11 @@ import Herd
 /// Real `mpirun` jobs: every (data, tensor) layout, with and without ZeRO-1,
 /// trains the same model as one process — the same loss at every step and
 /// the same final weights — and a failing rank brings the job down.
-final class DistributedTests: XCTestCase {
+final class DistributedTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-mpi-\(getpid())"
     static var reference: (losses: [Double], weights: [String: [Float]])?
 
-    override class func setUp() { HerdBinary.writeCorpus(in: dir) }
+    override class func setUp() { prepare { try HerdBinary.writeCorpus(in: dir) } }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 

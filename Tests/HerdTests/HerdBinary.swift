@@ -7,17 +7,34 @@ enum HerdBinary {
     static let path = ".build/release/herd"
 
     static func run(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: path), "build \(path) first (make test does)")
+        try requireBinary()
         return try Spawn.capture(path, args, environment: environment)
+    }
+
+    /// Skips where the binary is not built; fails under `make test`, which builds it.
+    static func requireBinary(file: StaticString = #file, line: UInt = #line) throws {
+        try require(FileManager.default.isExecutableFile(atPath: path), "the herd binary \(path)", "make test builds it", file: file, line: line)
+    }
+
+    /// `herd ARGS` as a fixture makes something: an exit other than 0 throws,
+    /// naming the command and its stderr (its end, where the reason is).
+    @discardableResult
+    static func fixture(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
+        let r = try run(args, environment: environment)
+        guard r.status == 0 else {
+            let said = r.err.isEmpty ? r.out : r.err
+            throw TestFailure("herd \(args.joined(separator: " ")) exited \(r.status): \(said.suffix(4000))")
+        }
+        return r
     }
 
     /// A briefly pretrained byte-level tiny-gqa (context 128) at OUTPUT,
     /// with a checkpoint: the policy the RLHF steps' tests sample from.
     @discardableResult
-    static func pretrainTinyPolicy(dir: String, output: String, steps: Int = 10) -> String {
-        writeCorpus(in: dir)
+    static func pretrainTinyPolicy(dir: String, output: String, steps: Int = 10) throws -> String {
+        try writeCorpus(in: dir)
         let job = dir + "/tiny-policy.yaml"
-        try? """
+        try """
             kind: pretrain
             model: {preset: tiny-gqa, max_seq_len: 128}
             data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
@@ -28,17 +45,17 @@ enum HerdBinary {
             checkpoint: {interval: \(steps)}
             output: \(output)
             """.write(toFile: job, atomically: true, encoding: .utf8)
-        _ = try? Spawn.capture(path, ["run", job])
+        try fixture(["run", job])
         return output
     }
 
     /// Beside the tiny policy DIR/policy: a reward model trained from it for
     /// three steps on a trivial pool (DIR/rm), and `prompts` prompts of the
     /// world's capitals family, the first tagged safety (DIR/prompts.jsonl).
-    static func tinyRewardModelAndPrompts(dir: String, prompts: Int) {
+    static func tinyRewardModelAndPrompts(dir: String, prompts: Int) throws {
         let line = #"{"prompt_id": "p", "dialogue": [{"role": "user", "content": "hi"}], "responses": ["yes", "no"], "chosen": 0, "degree": "better", "safe": [true, true]}"#
-        try? Array(repeating: line, count: 16).joined(separator: "\n").write(toFile: dir + "/pool.jsonl", atomically: true, encoding: .utf8)
-        try? """
+        try Array(repeating: line, count: 16).joined(separator: "\n").write(toFile: dir + "/pool.jsonl", atomically: true, encoding: .utf8)
+        try """
             kind: reward
             init: \(dir)/policy
             data: {comparisons: \(dir)/pool.jsonl, seq_len: 32, val_fraction: 0}
@@ -47,9 +64,9 @@ enum HerdBinary {
             threads: 2
             output: \(dir)/rm
             """.write(toFile: dir + "/rm.yaml", atomically: true, encoding: .utf8)
-        _ = try? Spawn.capture(path, ["run", dir + "/rm.yaml"])
+        try fixture(["run", dir + "/rm.yaml"])
         let lines = (0..<prompts).map { i in #"{"id": "q\#(i)", "dialogue": [{"role": "user", "content": "Capitals: w\#(i)"}], "safety": \#(i == 0)}"# }
-        try? lines.joined(separator: "\n").write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        try lines.joined(separator: "\n").write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
     }
 
     /// A job manifest for the orchestrator's tests: tiny-gqa on bytes, data
@@ -123,15 +140,17 @@ enum HerdBinary {
 
     /// DIR/corpus.txt: 120k characters of Shakespeare (or a stand-in when
     /// ../shared is absent), the text the multi-process tests train on.
-    static func writeCorpus(in dir: String) {
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let text = (try? String(contentsOfFile: "../shared/data/tinyshakespeare.txt", encoding: .utf8))
-            ?? String(repeating: "Now is the winter of our discontent made glorious summer by this sun of York.\n", count: 800)
-        try? String(text.prefix(120_000)).write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+    static func writeCorpus(in dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let shakespeare = "../shared/data/tinyshakespeare.txt"
+        let text = FileManager.default.fileExists(atPath: shakespeare)
+            ? try String(contentsOfFile: shakespeare, encoding: .utf8)
+            : String(repeating: "Now is the winter of our discontent made glorious summer by this sun of York.\n", count: 800)
+        try String(text.prefix(120_000)).write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
     }
 
     static func start(_ args: [String], environment: [String: String]? = nil) throws -> (process: Process, out: Pipe, err: Pipe) {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: path), "build \(path) first (make test does)")
+        try requireBinary()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args

@@ -58,7 +58,7 @@ final class JobStoreTests: XCTestCase {
     }
 
     func testSlurmScriptQuotesEveryArgument() throws {
-        try XCTSkipUnless(Spawn.which("mpirun") != nil, "needs mpirun")
+        try require(Spawn.which("mpirun") != nil, "mpirun")
         let m = try JobManifest.parse(yaml: """
             kind: pretrain
             model: {preset: tiny-gqa}

@@ -8,12 +8,14 @@ import Herd
 /// in this process — a trap or a stack overflow would end the test run —
 /// and every refusal is a ManifestError naming its file and a field or line.
 /// Then the cases found by hand, through the CLI and through `herd serve`.
-final class ManifestFuzzTests: XCTestCase {
+final class ManifestFuzzTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-fuzz-\(getpid())"
 
     override class func setUp() {
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        HerdBinary.writeCorpus(in: dir)
+        prepare {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try HerdBinary.writeCorpus(in: dir)
+        }
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }

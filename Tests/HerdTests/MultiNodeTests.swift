@@ -6,7 +6,7 @@ import Herd
 /// with its own address and hostname, talking TCP; scripts/herd-sim, from
 /// ../shared/recipes/multi-node-netns.md) brought up around the tests and
 /// torn down after. Skipped, saying why, where namespaces are not permitted.
-final class MultiNodeTests: XCTestCase {
+final class MultiNodeTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-multinode-\(getpid())"
     /// Names of this run's namespaces and state, so that nothing else's collide.
     static let env = ["HERD_SIM_DIR": "/tmp/herd-sim-\(getpid())", "HERD_SIM_PREFIX": "ht\(getpid())"]
@@ -15,21 +15,23 @@ final class MultiNodeTests: XCTestCase {
     static var slurm: String?   // why Slurm is not up on them, or nil
 
     override class func setUp() {
-        HerdBinary.writeCorpus(in: dir)
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in env { environment[k] = v }
-        guard getuid() == 0 else { up = "simulated nodes need root (network namespaces)"; return }
-        // Spawn.run, not Foundation's Process: the nodes' holder processes outlive the script.
-        guard (try? Spawn.run(sim, ["up", "3"], environment: environment, log: dir + "/herd-sim-up.log")) == 0 else {
-            up = "network namespaces are not permitted here (scripts/herd-sim up failed: see \(dir)/herd-sim-up.log)"
-            _ = try? Spawn.run(sim, ["down"], environment: environment, log: dir + "/herd-sim-down.log")
-            return
-        }
-        // slurmctld in the head node, slurmd in every node (munged shared).
-        if Spawn.which("slurmctld") == nil || Spawn.which("munged") == nil {
-            slurm = "slurm-wlm is not installed (make setup installs it)"
-        } else if (try? Spawn.run(sim, ["slurm-up"], environment: environment, log: dir + "/herd-sim-slurm-up.log")) != 0 {
-            slurm = "Slurm did not come up on the simulated nodes: see \(dir)/herd-sim-slurm-up.log"
+        prepare {
+            try HerdBinary.writeCorpus(in: dir)
+            var environment = ProcessInfo.processInfo.environment
+            for (k, v) in env { environment[k] = v }
+            guard getuid() == 0 else { up = "simulated nodes need root (network namespaces)"; return }
+            // Spawn.run, not Foundation's Process: the nodes' holder processes outlive the script.
+            guard (try? Spawn.run(sim, ["up", "3"], environment: environment, log: dir + "/herd-sim-up.log")) == 0 else {
+                up = "network namespaces are not permitted here (scripts/herd-sim up failed: see \(dir)/herd-sim-up.log)"
+                _ = try? Spawn.run(sim, ["down"], environment: environment, log: dir + "/herd-sim-down.log")
+                return
+            }
+            // slurmctld in the head node, slurmd in every node (munged shared).
+            if Spawn.which("slurmctld") == nil || Spawn.which("munged") == nil {
+                slurm = "slurm-wlm is not installed (make setup installs it)"
+            } else if (try? Spawn.run(sim, ["slurm-up"], environment: environment, log: dir + "/herd-sim-slurm-up.log")) != 0 {
+                slurm = "Slurm did not come up on the simulated nodes: see \(dir)/herd-sim-slurm-up.log"
+            }
         }
     }
 

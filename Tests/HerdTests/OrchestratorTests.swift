@@ -7,18 +7,20 @@ import Herd
 /// or stopped and the job restarted from its checkpoint without a human,
 /// a cancel that leaves a checkpoint, and bad input refused before anything
 /// is stored or started.
-final class OrchestratorTests: XCTestCase {
+final class OrchestratorTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-orch-\(getpid())"
     static let home = dir + "/home"
 
     override class func setUp() {
-        HerdBinary.writeCorpus(in: dir)
-        try? """
-            name: local
-            launcher: mpirun
-            nodes:
-              - {hosts: [localhost], slots: 2, cores: 2, memory_gb: 16, peak_tflops: 0.1}
-            """.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+        prepare {
+            try HerdBinary.writeCorpus(in: dir)
+            try """
+                name: local
+                launcher: mpirun
+                nodes:
+                  - {hosts: [localhost], slots: 2, cores: 2, memory_gb: 16, peak_tflops: 0.1}
+                """.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+        }
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }

@@ -7,12 +7,14 @@ import Herd
 /// with the same policy and value model, bit for bit, as an uninterrupted
 /// one; one and two MPI ranks compute the same iterations; bad manifests
 /// are refused before anything starts, naming the field.
-final class PPOTests: XCTestCase {
+final class PPOTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-ppo-\(getpid())"
 
     override class func setUp() {
-        HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy", steps: 20)
-        HerdBinary.tinyRewardModelAndPrompts(dir: dir, prompts: 10)
+        prepare {
+            try HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy", steps: 20)
+            try HerdBinary.tinyRewardModelAndPrompts(dir: dir, prompts: 10)
+        }
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }

@@ -8,13 +8,15 @@ import Herd
 /// time, ends with the same report as an uninterrupted run, and its log
 /// shows the finished stages skipped; bad pipelines are refused before any
 /// stage starts.
-final class PipelineTests: XCTestCase {
+final class PipelineTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-pipeline-\(getpid())"
 
     override class func setUp() {
-        HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy", steps: 20)
-        _ = try? HerdBinary.run(["rlhf", "world", "--out", dir + "/world", "--demonstrations", "10", "--prompts", "60", "--held-out", "16",
-                                 "--dialogues", "6", "--held-out-dialogues", "4", "--turns", "3"])
+        prepare {
+            try HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy", steps: 20)
+            try HerdBinary.fixture(["rlhf", "world", "--out", dir + "/world", "--demonstrations", "10", "--prompts", "60", "--held-out", "16",
+                                    "--dialogues", "6", "--held-out-dialogues", "4", "--turns", "3"])
+        }
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }

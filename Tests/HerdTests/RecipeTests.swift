@@ -9,7 +9,7 @@ final class RecipeTests: XCTestCase {
     /// reaches 1.88; the same Llama in PyTorch about 1.69). About a minute.
     func testShakespeareRecipeReachesTheTargetLoss() throws {
         let corpus = "../shared/data/tinyshakespeare.txt"
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: corpus), "needs ../shared/data/tinyshakespeare.txt")
+        try require(FileManager.default.fileExists(atPath: corpus), corpus, "make test needs ../shared/data beside the package")
         let out = NSTemporaryDirectory() + "herd-test-shakespeare-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let m = try JobManifest.load(path: "jobs/shakespeare-char.yaml", overrides: .init(output: out))

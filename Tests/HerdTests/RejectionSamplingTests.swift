@@ -5,12 +5,14 @@ import Herd
 /// Rejection sampling: the bag does not depend on batching, a stopped run
 /// continues inside its bag, the combined reward is the paper's, and the
 /// Figure 7 maximum grows with K.
-final class RejectionSamplingTests: XCTestCase {
+final class RejectionSamplingTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-rs-\(getpid())"
 
     override class func setUp() {
-        HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy")
-        HerdBinary.tinyRewardModelAndPrompts(dir: dir, prompts: 6)
+        prepare {
+            try HerdBinary.pretrainTinyPolicy(dir: dir, output: dir + "/policy")
+            try HerdBinary.tinyRewardModelAndPrompts(dir: dir, prompts: 6)
+        }
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }

@@ -4,12 +4,14 @@ import Herd
 
 /// A job is resolved once, at submit: afterwards its manifest and cluster
 /// files can go, and planning or submitting never reads the corpus.
-final class ResolvedJobTests: XCTestCase {
+final class ResolvedJobTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-resolved-\(getpid())"
     static let home = dir + "/home"
 
     override class func setUp() {
-        HerdBinary.writeCorpus(in: dir)
+        prepare {
+            try HerdBinary.writeCorpus(in: dir)
+        }
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
@@ -39,7 +41,7 @@ final class ResolvedJobTests: XCTestCase {
             if j.state.isFinal { return j }
             Thread.sleep(forTimeInterval: 0.2)
         }
-        throw XCTSkip("job \(id) did not end in \(timeout) s")
+        throw TestFailure("job \(id) did not end in \(timeout) s")
     }
 
     /// The manifest and the cluster file are deleted right after submit: the
@@ -69,7 +71,7 @@ final class ResolvedJobTests: XCTestCase {
     /// strace, following every process; the cluster's launcher runs under
     /// /bin/false, so no rank starts (a rank would read it: it trains on it).
     func testPlanAndSubmitReadNoneOfATwentyGigabyteCorpus() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "strace (make setup installs it)")
+        try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "strace")
         let corpus = Self.dir + "/huge.txt"
         XCTAssertTrue(FileManager.default.createFile(atPath: corpus, contents: nil))
         let h = try XCTUnwrap(FileHandle(forWritingAtPath: corpus))

@@ -5,39 +5,41 @@ import Herd
 /// Reward models as Herd jobs: started from a pretrained run, trained on
 /// comparisons with the margin loss, evaluated per degree; the same losses
 /// at (dp, tp) = (2, 1) and (1, 2) as in one process.
-final class RewardModelTests: XCTestCase {
+final class RewardModelTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-rm-\(getpid())"
     static var base = ""
 
     override class func setUp() {
-        HerdBinary.writeCorpus(in: dir)
-        base = dir + "/run-base"
-        try? """
-            kind: pretrain
-            model: {preset: tiny-gqa, max_seq_len: 64}
-            data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
-            batch: {sequences: 8}
-            optimizer: {lr: 3e-3}
-            schedule: {warmup_steps: 10}
-            steps: 40
-            threads: 2
-            checkpoint: {interval: 40}
-            output: \(base)
-            """.write(toFile: dir + "/base.yaml", atomically: true, encoding: .utf8)
-        _ = try? HerdBinary.run(["run", dir + "/base.yaml"])
-        // The chosen answer is the right letter; the rejected one a non-answer.
-        var g = SplitMix64(seed: 12)
-        let degrees = PreferenceDegree.allCases
-        var lines: [String] = []
-        for i in 0..<480 {
-            let k = Int(g.next() % 25), chosen = Int(g.next() % 2)
-            let right = String(Character(Unicode.Scalar(UInt8(98 + k)))), wrong = "I cannot say."
-            let line: [String: Any] = ["prompt_id": "p\(i)", "dialogue": [["role": "user", "content": "after \(Character(Unicode.Scalar(UInt8(97 + k))))"]],
-                                       "responses": chosen == 0 ? [right, wrong] : [wrong, right], "chosen": chosen,
-                                       "degree": degrees[Int(g.next() % 4)].rawValue, "safe": [true, true], "batch": "b1"]
-            lines.append(String(decoding: try! JSONSerialization.data(withJSONObject: line), as: UTF8.self))
+        prepare {
+            try HerdBinary.writeCorpus(in: dir)
+            base = dir + "/run-base"
+            try """
+                kind: pretrain
+                model: {preset: tiny-gqa, max_seq_len: 64}
+                data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 64}
+                batch: {sequences: 8}
+                optimizer: {lr: 3e-3}
+                schedule: {warmup_steps: 10}
+                steps: 40
+                threads: 2
+                checkpoint: {interval: 40}
+                output: \(base)
+                """.write(toFile: dir + "/base.yaml", atomically: true, encoding: .utf8)
+            try HerdBinary.fixture(["run", dir + "/base.yaml"])
+            // The chosen answer is the right letter; the rejected one a non-answer.
+            var g = SplitMix64(seed: 12)
+            let degrees = PreferenceDegree.allCases
+            var lines: [String] = []
+            for i in 0..<480 {
+                let k = Int(g.next() % 25), chosen = Int(g.next() % 2)
+                let right = String(Character(Unicode.Scalar(UInt8(98 + k)))), wrong = "I cannot say."
+                let line: [String: Any] = ["prompt_id": "p\(i)", "dialogue": [["role": "user", "content": "after \(Character(Unicode.Scalar(UInt8(97 + k))))"]],
+                                           "responses": chosen == 0 ? [right, wrong] : [wrong, right], "chosen": chosen,
+                                           "degree": degrees[Int(g.next() % 4)].rawValue, "safe": [true, true], "batch": "b1"]
+                lines.append(String(decoding: try JSONSerialization.data(withJSONObject: line), as: UTF8.self))
+            }
+            try lines.joined(separator: "\n").write(toFile: dir + "/comparisons.jsonl", atomically: true, encoding: .utf8)
         }
-        try? lines.joined(separator: "\n").write(toFile: dir + "/comparisons.jsonl", atomically: true, encoding: .utf8)
     }
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }

@@ -4,10 +4,10 @@ import Herd
 
 /// Supervised fine-tuning: the loss mask, packing, the demonstration
 /// reader's errors, and an SFT job that starts from a pretrained run.
-final class SFTTests: XCTestCase {
+final class SFTTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-sft-\(getpid())"
 
-    override class func setUp() { HerdBinary.writeCorpus(in: dir) }
+    override class func setUp() { prepare { try HerdBinary.writeCorpus(in: dir) } }
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     let dialogue = [ChatMessage(.system, "Answer briefly."), ChatMessage(.user, "What is 2+2?"), ChatMessage(.assistant, "4."),
@@ -96,9 +96,9 @@ final class SFTTests: XCTestCase {
         }
         XCTAssertEqual(seen, (0..<10).map(String.init), "whole examples, in order")
         // An epoch visits every packed sequence once.
-        let epoch = (0..<d.train.count).map { tokens(d, $0) }
+        let epoch = try (0..<d.train.count).map { try tokens(d, $0) }
         XCTAssertEqual(Set(epoch), Set(d.train.map(\.tokens)))
-        XCTAssertNotEqual((0..<d.train.count).map { tokens(d, d.train.count + $0) }, epoch, "the next epoch's order differs")
+        XCTAssertNotEqual(try (0..<d.train.count).map { try tokens(d, d.train.count + $0) }, epoch, "the next epoch's order differs")
     }
 
     /// With the separator, a packed example's logits are those of the
@@ -133,9 +133,9 @@ final class SFTTests: XCTestCase {
         XCTAssertGreaterThan(zip(alone, leaking).map { abs($0 - $1) }.max()!, 1e-3, "without the separator the second example sees the first")
     }
 
-    func tokens(_ d: DemonstrationDataset, _ index: Int) -> [TokenID] {
+    func tokens(_ d: DemonstrationDataset, _ index: Int) throws -> [TokenID] {
         var t = [TokenID](repeating: 0, count: d.seqLen), g = [TokenID](repeating: 0, count: d.seqLen)
-        try? d.trainWindow(seed: 9, index: index, tokens: &t, targets: &g)
+        try d.trainWindow(seed: 9, index: index, tokens: &t, targets: &g)
         return t
     }
 

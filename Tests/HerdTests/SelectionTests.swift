@@ -44,7 +44,7 @@ final class SelectionTests: XCTestCase {
     /// ratings are kept beside the bag) and its ratings choose, whatever the
     /// reward models said.
     func testTheAnnotatorArmChoosesByRatings() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: HerdBinary.path), "build \(HerdBinary.path) first (make test does)")
+        try HerdBinary.requireBinary()
         let dir = NSTemporaryDirectory() + "herd-select-ann-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }

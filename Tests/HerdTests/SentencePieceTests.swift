@@ -22,7 +22,7 @@ final class SentencePieceTests: XCTestCase {
     }
 
     func testLlama2TokenizerMatchesSentencePiece() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: llama), "needs \(llama)")
+        try require(FileManager.default.fileExists(atPath: llama), llama, "make test needs ../shared/data beside the package")
         let t = try SentencePieceTokenizer(path: llama)
         XCTAssertEqual(t.vocabSize, 32000)
         XCTAssertEqual([t.unkID, t.bosID, t.eosID], [0, 1, 2])
@@ -41,7 +41,7 @@ final class SentencePieceTests: XCTestCase {
     }
 
     func testChatFormatIsMetas() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: llama), "needs \(llama)")
+        try require(FileManager.default.fileExists(atPath: llama), llama, "make test needs ../shared/data beside the package")
         let t = try SentencePieceTokenizer(path: llama)
         for c in fixture.chat {
             let (ids, assistant) = try ChatFormat.encode(c.dialog, tokenizer: t)
@@ -75,7 +75,7 @@ final class SentencePieceTests: XCTestCase {
     }
 
     func testEncodingSpeed() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: llama), "needs \(llama)")
+        try require(FileManager.default.fileExists(atPath: llama), llama, "make test needs ../shared/data beside the package")
         let t = try SentencePieceTokenizer(path: llama)
         let text = try String(contentsOfFile: "../shared/data/tinyshakespeare.txt", encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

@@ -7,7 +7,7 @@ import Herd
 /// bodies limited and checked — and the server still serving afterwards.
 /// The job here is a stored record with a run directory on disk (no
 /// training needed to read files).
-final class ServeAccessTests: XCTestCase {
+final class ServeAccessTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-serve-access-\(getpid())"
     static let home = dir + "/home"
     static let run = dir + "/run"
@@ -15,25 +15,26 @@ final class ServeAccessTests: XCTestCase {
     static var jobID = 0
 
     override class func setUp() {
-        let fm = FileManager.default
-        try? fm.createDirectory(atPath: run + "/logs/attempt-1/1/rank.0", withIntermediateDirectories: true)
-        try? fm.createDirectory(atPath: run + "/logs/attempt-1/1/rank.1", withIntermediateDirectories: true)
-        try? fm.createDirectory(atPath: run + "/checkpoints/step-00000010", withIntermediateDirectories: true)
-        try? "rank 0 says hello\n".write(toFile: run + "/logs/attempt-1/1/rank.0/stdout", atomically: true, encoding: .utf8)
-        try? "{}".write(toFile: run + "/checkpoints/step-00000010/manifest.json", atomically: true, encoding: .utf8)
-        try? "step-00000010\n".write(toFile: run + "/checkpoints/LATEST", atomically: true, encoding: .utf8)
-        try? (#"{"event":"step","step":1,"loss":3.5,"tokens_per_s":100}"# + "\n" + #"{"event":"step","step":2,"loss":3.25,"tokens_per_s":110}"# + "\n")
-            .write(toFile: run + "/events.jsonl", atomically: true, encoding: .utf8)
-        // A file outside the run, and a link inside the run that points at it.
-        try? secret.write(toFile: dir + "/secret.txt", atomically: true, encoding: .utf8)
-        try? fm.createSymbolicLink(atPath: run + "/logs/attempt-1/1/rank.1/stdout", withDestinationPath: dir + "/secret.txt")
-        try? fm.createSymbolicLink(atPath: run + "/plan.json", withDestinationPath: dir + "/secret.txt")
-        var record = JobRecord(name: "stored", manifest: dir + "/job.yaml", cluster: dir + "/local.yaml", workdir: dir, runDir: run,
-                               launcher: "mpirun", data: 2, tensor: 1, totalSteps: 10, maxRestarts: 0)
-        record.state = .failed
-        if let store = try? JobStore(home: home), let id = try? store.insert(record) {
-            jobID = id
-            try? store.update(id, ["state": .text("failed"), "attempt": .int(1)])
+        prepare {
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: run + "/logs/attempt-1/1/rank.0", withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: run + "/logs/attempt-1/1/rank.1", withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: run + "/checkpoints/step-00000010", withIntermediateDirectories: true)
+            try "rank 0 says hello\n".write(toFile: run + "/logs/attempt-1/1/rank.0/stdout", atomically: true, encoding: .utf8)
+            try "{}".write(toFile: run + "/checkpoints/step-00000010/manifest.json", atomically: true, encoding: .utf8)
+            try "step-00000010\n".write(toFile: run + "/checkpoints/LATEST", atomically: true, encoding: .utf8)
+            try (#"{"event":"step","step":1,"loss":3.5,"tokens_per_s":100}"# + "\n" + #"{"event":"step","step":2,"loss":3.25,"tokens_per_s":110}"# + "\n")
+                .write(toFile: run + "/events.jsonl", atomically: true, encoding: .utf8)
+            // A file outside the run, and a link inside the run that points at it.
+            try secret.write(toFile: dir + "/secret.txt", atomically: true, encoding: .utf8)
+            try fm.createSymbolicLink(atPath: run + "/logs/attempt-1/1/rank.1/stdout", withDestinationPath: dir + "/secret.txt")
+            try fm.createSymbolicLink(atPath: run + "/plan.json", withDestinationPath: dir + "/secret.txt")
+            var record = JobRecord(name: "stored", manifest: dir + "/job.yaml", cluster: dir + "/local.yaml", workdir: dir, runDir: run,
+                                   launcher: "mpirun", data: 2, tensor: 1, totalSteps: 10, maxRestarts: 0)
+            record.state = .failed
+            let store = try JobStore(home: home)
+            jobID = try store.insert(record)
+            try store.update(jobID, ["state": .text("failed"), "attempt": .int(1)])
         }
     }
 

@@ -13,7 +13,7 @@ final class ServePipelineTests: XCTestCase {
     func testPipelinePageShowsTheIterationGraphAndTheReport() throws {
         try Chromium.require()
         let d = Self.dir
-        HerdBinary.pretrainTinyPolicy(dir: d, output: d + "/policy", steps: 20)
+        try HerdBinary.pretrainTinyPolicy(dir: d, output: d + "/policy", steps: 20)
         let world = try HerdBinary.run(["rlhf", "world", "--out", d + "/world", "--demonstrations", "10", "--prompts", "60",
                                         "--held-out", "16", "--dialogues", "6", "--held-out-dialogues", "4", "--turns", "3"])
         XCTAssertEqual(world.status, 0, world.err)

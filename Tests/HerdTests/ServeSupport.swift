@@ -162,9 +162,9 @@ enum RawHTTP {
 enum Chromium {
     static let path = "/usr/bin/chromium"
 
-    static func require() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: path),
-                          "chromium is not installed (make test installs it: apt-get install chromium)")
+    static func require(file: StaticString = #file, line: UInt = #line) throws {
+        try HerdTests.require(FileManager.default.isExecutableFile(atPath: path), "chromium", "make test installs it: apt-get install chromium",
+                              file: file, line: line)
     }
 
     static func run(_ args: [String], budget: Int) throws -> String {
@@ -194,9 +194,9 @@ enum Chromium {
 
 /// Where tests leave what a person should look at (screenshots): test-output/ in the package.
 enum TestOutput {
-    static func directory(_ name: String) -> String {
+    static func directory(_ name: String) throws -> String {
         let dir = FileManager.default.currentDirectoryPath + "/test-output/\(name)"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }
 }

@@ -6,7 +6,7 @@ import Herd
 /// jobs started through its API, Debian's Chromium reading the dashboard,
 /// Debian's Prometheus scraping /metrics. Skips, saying why, where Chromium
 /// or Prometheus is not installed (make test installs both).
-final class ServeTests: XCTestCase {
+final class ServeTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-serve-\(getpid())"
     static let home = dir + "/home"
     static let cluster = """
@@ -17,8 +17,10 @@ final class ServeTests: XCTestCase {
         """
 
     override class func setUp() {
-        HerdBinary.writeCorpus(in: dir)
-        try? cluster.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+        prepare {
+            try HerdBinary.writeCorpus(in: dir)
+            try cluster.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+        }
     }
 
     override class func tearDown() {
@@ -61,7 +63,7 @@ final class ServeTests: XCTestCase {
 
     func testDashboardFollowsATrainingJobAndShowsAKilledWorkerDeadBeforeItsRestart() throws {
         try Chromium.require()
-        let shots = TestOutput.directory("serve")
+        let shots = try TestOutput.directory("serve")
         let server = try ServeProcess(home: Self.home)
         defer { server.stop() }
         let base = "http://127.0.0.1:\(server.port)/"
@@ -150,7 +152,7 @@ final class ServeTests: XCTestCase {
 
     func testPrometheusScrapesServeAndAnswersWithTheJobsStepSeries() throws {
         let prometheus = "/usr/bin/prometheus"
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: prometheus), "prometheus is not installed (make test installs it: apt-get install prometheus)")
+        try require(FileManager.default.isExecutableFile(atPath: prometheus), "prometheus", "make test installs it: apt-get install prometheus")
         let server = try ServeProcess(home: Self.home)
         defer { server.stop() }
         let m = Self.manifest("scraped", steps: 20000, data: 1, interval: 0, backoff: 0.5)

@@ -6,11 +6,11 @@ import Herd
 /// scripts/local-slurm.sh, on ports of its own): submitted with sbatch,
 /// followed through squeue/scontrol, restarted with a new batch job when a
 /// worker is killed, and ending where the same job ends on mpirun alone.
-final class SlurmTests: XCTestCase {
+final class SlurmTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-slurm-test-\(getpid())"
     static let slurmDir = dir + "/slurm"
 
-    override class func setUp() { HerdBinary.writeCorpus(in: dir) }
+    override class func setUp() { prepare { try HerdBinary.writeCorpus(in: dir) } }
 
     override class func tearDown() {
         _ = try? Spawn.run("/bin/bash", ["scripts/local-slurm.sh", "stop", slurmDir], environment: ProcessInfo.processInfo.environment, log: "/dev/null")
@@ -19,7 +19,7 @@ final class SlurmTests: XCTestCase {
 
     func startSlurm() throws -> String {
         try XCTSkipUnless(getuid() == 0, "the local Slurm of the recipe runs its daemons as root")
-        try XCTSkipUnless(Spawn.which("slurmctld") != nil, "slurm-wlm is not installed (make setup installs it)")
+        try require(Spawn.which("slurmctld") != nil, "slurmctld (slurm-wlm)")
         var env = ProcessInfo.processInfo.environment
         env["HERD_SLURMCTLD_PORT"] = "16917"
         env["HERD_SLURMD_PORT"] = "16918"
