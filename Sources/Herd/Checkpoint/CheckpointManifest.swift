@@ -70,7 +70,7 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
             guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else { throw CheckpointError.missing(path) }
             let size = (attrs[.size] as? NSNumber)?.intValue ?? -1
             guard size == f.bytes else { throw CheckpointError.corrupt(path, "\(size) bytes, the manifest records \(f.bytes)") }
-            let sum = try Checksum64.ofFile(path).hex
+            guard let sum = Checksum64.ofFile(path)?.hex else { throw CheckpointError.missing(path) }
             guard sum == f.checksum else { throw CheckpointError.corrupt(path, "checksum \(sum), the manifest records \(f.checksum)") }
         }
     }

@@ -158,7 +158,7 @@ public enum TokenShards {
             for (i, s) in index.shards.enumerated() {
                 _ = try open(i)
                 let path = (dir as NSString).appendingPathComponent(s.file)
-                let sum = try Checksum64.ofFile(path).hex
+                guard let sum = Checksum64.ofFile(path)?.hex else { throw ShardError.file(path, "cannot be read") }
                 guard sum == s.checksum else { throw ShardError.file(path, "checksum \(sum), the index records \(s.checksum)") }
             }
         }
