@@ -151,6 +151,11 @@ struct YAMLFields {
         return try YAMLFields(node, path: field(key), file: file, base: base)
     }
 
+    /// A section that may be left out, read as all defaults then.
+    func sectionOrEmpty(_ key: String) throws(ManifestError) -> YAMLFields {
+        try section(key) ?? empty(key)
+    }
+
     func missing(_ key: String, _ what: String) -> ManifestError {
         error(key, "required field is missing (\(what))")
     }

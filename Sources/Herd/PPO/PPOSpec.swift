@@ -31,6 +31,16 @@ public struct PPOSpec: Sendable, Codable, Equatable {
     static let fields = ["helpfulness", "safety", "value_init", "rollouts", "mini_batch", "beta", "clip", "gamma", "lambda",
                          "temperature", "max_new_tokens", "value_lr", "whiten_advantages"]
 
+    /// The `ppo:` section, which a PPO job needs and no other kind has.
+    static func parse(in top: YAMLFields, _ kind: JobManifest.KindDefaults, planOnly: Bool) throws(ManifestError) -> PPOSpec? {
+        guard let f = try top.section("ppo") else {
+            if kind.ppoSection { throw top.missing("ppo", "the reward models (ppo.helpfulness, ppo.safety) and PPO's settings") }
+            return nil
+        }
+        guard kind.ppoSection else { throw top.error("ppo", "only for kind ppo") }
+        return try parse(f, planOnly: planOnly)
+    }
+
     static func parse(_ f: YAMLFields, planOnly: Bool) throws(ManifestError) -> PPOSpec {
         try f.rejectUnknown(allowed: fields)
         let h = try f.requiredPath("helpfulness", "the helpfulness reward model (a Herd run or checkpoint directory)")
@@ -58,17 +68,5 @@ public struct PPOSpec: Sendable, Codable, Equatable {
             throw f.error("mini_batch", "must divide ppo.rollouts (\(p.rollouts)), got \(p.miniBatch)")
         }
         return p
-    }
-}
-
-extension JobManifest {
-    /// The data section of a PPO job: the prompts rollouts answer (JSON
-    /// lines of prompt records; their `safety` tags pick the reward).
-    static func parsePrompts(_ f: YAMLFields, overrides: Overrides, contextLength: Int) throws(ManifestError) -> DataSpec {
-        try f.rejectUnknown(allowed: ["prompts", "tokenizer"])
-        let prompts = try f.requiredPath("prompts", "a JSON-lines file of prompts (id, dialogue, optional safety tag)")
-        if !overrides.planOnly && !FileManager.default.fileExists(atPath: prompts) { throw f.error("prompts", "no such file: \(prompts)") }
-        return DataSpec(corpus: "", shards: nil, demonstrations: nil, comparisons: nil, prompts: prompts, batches: nil, heldOut: nil,
-                        tokenizer: try f.string("tokenizer") ?? "from init", seqLen: max(contextLength, 1), validationFraction: 0)
     }
 }

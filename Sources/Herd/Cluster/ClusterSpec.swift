@@ -52,68 +52,32 @@ public struct ClusterSpec: Sendable, Codable, Equatable {
         try parse(yaml: try YAMLFields.text(path: path, what: "cluster file"), file: path)
     }
 
+    static let topFields = ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization", "launcher_prefix",
+                            "environment", "step_launcher"]
+
+    /// The node groups parse themselves (NodeGroups.swift), and so do the
+    /// launcher's settings (LauncherFields.swift); `validate` then checks
+    /// the rules between fields.
     public static func parse(yaml text: String, file path: String) throws(ManifestError) -> ClusterSpec {
         let top = try YAMLFields.top(yaml: text, file: path, what: "cluster file", base: FileManager.default.currentDirectoryPath)
-        try top.rejectUnknown(allowed: ["name", "launcher", "partition", "account", "slurm_conf", "nodes", "utilization", "launcher_prefix", "environment", "step_launcher"])
-        let l = try top.requiredString("launcher", "mpirun or slurm")
-        guard let launcher = Launcher(rawValue: l) else {
-            throw top.error("launcher", "unknown launcher \"\(l)\"; expected one of: mpirun, slurm")
-        }
-        guard let list = top.mapping["nodes"]?.sequence, !list.isEmpty else {
-            throw top.error("nodes", "required: a list of node groups (hosts or count, slots, cores, memory_gb, peak_tflops)")
-        }
-        var groups: [NodeGroup] = []
-        for (i, node) in list.enumerated() {
-            let f = try YAMLFields(node, path: "nodes[\(i)]", file: path, base: top.base)
-            try f.rejectUnknown(allowed: ["hosts", "count", "prefix", "slots", "cores", "memory_gb", "device_memory_gb", "peak_tflops", "device"])
-            var hosts: [String] = []
-            if let h = f.mapping["hosts"] {
-                guard let seq = h.sequence, !seq.isEmpty else { throw f.error("hosts", "expected a list of host names") }
-                hosts = seq.compactMap { $0.string }
-            } else {
-                let count = try f.requiredInt("count", min: 1, "how many such nodes (or list hosts)")
-                let prefix = try f.string("prefix") ?? "node"
-                hosts = (0..<count).map { "\(prefix)-\($0)" }
-            }
-            groups.append(NodeGroup(
-                hosts: hosts, slots: try f.requiredInt("slots", min: 1, "ranks per node"),
-                cores: try f.requiredInt("cores", min: 1, "cores per node"),
-                memoryGB: try f.requiredDouble("memory_gb", min: 0.001, "memory per node in GB"),
-                deviceMemoryGB: try f.double("device_memory_gb", min: 0.001),
-                peakTFLOPs: try f.requiredDouble("peak_tflops", min: 0, "peak TFLOP/s of one slot"),
-                device: try f.string("device") ?? "cpu"))
-        }
+        try top.rejectUnknown(allowed: topFields)
+        let launcher = try Launcher.parse(top)
+        let nodes = try NodeGroup.parseList(in: top)
+        var spec = ClusterSpec(file: path, name: try top.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
+                               launcher: launcher, partition: try top.string("partition"), account: try top.string("account"),
+                               slurmConf: try top.string("slurm_conf"), nodes: nodes, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
+        spec.launcherPrefix = try parseLauncherPrefix(top)
+        spec.stepLauncher = try StepLauncher.parse(top, launcher: launcher)
+        spec.environment = try parseEnvironment(top)
+        try spec.validate(top)
+        return spec
+    }
+
+    /// The rules between fields: the slurm launcher needs a partition.
+    func validate(_ top: YAMLFields) throws(ManifestError) {
         if launcher == .slurm, !top.has("partition") {
             throw top.error("partition", "required for the slurm launcher")
         }
-        var spec = ClusterSpec(file: path, name: try top.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
-                               launcher: launcher, partition: try top.string("partition"), account: try top.string("account"),
-                               slurmConf: try top.string("slurm_conf"), nodes: groups, utilization: try top.double("utilization", min: 0.01, max: 1) ?? 0.4)
-        if top.has("launcher_prefix") {
-            guard let argv = try top.strings("launcher_prefix"), !argv.isEmpty else {
-                throw top.error("launcher_prefix", "a non-empty list of words (an argv) that the launcher's commands (mpirun, or sbatch and the other Slurm commands) run under")
-            }
-            guard Spawn.which(argv[0]) != nil || FileManager.default.isExecutableFile(atPath: argv[0]) else {
-                throw top.error("launcher_prefix", "\(argv[0]) is not an executable file (nor a command on PATH); relative paths are taken from the directory herd runs in")
-            }
-            spec.launcherPrefix = argv
-        }
-        if let s = try top.string("step_launcher") {
-            guard launcher == .slurm, let step = StepLauncher(rawValue: s) else {
-                throw top.error("step_launcher", "for the slurm launcher: mpirun or srun (how the batch job starts its ranks), got \"\(s)\"")
-            }
-            spec.stepLauncher = step
-        }
-        if let env = top.mapping["environment"] {
-            guard let m = env.mapping else { throw top.error("environment", "expected a mapping of variable names to strings") }
-            for (k, v) in m {
-                guard let key = k.string, let value = v.string, key.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
-                    throw top.error("environment", "expected NAME: value pairs (names of letters, digits and _), got \(k.string ?? "?")")
-                }
-                spec.environment[key] = value
-            }
-        }
-        return spec
     }
 
     /// The commands the launcher runs, which must be installed before

@@ -1,0 +1,32 @@
+import Foundation
+
+// The sections of what the pipeline generates with its policies: answers
+// for the annotator to compare, samples for rejection sampling, answers
+// to evaluate. Each is all defaults when left out.
+
+extension PipelineManifest {
+    /// `annotation:`: the two answers to a prompt are sampled at two temperatures.
+    static func parseAnnotation(_ a: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, temperatures: (Double, Double)) {
+        try a.rejectUnknown(allowed: ["max_new_tokens", "temperatures"])
+        var temps = (1.0, 1.5)
+        if let t = a.mapping["temperatures"] {
+            guard let seq = t.sequence, seq.count == 2, let x = seq[0].float, let y = seq[1].float, x > 0, y > 0 else {
+                throw a.error("temperatures", "expected two positive numbers, e.g. [1.0, 1.5]")
+            }
+            temps = (x, y)
+        }
+        return (try a.int("max_new_tokens", min: 1) ?? 64, temps)
+    }
+
+    /// `sampling:`: the samples' length, the ranks that sample, and the prompts a rank samples at once.
+    static func parseSampling(_ s: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, ranks: Int, chunk: Int) {
+        try s.rejectUnknown(allowed: ["max_new_tokens", "ranks", "chunk"])
+        return (try s.int("max_new_tokens", min: 1) ?? 64, try s.int("ranks", min: 1) ?? 1, try s.int("chunk", min: 1) ?? 8)
+    }
+
+    /// `evaluation:`: the evaluated answers' length.
+    static func parseEvaluation(_ e: YAMLFields) throws(ManifestError) -> Int {
+        try e.rejectUnknown(allowed: ["max_new_tokens"])
+        return try e.int("max_new_tokens", min: 1) ?? 64
+    }
+}
