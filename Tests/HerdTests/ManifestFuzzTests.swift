@@ -95,6 +95,11 @@ final class ManifestFuzzTests: FixtureTestCase {
             let text = Self.mutate(seed, &g)
             do { _ = try ClusterSpec.parse(yaml: text, file: file) } catch { checkRefusal(error, file: file, text) }
         }
+        // Found by a differential run of the old and new parsers: a node group of 10^12 hosts, each named, exhausted memory.
+        for count in ["1000000000000", "9223372036854775807"] {
+            let text = "launcher: mpirun\nnodes:\n  - {count: \(count), slots: 2, cores: 2, memory_gb: 24, peak_tflops: 0.1}\n"
+            XCTAssertThrowsError(try ClusterSpec.parse(yaml: text, file: "huge.yaml")) { XCTAssertTrue("\($0)".contains("count"), "\($0)") }
+        }
         // The mutations are neither all harmless nor all fatal.
         XCTAssertGreaterThan(accepted, 100)
         XCTAssertGreaterThan(refused, 100)

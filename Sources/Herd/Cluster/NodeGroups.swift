@@ -24,13 +24,14 @@ extension ClusterSpec.NodeGroup {
             guard let seq = h.sequence, !seq.isEmpty else { throw f.error("hosts", "expected a list of host names") }
             hosts = seq.compactMap { $0.string }
         } else {
-            let count = try f.requiredInt("count", min: 1, "how many such nodes (or list hosts)")
+            // Named one by one below: a bound keeps a typo of 10^12 from exhausting memory.
+            let count = try f.requiredInt("count", min: 1, max: JobManifest.Limits.ranks, "how many such nodes (or list hosts)")
             let prefix = try f.string("prefix") ?? "node"
             hosts = (0..<count).map { "\(prefix)-\($0)" }
         }
         return Self(
-            hosts: hosts, slots: try f.requiredInt("slots", min: 1, "ranks per node"),
-            cores: try f.requiredInt("cores", min: 1, "cores per node"),
+            hosts: hosts, slots: try f.requiredInt("slots", min: 1, max: JobManifest.Limits.ranks, "ranks per node"),
+            cores: try f.requiredInt("cores", min: 1, max: JobManifest.Limits.threads, "cores per node"),
             memoryGB: try f.requiredDouble("memory_gb", min: 0.001, "memory per node in GB"),
             deviceMemoryGB: try f.double("device_memory_gb", min: 0.001),
             peakTFLOPs: try f.requiredDouble("peak_tflops", min: 0, "peak TFLOP/s of one slot"),
