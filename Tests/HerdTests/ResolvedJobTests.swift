@@ -106,5 +106,17 @@ final class ResolvedJobTests: FixtureTestCase {
         let ended = try wait(job2.id)
         XCTAssertEqual(ended.state, .failed, "the ranks were not to start")
         XCTAssertTrue(submit.contains("job.json"), "the coordinator never read the resolved job")
+
+        // The same corpus at the char tokenizer without a vocab_size: its
+        // vocabulary would be read from all 20 GB, so it is refused, unread.
+        let charJob = Self.dir + "/huge-char.yaml"
+        try String(contentsOfFile: job, encoding: .utf8).replacingOccurrences(of: "tokenizer: byte", with: "tokenizer: char")
+            .replacingOccurrences(of: "name: huge", with: "name: huge-char").write(toFile: charJob, atomically: true, encoding: .utf8)
+        let log = Self.dir + "/strace-char.log"
+        let refused = try Spawn.capture("/usr/bin/strace", ["-f", "-qq", "-e", "trace=open,openat,openat2", "-o", log, HerdBinary.path,
+                                                            "plan", charJob, "--cluster", noRanks], environment: env)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("model.vocab_size"), refused.err)
+        XCTAssertFalse(try String(contentsOfFile: log, encoding: .utf8).contains("\"\(corpus)\""), "herd plan opened the corpus")
     }
 }

@@ -29,6 +29,18 @@ public struct Corpus: Sendable {
         files = used
     }
 
+    /// The bytes of the texts `forEachText` would read, from the file
+    /// system's sizes alone (nothing is opened).
+    public static func byteCount(_ path: String) -> Int {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir) else { return 0 }
+        func size(_ p: String) -> Int { ((try? fm.attributesOfItem(atPath: p))?[.size] as? NSNumber)?.intValue ?? 0 }
+        if !isDir.boolValue { return size(path) }
+        return ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".dat") }
+            .reduce(0) { $0 + size((path as NSString).appendingPathComponent($1)) }
+    }
+
     /// Calls `body(file, text)` for each text of the corpus in order, one file
     /// in memory at a time (what `herd data prepare` streams). Returns the files.
     @discardableResult

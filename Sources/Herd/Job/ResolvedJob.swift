@@ -41,8 +41,11 @@ public struct ResolvedJob: Codable, Sendable, Equatable {
                            source: manifest.file, sourceText: text, resolvedAt: Date().timeIntervalSince1970)
     }
 
+    /// The most raw text whose char vocabulary is counted to plan a job (64 MiB).
+    public static let charVocabularyReadLimit = 64 << 20
+
     /// The model shape of a job, and where it came from, reading no corpus
-    /// but a raw-text one with the char tokenizer and no vocab_size.
+    /// but a raw-text one of at most 64 MiB with the char tokenizer and no vocab_size.
     public static func shape(of m: JobManifest) throws -> (LlamaConfig, String) {
         var config = m.model.config
         if m.kind == .ppo { return (config, "the policy's init") }
@@ -62,6 +65,14 @@ public struct ResolvedJob: Codable, Sendable, Equatable {
             tokenizer = ByteTokenizer()
             from = "the manifest, with the byte tokenizer's vocabulary"
         } else {
+            // A char vocabulary is the corpus's characters: reading a small
+            // corpus once here is cheap; a large one is refused, not read.
+            let bytes = Corpus.byteCount(m.data.corpus)
+            guard bytes <= charVocabularyReadLimit else {
+                throw ManifestError(file: m.file, field: "model.vocab_size", message: String(
+                    format: "%@ is %.1f GiB of raw text with the char tokenizer: its vocabulary would be read from all of it to plan the job; give model.vocab_size (its distinct characters), or prepare it with herd data prepare and train on data.shards",
+                    m.data.corpus, Double(bytes) / 1_073_741_824))
+            }
             return (try TrainingData(manifest: m).model, "the manifest, with the vocabulary of the corpus's characters (counted once, here)")
         }
         config.vocabSize = tokenizer.vocabSize
