@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import Herd
 
-typealias AnnotatorCommand = AnnotatorOptions
-
 extension AnnotatorOptions {
     /// The command, or a clear error when none was given.
     func required(_ context: String = "") -> [String] {
@@ -101,7 +99,7 @@ struct RLHF: ParsableCommand {
         @Option(help: "Sampling temperature (0: greedy).") var temperature: Double = 0
         @Option(help: "Longest answer, in tokens.") var maxNewTokens: Int = 64
         @Flag(help: "Print JSON.") var json = false
-        @OptionGroup var annotator: AnnotatorCommand
+        @OptionGroup var annotator: AnnotatorOptions
 
         func run() throws {
             var step = RatingStep(policy: policy, prompts: prompts, annotator: annotator.required())
