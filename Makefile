@@ -6,7 +6,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 # Debian packages: BLAS, MPI and zstd (with pkg-config to find them), the
 # zstd and mpirun tools, and the fortune texts the demo trains on; for herd
 # serve's tests and load bench: Chromium (and a font), Prometheus, wrk.
-DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux chromium fonts-dejavu-core prometheus wrk strace
+DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd zlib1g-dev libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux chromium fonts-dejavu-core prometheus wrk strace
 HERD := .build/release/herd
 
 .PHONY: setup build test demo bench bench-serve bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms
@@ -30,9 +30,16 @@ build: setup
 # build has made the herd binary, so a test that finds one missing fails
 # here instead of skipping (outside make test such a test skips, saying why).
 AVX512_FLAGS := avx512f avx512bw avx512dq avx512vl avx512cd
-test: setup
+# The tests compare Herd's tokenizer with the sentencepiece library: a venv
+# with it (megatron-core's interop test runs where HERD_PYTHON has it — it
+# needs torch — and says so where not).
+PYENV := .build/pyenv
+$(PYENV)/bin/python:
+	python3 -m venv $(PYENV) && $(PYENV)/bin/pip install -q sentencepiece
+
+test: setup $(PYENV)/bin/python
 	swift build -c release --build-tests
-	export HERD_TEST_STRICT=1; \
+	export HERD_TEST_STRICT=1 HERD_PYTHON=$${HERD_PYTHON:-$(PYENV)/bin/python}; \
 	if [ -z "$${OPENBLAS_CORETYPE:-}" ] && (for f in $(AVX512_FLAGS); do grep -qw $$f /proc/cpuinfo || exit 1; done); then \
 		export OPENBLAS_CORETYPE=SkylakeX; fi; \
 	swift test -c release --skip-build --disable-swift-testing

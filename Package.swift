@@ -26,6 +26,9 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        // zlib: gzip-compressed corpora (herd data prepare).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         // glibc's posix_spawn extensions (new sessions, closing inherited descriptors).
         .systemLibrary(name: "CPosix"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
@@ -36,7 +39,7 @@ let package = Package(
         .target(
             name: "Herd",
             // ArgumentParser: a pipeline's stages are typed herd commands (Pipeline/StageCommand.swift).
-            dependencies: ["COpenBLAS", "CMPI", "CZstd", "CSQLite", "CPosix", "Yams",
+            dependencies: ["COpenBLAS", "CMPI", "CZstd", "CZlib", "CSQLite", "CPosix", "Yams",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The coordinator's HTTP server (herd serve), apart from the library

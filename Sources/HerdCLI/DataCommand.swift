@@ -2,26 +2,116 @@ import ArgumentParser
 import Foundation
 import Herd
 
+extension BadLinePolicy: ExpressibleByArgument {}
+
 /// `herd data prepare`.
 struct DataCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "data", abstract: "Prepare corpora.", subcommands: [Prepare.self])
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Prepare corpora.", subcommands: [Prepare.self, Price.self])
+
+    /// `herd data price`: what a preparation costs on a cluster.
+    struct Price: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Price a preparation on a cluster: the time to tokenize a corpus of N tokens (or bytes) on all its cores, at the rate measured here on Tiny Shakespeare.")
+        @Option(help: "The cluster (a name in clusters/ or a path).") var cluster: String
+        @Option(help: "Tokens to prepare (e.g. 2e12).") var tokens: Double?
+        @Option(help: "Or: bytes of text to prepare.") var bytes: Double?
+        @Option(help: "The tokenizer.model to measure.") var tokenizer = "../shared/data/llama2-tokenizer.model"
+        @Option(help: "Bytes of text per token (default: as measured on the sample).") var bytesPerToken: Double?
+
+        func run() throws {
+            guard (tokens == nil) != (bytes == nil) else { fail(ValidationError("give one of --tokens and --bytes")) }
+            do {
+                let spec = try ClusterSpec.load(path: Submission.resolveCluster(cluster, base: FileManager.default.currentDirectoryPath))
+                let cores = spec.nodes.reduce(0) { $0 + $1.hosts.count * $1.cores }
+                let corpus = "../shared/data/tinyshakespeare.txt"
+                guard let text = try? String(contentsOfFile: corpus, encoding: .utf8) else { throw PreparationError("cannot read the sample \(corpus)") }
+                let p = try PreparationPricing.measure(tokenizer: tokenizer, documents: TokenizerThroughput.documents(of: text))
+                let bpt = bytesPerToken ?? p.bytesPerToken
+                let textBytes = bytes ?? tokens! * bpt
+                let (tok, merge) = p.seconds(textBytes: textBytes, cores: cores)
+                print(String(format: "measured here (one core, Tiny Shakespeare): %.2f MB/s of text tokenized and written, merge %.0f MB/s, %.2f bytes per token",
+                             p.bytesPerSecondPerCore / 1e6, p.mergeBytesPerSecond / 1e6, p.bytesPerToken))
+                print(String(format: "%@: %.3g tokens = %.2f TB of text at %.2f bytes per token, on %d cores (%d nodes): tokenizing %@, then the merge (one process) %@; total %@",
+                             spec.name, textBytes / bpt, textBytes / 1e12, bpt, cores, spec.hosts.count,
+                             formatDuration(tok), formatDuration(merge), formatDuration(tok + merge)))
+            } catch { fail(error) }
+        }
+    }
 
     struct Prepare: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Tokenize a corpus into token shards (OUT/train, OUT/validation, OUT/tokenizer.json) that a job reads with data.shards.")
-        @Option(help: "A text file or a directory of text files.") var corpus: String
-        @Option(help: "char or byte.") var tokenizer: String
+            abstract: "Tokenize a corpus into a Megatron indexed dataset (OUT/text_document.bin and .idx, OUT/manifest.json, the tokenizer) that a job reads with data.shards; in parallel on MPI ranks, and resumable: rerun the same command after any interruption.")
+        @Argument(help: "Files, directories and globs: plain text (one document per file) and JSON lines (.jsonl, .json, .ndjson: one document per line), each also .gz or .zst.")
+        var inputs: [String] = []
+        @Option(help: "An input, as an argument (repeatable).") var corpus: [String] = []
+        @Option(help: "A SentencePiece tokenizer.model (Llama 2's), or byte, or char.") var tokenizer: String
         @Option(help: "The directory to write.") var out: String
-        @Option(help: "Tokens per shard.") var shardTokens = 1 << 24
-        @Option(help: "The last fraction of the tokens, held out.") var valFraction = 0.1
+        @Option(help: "The field of a JSON line that holds the document's text.") var textKey = "text"
+        @Option(help: "A malformed JSON line: fail (naming it) or skip (counted in the manifest).") var onBadLine: BadLinePolicy = .fail
+        @Option(help: "Uncompressed JSON-lines files larger than this many bytes are cut into units of this size.") var unitBytes = 256 << 20
+        @Flag(inversion: .prefixedNo, help: "Drop documents whose text is identical to an earlier one's.") var dedup = true
+        @Option(help: "MPI ranks to prepare with (mpirun on this machine).") var ranks = 1
+        @Flag(help: .hidden) var mpiRank = false
+
+        var settings: PreparationSettings {
+            // Absolute paths: a rerun from another directory continues the same preparation.
+            func absolute(_ p: String) -> String {
+                p.hasPrefix("/") ? p : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(p) as NSString).standardizingPath
+            }
+            let tok = ["byte", "char"].contains(tokenizer) ? tokenizer : absolute(tokenizer)
+            var s = PreparationSettings(inputs: (corpus + inputs).map(absolute), tokenizer: tok, out: absolute(out))
+            s.textKey = textKey
+            s.onBadLine = onBadLine
+            s.unitBytes = unitBytes
+            s.deduplicate = dedup
+            return s
+        }
+
+        func validate() throws {
+            guard !(corpus + inputs).isEmpty else { throw ValidationError("give the corpus: files, directories or globs") }
+            guard ranks >= 1 && ranks <= 4096 else { throw ValidationError("--ranks: expected 1 to 4096, got \(ranks)") }
+        }
 
         func run() throws {
-            guard ["char", "byte"].contains(tokenizer) else { fail(ValidationError("--tokenizer: expected char or byte, got \(tokenizer)")) }
+            if mpiRank { return runRank() }
+            let plan: PreparationPlan
             do {
-                let (train, validation) = try ShardDataset.prepare(corpus: corpus, tokenizer: tokenizer, out: out,
-                                                                   shardTokens: shardTokens, validationFraction: valFraction)
-                print("\(out): \(train.tokenCount) training tokens in \(train.shards.count) shard(s), \(validation.tokenCount) held out in \(validation.shards.count); vocabulary \(train.vocabSize)")
+                guard let p = try Preparation.begin(settings) else { return print("\(out): already prepared (\(out)/manifest.json)") }
+                plan = p
             } catch { fail(error) }
+            print(String(format: "herd data prepare: %d unit(s), %.1f MB of input, %d rank(s)", plan.units.count, Double(plan.inputBytes) / 1e6, ranks))
+            fflush(stdout)
+            if ranks > 1 {
+                do { try MPILauncher.run(ranks: ranks, herdArguments: Array(CommandLine.arguments.dropFirst()) + ["--mpi-rank"]) } catch { fail(error) }
+                do { report(try PreparedDataset.read(dir: out)) } catch { fail(error) }
+                return
+            }
+            do {
+                try Preparation.prepareUnits(plan, rank: 0, ranks: 1) { print($0); fflush(stdout) }
+                report(try Preparation.merge(plan))
+            } catch { fail(error) }
+        }
+
+        /// One MPI rank: its units, then (rank 0, once every rank is done) the merge.
+        func runRank() {
+            MPIRuntime.start()
+            let world = MPICommunicator.world()
+            do {
+                guard let plan = try Preparation.storedPlan(settings) else { throw PreparationError("\(out): no plan; run without --mpi-rank") }
+                try Preparation.prepareUnits(plan, rank: world.rank, ranks: world.size) { print($0); fflush(stdout) }
+                world.barrier()
+                if world.rank == 0 { try Preparation.merge(plan) }
+                world.barrier()
+            } catch {
+                MPIRuntime.abort(rank: world.rank, reason: "\(error)")
+            }
+            MPIRuntime.finish()
+        }
+
+        func report(_ d: PreparedDataset) {
+            let t = d.totals
+            print(String(format: "%@: %d documents, %d tokens (%@), %.2f bytes per token; %d duplicates dropped, %d bad lines skipped, %d empty documents",
+                         out, t.documents, t.tokens, d.dtype, t.bytesPerToken, t.duplicatesDropped, t.badLines, t.emptyDocuments))
         }
     }
 }

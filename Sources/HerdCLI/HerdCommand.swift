@@ -239,7 +239,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Only these models (shakespeare-char, small-512); repeatable.")
     var model: [String] = []
 
+    @Option(help: "Only this bench: tokenizer, preparation (repeatable; default: all).")
+    var only: [String] = []
+
     func run() throws {
+        if !only.isEmpty {
+            if only.contains("tokenizer") { try benchTokenizer() }
+            if only.contains("preparation") { try benchPreparation() }
+            return
+        }
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
         Matmul.threads = threads
         print("OpenBLAS kernels: \(Matmul.coreName), threads: \(Matmul.threads)")
@@ -257,21 +265,61 @@ struct Bench: ParsableCommand {
         if checkpoints { try benchCheckpoints() }
         if generation { try benchGeneration() }
         try benchTokenizer()
+        try benchPreparation()
     }
 
-    /// Llama 2's SentencePiece model on Tiny Shakespeare, line by line.
+    /// `herd data prepare` of 32 files of JSON lines (35 MB: Tiny Shakespeare's
+    /// speeches, each file shuffled differently) with Llama 2's tokenizer at 1
+    /// and 2 MPI ranks, as a user runs it (mpirun included).
+    func benchPreparation() throws {
+        let model = "../shared/data/llama2-tokenizer.model", corpus = "../shared/data/tinyshakespeare.txt"
+        guard FileManager.default.fileExists(atPath: model), let text = try? String(contentsOfFile: corpus, encoding: .utf8) else {
+            return print("preparation: skipped (needs \(model) and \(corpus))")
+        }
+        let work = NSTemporaryDirectory() + "herd-bench-prep-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var docs = TokenizerThroughput.documents(of: text), bytes = 0, r = SplitMix64(seed: 7)
+        var inputs: [String] = []
+        for f in 0..<32 {
+            docs.shuffle(using: &r)
+            var lines = Data()
+            for d in docs { lines += try JSONSerialization.data(withJSONObject: ["text": d]); lines += Data("\n".utf8) }
+            let path = "\(work)/part-\(f).jsonl"
+            try lines.write(to: URL(fileURLWithPath: path))
+            inputs.append(path)
+            bytes += docs.reduce(0) { $0 + $1.utf8.count }
+        }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var rates: [Double] = []
+        for ranks in [1, 2] {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let res = try Spawn.capture(exe, ["data", "prepare"] + inputs + ["--tokenizer", model, "--out", "\(work)/out-\(ranks)", "--no-dedup", "--ranks", String(ranks)])
+            guard res.status == 0 else { return print("preparation: failed at \(ranks) rank(s): \(res.err.suffix(400))") }
+            rates.append(Double(bytes) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+        }
+        print(String(format: "preparation: herd data prepare, Llama 2 tokenizer, %.1f MB of JSON-lines text in 32 files: 1 rank %.2f MB/s, 2 ranks %.2f MB/s (%.2f×)",
+                     Double(bytes) / 1e6, rates[0] / 1e6, rates[1] / 1e6, rates[1] / rates[0]))
+    }
+
+    /// Llama 2's SentencePiece model on Tiny Shakespeare cut into documents,
+    /// beside the SentencePiece library on the same documents when PYTHON has it.
     func benchTokenizer() throws {
         let model = "../shared/data/llama2-tokenizer.model", corpus = "../shared/data/tinyshakespeare.txt"
         guard FileManager.default.fileExists(atPath: model), let text = try? String(contentsOfFile: corpus, encoding: .utf8) else {
             return print("tokenizer: skipped (needs \(model) and \(corpus))")
         }
-        let t = try SentencePieceTokenizer(path: model)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let start = DispatchTime.now().uptimeNanoseconds
-        var n = 0
-        for l in lines { n += try t.encode(l).count }
-        let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        print(String(format: "tokenizer: Llama 2 SentencePiece encode %.2f MB/s (%d tokens, one thread, line by line)", Double(text.utf8.count) / s / 1e6, n))
+        let f = TokenizerThroughput.measure(tokenizer: try SentencePieceTokenizer(path: model), documents: TokenizerThroughput.documents(of: text))
+        print(String(format: "tokenizer: Llama 2 SentencePiece, one thread, %d documents of Tiny Shakespeare (%.1f MB, %d tokens): %.2f MB/s cold, %.2f MB/s with its segment cache warm",
+                     TokenizerThroughput.documents(of: text).count, Double(f.bytes) / 1e6, f.tokens, f.coldMBPerSecond, f.warmMBPerSecond))
+        let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
+        guard let r = try? Spawn.capture("/usr/bin/env", [python, "bench/sentencepiece_encode.py", model, corpus]), r.status == 0,
+              let j = try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any],
+              let mbs = j["mb_per_s"] as? Double else {
+            return print("  (the sentencepiece library's figure skipped: \(python) cannot import sentencepiece; make bench PYTHON=/path/to/venv/bin/python)")
+        }
+        print(String(format: "  sentencepiece %@ (C++ encoder, one thread) on the same documents: %.2f MB/s; Herd/sentencepiece = %.2f× cold, %.2f× warm",
+                     (j["version"] as? String) ?? "?", mbs, f.coldMBPerSecond / mbs, f.warmMBPerSecond / mbs))
     }
 
     @Flag(inversion: .prefixedNo, help: "Also time generation with the KV cache.")

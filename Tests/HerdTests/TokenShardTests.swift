@@ -98,8 +98,12 @@ extension TokenShardTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let text = (try? String(contentsOfFile: "../shared/data/tinyshakespeare.txt", encoding: .utf8)) ?? String(repeating: "To be or not to be. ", count: 5000)
-        try String(text.prefix(100_000)).write(toFile: dir + "/c.txt", atomically: true, encoding: .utf8)
-        let prep = try HerdBinary.run(["data", "prepare", "--corpus", dir + "/c.txt", "--tokenizer", "byte", "--out", dir + "/s", "--shard-tokens", "7000"])
+        // JSON lines, a paragraph each: the held-out split starts at a document.
+        let lines = try text.prefix(100_000).components(separatedBy: "\n\n").map {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self)
+        }
+        try lines.joined(separator: "\n").write(toFile: dir + "/c.jsonl", atomically: true, encoding: .utf8)
+        let prep = try HerdBinary.run(["data", "prepare", dir + "/c.jsonl", "--tokenizer", "byte", "--out", dir + "/s"])
         XCTAssertEqual(prep.status, 0, prep.err)
         var curves: [[Double]] = []
         for (d, t) in [(1, 1), (2, 2)] {

@@ -18,6 +18,13 @@ public struct SentencePieceTokenizer: Tokenizer {
     /// strings (reading a Piece would retain its String on the hot path).
     let scores: [Float]
     let isUnknown: [Bool]
+    /// Whether text may be cut before a run of spaces that follows a word
+    /// (no piece holds a space after anything else), and the ASCII bytes
+    /// found in no multi-character piece (a cut may go either side of them):
+    /// where `SentencePieceEncoder` may cut a text into segments.
+    let segmentsAtSpaces: Bool
+    let isolatedByte: [Bool]
+    let hasIsolatedBytes: Bool
 
     public var vocabSize: Int { model.pieces.count }
     public var bosID: TokenID { TokenID(model.bosID) }
@@ -44,6 +51,19 @@ public struct SentencePieceTokenizer: Tokenizer {
         self.mergeable = PieceTable(mergeable)
         self.all = PieceTable(all)
         byteIDs = bytes
+        let space = model.escapeWhitespaces ? "\u{2581}" : " "
+        var isolated = [Bool](repeating: false, count: 128)
+        for b in 0..<128 where !(model.escapeWhitespaces && b == 0x20) { isolated[b] = true }
+        var spaceAfterOther = false
+        for (text, _) in mergeable {
+            let chars = Array(text.unicodeScalars)
+            if chars.count > 1 { for c in chars where c.value < 128 { isolated[Int(c.value)] = false } }
+            if let firstOther = chars.firstIndex(where: { String($0) != space }),
+               chars[firstOther...].contains(where: { String($0) == space }) { spaceAfterOther = true }
+        }
+        segmentsAtSpaces = model.escapeWhitespaces && !spaceAfterOther
+        isolatedByte = isolated
+        hasIsolatedBytes = isolated.contains(true)
     }
 
     public func encode(_ text: String, bos: Bool, eos: Bool) -> [TokenID] {
@@ -52,63 +72,7 @@ public struct SentencePieceTokenizer: Tokenizer {
 
     public func encode(_ text: String) throws(TokenizerError) -> [TokenID] { encodePieces(text) }
 
-    func encodePieces(_ text: String) -> [TokenID] {
-        if text.isEmpty { return [] }
-        var normalized = model.escapeWhitespaces ? text.replacingOccurrences(of: " ", with: "▁") : text
-        if model.addDummyPrefix { normalized = (model.escapeWhitespaces ? "▁" : " ") + normalized }
-        // Symbols: one per character, as byte ranges of the UTF-8 text, in a linked list.
-        let utf8 = Array(normalized.utf8)
-        var start: [Int] = [], end: [Int] = []
-        var i = 0
-        while i < utf8.count {
-            let b = utf8[i]
-            let n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4
-            start.append(i); end.append(min(i + n, utf8.count))
-            i += n
-        }
-        let count = start.count
-        var prev = Array(-1..<(count - 1)), next = Array(1...count)
-        next[count - 1] = -1
-        var alive = [Bool](repeating: true, count: count)
-        var heap = PairHeap()
-        func lookup(_ table: PieceTable, _ a: Int, _ b: Int) -> Int32? {
-            utf8.withUnsafeBufferPointer { table.find($0.baseAddress! + a, b - a) }
-        }
-        func consider(_ l: Int, _ r: Int) {
-            guard l >= 0, r >= 0, let id = lookup(mergeable, start[l], end[r]) else { return }
-            heap.push(.init(score: scores[Int(id)], left: l, right: r, size: end[r] - start[l]))
-        }
-        for s in 0..<(count - 1) { consider(s, s + 1) }
-        while let top = heap.pop() {
-            // Skip pairs made stale by an earlier merge.
-            guard alive[top.left], alive[top.right], next[top.left] == top.right,
-                  end[top.right] - start[top.left] == top.size else { continue }
-            end[top.left] = end[top.right]
-            alive[top.right] = false
-            next[top.left] = next[top.right]
-            if next[top.right] >= 0 { prev[next[top.right]] = top.left }
-            consider(prev[top.left], top.left)
-            consider(top.left, next[top.left])
-        }
-        var out: [TokenID] = []
-        var s = 0
-        while s >= 0 && s < count {
-            if alive[s] {
-                if let id = lookup(all, start[s], end[s]), !isUnknown[Int(id)] {
-                    out.append(TokenID(id))
-                } else if model.byteFallback {
-                    for b in utf8[start[s]..<end[s]] {
-                        let id = byteIDs[Int(b)]
-                        out.append(id >= 0 ? TokenID(id) : unkID)
-                    }
-                } else {
-                    out.append(unkID)
-                }
-            }
-            s = next[s]
-        }
-        return out
-    }
+    func encodePieces(_ text: String) -> [TokenID] { SentencePieceEncoder(self, cacheEntries: 0).encode(text) }
 
     /// Pieces back to text: "▁" is a space, the dummy prefix's space is
     /// dropped, <0xNN> pieces are reassembled into UTF-8, control pieces

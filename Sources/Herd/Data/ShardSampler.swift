@@ -6,17 +6,18 @@
 /// tokens inside each shard (a window does not cross shards). Sequence g of
 /// the run (the global counter: step · globalBatch + position in the batch)
 /// is slot π_e(g mod N) of epoch e = g / N, where π_e is a pseudo-random
-/// permutation of the N slots computed on demand — a 4-round Feistel network
-/// over the smallest even-bit domain ≥ N, keyed by (seed, epoch), with
-/// cycle-walking back into [0, N). So no slot repeats within an epoch, the
-/// batch does not depend on how it is split among ranks, and a resumed run
-/// continues exactly where it stopped.
+/// permutation of the N slots computed on demand (`SeededPermutation`: a
+/// 4-round Feistel network over the smallest even-bit domain ≥ N, keyed by
+/// (seed, epoch), with cycle-walking back into [0, N)). So no slot repeats
+/// within an epoch, the batch does not depend on how it is split among
+/// ranks, and a resumed run continues exactly where it stopped.
 public struct ShardSampler: Sendable {
     public let seqLen: Int
     public let seed: UInt64
     /// cumulative[i] = slots in shards 0..<i; cumulative.last = total.
     let cumulative: [Int]
-    let halfBits: Int
+    /// π_e for every epoch e (the round of the permutation is the epoch).
+    let order: SeededPermutation
 
     public init(shardTokenCounts: [Int], seqLen: Int, seed: UInt64) {
         self.seqLen = seqLen
@@ -25,9 +26,7 @@ public struct ShardSampler: Sendable {
         c.reserveCapacity(shardTokenCounts.count + 1)
         for n in shardTokenCounts { c.append(c.last! + max(n, 0) / (seqLen + 1)) }
         cumulative = c
-        var bits = 1
-        while (1 << (2 * bits)) < max(c.last!, 2) { bits += 1 }
-        halfBits = bits
+        order = SeededPermutation(count: c.last!, seed: seed)
     }
 
     public var totalSlots: Int { cumulative.last! }
@@ -38,10 +37,7 @@ public struct ShardSampler: Sendable {
         precondition(totalSlots > 0, "the corpus has no sequence of seqLen + 1 tokens")
         precondition(g >= 0, "sequence numbers start at 0")
         let epoch = g / totalSlots, i = g % totalSlots
-        let key = SplitMix64.mix(seed, UInt64(epoch))
-        var x = UInt64(i)
-        repeat { x = feistel(x, key: key) } while x >= UInt64(totalSlots)
-        return Int(x)
+        return order.apply(i, round: UInt64(epoch))
     }
 
     /// (shard, token offset) of a slot.
@@ -61,16 +57,5 @@ public struct ShardSampler: Sendable {
         precondition(globalBatch % dpSize == 0, "the global batch must divide among the data-parallel ranks")
         let per = globalBatch / dpSize, first = step * globalBatch + dpRank * per
         return (first..<(first + per)).map { location(forSequence: $0) }
-    }
-
-    /// A bijection of [0, 4^halfBits): four rounds of L, R ← R, L ⊕ F(R).
-    func feistel(_ x: UInt64, key: UInt64) -> UInt64 {
-        let mask = (UInt64(1) << UInt64(halfBits)) - 1
-        var l = x >> UInt64(halfBits), r = x & mask
-        for round in 0..<4 {
-            let f = SplitMix64.mix(key &+ UInt64(round), r) & mask
-            (l, r) = (r, l ^ f)
-        }
-        return (l << UInt64(halfBits)) | r
     }
 }

@@ -27,6 +27,13 @@ public enum HeldOutMeasure: Sendable {
     /// A reward model's ranking loss and accuracy over comparison pairs
     /// (held-out windows 2p and 2p + 1 are pair p's chosen and rejected answers).
     case ranking([ComparisonDataset.Pair])
+    /// The mean loss over each source's held-out windows as well as over all
+    /// of them (a mixture of datasets: `MixtureSource`).
+    case tokenLossBySource(names: [String], windows: [Range<Int>], schedule: MixtureSchedule)
+}
+
+extension HeldOutMeasure {
+    var isBySource: Bool { if case .tokenLossBySource = self { return true } else { return false } }
 }
 
 extension TrainingSource {

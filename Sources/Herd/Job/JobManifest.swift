@@ -40,6 +40,15 @@ public struct JobManifest: Sendable, Codable, Equatable {
         public var tokenizer: String
         public var seqLen: Int
         public var validationFraction: Double
+        /// ... or several prepared datasets sampled by weight.
+        public var mix: [MixEntry]? = nil
+    }
+
+    /// One dataset of `data.mix` and its weight (its share of the sequences,
+    /// once the weights are normalised).
+    public struct MixEntry: Sendable, Codable, Equatable {
+        public var shards: String
+        public var weight: Double
     }
 
     public struct BatchSpec: Sendable, Codable, Equatable {

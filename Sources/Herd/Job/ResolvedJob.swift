@@ -54,12 +54,10 @@ public struct ResolvedJob: Codable, Sendable, Equatable {
         if m.kind.finetunes, let initFrom = m.initFrom {
             tokenizer = try TokenizerFile.forFineTuning(named: m.data.tokenizer, initFrom: initFrom)
             from = "the manifest, with the vocabulary of \(m.data.tokenizer == "from init" ? "the init's tokenizer" : m.data.tokenizer)"
-        } else if let shards = m.data.shards {
-            let path = (shards as NSString).appendingPathComponent("tokenizer.json")
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ManifestError(file: m.file, field: "data.shards", message: "\(path) is missing (run herd data prepare)")
+        } else if let shards = m.data.shards ?? m.data.mix?.first?.shards {
+            do { tokenizer = try PreparedData.tokenizer(for: shards, named: m.data.tokenizer) } catch {
+                throw ManifestError(file: m.file, field: m.data.shards != nil ? "data.shards" : "data.mix[0].shards", message: "\(error)")
             }
-            tokenizer = try TokenizerFile.load(json: data, path: path)
             from = "the manifest, with the prepared dataset's vocabulary"
         } else if m.data.tokenizer == "byte" {
             tokenizer = ByteTokenizer()

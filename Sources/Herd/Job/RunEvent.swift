@@ -75,6 +75,10 @@ public struct RunEvent: Codable, Equatable, Sendable {
     public var updateSeconds: Double?
     // eval (a reward model's accuracy, overall and by preference degree)
     public var validationLoss: Double?
+    /// A mixture of datasets (data.mix): each source's held-out loss, and the
+    /// share of the sequences trained so far that each source gave.
+    public var sourceLosses: [String: Double]?
+    public var mixProportions: [String: Double]?
     public var accuracy: Double?
     public var pairs: Int?
     public var accuracySignificantlyBetter: Double?
@@ -114,7 +118,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case policyLoss = "policy_loss", valueLoss = "value_loss", clipFraction = "clip_fraction", entropy
         case responseLength = "response_length", stepSeconds = "step_seconds", rolloutSeconds = "rollout_seconds"
         case scoringSeconds = "scoring_seconds", updateSeconds = "update_seconds"
-        case validationLoss = "val_loss", accuracy, pairs
+        case validationLoss = "val_loss", sourceLosses = "source_val_loss", mixProportions = "mix_proportions", accuracy, pairs
         case accuracySignificantlyBetter = "accuracy_significantly_better", accuracyBetter = "accuracy_better"
         case accuracySlightlyBetter = "accuracy_slightly_better", accuracyNegligiblyBetter = "accuracy_negligibly_better"
         case path, bytes, seconds, trainLoss = "train_loss", trainSeconds = "train_seconds"
@@ -188,6 +192,7 @@ extension RunEvent {
             \.seconds, \.trainLoss, \.trainSeconds, \.backoffSeconds, \.hungAt,
         ]
         for k in doubles where self[keyPath: k].map({ !$0.isFinite }) ?? false { self[keyPath: k] = nil }
+        sourceLosses = sourceLosses?.filter { $0.value.isFinite }
         if let t = time, !t.isFinite { time = nil }
     }
 }

@@ -146,6 +146,15 @@ struct YAMLFields {
         return seq.compactMap(\.string)
     }
 
+    /// A list of mappings (`data.mix`), each read with its index in the path.
+    func sections(_ key: String) throws(ManifestError) -> [YAMLFields]? {
+        guard let node = mapping[key] else { return nil }
+        guard let seq = node.sequence else { throw error(key, "expected a list of mappings, found \(Self.describe(node))") }
+        var out: [YAMLFields] = []
+        for (i, item) in seq.enumerated() { out.append(try YAMLFields(item, path: field(key) + "[\(i)]", file: file, base: base)) }
+        return out
+    }
+
     func section(_ key: String) throws(ManifestError) -> YAMLFields? {
         guard let node = mapping[key] else { return nil }
         return try YAMLFields(node, path: field(key), file: file, base: base)

@@ -80,9 +80,22 @@ public enum MPILauncher {
     /// Runs mpirun in the foreground, its output passed through; throws on failure.
     public static func run(plan: Plan, planPath: String, executable: String = "/proc/self/exe") throws {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: executable)) ?? executable
+        try runForeground(arguments(plan: plan, planPath: planPath, executable: exe))
+    }
+
+    /// Runs `ranks` copies of this herd with `herdArguments` under mpirun in
+    /// the foreground (a job that is not a training plan: `herd data prepare`).
+    public static func run(ranks: Int, herdArguments: [String], executable: String = "/proc/self/exe") throws {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: executable)) ?? executable
+        var args = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
+        for key in BLASEnvironment.workerEnvironment().keys.sorted() { args += ["-x", key] }
+        try runForeground(args + [exe] + herdArguments)
+    }
+
+    static func runForeground(_ arguments: [String]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try mpirunPath())
-        p.arguments = arguments(plan: plan, planPath: planPath, executable: exe)
+        p.arguments = arguments
         p.environment = environment()
         try p.run()
         // A stop for herd run is a stop for the job. mpirun answers SIGTERM by

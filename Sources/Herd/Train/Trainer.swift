@@ -118,29 +118,40 @@ public final class Trainer: TrainingTask {
             return r.loss
         }
         let m = manifest, micro = m.batch.microBatch, T = m.data.seqLen
-        var windows = dataset.validationWindows
-        if let cap = m.eval.maxSequences { windows = min(windows, cap) }
-        let dp = context.data.size, d = context.data.rank
-        let mineCount = (windows - d + dp - 1) / dp     // windows d, d + dp, d + 2dp, ...
-        var stats = [0.0, 0.0]
-        var w = 0
-        while w < mineCount {
-            let n = min(micro, mineCount - w)
-            for i in 0..<micro {
-                if i < n {
-                    try dataset.validationWindow((w + i) * dp + d, tokens: tokens + i * T, targets: targets + i * T)
-                } else { // pad the last micro-batch; the ignore mask drops it
-                    (tokens + i * T).update(repeating: 0, count: T)
-                    (targets + i * T).update(repeating: CrossEntropy.ignoreIndex, count: T)
-                }
-            }
-            let r = runner.loss(tokens: tokens, targets: targets)
-            stats[0] += r.lossSum
-            stats[1] += Double(r.counted)
-            w += n
+        // The windows evaluated, in groups: all of them, or each source's of
+        // a mixture (eval.max_sequences shared among the sources).
+        var groups = [0..<dataset.validationWindows]
+        if case let .tokenLossBySource(_, windows, _) = dataset.heldOutMeasure { groups = windows }
+        if let cap = m.eval.maxSequences {
+            let each = max(cap / groups.count, 1)
+            groups = groups.map { $0.lowerBound..<min($0.upperBound, $0.lowerBound + each) }
         }
-        context.data.allReduce(&stats, count: 2, op: .sum)
-        return stats[1] > 0 ? stats[0] / stats[1] : .nan
+        let dp = context.data.size, d = context.data.rank
+        var stats = [Double](repeating: 0, count: 2 * groups.count)   // [loss sum, counted] per group
+        for (k, group) in groups.enumerated() {
+            let mine = stride(from: group.lowerBound + d, to: group.upperBound, by: dp).map { $0 }   // this rank's share
+            var w = 0
+            while w < mine.count {
+                let n = min(micro, mine.count - w)
+                for i in 0..<micro {
+                    if i < n {
+                        try dataset.validationWindow(mine[w + i], tokens: tokens + i * T, targets: targets + i * T)
+                    } else { // pad the last micro-batch; the ignore mask drops it
+                        (tokens + i * T).update(repeating: 0, count: T)
+                        (targets + i * T).update(repeating: CrossEntropy.ignoreIndex, count: T)
+                    }
+                }
+                let r = runner.loss(tokens: tokens, targets: targets)
+                stats[2 * k] += r.lossSum
+                stats[2 * k + 1] += Double(r.counted)
+                w += n
+            }
+        }
+        context.data.allReduce(&stats, count: stats.count, op: .sum)
+        func mean(_ sum: Double, _ n: Double) -> Double { n > 0 ? sum / n : .nan }
+        sourceLosses = groups.count > 1 || dataset.heldOutMeasure.isBySource ? groups.indices.map { mean(stats[2 * $0], stats[2 * $0 + 1]) } : []
+        let total = groups.indices.reduce((0.0, 0.0)) { ($0.0 + stats[2 * $1], $0.1 + stats[2 * $1 + 1]) }
+        return mean(total.0, total.1)
     }
 
     // MARK: the loop's parts
@@ -190,6 +201,12 @@ public final class Trainer: TrainingTask {
             r.record(in: &event)
             line += " | " + r.summary
         }
+        if case let .tokenLossBySource(names, _, schedule) = dataset.heldOutMeasure {
+            let shares = schedule.realisedProportions(upTo: step * manifest.batch.sequences)
+            event.sourceLosses = Dictionary(uniqueKeysWithValues: zip(names, sourceLosses))
+            event.mixProportions = Dictionary(uniqueKeysWithValues: zip(names, shares))
+            line += " | by source: " + names.indices.map { String(format: "%@ %.4f (%.1f%% of sequences)", names[$0], sourceLosses[$0], 100 * shares[$0]) }.joined(separator: ", ")
+        }
         return (event, line, loss)
     }
 
@@ -224,6 +241,8 @@ public final class Trainer: TrainingTask {
 
     /// Told of every step, evaluation and checkpoint (the coordinator's hang detection).
     public var heartbeat: Heartbeat?
+    /// A mixture's latest held-out loss per source (set by `heldOutLoss`).
+    public internal(set) var sourceLosses: [Double] = []
     /// A reward model's latest held-out accuracy (set by `evaluate`).
     public internal(set) var rewardAccuracy: RewardAccuracy?
 

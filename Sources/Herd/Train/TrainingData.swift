@@ -30,13 +30,42 @@ public struct TrainingData {
             model = try Self.resolve(m, d.tokenizer)
             return
         }
-        if let shards = m.data.shards {
-            let tokPath = (shards as NSString).appendingPathComponent("tokenizer.json")
-            guard let data = FileManager.default.contents(atPath: tokPath) else {
-                throw ManifestError(file: m.file, field: "data.shards", message: "\(tokPath) is missing (run herd data prepare)")
+        if let mix = m.data.mix {
+            var sources: [IndexedTokenSource] = []
+            var tok: (any Tokenizer)?
+            for (i, e) in mix.enumerated() {
+                let field = "data.mix[\(i)].shards"
+                do {
+                    let t = try PreparedData.tokenizer(for: e.shards, named: m.data.tokenizer)
+                    if let first = tok, first.kind != t.kind || first.vocabSize != t.vocabSize {
+                        throw PreparationError("its tokenizer (\(t.kind), \(t.vocabSize) tokens) is not data.mix[0]'s (\(first.kind), \(first.vocabSize))")
+                    }
+                    tok = tok ?? t
+                    // Each source's windows from its own order (seed and index).
+                    guard case .indexed(let prefix)? = PreparedData.locate(e.shards) else {
+                        throw PreparationError("\(e.shards): expected an indexed dataset (herd data prepare's or Megatron's)")
+                    }
+                    sources.append(try IndexedTokenSource(prefix: prefix, seqLen: m.data.seqLen, seed: SplitMix64.mix(m.seed, UInt64(i)),
+                                                          validationFraction: m.data.validationFraction))
+                } catch let e as ManifestError { throw e } catch {
+                    throw ManifestError(file: m.file, field: field, message: "\(error)")
+                }
             }
-            tokenizer = try TokenizerFile.load(json: data, path: tokPath)
-            do { dataset = try ShardDataset(dir: shards, seqLen: m.data.seqLen, seed: m.seed) } catch {
+            let schedule: MixtureSchedule
+            do { schedule = try MixtureSchedule(weights: mix.map(\.weight), seed: m.seed) } catch {
+                throw ManifestError(file: m.file, field: "data.mix", message: "\(error)")
+            }
+            let names = mix.map { ($0.shards as NSString).lastPathComponent }
+            tokenizer = tok!
+            dataset = MixtureSource(sources: sources, names: names, schedule: schedule)
+            model = try Self.resolve(m, tokenizer)
+            return
+        }
+        if let shards = m.data.shards {
+            do {
+                tokenizer = try PreparedData.tokenizer(for: shards, named: m.data.tokenizer)
+                dataset = try PreparedData.source(shards, seqLen: m.data.seqLen, seed: m.seed, validationFraction: m.data.validationFraction)
+            } catch let e as ManifestError { throw e } catch {
                 throw ManifestError(file: m.file, field: "data.shards", message: "\(error)")
             }
             model = try Self.resolve(m, tokenizer)

@@ -200,7 +200,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     }
 }
 
-func formatDuration(_ s: Double) -> String {
+public func formatDuration(_ s: Double) -> String {
     guard s.isFinite else { return "?" }
     let t = Int(s.rounded())
     if t >= 86400 { return "\(t / 86400)d\(String(format: "%02d", (t % 86400) / 3600))h" }

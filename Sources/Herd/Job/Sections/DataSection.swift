@@ -17,17 +17,38 @@ extension JobManifest.DataSpec {
     /// Pretraining's data: a text file or directory with its tokenizer, or
     /// the token shards of `herd data prepare` (which hold their own split).
     static func parseCorpus(_ f: YAMLFields, _ kind: JobManifest.KindDefaults, overrides: JobManifest.Overrides) throws(ManifestError) -> Self {
-        try f.rejectUnknown(allowed: ["corpus", "shards", "tokenizer", "seq_len", "val_fraction"])
+        try f.rejectUnknown(allowed: ["corpus", "shards", "mix", "tokenizer", "seq_len", "val_fraction"])
         let maxSeqLen = JobManifest.Limits.sequenceLength
-        if let shards = try f.path("shards"), overrides.corpus == nil {
-            if f.has("corpus") { throw f.error("shards", "give either data.corpus or data.shards, not both") }
-            let index = (shards as NSString).appendingPathComponent("train/index.json")
-            guard overrides.planOnly || FileManager.default.fileExists(atPath: index) else {
-                throw f.error("shards", "no token shards at \(shards) (expected \(index); make them with herd data prepare)")
+        func prepared(_ g: YAMLFields, _ key: String) throws(ManifestError) -> String? {
+            guard let path = try g.path(key) else { return nil }
+            guard overrides.planOnly || PreparedData.locate(path) != nil else {
+                throw g.error(key, "no prepared dataset at \(path): expected \(PreparedData.expected(path)); make one with herd data prepare")
             }
+            return path
+        }
+        if f.has("mix"), overrides.corpus == nil {
+            if f.has("corpus") || f.has("shards") { throw f.error("mix", "give one of data.corpus, data.shards and data.mix") }
+            var entries: [JobManifest.MixEntry] = []
+            for g in try f.sections("mix") ?? [] {
+                try g.rejectUnknown(allowed: ["shards", "weight"])
+                guard let shards = try prepared(g, "shards") else { throw g.missing("shards", "a prepared dataset") }
+                let w = try g.requiredDouble("weight", min: 0, "its share of the sequences, a number > 0")
+                guard w > 0, w.isFinite else { throw g.error("weight", "expected a finite number > 0, got \(w)") }
+                entries.append(.init(shards: shards, weight: w))
+            }
+            guard !entries.isEmpty, entries.count <= 1024 else { throw f.error("mix", "expected 1 to 1024 datasets, got \(entries.count)") }
             let seq = try f.requiredInt("seq_len", min: 1, max: maxSeqLen, "the training context length, an integer")
+            let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? kind.validationFraction
+            return Self(corpus: "", shards: nil, demonstrations: nil, comparisons: nil, prompts: nil, batches: nil, heldOut: nil,
+                        tokenizer: try f.string("tokenizer") ?? "from shards", seqLen: seq, validationFraction: frac, mix: entries)
+        }
+        if let shards = try prepared(f, "shards"), overrides.corpus == nil {
+            if f.has("corpus") { throw f.error("shards", "give either data.corpus or data.shards, not both") }
+            let seq = try f.requiredInt("seq_len", min: 1, max: maxSeqLen, "the training context length, an integer")
+            // An indexed dataset is split here; Herd's earlier token shards hold their own split.
+            let frac = try f.double("val_fraction", min: 0, max: 0.9) ?? kind.validationFraction
             return Self(corpus: "", shards: shards, demonstrations: nil, comparisons: nil, prompts: nil, batches: nil, heldOut: nil,
-                        tokenizer: try f.string("tokenizer") ?? "from shards", seqLen: seq, validationFraction: 0)
+                        tokenizer: try f.string("tokenizer") ?? "from shards", seqLen: seq, validationFraction: frac)
         }
         var corpus = try f.string("corpus") ?? ""
         if let o = overrides.corpus { corpus = o } else if corpus.isEmpty {

@@ -1,0 +1,220 @@
+import Foundation
+
+/// `herd data prepare`: a corpus into one Megatron indexed dataset, in
+/// three phases.
+///
+/// 1. `begin`: the plan (units of work) is made, or the stored one checked
+///    against the settings, in OUT/.prepare; the tokenizer is copied to OUT.
+/// 2. `prepareUnits`, on every rank: each of its units not yet done is
+///    tokenized into its own small dataset, with a content hash and byte
+///    count per document; a unit's `.json` is written last, so a unit is
+///    done exactly when that file exists (a killed rank loses at most the
+///    units it was working on).
+/// 3. `merge`, on one rank once all units are done: the units' documents in
+///    plan order into OUT/text_document.{bin,idx}, a document whose text was
+///    seen before dropped; then OUT/manifest.json, then OUT/.prepare removed.
+///
+/// Rerunning after a kill at any point redoes only unfinished work, and the
+/// result is byte-identical to an uninterrupted run's on any number of ranks.
+public enum Preparation {
+    /// Makes or continues the plan. nil when OUT already holds the finished dataset.
+    public static func begin(_ settings: PreparationSettings) throws -> PreparationPlan? {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: settings.manifestPath) {
+            let done = try PreparedDataset.read(dir: settings.out)
+            guard done.settings == settings else {
+                throw PreparationError("\(settings.out) already holds a dataset prepared with other settings; choose another --out")
+            }
+            return nil
+        }
+        let plan = try PreparationPlan.make(settings)
+        try fm.createDirectory(atPath: settings.workDirectory, withIntermediateDirectories: true)
+        let stored = (settings.workDirectory as NSString).appendingPathComponent("plan.json")
+        if let data = fm.contents(atPath: stored) {
+            guard let old = try? JSONDecoder().decode(PreparationPlan.self, from: data) else {
+                throw PreparationError("\(stored) does not parse; remove \(settings.workDirectory) to start afresh")
+            }
+            if let why = old.mismatch(with: plan) {
+                throw PreparationError("\(settings.out) holds an unfinished preparation with other settings: \(why); rerun with the same ones, or remove \(settings.workDirectory) to start afresh")
+            }
+        } else {
+            try durableWrite(try encoded(plan), to: stored + ".tmp")
+            try rename(stored + ".tmp", stored)
+        }
+        if plan.tokenizerChecksum != nil {
+            let copy = (settings.out as NSString).appendingPathComponent("tokenizer.model")
+            guard let bytes = fm.contents(atPath: settings.tokenizer) else { throw PreparationError("--tokenizer: cannot read \(settings.tokenizer)") }
+            try durableWrite(bytes, to: copy + ".tmp")
+            try rename(copy + ".tmp", copy)
+        } else {
+            let json = (settings.out as NSString).appendingPathComponent("tokenizer.json")
+            let tok = try plan.tokenizer()
+            let data = try (tok as? CharTokenizer).map { try JSONEncoder().encode($0) } ?? Data(#"{"kind":"byte"}"#.utf8)
+            try durableWrite(data, to: json + ".tmp")
+            try rename(json + ".tmp", json)
+        }
+        return plan
+    }
+
+    /// The plan `begin` stored (what every MPI rank reads), or nil.
+    public static func storedPlan(_ settings: PreparationSettings) throws -> PreparationPlan? {
+        let stored = (settings.workDirectory as NSString).appendingPathComponent("plan.json")
+        guard let data = FileManager.default.contents(atPath: stored) else { return nil }
+        do {
+            let plan = try JSONDecoder().decode(PreparationPlan.self, from: data)
+            guard plan.settings == settings else { throw PreparationError("\(stored) was made with other settings") }
+            return plan
+        } catch let e as PreparationError { throw e } catch { throw PreparationError("\(stored) does not parse: \(error)") }
+    }
+
+    /// A unit's files in the work directory.
+    static func unitPrefix(_ plan: PreparationPlan, _ u: Int) -> String {
+        (plan.settings.workDirectory as NSString).appendingPathComponent(String(format: "unit-%06d", u))
+    }
+
+    public static func isDone(_ plan: PreparationPlan, unit u: Int) -> Bool {
+        FileManager.default.fileExists(atPath: unitPrefix(plan, u) + ".json")
+    }
+
+    /// What a unit's preparation found.
+    struct UnitResult: Codable {
+        var counts: InputCounts
+        var documents: Int
+        var tokens: Int
+    }
+
+    /// Prepares this rank's units that are not done; `progress` gets a line per unit.
+    public static func prepareUnits(_ plan: PreparationPlan, rank: Int, ranks: Int, progress: (String) -> Void) throws {
+        let mine = plan.units(forRank: rank, of: ranks).filter { !isDone(plan, unit: $0) }
+        let total = mine.reduce(0) { $0 + plan.units[$1].bytes }
+        guard !mine.isEmpty else { return progress("rank \(rank): nothing left to prepare") }
+        let framing = DocumentFraming(tokenizer: try plan.tokenizer())
+        let start = DispatchTime.now().uptimeNanoseconds
+        var doneBytes = 0
+        for (i, u) in mine.enumerated() {
+            try prepare(plan, unit: u, framing: framing)
+            doneBytes += plan.units[u].bytes
+            let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let rate = Double(doneBytes) / max(s, 1e-9)
+            let eta = Double(total - doneBytes) / max(rate, 1)
+            progress(String(format: "rank %d: unit %d/%d (%@) done; %.1f of %.1f MB, %.2f MB/s, ETA %.0f s", rank, i + 1, mine.count,
+                            (plan.units[u].file.path as NSString).lastPathComponent, Double(doneBytes) / 1e6, Double(total) / 1e6, rate / 1e6, eta))
+        }
+    }
+
+    /// One unit: its documents tokenized into unit-N.{bin,idx}, their hashes
+    /// and text bytes into unit-N.hashes, then unit-N.json.
+    static func prepare(_ plan: PreparationPlan, unit u: Int, framing: DocumentFraming) throws {
+        let unit = plan.units[u], prefix = unitPrefix(plan, u)
+        let writer = try IndexedDatasetWriter(prefix: prefix, dtype: .optimal(vocabSize: framing.vocabSize))
+        // Per document: its hash and text bytes, spooled (a unit may hold millions).
+        FileManager.default.createFile(atPath: prefix + ".hashes.tmp", contents: nil)
+        guard let spool = FileHandle(forWritingAtPath: prefix + ".hashes.tmp") else { throw PreparationError("cannot write \(prefix).hashes.tmp") }
+        defer { try? spool.close() }
+        var hashes: [UInt64] = []
+        hashes.reserveCapacity(3 << 14)
+        var ids: [TokenID] = []
+        ids.reserveCapacity(1 << 20)
+        var hasher = ContentHash.Hasher(), docBytes = 0
+        let reader = DocumentReader(file: unit.file, textKey: plan.settings.textKey, onBadLine: plan.settings.onBadLine, byteRange: unit.byteRange)
+        let counts = try reader.forEachChunk { chunk, first, last in
+            if first { hasher = ContentHash.Hasher(); docBytes = 0 }
+            hasher.update(chunk)
+            docBytes += chunk.count
+            ids.removeAll(keepingCapacity: true)
+            try framing.encode(chunk, first: first, last: last, into: &ids)
+            try ids.withUnsafeBufferPointer { try writer.appendToDocument($0) }
+            if last {
+                try writer.endOpenDocument()
+                let h = hasher.finish()
+                hashes += [h.high.littleEndian, h.low.littleEndian, UInt64(docBytes).littleEndian]
+                if hashes.count >= 3 << 14 { try spool.write(contentsOf: hashes.withUnsafeBytes { Data($0) }); hashes.removeAll(keepingCapacity: true) }
+            }
+        }
+        try writer.finish()
+        try spool.write(contentsOf: hashes.withUnsafeBytes { Data($0) })
+        try spool.synchronize()
+        try rename(prefix + ".hashes.tmp", prefix + ".hashes")
+        let result = UnitResult(counts: counts, documents: writer.documents, tokens: writer.tokens)
+        try durableWrite(try encoded(result), to: prefix + ".json.tmp")
+        try rename(prefix + ".json.tmp", prefix + ".json")
+    }
+
+    /// Merges every unit (all must be done) into OUT and publishes it.
+    @discardableResult
+    public static func merge(_ plan: PreparationPlan) throws -> PreparedDataset {
+        let s = plan.settings
+        let tok = try plan.tokenizer()
+        let dtype = IndexedDType.optimal(vocabSize: tok.vocabSize)
+        let writer = try IndexedDatasetWriter(prefix: s.datasetPrefix, dtype: dtype)
+        var seen = Set<ContentHash>()
+        var sources: [String: PreparedDataset.Source] = [:], order: [String] = []
+        for (u, unit) in plan.units.enumerated() {
+            let prefix = unitPrefix(plan, u)
+            guard let data = FileManager.default.contents(atPath: prefix + ".json"),
+                  let result = try? JSONDecoder().decode(UnitResult.self, from: data) else {
+                throw PreparationError("unit \(u) (\(unit.file.path)) is not prepared: \(prefix).json is missing or does not parse")
+            }
+            let reader = try IndexedDatasetReader(prefix: prefix)
+            // Mapped, not read: a unit's hashes are read once, in order.
+            guard let raw = try? Data(contentsOf: URL(fileURLWithPath: prefix + ".hashes"), options: .alwaysMapped),
+                  raw.count == 24 * reader.documentCount else {
+                throw PreparationError("\(prefix).hashes does not hold 24 bytes for each of the unit's \(reader.documentCount) documents")
+            }
+            var keep = [Bool](repeating: true, count: reader.documentCount)
+            var stats = PreparedDataset.Statistics()
+            raw.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
+                func word(_ i: Int) -> UInt64 { UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) }
+                for d in 0..<reader.documentCount {
+                    if s.deduplicate && !seen.insert(ContentHash(high: word(3 * d), low: word(3 * d + 1))).inserted {
+                        keep[d] = false
+                        stats.duplicatesDropped += 1
+                        continue
+                    }
+                    stats.documents += 1
+                    stats.textBytes += Int(word(3 * d + 2))
+                    for q in reader.documentSequences(d) { stats.tokens += reader.sequenceLength(q) }
+                }
+            }
+            try writer.addDocuments(from: reader, where: { keep[$0] })
+            stats.emptyDocuments = result.counts.emptyDocuments
+            stats.badLines = result.counts.badLines
+            stats.inputBytes = unit.bytes
+            let path = unit.file.path
+            if sources[path] == nil { sources[path] = .init(path: path); order.append(path) }
+            sources[path]!.statistics.add(stats)
+            sources[path]!.firstBadLines = Array((sources[path]!.firstBadLines + result.counts.firstBadLines).prefix(InputCounts.maxBadLineMessages))
+        }
+        try writer.finish()
+        var totals = PreparedDataset.Statistics()
+        for p in order { totals.add(sources[p]!.statistics) }
+        let manifest = PreparedDataset(dataset: PreparationSettings.datasetName, dtype: dtype.name, vocabSize: tok.vocabSize,
+                                       tokenizer: tok.kind, tokenizerChecksum: plan.tokenizerChecksum,
+                                       framing: tok is SentencePieceTokenizer ? "BOS, the document's tokens, EOS" : "the document's tokens, then a newline",
+                                       totals: totals, sources: order.map { sources[$0]! },
+                                       binChecksum: writer.binChecksum ?? "", idxChecksum: writer.idxChecksum ?? "", settings: s)
+        try durableWrite(try encoded(manifest), to: s.manifestPath + ".tmp")
+        try rename(s.manifestPath + ".tmp", s.manifestPath)
+        try fsyncDirectory(s.out)
+        try? FileManager.default.removeItem(atPath: s.workDirectory)
+        return manifest
+    }
+
+    static func encoded<T: Encodable>(_ value: T) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(value)
+    }
+
+    static func rename(_ from: String, _ to: String) throws {
+        guard Foundation.rename(from, to) == 0 else { throw PreparationError("cannot rename \(from) to \(to): \(String(cString: strerror(errno)))") }
+    }
+}
+
+extension PreparedDataset.Statistics {
+    mutating func add(_ o: Self) {
+        documents += o.documents; tokens += o.tokens; textBytes += o.textBytes
+        duplicatesDropped += o.duplicatesDropped; emptyDocuments += o.emptyDocuments; badLines += o.badLines; inputBytes += o.inputBytes
+        bytesPerToken = tokens > 0 ? Double(textBytes) / Double(tokens) : 0
+    }
+}
