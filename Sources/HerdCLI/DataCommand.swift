@@ -49,6 +49,7 @@ struct DataCommand: ParsableCommand {
         @Option(help: "The field of a JSON line that holds the document's text.") var textKey = "text"
         @Option(help: "A malformed JSON line: fail (naming it) or skip (counted in the manifest).") var onBadLine: BadLinePolicy = .fail
         @Option(help: "Uncompressed JSON-lines files larger than this many bytes are cut into units of this size.") var unitBytes = 256 << 20
+        @Option(help: "A unit's output goes on in a new part after this many bytes of tokens (bounds the merge's memory).") var partBytes = 32 << 20
         @Flag(inversion: .prefixedNo, help: "Drop documents whose text is identical to an earlier one's.") var dedup = true
         @Option(help: "MPI ranks to prepare with (mpirun on this machine).") var ranks = 1
         @Flag(help: .hidden) var mpiRank = false
@@ -64,6 +65,7 @@ struct DataCommand: ParsableCommand {
             s.onBadLine = onBadLine
             s.unitBytes = unitBytes
             s.deduplicate = dedup
+            s.partBytes = partBytes
             return s
         }
 
@@ -88,7 +90,7 @@ struct DataCommand: ParsableCommand {
             }
             do {
                 try Preparation.prepareUnits(plan, rank: 0, ranks: 1) { print($0); fflush(stdout) }
-                report(try Preparation.merge(plan))
+                report(try merge(plan))
             } catch { fail(error) }
         }
 
@@ -100,12 +102,22 @@ struct DataCommand: ParsableCommand {
                 guard let plan = try Preparation.storedPlan(settings) else { throw PreparationError("\(out): no plan; run without --mpi-rank") }
                 try Preparation.prepareUnits(plan, rank: world.rank, ranks: world.size) { print($0); fflush(stdout) }
                 world.barrier()
-                if world.rank == 0 { try Preparation.merge(plan) }
+                if world.rank == 0 { try merge(plan) }
                 world.barrier()
             } catch {
                 MPIRuntime.abort(rank: world.rank, reason: "\(error)")
             }
             MPIRuntime.finish()
+        }
+
+        /// The merge, timed (it is one process: what a large preparation waits for at its end).
+        @discardableResult
+        func merge(_ plan: PreparationPlan) throws -> PreparedDataset {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let d = try Preparation.merge(plan)
+            print(String(format: "merged %d unit(s) in %.2f s", plan.units.count, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+            fflush(stdout)
+            return d
         }
 
         func report(_ d: PreparedDataset) {

@@ -268,7 +268,7 @@ struct Bench: ParsableCommand {
         try benchPreparation()
     }
 
-    /// `herd data prepare` of 32 files of JSON lines (35 MB: Tiny Shakespeare's
+    /// `herd data prepare` of 96 files of JSON lines (105 MB: Tiny Shakespeare's
     /// speeches, each file shuffled differently) with Llama 2's tokenizer at 1
     /// and 2 MPI ranks, as a user runs it (mpirun included).
     func benchPreparation() throws {
@@ -281,7 +281,7 @@ struct Bench: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: work) }
         var docs = TokenizerThroughput.documents(of: text), bytes = 0, r = SplitMix64(seed: 7)
         var inputs: [String] = []
-        for f in 0..<32 {
+        for f in 0..<96 {
             docs.shuffle(using: &r)
             var lines = Data()
             for d in docs { lines += try JSONSerialization.data(withJSONObject: ["text": d]); lines += Data("\n".utf8) }
@@ -298,7 +298,7 @@ struct Bench: ParsableCommand {
             guard res.status == 0 else { return print("preparation: failed at \(ranks) rank(s): \(res.err.suffix(400))") }
             rates.append(Double(bytes) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
         }
-        print(String(format: "preparation: herd data prepare, Llama 2 tokenizer, %.1f MB of JSON-lines text in 32 files: 1 rank %.2f MB/s, 2 ranks %.2f MB/s (%.2f×)",
+        print(String(format: "preparation: herd data prepare, Llama 2 tokenizer, %.1f MB of JSON-lines text in 96 files: 1 rank %.2f MB/s, 2 ranks %.2f MB/s (%.2f×)",
                      Double(bytes) / 1e6, rates[0] / 1e6, rates[1] / 1e6, rates[1] / rates[0]))
     }
 

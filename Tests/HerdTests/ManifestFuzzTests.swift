@@ -128,6 +128,12 @@ final class ManifestFuzzTests: FixtureTestCase {
             ("a global batch of 10^12", base.replacingOccurrences(of: "sequences: 8", with: "sequences: 1000000000000"), "batch.sequences"),
             ("a corpus at /dev/zero", base.replacingOccurrences(of: "\(dir)/corpus.txt", with: "/dev/zero"), "data.corpus"),
             ("an output that is a file", base + "\noutput: \(dir)/corpus.txt", "output"),
+            ("a mix entry naming no dataset", base.replacingOccurrences(of: "data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 16}",
+                                                                        with: "data: {mix: [{shards: \(dir)/nothing, weight: 1}], seq_len: 16}"), "data.mix[0].shards"),
+            ("a mix weight of -1", base.replacingOccurrences(of: "data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 16}",
+                                                               with: "data: {mix: [{shards: \(dir), weight: -1}], seq_len: 16}"), "data.mix[0].weight"),
+            ("a mix beside a corpus", base.replacingOccurrences(of: "tokenizer: byte, seq_len: 16}",
+                                                                  with: "tokenizer: byte, seq_len: 16, mix: [{shards: x, weight: 1}]}"), "data.mix"),
         ]
     }
 

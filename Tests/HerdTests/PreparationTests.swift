@@ -116,7 +116,7 @@ final class PreparationTests: XCTestCase {
     func testKilledAndTwoRankPreparationsEqualTheUninterruptedOne() throws {
         try require(Spawn.which("mpirun") != nil, "mpirun")
         let inputs = try writeCorpus(files: 3, docsEach: 400)
-        func args(_ out: String) -> [String] { ["data", "prepare"] + inputs + ["--tokenizer", llama, "--out", out, "--unit-bytes", "16384"] }
+        func args(_ out: String) -> [String] { ["data", "prepare"] + inputs + ["--tokenizer", llama, "--out", out, "--unit-bytes", "16384", "--part-bytes", "4096"] }
         try HerdBinary.fixture(args(dir + "/whole"))
         let whole = try datasetBytes(dir + "/whole")
         let manifest = try PreparedDataset.read(dir: dir + "/whole")

@@ -28,17 +28,23 @@ public enum PreparedData {
     /// The tokenizer `named` (a file, or byte), or by default the one the
     /// preparation left beside the data: tokenizer.model or tokenizer.json.
     public static func tokenizer(for path: String, named: String) throws -> any Tokenizer {
-        if named == "byte" { return ByteTokenizer() }
-        if named != "from shards" { return try TokenizerFile.load(path: named) }
+        try tokenizerWithFile(for: path, named: named).tokenizer
+    }
+
+    /// The tokenizer and the file it was read from (none for byte), so that
+    /// the datasets of a mixture can be checked to share one.
+    public static func tokenizerWithFile(for path: String, named: String) throws -> (tokenizer: any Tokenizer, file: String?) {
+        if named == "byte" { return (ByteTokenizer(), nil) }
+        if named != "from shards" { return (try TokenizerFile.load(path: named), named) }
         let dir: String
         switch locate(path) {
         case .indexed(let prefix)?: dir = (prefix as NSString).deletingLastPathComponent
         default: dir = path
         }
         let model = (dir as NSString).appendingPathComponent("tokenizer.model")
-        if FileManager.default.fileExists(atPath: model) { return try SentencePieceTokenizer(path: model) }
+        if FileManager.default.fileExists(atPath: model) { return (try SentencePieceTokenizer(path: model), model) }
         let json = (dir as NSString).appendingPathComponent("tokenizer.json")
-        if let data = FileManager.default.contents(atPath: json) { return try TokenizerFile.load(json: data, path: json) }
+        if let data = FileManager.default.contents(atPath: json) { return (try TokenizerFile.load(json: data, path: json), json) }
         throw PreparationError("no tokenizer.model or tokenizer.json in \(dir) (run herd data prepare, or name the tokenizer in data.tokenizer)")
     }
 

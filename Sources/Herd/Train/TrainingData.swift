@@ -32,15 +32,17 @@ public struct TrainingData {
         }
         if let mix = m.data.mix {
             var sources: [IndexedTokenSource] = []
-            var tok: (any Tokenizer)?
+            var tok: (any Tokenizer)?, firstSum: UInt64?
             for (i, e) in mix.enumerated() {
                 let field = "data.mix[\(i)].shards"
                 do {
-                    let t = try PreparedData.tokenizer(for: e.shards, named: m.data.tokenizer)
-                    if let first = tok, first.kind != t.kind || first.vocabSize != t.vocabSize {
-                        throw PreparationError("its tokenizer (\(t.kind), \(t.vocabSize) tokens) is not data.mix[0]'s (\(first.kind), \(first.vocabSize))")
+                    // One tokenizer for all: the same file contents (or byte for all).
+                    let (t, file) = try PreparedData.tokenizerWithFile(for: e.shards, named: m.data.tokenizer)
+                    let sum = file.flatMap { Checksum64.ofFile($0)?.value }
+                    if let first = tok, first.kind != t.kind || first.vocabSize != t.vocabSize || sum != firstSum {
+                        throw PreparationError("its tokenizer (\(file ?? t.kind), \(t.vocabSize) tokens) is not data.mix[0]'s (\(first.kind), \(first.vocabSize) tokens); prepare every source with the same one")
                     }
-                    tok = tok ?? t
+                    if tok == nil { tok = t; firstSum = sum }
                     // Each source's windows from its own order (seed and index).
                     guard case .indexed(let prefix)? = PreparedData.locate(e.shards) else {
                         throw PreparationError("\(e.shards): expected an indexed dataset (herd data prepare's or Megatron's)")

@@ -6,8 +6,9 @@ import Foundation
 /// 1. `begin`: the plan (units of work) is made, or the stored one checked
 ///    against the settings, in OUT/.prepare; the tokenizer is copied to OUT.
 /// 2. `prepareUnits`, on every rank: each of its units not yet done is
-///    tokenized into its own small dataset, with a content hash and byte
-///    count per document; a unit's `.json` is written last, so a unit is
+///    tokenized into small datasets of its own (parts of about
+///    `partBytes` of tokens), with a content hash and byte count per document;
+///    a unit's `.json` is written last, so a unit is
 ///    done exactly when that file exists (a killed rank loses at most the
 ///    units it was working on).
 /// 3. `merge`, on one rank once all units are done: the units' documents in
@@ -81,6 +82,7 @@ public enum Preparation {
         var counts: InputCounts
         var documents: Int
         var tokens: Int
+        var parts: Int
     }
 
     /// Prepares this rank's units that are not done; `progress` gets a line per unit.
@@ -102,17 +104,52 @@ public enum Preparation {
         }
     }
 
-    /// One unit: its documents tokenized into unit-N.{bin,idx}, their hashes
-    /// and text bytes into unit-N.hashes, then unit-N.json.
+    static func partPrefix(_ unitPrefix: String, _ p: Int) -> String { unitPrefix + String(format: ".p%04d", p) }
+
+    /// One part of a unit being written: its tokens and, per document, the
+    /// text's hash and byte count, spooled.
+    final class Part {
+        let prefix: String
+        let writer: IndexedDatasetWriter
+        private let spool: FileHandle
+        private var hashes: [UInt64] = []
+
+        init(prefix: String, dtype: IndexedDType) throws {
+            self.prefix = prefix
+            writer = try IndexedDatasetWriter(prefix: prefix, dtype: dtype)
+            FileManager.default.createFile(atPath: prefix + ".hashes.tmp", contents: nil)
+            guard let h = FileHandle(forWritingAtPath: prefix + ".hashes.tmp") else { throw PreparationError("cannot write \(prefix).hashes.tmp") }
+            spool = h
+            hashes.reserveCapacity(3 << 14)
+        }
+
+        func endDocument(_ h: ContentHash, bytes: Int) throws {
+            try writer.endOpenDocument()
+            hashes += [h.high.littleEndian, h.low.littleEndian, UInt64(bytes).littleEndian]
+            if hashes.count >= 3 << 14 { try flush() }
+        }
+
+        private func flush() throws {
+            try spool.write(contentsOf: hashes.withUnsafeBytes { Data($0) })
+            hashes.removeAll(keepingCapacity: true)
+        }
+
+        func finish() throws {
+            try writer.finish()
+            try flush()
+            try spool.synchronize()
+            try spool.close()
+            try Preparation.rename(prefix + ".hashes.tmp", prefix + ".hashes")
+        }
+    }
+
+    /// One unit: its documents tokenized into parts (unit-N.pP.{bin,idx,hashes}),
+    /// then unit-N.json, which says the unit is done.
     static func prepare(_ plan: PreparationPlan, unit u: Int, framing: DocumentFraming) throws {
         let unit = plan.units[u], prefix = unitPrefix(plan, u)
-        let writer = try IndexedDatasetWriter(prefix: prefix, dtype: .optimal(vocabSize: framing.vocabSize))
-        // Per document: its hash and text bytes, spooled (a unit may hold millions).
-        FileManager.default.createFile(atPath: prefix + ".hashes.tmp", contents: nil)
-        guard let spool = FileHandle(forWritingAtPath: prefix + ".hashes.tmp") else { throw PreparationError("cannot write \(prefix).hashes.tmp") }
-        defer { try? spool.close() }
-        var hashes: [UInt64] = []
-        hashes.reserveCapacity(3 << 14)
+        let dtype = IndexedDType.optimal(vocabSize: framing.vocabSize)
+        var part = try Part(prefix: partPrefix(prefix, 0), dtype: dtype)
+        var parts = 1, documents = 0, tokens = 0
         var ids: [TokenID] = []
         ids.reserveCapacity(1 << 20)
         var hasher = ContentHash.Hasher(), docBytes = 0
@@ -123,19 +160,20 @@ public enum Preparation {
             docBytes += chunk.count
             ids.removeAll(keepingCapacity: true)
             try framing.encode(chunk, first: first, last: last, into: &ids)
-            try ids.withUnsafeBufferPointer { try writer.appendToDocument($0) }
+            try ids.withUnsafeBufferPointer { try part.writer.appendToDocument($0) }
             if last {
-                try writer.endOpenDocument()
-                let h = hasher.finish()
-                hashes += [h.high.littleEndian, h.low.littleEndian, UInt64(docBytes).littleEndian]
-                if hashes.count >= 3 << 14 { try spool.write(contentsOf: hashes.withUnsafeBytes { Data($0) }); hashes.removeAll(keepingCapacity: true) }
+                try part.endDocument(hasher.finish(), bytes: docBytes)
+                if part.writer.binBytes >= plan.settings.partBytes {
+                    documents += part.writer.documents; tokens += part.writer.tokens
+                    try part.finish()
+                    part = try Part(prefix: partPrefix(prefix, parts), dtype: dtype)
+                    parts += 1
+                }
             }
         }
-        try writer.finish()
-        try spool.write(contentsOf: hashes.withUnsafeBytes { Data($0) })
-        try spool.synchronize()
-        try rename(prefix + ".hashes.tmp", prefix + ".hashes")
-        let result = UnitResult(counts: counts, documents: writer.documents, tokens: writer.tokens)
+        documents += part.writer.documents; tokens += part.writer.tokens
+        try part.finish()
+        let result = UnitResult(counts: counts, documents: documents, tokens: tokens, parts: parts)
         try durableWrite(try encoded(result), to: prefix + ".json.tmp")
         try rename(prefix + ".json.tmp", prefix + ".json")
     }
@@ -155,28 +193,10 @@ public enum Preparation {
                   let result = try? JSONDecoder().decode(UnitResult.self, from: data) else {
                 throw PreparationError("unit \(u) (\(unit.file.path)) is not prepared: \(prefix).json is missing or does not parse")
             }
-            let reader = try IndexedDatasetReader(prefix: prefix)
-            // Mapped, not read: a unit's hashes are read once, in order.
-            guard let raw = try? Data(contentsOf: URL(fileURLWithPath: prefix + ".hashes"), options: .alwaysMapped),
-                  raw.count == 24 * reader.documentCount else {
-                throw PreparationError("\(prefix).hashes does not hold 24 bytes for each of the unit's \(reader.documentCount) documents")
-            }
-            var keep = [Bool](repeating: true, count: reader.documentCount)
             var stats = PreparedDataset.Statistics()
-            raw.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
-                func word(_ i: Int) -> UInt64 { UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) }
-                for d in 0..<reader.documentCount {
-                    if s.deduplicate && !seen.insert(ContentHash(high: word(3 * d), low: word(3 * d + 1))).inserted {
-                        keep[d] = false
-                        stats.duplicatesDropped += 1
-                        continue
-                    }
-                    stats.documents += 1
-                    stats.textBytes += Int(word(3 * d + 2))
-                    for q in reader.documentSequences(d) { stats.tokens += reader.sequenceLength(q) }
-                }
+            for part in 0..<result.parts {
+                try mergePart(partPrefix(prefix, part), into: writer, deduplicate: s.deduplicate, seen: &seen, stats: &stats)
             }
-            try writer.addDocuments(from: reader, where: { keep[$0] })
             stats.emptyDocuments = result.counts.emptyDocuments
             stats.badLines = result.counts.badLines
             stats.inputBytes = unit.bytes
@@ -198,6 +218,31 @@ public enum Preparation {
         try fsyncDirectory(s.out)
         try? FileManager.default.removeItem(atPath: s.workDirectory)
         return manifest
+    }
+
+    /// One part's documents into the dataset, those whose text was seen before dropped.
+    static func mergePart(_ prefix: String, into writer: IndexedDatasetWriter, deduplicate: Bool,
+                          seen: inout Set<ContentHash>, stats: inout PreparedDataset.Statistics) throws {
+        let reader = try IndexedDatasetReader(prefix: prefix)
+        guard let raw = try? Data(contentsOf: URL(fileURLWithPath: prefix + ".hashes"), options: .alwaysMapped),
+              raw.count == 24 * reader.documentCount else {
+            throw PreparationError("\(prefix).hashes does not hold 24 bytes for each of the part's \(reader.documentCount) documents")
+        }
+        var keep = [Bool](repeating: true, count: reader.documentCount)
+        raw.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
+            func word(_ i: Int) -> UInt64 { UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) }
+            for d in 0..<reader.documentCount {
+                if deduplicate && !seen.insert(ContentHash(high: word(3 * d), low: word(3 * d + 1))).inserted {
+                    keep[d] = false
+                    stats.duplicatesDropped += 1
+                    continue
+                }
+                stats.documents += 1
+                stats.textBytes += Int(word(3 * d + 2))
+                for q in reader.documentSequences(d) { stats.tokens += reader.sequenceLength(q) }
+            }
+        }
+        try writer.addDocuments(from: reader, where: { keep[$0] })
     }
 
     static func encoded<T: Encodable>(_ value: T) throws -> Data {

@@ -25,6 +25,7 @@ public struct PreparationPlan: Codable, Sendable, Equatable {
 
     public static func make(_ settings: PreparationSettings) throws -> PreparationPlan {
         guard settings.unitBytes >= 1 << 10 else { throw PreparationError("--unit-bytes: expected at least 1024, got \(settings.unitBytes)") }
+        guard settings.partBytes >= 1 << 10 else { throw PreparationError("--part-bytes: expected at least 1024, got \(settings.partBytes)") }
         guard !settings.textKey.isEmpty else { throw PreparationError("--text-key: expected a field name, got an empty one") }
         let files = try InputFiles.expand(settings.inputs)
         var units: [Unit] = []
@@ -104,6 +105,7 @@ public struct PreparationPlan: Codable, Sendable, Equatable {
         if a.onBadLine != b.onBadLine { return "--on-bad-line differs (\(a.onBadLine.rawValue) then, \(b.onBadLine.rawValue) now)" }
         if a.unitBytes != b.unitBytes { return "--unit-bytes differs (\(a.unitBytes) then, \(b.unitBytes) now)" }
         if a.deduplicate != b.deduplicate { return "deduplication differs" }
+        if a.partBytes != b.partBytes { return "--part-bytes differs (\(a.partBytes) then, \(b.partBytes) now)" }
         if units != other.units {
             let changed = zip(units, other.units).first { $0 != $1 }.map { $0.0.file.path } ?? "the list of files"
             return "the input files changed since (\(changed))"

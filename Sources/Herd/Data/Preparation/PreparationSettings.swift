@@ -18,6 +18,11 @@ public struct PreparationSettings: Codable, Sendable, Equatable {
     public var unitBytes = 256 << 20
     /// Drop documents whose text is identical to an earlier one's.
     public var deduplicate = true
+    /// Token bytes after which a unit's output goes on in a new part (at a
+    /// document's end): what the merge holds of a part at once — its index
+    /// and hashes, ~44 bytes per document — stays bounded whatever the size
+    /// of a unit (a compressed file is one unit however large).
+    public var partBytes = 32 << 20
 
     public init(inputs: [String], tokenizer: String, out: String) {
         self.inputs = inputs

@@ -31,9 +31,9 @@ extension JobManifest.DataSpec {
             var entries: [JobManifest.MixEntry] = []
             for g in try f.sections("mix") ?? [] {
                 try g.rejectUnknown(allowed: ["shards", "weight"])
-                guard let shards = try prepared(g, "shards") else { throw g.missing("shards", "a prepared dataset") }
                 let w = try g.requiredDouble("weight", min: 0, "its share of the sequences, a number > 0")
                 guard w > 0, w.isFinite else { throw g.error("weight", "expected a finite number > 0, got \(w)") }
+                guard let shards = try prepared(g, "shards") else { throw g.missing("shards", "a prepared dataset") }
                 entries.append(.init(shards: shards, weight: w))
             }
             guard !entries.isEmpty, entries.count <= 1024 else { throw f.error("mix", "expected 1 to 1024 datasets, got \(entries.count)") }
