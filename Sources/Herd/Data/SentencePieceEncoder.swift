@@ -20,14 +20,27 @@ public final class SentencePieceEncoder {
     public let tokenizer: SentencePieceTokenizer
     private var carry: [UInt8] = []
     private var documentStarted = false
-    private var cache: SegmentCache?
+    private let cache: SegmentCache?
     private var merger = SegmentMerger()
+    // The tokenizer's segmentation facts, copied out of it: reading them
+    // through the struct on the hot path retains and releases its arrays.
+    private let addDummyPrefix: Bool
+    private let segmentsAtSpaces: Bool
+    private let segments: Bool
+    private let isolated: UnsafeMutablePointer<Bool>
 
     /// `cacheEntries`: segments remembered (0: none, as for one-off texts).
     public init(_ tokenizer: SentencePieceTokenizer, cacheEntries: Int = 1 << 18) {
         self.tokenizer = tokenizer
         cache = cacheEntries > 0 ? SegmentCache(entries: cacheEntries) : nil
+        addDummyPrefix = tokenizer.model.addDummyPrefix
+        segmentsAtSpaces = tokenizer.segmentsAtSpaces
+        segments = tokenizer.segmentsAtSpaces || tokenizer.hasIsolatedBytes
+        isolated = .allocate(capacity: 256)
+        for b in 0..<256 { isolated[b] = b < 128 && tokenizer.isolatedByte[b] }
     }
+
+    deinit { isolated.deallocate() }
 
     /// Appends the ids of one chunk of a document's UTF-8 text to `out`
     /// (no BOS/EOS: the caller frames documents). `first` starts a document
@@ -58,9 +71,8 @@ public final class SentencePieceEncoder {
     private func segment(_ buf: UnsafeBufferPointer<UInt8>, last: Bool, into out: inout [TokenID]) -> Int {
         let n = buf.count
         guard n > 0, let p = buf.baseAddress else { return 0 }
-        let tok = tokenizer
         var start = 0
-        if tok.segmentsAtSpaces || tok.hasIsolatedBytes {
+        if segments {
             // A space may be "▁" itself (three bytes), so the last two bytes
             // of an unfinished chunk are left for the next one to judge.
             let limit = last ? n : n - 2
@@ -70,8 +82,8 @@ public final class SentencePieceEncoder {
                 let b = p[i]
                 if b & 0xC0 == 0x80 { i += 1; continue }   // inside a character
                 let isSpace = b == 0x20 || (b == 0xE2 && i + 2 < n && p[i + 1] == 0x96 && p[i + 2] == 0x81)
-                let isolated = b < 0x80 && tok.isolatedByte[Int(b)]
-                if i > start && ((tok.segmentsAtSpaces && isSpace && !prevSpace) || isolated || prevIsolated) {
+                let isolated = self.isolated[Int(b)]
+                if i > start && ((segmentsAtSpaces && isSpace && !prevSpace) || isolated || prevIsolated) {
                     emit(UnsafeBufferPointer(start: p + start, count: i - start), into: &out)
                     start = i
                 }
@@ -87,14 +99,14 @@ public final class SentencePieceEncoder {
 
     /// One segment's ids: from the cache, or merged (and remembered).
     private func emit(_ seg: UnsafeBufferPointer<UInt8>, into out: inout [TokenID]) {
-        let prefixed = !documentStarted && tokenizer.model.addDummyPrefix
+        let prefixed = !documentStarted && addDummyPrefix
         documentStarted = true
-        if seg.count <= SegmentCache.maxKeyBytes, cache != nil {
+        if seg.count <= SegmentCache.maxKeyBytes, let cache {
             let h = SegmentCache.hash(seg, seed: prefixed ? 1 : 0)
-            if cache!.append(hash: h, key: seg, prefixed: prefixed, to: &out) { return }
+            if cache.append(hash: h, key: seg, prefixed: prefixed, to: &out) { return }
             let before = out.count
             merger.merge(seg, prefixed: prefixed, tokenizer: tokenizer, into: &out)
-            out.withUnsafeBufferPointer { cache!.insert(hash: h, key: seg, prefixed: prefixed, tokens: UnsafeBufferPointer(rebasing: $0[before...])) }
+            out.withUnsafeBufferPointer { cache.insert(hash: h, key: seg, prefixed: prefixed, tokens: UnsafeBufferPointer(rebasing: $0[before...])) }
             return
         }
         merger.merge(seg, prefixed: prefixed, tokenizer: tokenizer, into: &out)
@@ -189,7 +201,8 @@ struct SegmentMerger {
 /// Segment bytes (and whether the dummy prefix went before them) → their
 /// ids, in open addressing with the keys and ids stored back to back.
 /// When full it starts afresh: a corpus's frequent words come back at once.
-struct SegmentCache {
+/// A class: the encoder reaches it on every segment without copying it.
+final class SegmentCache {
     static let maxKeyBytes = 48
     private struct Entry { var hash: UInt64; var key: Int32; var keyLength: Int32; var ids: Int32; var idCount: Int32 }
     private var slots: [Int32]
@@ -244,7 +257,7 @@ struct SegmentCache {
         }
     }
 
-    mutating func insert(hash: UInt64, key: UnsafeBufferPointer<UInt8>, prefixed: Bool, tokens: UnsafeBufferPointer<TokenID>) {
+    func insert(hash: UInt64, key: UnsafeBufferPointer<UInt8>, prefixed: Bool, tokens: UnsafeBufferPointer<TokenID>) {
         if entries.count >= capacity {
             for i in slots.indices { slots[i] = -1 }
             entries.removeAll(keepingCapacity: true); keys.removeAll(keepingCapacity: true); ids.removeAll(keepingCapacity: true)
