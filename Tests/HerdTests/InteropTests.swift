@@ -109,10 +109,11 @@ final class InteropTests: XCTestCase {
     }
 
     func testExportedModelLoadsInTransformers() throws {
-        let python = ProcessInfo.processInfo.environment["HERD_TEST_PYTHON"] ?? "/tmp/torchenv/bin/python"
+        let env = ProcessInfo.processInfo.environment
+        let python = env["HERD_PYTHON"] ?? env["HERD_TEST_PYTHON"] ?? "/tmp/torchenv/bin/python"
         let usable = FileManager.default.isExecutableFile(atPath: python)
             && (try? Spawn.capture(python, ["-c", "import torch, transformers"]))?.status == 0
-        try XCTSkipUnless(usable, "needs a python with torch and transformers (HERD_TEST_PYTHON; default /tmp/torchenv/bin/python)")
+        try XCTSkipUnless(usable, "needs a python with torch and transformers (HERD_PYTHON, now \(python))")
         // A model trained by Herd (tiny-gqa on bytes, 30 steps), exported, then
         // continued greedily by transformers and by Herd.
         let dir = NSTemporaryDirectory() + "herd-hf-\(getpid())"
