@@ -52,7 +52,8 @@ struct DataCommand: ParsableCommand {
         @Option(help: "A unit's output goes on in a new part after this many bytes of tokens (bounds the merge's memory).") var partBytes = 32 << 20
         @Flag(inversion: .prefixedNo, help: "Drop documents whose text is identical to an earlier one's.") var dedup = true
         @Option(help: "MPI ranks to prepare with (mpirun on this machine).") var ranks = 1
-        @Flag(help: .hidden) var mpiRank = false
+        @Flag(help: "Write the plan (OUT/.prepare/plan.json) and stop: for ranks started by your own mpirun with --mpi-rank.") var planOnly = false
+        @Flag(help: "Run as one MPI rank of the plan (under your mpirun, after --plan-only).") var mpiRank = false
 
         var settings: PreparationSettings {
             // Absolute paths: a rerun from another directory continues the same preparation.
@@ -83,6 +84,7 @@ struct DataCommand: ParsableCommand {
             } catch { fail(error) }
             print(String(format: "herd data prepare: %d unit(s), %.1f MB of input, %d rank(s)", plan.units.count, Double(plan.inputBytes) / 1e6, ranks))
             fflush(stdout)
+            if planOnly { return print("plan written to \(settings.workDirectory)/plan.json; start the ranks with mpirun … herd data prepare (the same arguments) --mpi-rank") }
             if ranks > 1 {
                 do { try MPILauncher.run(ranks: ranks, herdArguments: Array(CommandLine.arguments.dropFirst()) + ["--mpi-rank"]) } catch { fail(error) }
                 do { report(try PreparedDataset.read(dir: out)) } catch { fail(error) }

@@ -150,6 +150,15 @@ final class PreparationTests: XCTestCase {
         m2.settings.out = manifest.settings.out
         XCTAssertEqual(m2, manifest)
 
+        // Ranks started by the user's own mpirun (as on several nodes), after --plan-only.
+        try HerdBinary.fixture(args(dir + "/own") + ["--plan-only"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/own/.prepare/plan.json"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/own/text_document.idx"))
+        let own = try Spawn.capture(Spawn.which("mpirun")!, ["-np", "2", "--oversubscribe", "--bind-to", "none", HerdBinary.path] + args(dir + "/own") + ["--mpi-rank"],
+                                    environment: MPILauncher.environment())
+        XCTAssertEqual(own.status, 0, own.err)
+        XCTAssertEqual(try datasetBytes(dir + "/own"), whole, "ranks of the user's mpirun write the same bytes")
+
         // A rerun of a finished preparation does nothing; other settings are refused.
         XCTAssertTrue(try HerdBinary.fixture(args(dir + "/whole")).out.contains("already prepared"))
         let other = try HerdBinary.run(args(dir + "/whole") + ["--text-key", "body"])

@@ -73,8 +73,13 @@ public enum Preparation {
         (plan.settings.workDirectory as NSString).appendingPathComponent(String(format: "unit-%06d", u))
     }
 
+    /// Whether unit `u` is done: its `.json` (written last) and every part it lists exist.
     public static func isDone(_ plan: PreparationPlan, unit u: Int) -> Bool {
-        FileManager.default.fileExists(atPath: unitPrefix(plan, u) + ".json")
+        let prefix = unitPrefix(plan, u), fm = FileManager.default
+        guard let data = fm.contents(atPath: prefix + ".json"), let r = try? JSONDecoder().decode(UnitResult.self, from: data) else { return false }
+        return (0..<r.parts).allSatisfy { p in
+            [".bin", ".idx", ".hashes"].allSatisfy { fm.fileExists(atPath: partPrefix(prefix, p) + $0) }
+        }
     }
 
     /// What a unit's preparation found.
@@ -195,7 +200,10 @@ public enum Preparation {
             }
             var stats = PreparedDataset.Statistics()
             for part in 0..<result.parts {
-                try mergePart(partPrefix(prefix, part), into: writer, deduplicate: s.deduplicate, seen: &seen, stats: &stats)
+                do { try mergePart(partPrefix(prefix, part), into: writer, deduplicate: s.deduplicate, seen: &seen, stats: &stats) } catch {
+                    // Damaged since it was written (a disk, a hand): say how to redo just this unit.
+                    throw PreparationError("unit \(u) (\(unit.file.path)) cannot be merged: \(error); remove \(prefix).json and rerun the same command to prepare it again")
+                }
             }
             stats.emptyDocuments = result.counts.emptyDocuments
             stats.badLines = result.counts.badLines
