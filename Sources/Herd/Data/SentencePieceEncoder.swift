@@ -210,14 +210,33 @@ final class SegmentCache {
     private var keys: [UInt8] = []
     private var ids: [TokenID] = []
     private let capacity: Int
-    private let mask: Int
+    private var mask: Int
 
+    /// The table starts small and doubles as it fills (at most half full):
+    /// a corpus with few distinct words keeps its cache in the core's own
+    /// cache lines, which matters most when ranks share a machine.
     init(entries: Int) {
         capacity = max(entries, 16)
-        var size = 16
-        while size < 2 * capacity { size <<= 1 }
+        let size = min(1 << 12, Self.slotCount(for: capacity))
         slots = [Int32](repeating: -1, count: size)
         mask = size - 1
+    }
+
+    static func slotCount(for entries: Int) -> Int {
+        var size = 16
+        while size < 2 * entries { size <<= 1 }
+        return size
+    }
+
+    private func grow() {
+        let size = 2 * slots.count
+        slots = [Int32](repeating: -1, count: size)
+        mask = size - 1
+        for (n, e) in entries.enumerated() {
+            var i = Int(truncatingIfNeeded: e.hash) & mask
+            while slots[i] >= 0 { i = (i + 1) & mask }
+            slots[i] = Int32(n)
+        }
     }
 
     @inline(__always)
@@ -261,6 +280,8 @@ final class SegmentCache {
         if entries.count >= capacity {
             for i in slots.indices { slots[i] = -1 }
             entries.removeAll(keepingCapacity: true); keys.removeAll(keepingCapacity: true); ids.removeAll(keepingCapacity: true)
+        } else if 2 * (entries.count + 1) > slots.count {
+            grow()
         }
         var i = Int(truncatingIfNeeded: hash) & mask
         while slots[i] >= 0 { i = (i + 1) & mask }
