@@ -249,3 +249,32 @@ extension PreparationTests {
         for s in 4...6 { XCTAssertEqual(a[s]!, b[s]!, accuracy: 1e-4 * a[s]!, "step \(s): the same sequences at data 2 after the resume") }
     }
 }
+
+extension PreparationTests {
+    /// The char tokenizer: its vocabulary is the corpus's characters (and
+    /// "\n", which ends each document), found by a first pass; the ids
+    /// decode back to the documents, and a job trains on the dataset.
+    func testCharPreparationDecodesBackAndTrains() throws {
+        let docs = ["Once more unto the breach, dear friends;", "Ça va? Très bien. 🦙", "To be, or not to be"]
+        try Self.jsonLines(docs + docs).write(to: URL(fileURLWithPath: dir + "/c.jsonl"))
+        try HerdBinary.fixture(["data", "prepare", dir + "/c.jsonl", "--tokenizer", "char", "--out", dir + "/out"])
+        let tok = try JSONDecoder().decode(CharTokenizer.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/out/tokenizer.json")))
+        XCTAssertEqual(Set(tok.characters), Set((docs.joined() + "\n").unicodeScalars))
+        let r = try IndexedDatasetReader(prefix: dir + "/out/text_document")
+        XCTAssertEqual(r.documentCount, 3, "the repeated documents are dropped")
+        XCTAssertEqual(try (0..<3).map { tok.decode(try r.sequence($0)) }, docs.map { $0 + "\n" })
+        XCTAssertEqual(try PreparedDataset.read(dir: dir + "/out").totals.duplicatesDropped, 3)
+        try """
+        kind: pretrain
+        model: {preset: tiny-gqa}
+        data: {shards: \(dir)/out, seq_len: 8, val_fraction: 0}
+        batch: {sequences: 4}
+        optimizer: {lr: 1e-3}
+        schedule: {warmup_steps: 1}
+        steps: 2
+        output: \(dir)/run
+        """.write(toFile: dir + "/job.yaml", atomically: true, encoding: .utf8)
+        let run = try HerdBinary.fixture(["run", dir + "/job.yaml"])
+        XCTAssertTrue(run.out.contains("vocab \(tok.vocabSize)"), run.out)
+    }
+}
