@@ -129,7 +129,7 @@ public final class Trainer: TrainingTask {
         let dp = context.data.size, d = context.data.rank
         var stats = [Double](repeating: 0, count: 2 * groups.count)   // [loss sum, counted] per group
         for (k, group) in groups.enumerated() {
-            let mine = stride(from: group.lowerBound + d, to: group.upperBound, by: dp).map { $0 }   // this rank's share
+            let mine = Array(stride(from: group.lowerBound + d, to: group.upperBound, by: dp))   // this rank's share
             var w = 0
             while w < mine.count {
                 let n = min(micro, mine.count - w)
@@ -149,7 +149,7 @@ public final class Trainer: TrainingTask {
         }
         context.data.allReduce(&stats, count: stats.count, op: .sum)
         func mean(_ sum: Double, _ n: Double) -> Double { n > 0 ? sum / n : .nan }
-        sourceLosses = groups.count > 1 || dataset.heldOutMeasure.isBySource ? groups.indices.map { mean(stats[2 * $0], stats[2 * $0 + 1]) } : []
+        sourceLosses = dataset.heldOutMeasure.isBySource ? groups.indices.map { mean(stats[2 * $0], stats[2 * $0 + 1]) } : []
         let total = groups.indices.reduce((0.0, 0.0)) { ($0.0 + stats[2 * $1], $0.1 + stats[2 * $1 + 1]) }
         return mean(total.0, total.1)
     }
