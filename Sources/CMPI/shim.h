@@ -18,3 +18,4 @@ static inline int herd_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int herd_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline int herd_mpi_success(void) { return MPI_SUCCESS; }
 static inline int herd_mpi_undefined(void) { return MPI_UNDEFINED; }
+static inline MPI_Status *herd_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }

@@ -91,7 +91,7 @@ struct DataCommand: ParsableCommand {
                 return
             }
             do {
-                try Preparation.prepareUnits(plan, rank: 0, ranks: 1) { print($0); fflush(stdout) }
+                try Preparation.prepareUnits(plan, rank: 0, ranks: 1, progress: .init(say: { print($0); fflush(stdout) }))
                 report(try merge(plan))
             } catch { fail(error) }
         }
@@ -102,7 +102,7 @@ struct DataCommand: ParsableCommand {
             let world = MPICommunicator.world()
             do {
                 guard let plan = try Preparation.storedPlan(settings) else { throw PreparationError("\(out): no plan; run without --mpi-rank") }
-                try Preparation.prepareUnits(plan, rank: world.rank, ranks: world.size) { print($0); fflush(stdout) }
+                try Preparation.prepareUnits(plan, rank: world.rank, ranks: world.size, progress: .init(say: { print($0); fflush(stdout) }))
                 world.barrier()
                 if world.rank == 0 { try merge(plan) }
                 world.barrier()

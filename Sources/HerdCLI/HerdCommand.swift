@@ -68,6 +68,17 @@ struct Run: ParsableCommand {
         do { try resolved.write(to: RunDirectory(manifest.output)) } catch { fail(error) }
         if manifest.parallelism.world > 1 { return try launch(resolved) }
         StopSignal.install()
+        if manifest.kind == .prepare {
+            if sample > 0 || saveWeights || resumeStep != nil { fail(ValidationError("--sample, --save-weights and --resume-step are for training jobs")) }
+            do {
+                let heartbeat = try Heartbeat(run: manifest.output, rank: 0, interval: manifest.monitor.heartbeatSeconds)
+                try PreparationRank(manifest: manifest, world: SingleProcessCommunicator(), heartbeat: heartbeat).run { print($0); fflush(stdout) }
+            } catch let stop as PreparationStopped {
+                FileHandle.standardError.write("herd: \(stop)\n".data(using: .utf8)!)
+                Foundation.exit(143)
+            } catch { fail(error) }
+            return
+        }
         if manifest.kind == .ppo && sample > 0 {
             fail(ValidationError("--sample is for language-model jobs; sample a PPO policy with herd generate --model \(manifest.output)"))
         }
@@ -169,6 +180,11 @@ struct Worker: ParsableCommand {
             // Beating from the start: loading data and resuming count as progress.
             let heartbeat = try Heartbeat(run: manifest.output, rank: world.rank, interval: manifest.monitor.heartbeatSeconds)
             heartbeat.giveUpAfter = 2 * manifest.monitor.hangTimeoutSeconds
+            if manifest.kind == .prepare {
+                try PreparationRank(manifest: manifest, world: world, heartbeat: heartbeat).run { line in print(line); fflush(stdout) }
+                MPIRuntime.finish()
+                return
+            }
             let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1)
             let job = try TrainingJob(manifest: manifest, context: context, planned: plan.model, heartbeat: heartbeat)
             let summary = try job.run(resume: plan.resume, resumeStep: plan.resumeStep, saveWeights: plan.saveWeights) { line in
@@ -182,6 +198,10 @@ struct Worker: ParsableCommand {
             // Every rank agreed to stop at the same step and saved: leave together.
             if world.rank == 0 { FileHandle.standardError.write("herd: \(stop)\n".data(using: .utf8)!) }
             MPIRuntime.finish()
+            Foundation.exit(143)
+        } catch let stop as PreparationStopped {
+            // Each rank stops where it is (no collective to agree in): the units done are kept.
+            if stop.rank == 0 { FileHandle.standardError.write("herd: \(stop)\n".data(using: .utf8)!) }
             Foundation.exit(143)
         } catch {
             MPIRuntime.abort(rank: world.rank, reason: "\(error)")
@@ -208,6 +228,9 @@ struct Validate: ParsableCommand {
                 throw ValidationError(problem + (cluster == nil ? " (checked against this machine; --cluster C checks against a cluster)" : ""))
             }
         } catch { fail(error) }
+        if let p = m.preparation {
+            return print("\(m.file): ok — prepare job \"\(m.name)\", \(m.steps) unit(s) of \(p.inputs.joined(separator: ", ")) → \(p.out) on \(m.parallelism.data) rank(s)")
+        }
         if let p = m.ppo {
             return print("\(m.file): ok — ppo job \"\(m.name)\", \(m.steps) PPO iterations of \(p.rollouts) rollouts (mini-batches of \(p.miniBatch)) from \(m.initFrom ?? "?")")
         }

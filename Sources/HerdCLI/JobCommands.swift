@@ -90,6 +90,7 @@ struct Status: ParsableCommand {
         for j in jobs { print(JobTable.row(j)) }
         if job != nil, let j = jobs.first {
             if let m = j.message { print("  \(m)") }
+            if let rate = j.bytesPerSecond { print(String(format: "  preparing at %.2f MB/s of input (units %d/%d)", rate / 1e6, j.step, j.totalSteps)) }
             for w in try store.workers(j.id) { print("  " + JobTable.worker(w)) }
             for r in try store.restarts(j.id) {
                 print("  restart → attempt \(r.attempt) at \(JobTable.clock(r.time)) from step \(r.fromStep.map(String.init) ?? "0"): \(r.reason)")
@@ -157,6 +158,9 @@ struct Watch: ParsableCommand {
                                 job.step, job.totalSteps, job.loss.map { String(format: "%.4f", $0) } ?? "-",
                                 job.tokensPerSecond.map { String(format: "%.0f", $0) } ?? "-",
                                 job.state == .running ? (job.etaSeconds.map(JobTable.duration) ?? "-") : "-"))
+            if let rate = job.bytesPerSecond {
+                lines.append(String(format: "preparing: units %d/%d  %.2f MB/s of input  %.0f tokens/s", job.step, job.totalSteps, rate / 1e6, job.tokensPerSecond ?? 0))
+            }
             if let e = ppo {
                 func num(_ x: Double?) -> Double { x ?? .nan }
                 lines.append(String(format: "PPO: reward %.4f  KL %.4f  policy loss %.4f  value loss %.4f  clip %.3f  entropy %.3f  length %.1f",
@@ -277,7 +281,13 @@ func superviseInForeground(_ options: ManifestOptions, cluster: String) throws -
             print(String(format: "step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s", e.step ?? 0,
                          submission.manifest.steps, num(e.loss), num(e.lr), num(e.gradNorm), num(e.tokensPerSecond)))
         case .eval: print(String(format: "step %d | held-out loss %.4f", e.step ?? 0, num(e.validationLoss)))
-        case .resume: print("resumed at step \(e.step ?? 0)")
+        case .resume: print(submission.manifest.kind == .prepare ? "\(e.step ?? 0) unit(s) already prepared" : "resumed at step \(e.step ?? 0)")
+        case .unit:
+            print(String(format: "unit %d (%@) on rank %d: %.2f MB, %d tokens in %.2f s", e.unit ?? 0, ((e.path ?? "") as NSString).lastPathComponent,
+                         e.rank ?? 0, Double(e.bytes ?? 0) / 1e6, e.tokens ?? 0, num(e.seconds)))
+        case .merge:
+            print(String(format: "merged %d unit(s) into %@ in %.2f s: %d documents, %d tokens, %d duplicates dropped", e.step ?? 0, e.path ?? "",
+                         num(e.seconds), e.documents ?? 0, e.tokens ?? 0, e.duplicates ?? 0))
         default: return
         }
         fflush(stdout)

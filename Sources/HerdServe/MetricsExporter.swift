@@ -57,6 +57,8 @@ final class MetricsExporter: @unchecked Sendable {
         gauge("herd_job_loss", "Training loss at the last reported step.", l, job.loss)
         gauge("herd_job_validation_loss", "Held-out loss at the last evaluation.", l, job.validationLoss)
         gauge("herd_job_tokens_per_second", "Training tokens per second over the last logging window.", l, job.tokensPerSecond)
+        gauge("herd_job_input_bytes_per_second", "A prepare job's input bytes tokenized per second over its attempt.", l, job.bytesPerSecond)
+        gauge("herd_job_eta_seconds", "Seconds the job still needs at its current rate.", l, job.state == .running ? job.etaSeconds : nil)
         gauge("herd_job_attempt", "The job's current attempt (1 is the first launch).", l, Double(job.attempt))
         let facts = state.facts.facts(job)
         let flops = zip2(job.tokensPerSecond, facts.flopsPerToken).map { $0 * $1 }

@@ -115,6 +115,12 @@ final class ManifestFuzzTests: FixtureTestCase {
         steps: 10
         """
 
+    static let prepare = """
+        kind: prepare
+        name: fuzz-prepare
+        prepare: {inputs: [\(dir)/corpus.txt], tokenizer: byte, out: \(dir)/prepared}
+        """
+
     /// Each case found by hand: what field it names.
     static var cases: [(name: String, text: String, field: String)] {
         [
@@ -132,6 +138,13 @@ final class ManifestFuzzTests: FixtureTestCase {
                                                                         with: "data: {mix: [{shards: \(dir)/nothing, weight: 1}], seq_len: 16}"), "data.mix[0].shards"),
             ("a mix weight of -1", base.replacingOccurrences(of: "data: {corpus: \(dir)/corpus.txt, tokenizer: byte, seq_len: 16}",
                                                                with: "data: {mix: [{shards: \(dir), weight: -1}], seq_len: 16}"), "data.mix[0].weight"),
+            ("a prepare job with a model", prepare + "\nmodel: {preset: tiny-gqa}", "model"),
+            ("a prepare job on tensor ranks", prepare + "\nparallelism: {data: 2, tensor: 2}", "parallelism"),
+            ("a prepare job whose inputs match nothing", prepare.replacingOccurrences(of: "corpus.txt]", with: "nothing-*.jsonl]"), "prepare.inputs"),
+            ("a prepare job with a corpus for a tokenizer", prepare.replacingOccurrences(of: "tokenizer: byte", with: "tokenizer: \(dir)/corpus.txt"), "prepare.tokenizer"),
+            ("a prepare job that shrinks", prepare + "\nrestart: {on_node_loss: shrink}", "restart.on_node_loss"),
+            ("a prepare job writing into a file", prepare.replacingOccurrences(of: "out: \(dir)/prepared", with: "out: \(dir)/corpus.txt"), "prepare.out"),
+            ("a prepare section in a training job", base + "\nprepare: {inputs: [x], tokenizer: byte, out: y}", "prepare"),
             ("a mix beside a corpus", base.replacingOccurrences(of: "tokenizer: byte, seq_len: 16}",
                                                                   with: "tokenizer: byte, seq_len: 16, mix: [{shards: x, weight: 1}]}"), "data.mix"),
         ]

@@ -277,4 +277,88 @@ extension PreparationTests {
         let run = try HerdBinary.fixture(["run", dir + "/job.yaml"])
         XCTAssertTrue(run.out.contains("vocab \(tok.vocabSize)"), run.out)
     }
+
+    /// A prepare job under the coordinator: submitted, a rank SIGKILLed and
+    /// the job restarted keeping the units done, cancelled and resumed — and
+    /// the dataset byte-identical to the same job run by `herd run` on one
+    /// rank. The store shows its progress in units, MB/s and ETA.
+    func testPreparationJobSurvivesAKilledRankAndACancelAndEqualsTheOneRankRun() throws {
+        try require(Spawn.which("mpirun") != nil, "mpirun")
+        // Some 2 MB in 16 KiB units: a hundred units, a few seconds on two ranks.
+        let inputs = try writeCorpus(files: 4, docsEach: 4000)
+        let home = dir + "/home"
+        var env = ProcessInfo.processInfo.environment
+        env["HERD_HOME"] = home
+        try """
+        name: local
+        launcher: mpirun
+        nodes:
+          - {hosts: [localhost], slots: 2, cores: 2, memory_gb: 16, peak_tflops: 0.1}
+        """.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+        func job(_ name: String, ranks: Int) throws -> String {
+            let path = dir + "/\(name).yaml"
+            try """
+            kind: prepare
+            name: \(name)
+            prepare:
+              inputs: [\(inputs.joined(separator: ", "))]
+              tokenizer: \(llama)
+              out: \(dir)/\(name)-data
+              unit_bytes: 16384
+              part_bytes: 4096
+            parallelism: {data: \(ranks)}
+            restart: {max_restarts: 2, backoff_seconds: 0.2}
+            monitor: {heartbeat_seconds: 0.25, hang_timeout_seconds: 20}
+            output: \(dir)/\(name)-run
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let one = try HerdBinary.fixture(["run", try job("one", ranks: 1)], environment: env)
+        XCTAssertTrue(one.out.contains("documents"), one.out)
+        let reference = try datasetBytes(dir + "/one-data")
+
+        let submitted = try HerdBinary.fixture(["submit", try job("two", ranks: 2), "--cluster", dir + "/local.yaml"], environment: env)
+        let id = try XCTUnwrap(Int(submitted.out.split(separator: "\n").first ?? ""), submitted.out)
+        let store = try JobStore(home: home)
+        func wait(_ what: String, _ done: (JobRecord) -> Bool) throws -> JobRecord {
+            for _ in 0..<2400 {
+                let j = try store.job(id)
+                if done(j) { return j }
+                usleep(25_000)
+            }
+            let j = try store.job(id)
+            throw PreparationError("job \(id) never reached \(what): \(j.state) at unit \(j.step)/\(j.totalSteps): \(j.message ?? "")")
+        }
+        let running = try wait("its third unit") { $0.step >= 3 && $0.state == .running }
+        XCTAssertLessThan(running.step, running.totalSteps, "killed before every unit is done")
+        let victim = try XCTUnwrap(HeartbeatRecord.readAll(run: dir + "/two-run").first { $0.rank == 1 })
+        XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
+        let restarted = try wait("its second attempt's progress") { $0.attempt == 2 && $0.state == .running && $0.step > running.step }
+        XCTAssertEqual(restarted.restarts, 1)
+        XCTAssertNotNil(restarted.etaSeconds)
+        XCTAssertGreaterThan(restarted.bytesPerSecond ?? 0, 0)
+
+        // A cancel stops every rank where it is; a resume continues from the units done.
+        let cancelled = try HerdBinary.run(["cancel", String(id)], environment: env)
+        let state = try store.job(id)
+        let watched = try HerdBinary.fixture(["watch", String(id), "--once"], environment: env)
+        XCTAssertTrue(watched.out.contains("MB/s"), watched.out)
+        if state.state == .cancelled {
+            XCTAssertEqual(cancelled.status, 0, cancelled.err)
+            try HerdBinary.fixture(["resume", String(id)], environment: env)
+        } else {
+            // The job finished before the cancel reached it.
+            XCTAssertEqual(state.state, .succeeded, state.message ?? "")
+        }
+        let done = try wait("its end") { $0.state.isFinal }
+        XCTAssertEqual(done.state, .succeeded, done.message ?? "")
+        XCTAssertEqual(done.step, done.totalSteps)
+        XCTAssertEqual(try datasetBytes(dir + "/two-data"), reference, "killed, cancelled and resumed on two ranks: the one-rank run's bytes")
+        let events = try RunEvent.readAll(path: dir + "/two-run/events.jsonl")
+        let units = Set(events.filter { $0.event == .unit }.compactMap(\.unit))
+        XCTAssertEqual(units.count, done.totalSteps, "every unit reported")
+        XCTAssertEqual(Set(events.filter { $0.event == .unit }.compactMap(\.rank)), [0, 1])
+        XCTAssertEqual(events.filter { $0.event == .merge }.count, 1)
+    }
 }
+

@@ -14,6 +14,10 @@ public protocol Communicator: AnyObject {
     func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int)
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int)
     func barrier()
+    /// A barrier whose wait calls `waiting` about every `interval` seconds
+    /// (a heartbeat, a stop request that throws): ranks that finished their
+    /// share early wait here without looking hung.
+    func barrier(interval: Double, waiting: () throws -> Void) throws
     /// A sub-group of the ranks that pass the same `color`, ordered by `key`.
     func split(color: Int, key: Int) -> Communicator
 }
@@ -43,5 +47,6 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
     public func barrier() {}
+    public func barrier(interval: Double, waiting: () throws -> Void) throws {}
     public func split(color: Int, key: Int) -> Communicator { SingleProcessCommunicator() }
 }

@@ -63,6 +63,20 @@ public final class MPICommunicator: Communicator {
 
     public func barrier() { check(MPI_Barrier(comm), "MPI_Barrier") }
 
+    /// MPI_Ibarrier, tested every few milliseconds, `waiting` called every `interval`.
+    public func barrier(interval: Double, waiting: () throws -> Void) throws {
+        var request: MPI_Request?
+        check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier")
+        var done: Int32 = 0, last = DispatchTime.now().uptimeNanoseconds
+        while true {
+            check(MPI_Test(&request, &done, herd_mpi_status_ignore()), "MPI_Test")
+            if done != 0 { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if Double(now - last) / 1e9 >= interval { last = now; try waiting() }
+            usleep(5_000)
+        }
+    }
+
     public func split(color: Int, key: Int) -> Communicator {
         var sub = herd_mpi_comm_null()
         check(MPI_Comm_split(comm, Int32(color), Int32(key), &sub), "MPI_Comm_split")

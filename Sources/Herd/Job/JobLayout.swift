@@ -9,6 +9,7 @@ extension JobManifest {
     public mutating func applyLayout(data: Int, tensor: Int) throws(ManifestError) {
         parallelism.data = data
         parallelism.tensor = tensor
+        if kind == .prepare { return try checkLayout() }
         if !batch.microBatchGiven {
             batch.microBatch = kind == .ppo ? max(1, (ppo?.miniBatch ?? 1) / max(data, 1)) : max(1, batch.sequences / max(data, 1))
         }
@@ -25,6 +26,11 @@ extension JobManifest {
     public func checkLayout() throws(ManifestError) {
         func refuse(_ field: String, _ message: String) -> ManifestError { ManifestError(file: file, field: field, message: message) }
         let dp = parallelism.data, tp = parallelism.tensor
+        if kind == .prepare {
+            // Any number of ranks: the units are dealt among them.
+            if tp > 1 { throw refuse("parallelism.tensor", "a prepare job's ranks each tokenize their own units: use parallelism.data, got tensor \(tp)") }
+            return
+        }
         if kind == .ppo && tp > 1 {
             throw refuse("parallelism.tensor", "a PPO job's rollouts run the whole policy in each process (generation has no tensor parallelism): use parallelism.data, got tensor \(tp)")
         }

@@ -9,10 +9,12 @@ public struct JobManifest: Sendable, Codable, Equatable {
     /// on chat demonstrations, loss on the assistant's tokens only.
     /// reward: a reward model (scalar head) on preference comparisons.
     /// ppo: a chat policy optimised against reward models (`ppo:` section).
+    /// prepare: a corpus tokenized into a dataset (`prepare:` section); it
+    /// trains nothing, and its steps are its units of work.
     public enum Kind: String, Sendable, Codable, CaseIterable {
-        case pretrain, sft, reward, ppo
+        case pretrain, sft, reward, ppo, prepare
         /// Jobs that start from a chat model and read dialogues.
-        var finetunes: Bool { self != .pretrain }
+        var finetunes: Bool { self == .sft || self == .reward || self == .ppo }
     }
 
     public struct ModelSpec: Sendable, Codable, Equatable {
@@ -141,6 +143,8 @@ public struct JobManifest: Sendable, Codable, Equatable {
     public var reward: RewardSpec
     /// A PPO job's settings (kind ppo only).
     public var ppo: PPOSpec?
+    /// A prepare job's corpus, tokenizer and output (kind prepare only).
+    public var preparation: PreparationSettings? = nil
 
     /// What a reward model learns: the margin table of its loss, and its
     /// objective — helpfulness or safety, which picks its data: all the
@@ -194,7 +198,7 @@ public struct JobManifest: Sendable, Codable, Equatable {
     }
 
     static let topFields = ["name", "kind", "seed", "model", "data", "batch", "optimizer", "schedule", "steps", "train_tokens", "eval",
-                            "log_interval", "output", "threads", "parallelism", "checkpoint", "restart", "monitor", "init", "epochs", "reward", "ppo"]
+                            "log_interval", "output", "threads", "parallelism", "checkpoint", "restart", "monitor", "init", "epochs", "reward", "ppo", "prepare"]
 
     /// Each section parses itself (Sections/), with the defaults of the
     /// job's kind (`KindDefaults`); `validate` then checks the rules that
@@ -203,8 +207,11 @@ public struct JobManifest: Sendable, Codable, Equatable {
     public static func parse(yaml text: String, file: String, overrides: Overrides = .init(), base: String? = nil) throws(ManifestError) -> JobManifest {
         let top = try YAMLFields.top(yaml: text, file: file, what: "manifest", base: base ?? FileManager.default.currentDirectoryPath)
         try top.rejectUnknown(allowed: topFields)
-        let kind = try Kind.parse(top), defaults = kind.defaults
+        let kind = try Kind.parse(top)
         let name = try parseName(top)
+        if kind == .prepare { return try parsePreparation(top, name: name, overrides: overrides) }
+        let defaults = kind.defaults
+        if top.has("prepare") { throw top.error("prepare", "only a prepare job (kind: prepare) takes a prepare section") }
         let seed = UInt64(try top.int("seed", min: 0) ?? 1337)
         let initFrom = try parseInit(top, defaults, planOnly: overrides.planOnly)
 

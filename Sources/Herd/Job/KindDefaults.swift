@@ -104,6 +104,11 @@ extension JobManifest {
                 return KindDefaults(requiresInit: true, modelIsInit: true, scalarHead: false, data: .prompts, validationFraction: 0,
                                     rewardSection: false, ppoSection: true, batch: .rollouts, learningRate: 1e-6,
                                     length: .iterations(200), warmup: .steps(0), minLRRatio: 1, checkpointsEnd: true)
+            case .prepare:
+                // Never asked: a prepare job's manifest is read by parsePreparation, without these sections.
+                return KindDefaults(requiresInit: false, modelIsInit: false, scalarHead: false, data: .corpus, validationFraction: 0,
+                                    rewardSection: false, ppoSection: false, batch: .required, learningRate: nil,
+                                    length: .given, warmup: .steps(0), minLRRatio: 1, checkpointsEnd: false)
             }
         }
     }

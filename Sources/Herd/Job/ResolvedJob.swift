@@ -49,6 +49,7 @@ public struct ResolvedJob: Codable, Sendable, Equatable {
     public static func shape(of m: JobManifest) throws -> (LlamaConfig, String) {
         var config = m.model.config
         if m.kind == .ppo { return (config, "the policy's init") }
+        if m.kind == .prepare { return (config, "none: a prepare job trains no model") }
         if config.vocabSize > 0 { return (config, m.model.preset.map { "preset \($0)" } ?? "the manifest") }
         let tokenizer: any Tokenizer, from: String
         if m.kind.finetunes, let initFrom = m.initFrom {

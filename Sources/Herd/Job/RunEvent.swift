@@ -26,6 +26,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
         public static let start = Kind(rawValue: "start"), resume = Kind(rawValue: "resume"), initialized = Kind(rawValue: "init")
         public static let step = Kind(rawValue: "step"), eval = Kind(rawValue: "eval"), checkpoint = Kind(rawValue: "checkpoint")
         public static let stopped = Kind(rawValue: "stopped"), end = Kind(rawValue: "end")
+        // A prepare job's ranks': a unit of the corpus tokenized; the units merged into the dataset.
+        public static let unit = Kind(rawValue: "unit"), merge = Kind(rawValue: "merge")
         // The coordinator's.
         public static let launch = Kind(rawValue: "launch"), restart = Kind(rawValue: "restart"), requeue = Kind(rawValue: "requeue")
         public static let shrink = Kind(rawValue: "shrink"), grow = Kind(rawValue: "grow"), cancelled = Kind(rawValue: "cancelled")
@@ -85,10 +87,17 @@ public struct RunEvent: Codable, Equatable, Sendable {
     public var accuracyBetter: Double?
     public var accuracySlightlyBetter: Double?
     public var accuracyNegligiblyBetter: Double?
-    // checkpoint
+    // checkpoint; a prepare job's start (its input bytes), resume (those
+    // already prepared), unit and merge
     public var path: String?
     public var bytes: Int?
     public var seconds: Double?
+    // unit, merge
+    public var unit: Int?
+    public var rank: Int?
+    public var documents: Int?
+    public var tokens: Int?
+    public var duplicates: Int?
     // end
     public var trainLoss: Double?
     public var trainSeconds: Double?
@@ -121,7 +130,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case validationLoss = "val_loss", sourceLosses = "source_val_loss", mixProportions = "mix_proportions", accuracy, pairs
         case accuracySignificantlyBetter = "accuracy_significantly_better", accuracyBetter = "accuracy_better"
         case accuracySlightlyBetter = "accuracy_slightly_better", accuracyNegligiblyBetter = "accuracy_negligibly_better"
-        case path, bytes, seconds, trainLoss = "train_loss", trainSeconds = "train_seconds"
+        case path, bytes, seconds, unit, rank, documents, tokens, duplicates, trainLoss = "train_loss", trainSeconds = "train_seconds"
         case jobID = "job_id", attempt, launcher, launchID = "launch_id", world, data, tensor, reason, restart
         case fromStep = "from_step", checkpointStep = "checkpoint_step", backoffSeconds = "backoff_s", hungAt = "hung_at", lost, hosts
     }
@@ -239,6 +248,21 @@ extension RunEvent {
     public static func ended(step: Int, trainLoss: Double, trainSeconds: Double) -> RunEvent {
         var e = RunEvent(.end)
         e.step = step; e.trainLoss = trainLoss; e.trainSeconds = trainSeconds
+        return e
+    }
+
+    /// A prepare job's rank finished a unit.
+    public static func unitPrepared(_ r: UnitReport, rank: Int) -> RunEvent {
+        var e = RunEvent(.unit)
+        e.unit = r.unit; e.rank = rank; e.path = r.file; e.bytes = r.bytes; e.documents = r.documents; e.tokens = r.tokens; e.seconds = r.seconds
+        return e
+    }
+
+    /// A prepare job's dataset, merged and published.
+    public static func merged(_ d: PreparedDataset, units: Int, seconds: Double) -> RunEvent {
+        var e = RunEvent(.merge)
+        e.step = units; e.path = d.settings.out; e.documents = d.totals.documents; e.tokens = d.totals.tokens
+        e.duplicates = d.totals.duplicatesDropped; e.bytes = d.totals.inputBytes; e.seconds = seconds
         return e
     }
 

@@ -38,7 +38,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     /// The width of the output layer: the vocabulary, or 1 for a scalar head.
     public var outputWidth: Int { scalarHead ? 1 : vocabSize }
 
-    public var headDim: Int { dim / heads }
+    public var headDim: Int { heads > 0 ? dim / heads : 0 }
     public var kvDim: Int { kvHeads * headDim }
 
     /// Every weight, counted from the shapes alone (nothing is allocated).

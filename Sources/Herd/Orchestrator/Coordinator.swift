@@ -17,6 +17,8 @@ public final class Coordinator {
     /// When the current attempt was found hung (before it was killed, which under Slurm can take a while).
     private var hungAt: Double?
     public var executable = "/proc/self/exe"
+    /// A prepare job's progress in this attempt, from its ranks' unit events.
+    private var preparation = PreparationTally()
 
     public init(store: JobStore, jobID: Int, say: @escaping (String) -> Void) {
         self.store = store; self.jobID = jobID; self.say = say
@@ -109,7 +111,8 @@ public final class Coordinator {
                 var e = RunEvent.coordinator(.succeeded, job: jobID)
                 e.step = job.step
                 events.write(e)
-                try finish(.succeeded, String(format: "finished %d steps, loss %.4f", job.step, job.loss ?? .nan))
+                try finish(.succeeded, manifest.preparation.map { "prepared \(job.step) unit(s) into \($0.out)" }
+                    ?? String(format: "finished %d steps, loss %.4f", job.step, job.loss ?? .nan))
                 return .succeeded
             case .cancel:
                 let latest = CheckpointStore(runDirectory: job.runDir).latest()
@@ -145,7 +148,7 @@ public final class Coordinator {
             hungAt = nil
             events.write(event)
             say(String(format: "restart %d of %d in %.1f s, from %@", restarts, job.maxRestarts, delay,
-                       from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
+                       manifest.kind == .prepare ? "the units already prepared" : from.map { "the checkpoint at step \($0)" } ?? "the start (no checkpoint yet)"))
             let until = Date().timeIntervalSince1970 + delay
             while Date().timeIntervalSince1970 < until && !cancelRequested { Thread.sleep(forTimeInterval: min(pollInterval, delay)) }
             if restart.probeNodes {
@@ -257,7 +260,17 @@ public final class Coordinator {
         case .start:
             if let s = e.steps { f["total_steps"] = .int(Int64(s)) }
             if let t = e.tokensPerStep { tokensPerStep = Double(t) }
+            if e.jobKind == JobManifest.Kind.prepare.rawValue {
+                preparation = PreparationTally(inputBytes: e.bytes ?? 0, since: e.time ?? Date().timeIntervalSince1970)
+                f["step"] = .int(0)
+            }
         case .resume:
+            if let s = e.step { f["step"] = .int(Int64(s)) }
+            if let b = e.bytes { preparation.units = e.step ?? 0; preparation.bytesBefore = b }
+        case .unit:
+            preparation.add(e)
+            f = preparation.fields(now: e.time ?? Date().timeIntervalSince1970)
+        case .merge:
             if let s = e.step { f["step"] = .int(Int64(s)) }
         case .step:
             let job = try store.job(jobID)
@@ -277,6 +290,7 @@ public final class Coordinator {
             if let s = e.step { f["checkpoint_step"] = .int(Int64(s)) }
         case .end:
             f["eta_s"] = .double(0)
+            if let s = e.step { f["step"] = .int(Int64(s)) }
             if let l = e.trainLoss { f["loss"] = .double(l) }
         default: return
         }
@@ -296,5 +310,34 @@ public final class Coordinator {
     func finish(_ state: JobState, _ message: String) throws {
         try store.update(jobID, ["state": .text(state.rawValue), "message": .text(message)])
         say("job \(jobID): \(state.rawValue): \(message)")
+    }
+}
+
+/// A prepare job's progress over one attempt, summed from its ranks' unit
+/// events: units done, input bytes done before and during the attempt, and
+/// the rates and ETA the store shows (`herd status`, `herd watch`, /metrics).
+struct PreparationTally {
+    var inputBytes = 0
+    var since = 0.0
+    var units = 0
+    var bytesBefore = 0
+    var bytes = 0
+    var tokens = 0
+
+    mutating func add(_ e: RunEvent) {
+        units += 1
+        bytes += e.bytes ?? 0
+        tokens += e.tokens ?? 0
+    }
+
+    func fields(now: Double) -> [String: SQLiteValue] {
+        var f: [String: SQLiteValue] = ["step": .int(Int64(units))]
+        let seconds = now - since
+        guard seconds > 0, bytes > 0 else { return f }
+        let rate = Double(bytes) / seconds
+        f["bytes_per_s"] = .double(rate)
+        f["tokens_per_s"] = .double(Double(tokens) / seconds)
+        f["eta_s"] = .double(Double(max(0, inputBytes - bytesBefore - bytes)) / rate)
+        return f
     }
 }

@@ -92,8 +92,10 @@ public enum JobOperations {
         let job = reconcile(store, try store.job(id))
         if !job.state.isFinal { throw JobOperationError.stillRunning(id: job.id, state: job.state) }
         if job.state == .succeeded { throw JobOperationError.alreadySucceeded(id: job.id, step: job.step, total: job.totalSteps) }
+        // A prepare job's state is its units done (kept in its output), not a checkpoint.
+        let preparing = (try? ResolvedJob.read(RunDirectory(job.runDir)))?.manifest.kind == .prepare
         let checkpoints = CheckpointStore(runDirectory: job.runDir)
-        guard let step = checkpoints.latest() ?? checkpoints.steps().last else {
+        guard let step = preparing ? job.step : checkpoints.latest() ?? checkpoints.steps().last else {
             throw JobOperationError.noCheckpoint(id: job.id, runDir: job.runDir)
         }
         var isDir: ObjCBool = false

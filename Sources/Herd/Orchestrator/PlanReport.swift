@@ -15,6 +15,8 @@ public struct PlanReport: Sendable {
     public var memoryProblem: String?
     /// A PPO job's models, cache and activations (its totals are in bytesPerRank).
     public var ppo: PPOPlan?
+    /// A prepare job's units and how they are dealt (it has no model to price).
+    public var preparation: PreparationLayout?
 
     public var totalBytesPerRank: Double { bytesPerRank.weights + bytesPerRank.gradients + bytesPerRank.optimizer + bytesPerRank.activations }
 
@@ -35,6 +37,11 @@ public struct PlanReport: Sendable {
             let g = cluster.nodes[slots[r].group]
             plan.ranks[r].host = slots[r].host
             plan.ranks[r].threads = max(1, g.cores / g.slots)
+        }
+        if let settings = m.preparation {
+            return PlanReport(plan: plan, cluster: cluster, bytesPerRank: (0, 0, 0, 0), flopsPerToken: 0, totalTokens: 0,
+                              secondsAtUtilization: 0, slotHours: 0, memoryProblem: nil, ppo: nil,
+                              preparation: try PreparationLayout.make(settings, ranks: world))
         }
         // Memory of rank 0 (every rank holds the same amount): fp32 weights and
         // gradients of its tensor shard; AdamW's two moments, divided among the
@@ -68,6 +75,7 @@ public struct PlanReport: Sendable {
     }
 
     public var text: String {
+        if let preparation { return preparation.text(job: plan.job, cluster: cluster, ranks: plan.ranks) }
         let p = plan, m = p.model
         var lines: [String] = []
         lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(p.zero1 ? ", ZeRO-1" : "")")

@@ -28,6 +28,8 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var loss: Double?
     public var validationLoss: Double?
     public var tokensPerSecond: Double?
+    /// A prepare job's input bytes per second (nil for training jobs).
+    public var bytesPerSecond: Double?
     public var etaSeconds: Double?
     public var lastCheckpointStep: Int?
     public var attempt: Int
@@ -139,6 +141,13 @@ public final class JobStore: @unchecked Sendable {
                 try db.execute("PRAGMA user_version = 1")
             }
         }
+        if version < 2 {
+            // A prepare job's rate: input bytes per second.
+            try db.transaction {
+                try db.execute("ALTER TABLE jobs ADD COLUMN bytes_per_s REAL")
+                try db.execute("PRAGMA user_version = 2")
+            }
+        }
     }
 
     // MARK: jobs
@@ -243,6 +252,7 @@ public final class JobStore: @unchecked Sendable {
         j.loss = r["loss"]?.double
         j.validationLoss = r["val_loss"]?.double
         j.tokensPerSecond = r["tokens_per_s"]?.double
+        j.bytesPerSecond = r["bytes_per_s"]?.double
         j.etaSeconds = r["eta_s"]?.double
         j.attempt = r["attempt"]?.int ?? 0
         j.restarts = r["restarts"]?.int ?? 0

@@ -18,6 +18,7 @@ public struct TrainingJob {
         func check(_ model: LlamaConfig) throws {
             if let planned, model != planned { throw TrainingJobError.modelDiffersFromPlan(job: m.name) }
         }
+        if m.kind == .prepare { throw TrainingJobError.notTraining(job: m.name) }
         if m.kind == .ppo {
             try check(m.model.config)
             task = try PPOTrainer(manifest: m, context: context ?? .single(model: m.model.config, sequences: m.batch.sequences, threads: threads))
@@ -45,8 +46,11 @@ public struct TrainingJob {
 
 public enum TrainingJobError: Error, CustomStringConvertible {
     case modelDiffersFromPlan(job: String)
+    case notTraining(job: String)
     public var description: String {
         switch self {
+        case let .notTraining(job):
+            return "\(job) is a prepare job: it trains nothing (its ranks run PreparationRank)"
         case let .modelDiffersFromPlan(job):
             return "\(job): the model resolved from the job differs from the plan's (did its data or init change since it was planned?)"
         }

@@ -90,24 +90,33 @@ public enum Preparation {
         var parts: Int
     }
 
-    /// Prepares this rank's units that are not done; `progress` gets a line per unit.
-    public static func prepareUnits(_ plan: PreparationPlan, rank: Int, ranks: Int, progress: (String) -> Void) throws {
+    /// Prepares this rank's units that are not done, reporting each (and ticking as it reads).
+    public static func prepareUnits(_ plan: PreparationPlan, rank: Int, ranks: Int, progress: PreparationProgress = .init()) throws {
         let mine = plan.units(forRank: rank, of: ranks).filter { !isDone(plan, unit: $0) }
         let total = mine.reduce(0) { $0 + plan.units[$1].bytes }
-        guard !mine.isEmpty else { return progress("rank \(rank): nothing left to prepare") }
+        guard !mine.isEmpty else { return progress.say("rank \(rank): nothing left to prepare") }
         let framing = DocumentFraming(tokenizer: try plan.tokenizer())
         let start = DispatchTime.now().uptimeNanoseconds
         var doneBytes = 0
         for (i, u) in mine.enumerated() {
-            try prepare(plan, unit: u, framing: framing)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let result = try prepare(plan, unit: u, framing: framing, tick: progress.tick)
+            let now = DispatchTime.now().uptimeNanoseconds
             doneBytes += plan.units[u].bytes
-            let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            progress.unitDone(UnitReport(unit: u, file: plan.units[u].file.path, bytes: plan.units[u].bytes, documents: result.documents,
+                                         tokens: result.tokens, seconds: Double(now - t0) / 1e9, rankUnitsDone: i + 1, rankUnits: mine.count,
+                                         rankBytesDone: doneBytes, rankBytes: total))
+            try progress.tick()
+            let s = Double(now - start) / 1e9
             let rate = Double(doneBytes) / max(s, 1e-9)
             let eta = Double(total - doneBytes) / max(rate, 1)
-            progress(String(format: "rank %d: unit %d/%d (%@) done; %.1f of %.1f MB, %.2f MB/s, ETA %.0f s", rank, i + 1, mine.count,
-                            (plan.units[u].file.path as NSString).lastPathComponent, Double(doneBytes) / 1e6, Double(total) / 1e6, rate / 1e6, eta))
+            progress.say(String(format: "rank %d: unit %d/%d (%@) done; %.1f of %.1f MB, %.2f MB/s, ETA %.0f s", rank, i + 1, mine.count,
+                                (plan.units[u].file.path as NSString).lastPathComponent, Double(doneBytes) / 1e6, Double(total) / 1e6, rate / 1e6, eta))
         }
     }
+
+    /// Whether every unit of the plan is done (what ranks that finished their own wait for).
+    public static func allDone(_ plan: PreparationPlan) -> Bool { plan.units.indices.allSatisfy { isDone(plan, unit: $0) } }
 
     static func partPrefix(_ unitPrefix: String, _ p: Int) -> String { unitPrefix + String(format: ".p%04d", p) }
 
@@ -150,19 +159,22 @@ public enum Preparation {
 
     /// One unit: its documents tokenized into parts (unit-N.pP.{bin,idx,hashes}),
     /// then unit-N.json, which says the unit is done.
-    static func prepare(_ plan: PreparationPlan, unit u: Int, framing: DocumentFraming) throws {
+    @discardableResult
+    static func prepare(_ plan: PreparationPlan, unit u: Int, framing: DocumentFraming, tick: () throws -> Void = {}) throws -> UnitResult {
         let unit = plan.units[u], prefix = unitPrefix(plan, u)
         let dtype = IndexedDType.optimal(vocabSize: framing.vocabSize)
         var part = try Part(prefix: partPrefix(prefix, 0), dtype: dtype)
         var parts = 1, documents = 0, tokens = 0
         var ids: [TokenID] = []
         ids.reserveCapacity(1 << 20)
-        var hasher = ContentHash.Hasher(), docBytes = 0
+        var hasher = ContentHash.Hasher(), docBytes = 0, sinceTick = 0
         let reader = DocumentReader(file: unit.file, textKey: plan.settings.textKey, onBadLine: plan.settings.onBadLine, byteRange: unit.byteRange)
         let counts = try reader.forEachChunk { chunk, first, last in
             if first { hasher = ContentHash.Hasher(); docBytes = 0 }
             hasher.update(chunk)
             docBytes += chunk.count
+            sinceTick += chunk.count
+            if sinceTick >= PreparationProgress.tickBytes { sinceTick = 0; try tick() }
             ids.removeAll(keepingCapacity: true)
             try framing.encode(chunk, first: first, last: last, into: &ids)
             try ids.withUnsafeBufferPointer { try part.writer.appendToDocument($0) }
@@ -181,11 +193,12 @@ public enum Preparation {
         let result = UnitResult(counts: counts, documents: documents, tokens: tokens, parts: parts)
         try durableWrite(try encoded(result), to: prefix + ".json.tmp")
         try rename(prefix + ".json.tmp", prefix + ".json")
+        return result
     }
 
     /// Merges every unit (all must be done) into OUT and publishes it.
     @discardableResult
-    public static func merge(_ plan: PreparationPlan) throws -> PreparedDataset {
+    public static func merge(_ plan: PreparationPlan, tick: () throws -> Void = {}) throws -> PreparedDataset {
         let s = plan.settings
         let tok = try plan.tokenizer()
         let dtype = IndexedDType.optimal(vocabSize: tok.vocabSize)
@@ -200,6 +213,7 @@ public enum Preparation {
             }
             var stats = PreparedDataset.Statistics()
             for part in 0..<result.parts {
+                try tick()
                 do { try mergePart(partPrefix(prefix, part), into: writer, deduplicate: s.deduplicate, seen: &seen, stats: &stats) } catch {
                     // Damaged since it was written (a disk, a hand): say how to redo just this unit.
                     throw PreparationError("unit \(u) (\(unit.file.path)) cannot be merged: \(error); remove \(prefix).json and rerun the same command to prepare it again")

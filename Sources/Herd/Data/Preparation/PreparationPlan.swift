@@ -24,12 +24,26 @@ public struct PreparationPlan: Codable, Sendable, Equatable {
     public var inputBytes: Int { units.reduce(0) { $0 + $1.bytes } }
 
     public static func make(_ settings: PreparationSettings) throws -> PreparationPlan {
+        let units = try self.units(settings)
+        var plan = PreparationPlan(settings: settings, tokenizerChecksum: nil, charVocabulary: nil, units: units)
+        switch settings.tokenizer {
+        case "byte": break
+        case "char": plan.charVocabulary = try plan.charactersOfCorpus()
+        default:
+            _ = try plan.tokenizer()   // a clear error now, before any rank starts
+            plan.tokenizerChecksum = Checksum64.ofFile(settings.tokenizer)?.hex
+        }
+        return plan
+    }
+
+    /// The units the settings cut their inputs into, reading file sizes only
+    /// (what a prepare job counts its progress in before any rank starts).
+    public static func units(_ settings: PreparationSettings) throws -> [Unit] {
         guard settings.unitBytes >= 1 << 10 else { throw PreparationError("--unit-bytes: expected at least 1024, got \(settings.unitBytes)") }
         guard settings.partBytes >= 1 << 10 else { throw PreparationError("--part-bytes: expected at least 1024, got \(settings.partBytes)") }
         guard !settings.textKey.isEmpty else { throw PreparationError("--text-key: expected a field name, got an empty one") }
-        let files = try InputFiles.expand(settings.inputs)
         var units: [Unit] = []
-        for f in files {
+        for f in try InputFiles.expand(settings.inputs) {
             if f.format == .jsonLines && f.compression == .none && f.bytes > settings.unitBytes {
                 var s = 0
                 while s < f.bytes {
@@ -41,15 +55,7 @@ public struct PreparationPlan: Codable, Sendable, Equatable {
                 units.append(Unit(file: f, start: nil, end: nil))
             }
         }
-        var plan = PreparationPlan(settings: settings, tokenizerChecksum: nil, charVocabulary: nil, units: units)
-        switch settings.tokenizer {
-        case "byte": break
-        case "char": plan.charVocabulary = try plan.charactersOfCorpus()
-        default:
-            _ = try plan.tokenizer()   // a clear error now, before any rank starts
-            plan.tokenizerChecksum = Checksum64.ofFile(settings.tokenizer)?.hex
-        }
-        return plan
+        return units
     }
 
     /// The tokenizer the plan names.

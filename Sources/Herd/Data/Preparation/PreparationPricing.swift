@@ -25,7 +25,7 @@ public struct PreparationPricing: Sendable {
         s.deduplicate = false
         guard let plan = try Preparation.begin(s) else { throw PreparationError("\(s.out) was already prepared") }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        try Preparation.prepareUnits(plan, rank: 0, ranks: 1) { _ in }
+        try Preparation.prepareUnits(plan, rank: 0, ranks: 1)
         let t1 = DispatchTime.now().uptimeNanoseconds
         let done = try Preparation.merge(plan)
         // The merge's rate per byte, apart from its fixed cost (file creation,
