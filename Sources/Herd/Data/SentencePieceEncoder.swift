@@ -18,10 +18,13 @@
 /// one encoder per thread (they are cheap; the cache is what grows).
 public final class SentencePieceEncoder {
     public let tokenizer: SentencePieceTokenizer
-    private var carry: [UInt8] = []
-    private var documentStarted = false
+    // Unchecked exclusivity: these are touched on every segment, and the
+    // runtime's access checks cost ~15% of encoding; an encoder is used by
+    // one thread and never hands these out (its methods are not reentrant).
+    @exclusivity(unchecked) private var carry: [UInt8] = []
+    @exclusivity(unchecked) private var documentStarted = false
     private let cache: SegmentCache?
-    private var merger = SegmentMerger()
+    @exclusivity(unchecked) private var merger = SegmentMerger()
     // The tokenizer's segmentation facts, copied out of it: reading them
     // through the struct on the hot path retains and releases its arrays.
     private let addDummyPrefix: Bool
@@ -202,15 +205,17 @@ struct SegmentMerger {
 /// ids, in open addressing with the keys and ids stored back to back.
 /// When full it starts afresh: a corpus's frequent words come back at once.
 /// A class: the encoder reaches it on every segment without copying it.
+/// Its tables are raw buffers, not arrays: a lookup then neither retains
+/// nor checks exclusive access (one thread owns a cache, as its encoder).
 final class SegmentCache {
     static let maxKeyBytes = 48
     private struct Entry { var hash: UInt64; var key: Int32; var keyLength: Int32; var ids: Int32; var idCount: Int32 }
-    private var slots: [Int32]
-    private var entries: [Entry] = []
-    private var keys: [UInt8] = []
-    private var ids: [TokenID] = []
+    @exclusivity(unchecked) private var slots: RawBuffer<Int32>
+    @exclusivity(unchecked) private var entries = RawBuffer<Entry>()
+    @exclusivity(unchecked) private var keys = RawBuffer<UInt8>()
+    @exclusivity(unchecked) private var ids = RawBuffer<TokenID>()
     private let capacity: Int
-    private var mask: Int
+    @exclusivity(unchecked) private var mask: Int
 
     /// The table starts small and doubles as it fills (at most half full):
     /// a corpus with few distinct words keeps its cache in the core's own
@@ -218,9 +223,11 @@ final class SegmentCache {
     init(entries: Int) {
         capacity = max(entries, 16)
         let size = min(1 << 12, Self.slotCount(for: capacity))
-        slots = [Int32](repeating: -1, count: size)
+        slots = RawBuffer(repeating: -1, count: size)
         mask = size - 1
     }
+
+    deinit { slots.free(); entries.free(); keys.free(); ids.free() }
 
     static func slotCount(for entries: Int) -> Int {
         var size = 16
@@ -230,10 +237,11 @@ final class SegmentCache {
 
     private func grow() {
         let size = 2 * slots.count
-        slots = [Int32](repeating: -1, count: size)
+        slots.free()
+        slots = RawBuffer(repeating: -1, count: size)
         mask = size - 1
-        for (n, e) in entries.enumerated() {
-            var i = Int(truncatingIfNeeded: e.hash) & mask
+        for n in 0..<entries.count {
+            var i = Int(truncatingIfNeeded: entries[n].hash) & mask
             while slots[i] >= 0 { i = (i + 1) & mask }
             slots[i] = Int32(n)
         }
@@ -264,11 +272,9 @@ final class SegmentCache {
             if s < 0 { return false }
             let e = entries[Int(s)]
             if e.hash == hash && Int(e.keyLength) == key.count + 1 {
-                let same = keys.withUnsafeBufferPointer { k in
-                    k[Int(e.key)] == (prefixed ? 1 : 0) && memcmp(k.baseAddress! + Int(e.key) + 1, key.baseAddress!, key.count) == 0
-                }
-                if same {
-                    ids.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[Int(e.ids)..<Int(e.ids + e.idCount)])) }
+                let k = keys.base + Int(e.key)
+                if k[0] == (prefixed ? 1 : 0) && memcmp(k + 1, key.baseAddress!, key.count) == 0 {
+                    out.append(contentsOf: UnsafeBufferPointer(start: ids.base + Int(e.ids), count: Int(e.idCount)))
                     return true
                 }
             }
@@ -278,8 +284,8 @@ final class SegmentCache {
 
     func insert(hash: UInt64, key: UnsafeBufferPointer<UInt8>, prefixed: Bool, tokens: UnsafeBufferPointer<TokenID>) {
         if entries.count >= capacity {
-            for i in slots.indices { slots[i] = -1 }
-            entries.removeAll(keepingCapacity: true); keys.removeAll(keepingCapacity: true); ids.removeAll(keepingCapacity: true)
+            for i in 0..<slots.count { slots[i] = -1 }
+            entries.count = 0; keys.count = 0; ids.count = 0
         } else if 2 * (entries.count + 1) > slots.count {
             grow()
         }
@@ -287,10 +293,57 @@ final class SegmentCache {
         while slots[i] >= 0 { i = (i + 1) & mask }
         slots[i] = Int32(entries.count)
         entries.append(Entry(hash: hash, key: Int32(keys.count), keyLength: Int32(key.count + 1), ids: Int32(ids.count), idCount: Int32(tokens.count)))
-        keys.append(prefixed ? 1 : 0)
+        var prefix: UInt8 = prefixed ? 1 : 0
+        keys.append(contentsOf: UnsafeBufferPointer(start: &prefix, count: 1))
         keys.append(contentsOf: key)
         ids.append(contentsOf: tokens)
     }
+}
+
+/// A growable buffer of trivial values the owner frees: what SegmentCache
+/// keeps its tables in (reading one is a load, with no reference count).
+struct RawBuffer<T> {
+    private(set) var base: UnsafeMutablePointer<T>
+    var count = 0
+    private var capacity: Int
+
+    init() { base = .allocate(capacity: 16); capacity = 16 }
+
+    init(repeating value: T, count: Int) {
+        base = .allocate(capacity: count)
+        base.initialize(repeating: value, count: count)
+        self.count = count; capacity = count
+    }
+
+    subscript(i: Int) -> T {
+        @inline(__always) get { base[i] }
+        @inline(__always) nonmutating set { base[i] = newValue }
+    }
+
+    mutating func append(_ v: T) {
+        reserve(count + 1)
+        (base + count).initialize(to: v)
+        count += 1
+    }
+
+    mutating func append(contentsOf v: UnsafeBufferPointer<T>) {
+        guard let src = v.baseAddress, !v.isEmpty else { return }
+        reserve(count + v.count)
+        (base + count).initialize(from: src, count: v.count)
+        count += v.count
+    }
+
+    private mutating func reserve(_ n: Int) {
+        guard n > capacity else { return }
+        var c = capacity
+        while c < n { c *= 2 }
+        let b = UnsafeMutablePointer<T>.allocate(capacity: c)
+        b.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = b; capacity = c
+    }
+
+    func free() { base.deallocate() }
 }
 
 #if canImport(Glibc)

@@ -168,6 +168,7 @@ public enum Preparation {
         var ids: [TokenID] = []
         ids.reserveCapacity(1 << 20)
         var hasher = ContentHash.Hasher(), docBytes = 0, sinceTick = 0
+        let partBytes = plan.settings.partBytes   // read once: the closure runs per chunk
         let reader = DocumentReader(file: unit.file, textKey: plan.settings.textKey, onBadLine: plan.settings.onBadLine, byteRange: unit.byteRange)
         let counts = try reader.forEachChunk { chunk, first, last in
             if first { hasher = ContentHash.Hasher(); docBytes = 0 }
@@ -180,7 +181,7 @@ public enum Preparation {
             try ids.withUnsafeBufferPointer { try part.writer.appendToDocument($0) }
             if last {
                 try part.endDocument(hasher.finish(), bytes: docBytes)
-                if part.writer.binBytes >= plan.settings.partBytes {
+                if part.writer.binBytes >= partBytes {
                     documents += part.writer.documents; tokens += part.writer.tokens
                     try part.finish()
                     part = try Part(prefix: partPrefix(prefix, parts), dtype: dtype)
