@@ -11,12 +11,13 @@ struct DataCommand: ParsableCommand {
     /// `herd data price`: what a preparation costs on a cluster.
     struct Price: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Price a preparation on a cluster: the time to tokenize a corpus of N tokens (or bytes) on all its cores, at the rate measured here on Tiny Shakespeare.")
+            abstract: "Price a preparation on a cluster: the time to tokenize and merge a corpus of N tokens (or bytes) on all its cores, at the rates measured here on Tiny Shakespeare.")
         @Option(help: "The cluster (a name in clusters/ or a path).") var cluster: String
         @Option(help: "Tokens to prepare (e.g. 2e12).") var tokens: Double?
         @Option(help: "Or: bytes of text to prepare.") var bytes: Double?
         @Option(help: "The tokenizer.model to measure.") var tokenizer = "../shared/data/llama2-tokenizer.model"
         @Option(help: "Bytes of text per token (default: as measured on the sample).") var bytesPerToken: Double?
+        @Option(help: "Bytes of text per document (default: as measured on the sample, Tiny Shakespeare's paragraphs: short, so the merge's per-document work is priced high).") var bytesPerDocument: Double?
 
         func run() throws {
             guard (tokens == nil) != (bytes == nil) else { fail(ValidationError("give one of --tokens and --bytes")) }
@@ -28,12 +29,15 @@ struct DataCommand: ParsableCommand {
                 let p = try PreparationPricing.measure(tokenizer: tokenizer, documents: TokenizerThroughput.documents(of: text))
                 let bpt = bytesPerToken ?? p.bytesPerToken
                 let textBytes = bytes ?? tokens! * bpt
-                let (tok, merge) = p.seconds(textBytes: textBytes, cores: cores)
-                print(String(format: "measured here (one core, Tiny Shakespeare): %.2f MB/s of text tokenized and written, merge %.0f MB/s, %.2f bytes per token",
-                             p.bytesPerSecondPerCore / 1e6, p.mergeBytesPerSecond / 1e6, p.bytesPerToken))
-                print(String(format: "%@: %.3g tokens = %.2f TB of text at %.2f bytes per token, on %d cores (%d nodes): tokenizing %@, then the merge (one process) %@; total %@",
+                var priced = p
+                priced.bytesPerToken = bpt
+                let t = priced.seconds(textBytes: textBytes, cores: cores, bytesPerDocument: bytesPerDocument)
+                print(String(format: "measured here (one core, Tiny Shakespeare): %.2f MB/s of text tokenized and written; the merge finds duplicates in %.2f µs a document, decides in %.2f µs a document, copies %.0f MB/s, checksums %.0f MB/s; %.2f bytes per token, %.0f bytes per document",
+                             p.bytesPerSecondPerCore / 1e6, p.findSecondsPerDocument * 1e6, p.decideSecondsPerDocument * 1e6, p.mergeBytesPerSecond / 1e6, p.checksumBytesPerSecond / 1e6,
+                             p.bytesPerToken, bytesPerDocument ?? p.bytesPerDocument))
+                print(String(format: "%@: %.3g tokens = %.2f TB of text at %.2f bytes per token, on %d cores (%d nodes): tokenizing %@, the merge's duplicates and copy on all cores %@ (at least: the shared file system's bandwidth may bound it), its decision and checksum on one %@; total %@",
                              spec.name, textBytes / bpt, textBytes / 1e12, bpt, cores, spec.hosts.count,
-                             formatDuration(tok), formatDuration(merge), formatDuration(tok + merge)))
+                             formatDuration(t.tokenize), formatDuration(t.parallel), formatDuration(t.serial), formatDuration(t.tokenize + t.parallel + t.serial)))
             } catch { fail(error) }
         }
     }
@@ -104,8 +108,10 @@ struct DataCommand: ParsableCommand {
                 guard let plan = try Preparation.storedPlan(settings) else { throw PreparationError("\(out): no plan; run without --mpi-rank") }
                 try Preparation.prepareUnits(plan, rank: world.rank, ranks: world.size, progress: .init(say: { print($0); fflush(stdout) }))
                 world.barrier()
-                if world.rank == 0 { try merge(plan) }
-                world.barrier()
+                let start = DispatchTime.now().uptimeNanoseconds
+                if try PreparationRank.merge(plan, on: world, beat: { _ in }) != nil {
+                    print(String(format: "merged %d unit(s) on %d rank(s) in %.2f s", plan.units.count, world.size, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+                }
             } catch {
                 MPIRuntime.abort(rank: world.rank, reason: "\(error)")
             }

@@ -302,30 +302,50 @@ struct Bench: ParsableCommand {
         let work = NSTemporaryDirectory() + "herd-bench-prep-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        var docs = TokenizerThroughput.documents(of: text), bytes = 0, r = SplitMix64(seed: 7)
+        // Web-sized documents (~4 KB: 24 paragraphs each, as RedPajama's
+        // and Dolma's run), each file's drawn in its own order.
+        let paragraphs = TokenizerThroughput.documents(of: text)
+        var docs = stride(from: 0, to: paragraphs.count, by: 24).map { paragraphs[$0..<min($0 + 24, paragraphs.count)].joined(separator: "\n\n") }
+        var bytes = 0, inputBytes = 0, r = SplitMix64(seed: 7)
         var inputs: [String] = []
-        for f in 0..<96 {
+        for f in 0..<192 {
             docs.shuffle(using: &r)
             var lines = Data()
             for d in docs { lines += try JSONSerialization.data(withJSONObject: ["text": d]); lines += Data("\n".utf8) }
             let path = "\(work)/part-\(f).jsonl"
             try lines.write(to: URL(fileURLWithPath: path))
             inputs.append(path)
+            inputBytes += lines.count
             bytes += docs.reduce(0) { $0 + $1.utf8.count }
         }
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        // 1, 2, 1, 2 ranks, the best of each: this machine's speed drifts between runs.
-        var rates = [0.0, 0.0]
+        // 1, 2, 1, 2 ranks, the best of each: this machine's speed drifts
+        // between runs. Start to finish (planning, mpirun's start, the
+        // merge), and the tokenizing phase alone: the input bytes over the
+        // slowest rank's time from its first unit to its last, as each rank
+        // reports it.
+        var rates = [0.0, 0.0], phase = [0.0, 0.0]
         for round in 0..<4 {
             let ranks = round % 2 + 1, out = "\(work)/out-\(round)"
             let start = DispatchTime.now().uptimeNanoseconds
             let res = try Spawn.capture(exe, ["data", "prepare"] + inputs + ["--tokenizer", model, "--out", out, "--no-dedup", "--ranks", String(ranks)])
             guard res.status == 0 else { return print("preparation: failed at \(ranks) rank(s): \(res.err.suffix(400))") }
             rates[ranks - 1] = max(rates[ranks - 1], Double(bytes) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+            // Each rank's lines: "rank R: unit k/n (...) done; X of T MB, Y MB/s, ...": X / Y is the time since its first unit started.
+            var slowest = 0.0
+            for line in res.out.split(separator: "\n") where line.hasPrefix("rank ") && line.contains(" done; ") {
+                let fields = line.split(separator: " ")
+                guard let of = fields.firstIndex(of: "of"), of > 0, of + 3 < fields.count, let mb = Double(fields[of - 1]),
+                      let rate = Double(fields[of + 3].trimmingCharacters(in: .punctuationCharacters)), rate > 0 else { continue }
+                slowest = max(slowest, mb / rate)
+            }
+            if slowest > 0 { phase[ranks - 1] = max(phase[ranks - 1], Double(inputBytes) / 1e6 / slowest) }
             try? FileManager.default.removeItem(atPath: out)
         }
-        print(String(format: "preparation: herd data prepare, Llama 2 tokenizer, %.1f MB of JSON-lines text in 96 files: 1 rank %.2f MB/s, 2 ranks %.2f MB/s (%.2f×; the better of two runs each)",
-                     Double(bytes) / 1e6, rates[0] / 1e6, rates[1] / 1e6, rates[1] / rates[0]))
+        print(String(format: "preparation: herd data prepare, Llama 2 tokenizer, %.1f MB of JSON-lines text in %d files (%d documents of ~%.1f KB each), the better of two runs each:",
+                     Double(bytes) / 1e6, inputs.count, inputs.count * docs.count, Double(bytes) / Double(inputs.count * docs.count) / 1e3))
+        print(String(format: "  start to finish: 1 rank %.2f MB/s, 2 ranks %.2f MB/s (%.2f×)", rates[0] / 1e6, rates[1] / 1e6, rates[1] / rates[0]))
+        print(String(format: "  tokenizing phase (input bytes, JSON included): 1 rank %.2f MB/s, 2 ranks %.2f MB/s (%.2f×)", phase[0], phase[1], phase[1] / max(phase[0], 1e-9)))
     }
 
     /// Llama 2's SentencePiece model on Tiny Shakespeare cut into documents,

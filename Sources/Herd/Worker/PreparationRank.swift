@@ -74,10 +74,9 @@ public struct PreparationRank {
         try beat("tokenized")
         // Every unit done before the merge reads them.
         try world.barrier(interval: 1) { try beat("waiting for the other ranks' units") }
-        var dataset: PreparedDataset?
-        if rank == 0 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let d = try Preparation.merge(plan, tick: { try beat("merging") })
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let dataset = try Self.merge(plan, on: world, beat: beat)
+        if let d = dataset {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             events?.write(.merged(d, units: plan.units.count, seconds: seconds))
             var e = RunEvent(.end)
@@ -87,10 +86,25 @@ public struct PreparationRank {
             let t = d.totals
             say(String(format: "%@: %d documents, %d tokens (%@), %.2f bytes per token; %d duplicates dropped, %d bad lines skipped; merged in %.2f s",
                        settings.out, t.documents, t.tokens, d.dtype, t.bytesPerToken, t.duplicatesDropped, t.badLines, seconds))
-            dataset = d
         }
-        try world.barrier(interval: 1) { try beat("waiting for the merge") }
         heartbeat?.stop(phase: "done")
+        return dataset
+    }
+
+    /// The merge on every rank of `world` (all units done): every rank finds
+    /// the duplicates among the hashes it owns, rank 0 decides, every rank
+    /// copies its share of the tokens, rank 0 publishes; between
+    /// the steps a barrier that keeps calling `beat`. Rank 0 returns the
+    /// dataset. What `herd data prepare --mpi-rank` runs too.
+    public static func merge(_ plan: PreparationPlan, on world: any Communicator, beat: (String) throws -> Void) throws -> PreparedDataset? {
+        try Preparation.findDuplicates(plan, rank: world.rank, ranks: world.size, tick: { try beat("finding duplicates") })
+        try world.barrier(interval: 1) { try beat("waiting for the other ranks' duplicates") }
+        if world.rank == 0 { try Preparation.decideMerge(plan, ranks: world.size, tick: { try beat("deciding the merge") }) }
+        try world.barrier(interval: 1) { try beat("waiting for the merge's decision") }
+        try Preparation.copyTokens(plan, rank: world.rank, ranks: world.size, tick: { try beat("copying tokens") })
+        try world.barrier(interval: 1) { try beat("waiting for the other ranks' copies") }
+        let dataset = world.rank == 0 ? try Preparation.publish(plan, tick: { try beat("publishing") }) : nil
+        try world.barrier(interval: 1) { try beat("waiting for the dataset to be published") }
         return dataset
     }
 }
