@@ -93,7 +93,17 @@ extension Preparation {
     public static func findDuplicates(_ plan: PreparationPlan, rank: Int, ranks: Int, tick: () throws -> Void = {}) throws {
         guard decidedMerge(plan) == nil else { return }
         try FileManager.default.createDirectory(atPath: mergeDirectory(plan), withIntermediateDirectories: true)
+        // Streamed to the file: the duplicates of a corpus can be many.
+        let path = duplicatesPath(plan, rank: rank, ranks: ranks)
+        FileManager.default.createFile(atPath: path + ".tmp", contents: nil)
+        guard let out = FileHandle(forWritingAtPath: path + ".tmp") else { throw PreparationError("cannot write \(path).tmp") }
+        defer { try? out.close() }
         var found: [UInt32] = []
+        found.reserveCapacity(1 << 16)
+        func flush() throws {
+            try out.write(contentsOf: found.withUnsafeBytes { Data($0) })
+            found.removeAll(keepingCapacity: true)
+        }
         if plan.settings.deduplicate {
             var seen = Set<ContentHash>()
             for (g, p) in try parts(plan).enumerated() {
@@ -107,44 +117,64 @@ extension Preparation {
                         let high = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 24 * d, as: UInt64.self))
                         guard Int(high % UInt64(ranks)) == rank else { continue }
                         let low = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 24 * d + 8, as: UInt64.self))
-                        if !seen.insert(ContentHash(high: high, low: low)).inserted { found.append(UInt32(g)); found.append(UInt32(d)) }
+                        if !seen.insert(ContentHash(high: high, low: low)).inserted { found.append(UInt32(g).littleEndian); found.append(UInt32(d).littleEndian) }
                     }
                 }
+                if found.count >= 1 << 16 { try flush() }
             }
         }
-        let path = duplicatesPath(plan, rank: rank, ranks: ranks)
-        try durableWrite(found.withUnsafeBytes { Data($0) }, to: path + ".tmp")
+        try flush()
+        try out.synchronize()
         try rename(path + ".tmp", path)
     }
 
-    /// Every rank's duplicates, read in plan order: the documents of part
-    /// `g` to drop, for g = 0, 1, 2, … in turn.
+    /// Every rank's duplicates, read in plan order as they were written: the
+    /// documents of part `g` to drop, for g = 0, 1, 2, … in turn.
     struct DuplicateLists {
-        private var lists: [[UInt32]]
-        private var next: [Int]
+        private var lists: [PairReader]
 
         init(_ plan: PreparationPlan, ranks: Int) throws {
-            lists = try (0..<ranks).map { r in
-                let path = duplicatesPath(plan, rank: r, ranks: ranks)
-                guard let data = FileManager.default.contents(atPath: path), data.count % 8 == 0 else {
-                    throw PreparationError("\(path) is missing or damaged (rank \(r) of \(ranks) lists its duplicates there first)")
-                }
-                return data.withUnsafeBytes { b in (0..<data.count / 4).map { UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) } }
-            }
-            next = Array(repeating: 0, count: ranks)
+            lists = try (0..<ranks).map { try PairReader(path: duplicatesPath(plan, rank: $0, ranks: ranks)) }
         }
 
         /// The documents of part `g` that are duplicates (sorted).
-        mutating func take(part g: Int) -> [Int] {
+        mutating func take(part g: Int) throws -> [Int] {
             var out: [Int] = []
             for r in lists.indices {
-                while next[r] + 1 < lists[r].count && Int(lists[r][next[r]]) == g {
-                    out.append(Int(lists[r][next[r] + 1]))
-                    next[r] += 2
+                while let (p, d) = try lists[r].peek(), p == g {
+                    out.append(d)
+                    lists[r].advance()
                 }
             }
             return out.sorted()
         }
+    }
+
+    /// (part, document) pairs of UInt32s read from a file in blocks.
+    struct PairReader {
+        let path: String
+        private let handle: FileHandle
+        private var words: [UInt32] = []
+        private var next = 0
+
+        init(path: String) throws {
+            guard let h = FileHandle(forReadingAtPath: path) else {
+                throw PreparationError("\(path) is missing (each rank lists its duplicates there before the merge is decided)")
+            }
+            self.path = path; handle = h
+        }
+
+        mutating func peek() throws -> (Int, Int)? {
+            if next + 1 >= words.count {
+                guard let data = try handle.read(upToCount: 1 << 18), !data.isEmpty else { return nil }
+                guard data.count % 8 == 0 else { throw PreparationError("\(path) is damaged (not whole pairs of 32-bit numbers)") }
+                words = data.withUnsafeBytes { b in (0..<data.count / 4).map { UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) } }
+                next = 0
+            }
+            return (Int(words[next]), Int(words[next + 1]))
+        }
+
+        mutating func advance() { next += 2 }
     }
 
     /// Step 2 (one rank): which documents stay and where every part's go,
@@ -168,7 +198,7 @@ extension Preparation {
                 let part = MergePlan.Part(unit: u, part: p, offset: offset, bytes: 0)
                 let kept: (bytes: Int, sequences: Int, documents: Int)
                 do {
-                    kept = try decide(partPrefix(prefix, p), dropping: duplicates.take(part: parts.count), dtype: dtype, stats: &stats,
+                    kept = try decide(partPrefix(prefix, p), dropping: try duplicates.take(part: parts.count), dtype: dtype, stats: &stats,
                                       keepFile: keepPath(plan, part))
                 } catch {
                     // Damaged since it was written (a disk, a hand): say how to redo just this unit.
