@@ -262,13 +262,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Only these models (shakespeare-char, small-512); repeatable.")
     var model: [String] = []
 
-    @Option(help: "Only this bench: tokenizer, preparation (repeatable; default: all).")
+    @Option(help: "Only this bench: tokenizer, preparation, recompute (repeatable; default: all).")
     var only: [String] = []
 
     func run() throws {
         if !only.isEmpty {
             if only.contains("tokenizer") { try benchTokenizer() }
             if only.contains("preparation") { try benchPreparation() }
+            if only.contains("recompute") { try benchRecompute(cores: threads ?? ProcessInfo.processInfo.activeProcessorCount) }
             return
         }
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
@@ -287,13 +288,15 @@ struct Bench: ParsableCommand {
         if layouts { try benchLayouts(cores: threads) }
         if checkpoints { try benchCheckpoints() }
         if generation { try benchGeneration() }
+        if layouts { try benchRecompute(cores: threads) }
         try benchTokenizer()
         try benchPreparation()
     }
 
-    /// `herd data prepare` of 96 files of JSON lines (105 MB: Tiny Shakespeare's
-    /// speeches, each file shuffled differently) with Llama 2's tokenizer at 1
-    /// and 2 MPI ranks, as a user runs it (mpirun included).
+    /// `herd data prepare` of 192 files of JSON lines (214 MB: Tiny
+    /// Shakespeare's paragraphs in documents of 24, each file shuffled
+    /// differently) with Llama 2's tokenizer at 1 and 2 MPI ranks, as a user
+    /// runs it (mpirun included).
     func benchPreparation() throws {
         let model = "../shared/data/llama2-tokenizer.model", corpus = "../shared/data/tinyshakespeare.txt"
         guard FileManager.default.fileExists(atPath: model), let text = try? String(contentsOfFile: corpus, encoding: .utf8) else {
@@ -416,18 +419,52 @@ struct Bench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Also time multi-process layouts under mpirun.")
     var layouts = true
 
-    /// Data parallelism's scaling on this machine, and tensor parallelism's
-    /// per-step cost, with real mpirun jobs on byte-level text.
-    func benchLayouts(cores: Int) throws {
-        let work = NSTemporaryDirectory() + "herd-bench-\(getpid())"
+    /// A byte-level corpus for the benches that run jobs, in `work`.
+    func benchCorpus(in work: String) throws -> String {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: work) }
         let corpus = work + "/corpus.txt"
         let source = ["../shared/data/tinyshakespeare.txt", "/usr/share/games/fortunes/fortunes"]
             .first { FileManager.default.fileExists(atPath: $0) }
         var text = source.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
         while text.utf8.count < 400_000 { text += "the quick brown fox jumps over the lazy dog. " }
         try text.write(toFile: corpus, atomically: true, encoding: .utf8)
+        return corpus
+    }
+
+    /// Activation recomputation on small-512 (8 layers, context 256, 8
+    /// sequences a step): each mode's step time, and its peak resident
+    /// memory against the activations the planner counts for it.
+    func benchRecompute(cores: Int) throws {
+        let work = NSTemporaryDirectory() + "herd-bench-recompute-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let corpus = try benchCorpus(in: work)
+        var c = LlamaConfig.presets["small-512"]!
+        c.vocabSize = ByteTokenizer().vocabSize
+        let sequences = 8, steps = 4, layout = LayoutThroughput.Layout(data: 1, tensor: 1, threads: cores)
+        let split = BatchThreads.threadCount(sequences: sequences, threads: cores, unit: 1)
+        var rows: [(ActivationCheckpoint, RunEvent, Double)] = []
+        for mode in ActivationCheckpoint.allCases {
+            let end = try LayoutThroughput.run(preset: "small-512", layout: layout, sequences: sequences, steps: steps, corpus: corpus,
+                                               workDir: work, checkpoint: mode)
+            let planned = Double(split * Activations.floatCount(config: c, batch: sequences / split, seqLen: c.maxSeqLen, checkpoint: mode)) * 4
+            rows.append((mode, end, planned))
+        }
+        guard let base = rows.first, let baseTime = base.1.trainSeconds, let basePeak = base.1.peakResidentBytesMax else { return }
+        print("activation recomputation, small-512 (8 layers, 8 × 256 tokens a step, \(split) batch thread(s), \(steps) steps):")
+        for (mode, end, planned) in rows {
+            let peak = Double(end.peakResidentBytesMax ?? 0)
+            print(String(format: "  %@: %.0f tokens/s, step time %.2f× none's; peak resident %.0f MB (%+.0f MB against none; the plan's activations %.0f MB, %+.0f MB)",
+                         mode.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0), end.tokensPerSecond ?? 0, (end.trainSeconds ?? 0) / baseTime,
+                         peak / 1e6, (peak - Double(basePeak)) / 1e6, planned / 1e6, (planned - base.2) / 1e6))
+        }
+    }
+
+    /// Data parallelism's scaling on this machine, and tensor parallelism's
+    /// per-step cost, with real mpirun jobs on byte-level text.
+    func benchLayouts(cores: Int) throws {
+        let work = NSTemporaryDirectory() + "herd-bench-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let corpus = try benchCorpus(in: work)
         typealias L = LayoutThroughput.Layout
         func run(_ preset: String, _ l: L, _ sequences: Int, _ steps: Int) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
             try LayoutThroughput.measure(preset: preset, layout: l, sequences: sequences, steps: steps, corpus: corpus, workDir: work)

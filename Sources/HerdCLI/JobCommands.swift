@@ -114,7 +114,8 @@ enum JobTable {
     }
     static func worker(_ w: WorkerRecord) -> String {
         let now = Date().timeIntervalSince1970
-        return "rank \(w.rank) on \(w.host) pid \(w.pid): step \(w.step) (\(w.phase)), heartbeat \(duration(now - w.heartbeat)) ago, progress \(duration(now - w.progress)) ago"
+        let memory = w.residentBytes.map { r in String(format: ", memory %.2f GB (peak %.2f GB)", Double(r) / 1e9, Double(w.peakResidentBytes ?? r) / 1e9) } ?? ""
+        return "rank \(w.rank) on \(w.host) pid \(w.pid): step \(w.step) (\(w.phase)), heartbeat \(duration(now - w.heartbeat)) ago, progress \(duration(now - w.progress)) ago" + memory
     }
     static func duration(_ s: Double) -> String {
         if s < 60 { return String(format: "%.1fs", max(0, s)) }

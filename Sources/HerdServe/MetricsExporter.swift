@@ -85,6 +85,10 @@ final class MetricsExporter: @unchecked Sendable {
                      "heartbeat", wl)
                 keep(gauge("herd_worker_progress_age_seconds", "Seconds since the rank's training loop last moved.", wl, w.progressAgeSeconds),
                      "progress", wl)
+                keep(gauge("herd_worker_resident_bytes", "The rank's resident memory at its last heartbeat.", wl, w.residentBytes.map(Double.init)),
+                     "rss", wl)
+                keep(gauge("herd_worker_peak_resident_bytes", "The rank's peak resident memory so far (VmHWM).", wl, w.peakResidentBytes.map(Double.init)),
+                     "peak_rss", wl)
                 for s in WorkerHealth.Status.allCases {
                     let sl = wl + [("status", s.rawValue)]
                     keep(gauge("herd_worker_status", "1 for the rank's current status (ok, stale, dead, exited), 0 for the others.",

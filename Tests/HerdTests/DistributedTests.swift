@@ -15,8 +15,8 @@ final class DistributedTests: FixtureTestCase {
 
     /// tiny-gqa (4 query heads, 2 KV heads) on UTF-8 bytes: vocabulary 256
     /// divides among up to 4 tensor ranks, and at 4 the KV heads are replicated.
-    func job(data: Int, tensor: Int, zero1: Bool = false, steps: Int = 20, lr: String = "3e-3") throws -> String {
-        let name = "\(data)-\(tensor)-\(zero1 ? "z" : "n")-\(lr)-\(steps)"
+    func job(data: Int, tensor: Int, zero1: Bool = false, steps: Int = 20, lr: String = "3e-3", checkpoint: String? = nil) throws -> String {
+        let name = "\(data)-\(tensor)-\(zero1 ? "z" : "n")-\(lr)-\(steps)" + (checkpoint.map { "-\($0)" } ?? "")
         let path = Self.dir + "/job-\(name).yaml"
         try """
         kind: pretrain
@@ -30,6 +30,7 @@ final class DistributedTests: FixtureTestCase {
         log_interval: 1
         threads: 1
         parallelism: {data: \(data), tensor: \(tensor), zero1: \(zero1)}
+        activation_checkpoint: \(checkpoint ?? "none")
         output: \(Self.dir)/run-\(name)
         """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
@@ -37,8 +38,8 @@ final class DistributedTests: FixtureTestCase {
 
     /// Runs a job to the end and returns its per-step losses and its final
     /// weights reassembled into whole tensors from every rank's piece.
-    func train(data: Int, tensor: Int, zero1: Bool = false) throws -> (losses: [Double], weights: [String: [Float]]) {
-        let path = try job(data: data, tensor: tensor, zero1: zero1)
+    func train(data: Int, tensor: Int, zero1: Bool = false, checkpoint: String? = nil) throws -> (losses: [Double], weights: [String: [Float]]) {
+        let path = try job(data: data, tensor: tensor, zero1: zero1, checkpoint: checkpoint)
         let r = try HerdBinary.run(["run", path, "--save-weights"])
         XCTAssertEqual(r.status, 0, "(\(data), \(tensor)) failed:\n\(r.out)\n\(r.err)")
         let run = path.replacingOccurrences(of: "/job-", with: "/run-").replacingOccurrences(of: ".yaml", with: "")
@@ -90,6 +91,21 @@ final class DistributedTests: FixtureTestCase {
         }
         // The run learned something, so equality is not that of two idle runs.
         XCTAssertLessThan(b.losses.last!, b.losses.first! - 0.5, label, line: line)
+    }
+
+    /// Recomputation changes what is kept, not what is computed: at (1,1)
+    /// and at (2,2) under mpirun, `selective` and `full` give every step's
+    /// loss and the final weights of `none`, bit for bit.
+    func testActivationRecomputationKeepsEveryBit() throws {
+        for (d, t) in [(1, 1), (2, 2)] {
+            let none = try train(data: d, tensor: t, checkpoint: "none")
+            for mode in ["selective", "full"] {
+                let r = try train(data: d, tensor: t, checkpoint: mode)
+                XCTAssertEqual(r.losses, none.losses, "(\(d),\(t)) \(mode): losses")
+                XCTAssertEqual(r.weights, none.weights, "(\(d),\(t)) \(mode): final weights")
+            }
+            XCTAssertLessThan(none.losses.last!, none.losses.first! - 0.5, "the run learned something")
+        }
     }
 
     func testDataParallelTwo() throws { assertSameRun(try train(data: 2, tensor: 1), as: try single(), "(2,1)") }

@@ -28,6 +28,35 @@ final class ModelGradientTests: XCTestCase {
 
     func testWholeModelGradientWithGQA() throws { try wholeModelGradient(separator: nil) }
 
+    /// Selective and full recomputation hold fewer floats than keeping every
+    /// activation (what the planner counts is what is allocated) and give
+    /// the loss and every gradient of `none`, bit for bit — with packed
+    /// segments too.
+    func testRecomputationGivesTheSameGradientsBitForBit() throws {
+        let model = try tinyModel()
+        let B = 2, T = 6
+        var (tokens, targets) = batch(B * T, vocab: 11, seed: 8, ignoreEvery: 5)
+        tokens[3] = 3
+        for separator: TokenID? in [nil, 3] {
+            var results: [ActivationCheckpoint: (Double, [Float])] = [:], floats: [ActivationCheckpoint: Int] = [:]
+            for mode in ActivationCheckpoint.allCases {
+                let acts = Activations(config: model.config, batch: B, seqLen: T, checkpoint: mode)
+                acts.separator = separator
+                XCTAssertEqual(acts.allocatedFloats, Activations.floatCount(config: model.config, batch: B, seqLen: T, checkpoint: mode))
+                floats[mode] = acts.allocatedFloats
+                model.zeroGradients()
+                let r = model.forwardBackward(tokens: tokens, targets: targets, acts: acts, lossScale: 0.1)
+                results[mode] = (r.lossSum, model.grads.array)
+            }
+            for mode in [ActivationCheckpoint.selective, .full] {
+                XCTAssertEqual(results[mode]!.0, results[.none]!.0, "\(mode): loss")
+                XCTAssertEqual(results[mode]!.1, results[.none]!.1, "\(mode): gradients")
+            }
+            XCTAssertLessThan(floats[.full]!, floats[.selective]!)
+            XCTAssertLessThan(floats[.selective]!, floats[.none]!)
+        }
+    }
+
     /// The same with packed segments: token 3 starts a segment that attends
     /// only within itself.
     func testWholeModelGradientWithPackedSegments() throws {

@@ -149,6 +149,17 @@ final class OrchestratorTests: FixtureTestCase {
         let logs = try herd(["logs", String(try XCTUnwrap(stored?.id)), "--rank", "1"])
         XCTAssertTrue(logs.isEmpty || !logs.contains("error"), logs)
         XCTAssertTrue(try herd(["logs", String(try XCTUnwrap(stored?.id))]).contains("done: 60 steps"))
+        // Every rank's memory: in its heartbeat and the store, and the largest peak in the end event.
+        let workers = try JobStore(home: Self.home).workers(try XCTUnwrap(stored?.id))
+        XCTAssertEqual(workers.count, 2)
+        for w in workers {
+            let peak = try XCTUnwrap(w.peakResidentBytes, "rank \(w.rank) reported no memory")
+            XCTAssertGreaterThan(peak, 1 << 20)
+            XCTAssertGreaterThanOrEqual(peak, try XCTUnwrap(w.residentBytes))
+        }
+        let end = try XCTUnwrap(try RunDirectory(j.run).readEvents().last { $0.event == .end })
+        let rank0 = try XCTUnwrap(end.peakResidentBytes), largest = try XCTUnwrap(end.peakResidentBytesMax)
+        XCTAssertGreaterThanOrEqual(largest, rank0)
     }
 
     func testBadInputIsRefusedBeforeAnythingIsStoredOrStarted() throws {

@@ -15,7 +15,19 @@ public enum LayoutThroughput {
     public static func measure(preset: String, layout: Layout, sequences: Int, steps: Int,
                                corpus: String, workDir: String, herd: String = "/proc/self/exe",
                                cluster: String? = nil, environment: [String: String]? = nil) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
-        let name = "\(preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)" + (cluster == nil ? "" : "-cluster")
+        let end = try run(preset: preset, layout: layout, sequences: sequences, steps: steps, corpus: corpus, workDir: workDir,
+                          herd: herd, cluster: cluster, environment: environment)
+        guard let tps = end.tokensPerSecond, let secs = end.trainSeconds else { throw CocoaError(.fileReadCorruptFile) }
+        return (tps, secs / Double(steps))
+    }
+
+    /// Runs such a job and returns the workers' `end` event (tokens/s, the
+    /// steps' seconds, the ranks' peak resident memory).
+    public static func run(preset: String, layout: Layout, sequences: Int, steps: Int,
+                           corpus: String, workDir: String, herd: String = "/proc/self/exe",
+                           cluster: String? = nil, environment: [String: String]? = nil,
+                           checkpoint: ActivationCheckpoint = .none) throws -> RunEvent {
+        let name = "\(preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)-\(checkpoint.rawValue)" + (cluster == nil ? "" : "-cluster")
         let job = "\(workDir)/\(name).yaml", out = "\(workDir)/\(name)"
         try? FileManager.default.removeItem(atPath: out)
         let seq = LlamaConfig.presets[preset]!.maxSeqLen
@@ -31,6 +43,7 @@ public enum LayoutThroughput {
         eval: {max_sequences: 1}
         threads: \(layout.threads)
         parallelism: {data: \(layout.data), tensor: \(layout.tensor)}
+        activation_checkpoint: \(checkpoint.rawValue)
         output: \(out)
         """.write(toFile: job, atomically: true, encoding: .utf8)
         let p = Process()
@@ -43,10 +56,9 @@ public enum LayoutThroughput {
         guard p.terminationStatus == 0 else { throw MPILauncher.Failure(status: p.terminationStatus) }
         // The workers' `end` (a coordinator writes its own events after it).
         let run = RunDirectory(out)
-        guard let end = try run.readEvents().last(where: { $0.event == .end }),
-              let tps = end.tokensPerSecond, let secs = end.trainSeconds else {
+        guard let end = try run.readEvents().last(where: { $0.event == .end }), end.tokensPerSecond != nil, end.trainSeconds != nil else {
             throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: run.events])
         }
-        return (tps, secs / Double(steps))
+        return end
     }
 }

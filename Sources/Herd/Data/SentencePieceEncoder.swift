@@ -293,8 +293,7 @@ final class SegmentCache {
         while slots[i] >= 0 { i = (i + 1) & mask }
         slots[i] = Int32(entries.count)
         entries.append(Entry(hash: hash, key: Int32(keys.count), keyLength: Int32(key.count + 1), ids: Int32(ids.count), idCount: Int32(tokens.count)))
-        var prefix: UInt8 = prefixed ? 1 : 0
-        keys.append(contentsOf: UnsafeBufferPointer(start: &prefix, count: 1))
+        keys.append(prefixed ? 1 : 0)
         keys.append(contentsOf: key)
         ids.append(contentsOf: tokens)
     }

@@ -145,6 +145,8 @@ public struct JobManifest: Sendable, Codable, Equatable {
     public var ppo: PPOSpec?
     /// A prepare job's corpus, tokenizer and output (kind prepare only).
     public var preparation: PreparationSettings? = nil
+    /// What the forward pass keeps for backward (`activation_checkpoint`).
+    public var activationCheckpoint: ActivationCheckpoint = .none
 
     /// What a reward model learns: the margin table of its loss, and its
     /// objective — helpfulness or safety, which picks its data: all the
@@ -198,7 +200,7 @@ public struct JobManifest: Sendable, Codable, Equatable {
     }
 
     static let topFields = ["name", "kind", "seed", "model", "data", "batch", "optimizer", "schedule", "steps", "train_tokens", "eval",
-                            "log_interval", "output", "threads", "parallelism", "checkpoint", "restart", "monitor", "init", "epochs", "reward", "ppo", "prepare"]
+                            "log_interval", "output", "threads", "parallelism", "checkpoint", "restart", "monitor", "init", "epochs", "reward", "ppo", "prepare", "activation_checkpoint"]
 
     /// Each section parses itself (Sections/), with the defaults of the
     /// job's kind (`KindDefaults`); `validate` then checks the rules that
@@ -239,6 +241,7 @@ public struct JobManifest: Sendable, Codable, Equatable {
             logInterval: try top.int("log_interval", min: 1, max: Limits.steps) ?? 10, checkpoint: checkpoint, output: output,
             threads: try top.int("threads", min: 1, max: Limits.threads), restart: restart, monitor: monitor, initFrom: initFrom,
             reward: reward, ppo: ppo)
+        manifest.activationCheckpoint = try parseActivationCheckpoint(top, kind: kind)
         try manifest.validate()
         return manifest
     }

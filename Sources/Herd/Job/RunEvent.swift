@@ -98,6 +98,9 @@ public struct RunEvent: Codable, Equatable, Sendable {
     public var documents: Int?
     public var tokens: Int?
     public var duplicates: Int?
+    // step (rank 0's) and end: peak resident memory; end also the peak of every rank's
+    public var peakResidentBytes: Int?
+    public var peakResidentBytesMax: Int?
     // end
     public var trainLoss: Double?
     public var trainSeconds: Double?
@@ -130,7 +133,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case validationLoss = "val_loss", sourceLosses = "source_val_loss", mixProportions = "mix_proportions", accuracy, pairs
         case accuracySignificantlyBetter = "accuracy_significantly_better", accuracyBetter = "accuracy_better"
         case accuracySlightlyBetter = "accuracy_slightly_better", accuracyNegligiblyBetter = "accuracy_negligibly_better"
-        case path, bytes, seconds, unit, rank, documents, tokens, duplicates, trainLoss = "train_loss", trainSeconds = "train_seconds"
+        case path, bytes, seconds, unit, rank, documents, tokens, duplicates
+        case peakResidentBytes = "peak_rss", peakResidentBytesMax = "peak_rss_max", trainLoss = "train_loss", trainSeconds = "train_seconds"
         case jobID = "job_id", attempt, launcher, launchID = "launch_id", world, data, tensor, reason, restart
         case fromStep = "from_step", checkpointStep = "checkpoint_step", backoffSeconds = "backoff_s", hungAt = "hung_at", lost, hosts
     }

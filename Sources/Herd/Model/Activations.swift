@@ -1,8 +1,28 @@
+/// What the forward pass keeps for backward (torchtitan's names): `none`
+/// keeps every layer's activations; `full` keeps only each layer's input
+/// and recomputes the layer during backward; `selective` keeps the matmul
+/// outputs (Q|K|V after rotary, the attention's output, w1|w3's, the stream
+/// after attention) and recomputes the cheap, large parts — the norms, the
+/// attention's scores and probabilities (the T² part), the SwiGLU product —
+/// as Korthikanti et al.'s selective recomputation. Recomputing runs the
+/// same kernels on the same inputs, so results are bitwise those of `none`.
+public enum ActivationCheckpoint: String, Codable, Sendable, CaseIterable {
+    case none, selective, full
+}
+
+/// One activation per layer, or one buffer every layer shares when it is
+/// recomputed in backward (the layer being worked on owns it).
+struct LayerBuffers {
+    let buffers: [FloatBuffer]
+    subscript(l: Int) -> FloatBuffer { buffers[buffers.count == 1 ? 0 : l] }
+}
+
 /// What the forward pass keeps for the backward pass, for one micro-batch of
 /// `batch` sequences of `seqLen` tokens. Allocated once and reused each step.
 public final class Activations {
     public let batch: Int
     public let seqLen: Int
+    public let checkpoint: ActivationCheckpoint
     public var rows: Int { batch * seqLen }
     let attention: AttentionShape
     /// Packed examples: a position holding this token starts a new segment,
@@ -13,16 +33,17 @@ public final class Activations {
     /// Where each row's segment starts within its sequence (with a separator).
     var segmentStarts: [Int32] = []
 
-    /// Per layer: the residual stream entering the block, and after attention.
-    let residual: [FloatBuffer]     // [rows, dim] × (layers + 1); the last is the final stream
-    let residualMid: [FloatBuffer]  // [rows, dim] × layers
-    let norm1: [FloatBuffer], rstd1: [FloatBuffer]
-    let qkv: [FloatBuffer]          // [rows, (heads + 2·kvHeads)·headDim], after rotary
-    let probs: [FloatBuffer]        // [batch, heads, T, T]
-    let attnOut: [FloatBuffer]      // [rows, heads·headDim]
-    let norm2: [FloatBuffer], rstd2: [FloatBuffer]
-    let h13: [FloatBuffer]          // [rows, 2·ffn]: w1 and w3 outputs before gating
-    let gated: [FloatBuffer]        // [rows, ffn]
+    /// Per layer (or one shared buffer, when recomputed): the residual
+    /// stream entering the block, and after attention.
+    let residual: [FloatBuffer]     // [rows, dim] × (layers + 1); the last is the final stream; always kept
+    let residualMid: LayerBuffers   // [rows, dim]
+    let norm1: LayerBuffers, rstd1: LayerBuffers
+    let qkv: LayerBuffers           // [rows, (heads + 2·kvHeads)·headDim], after rotary
+    let probs: LayerBuffers         // [batch, heads, T, T]
+    let attnOut: LayerBuffers       // [rows, heads·headDim]
+    let norm2: LayerBuffers, rstd2: LayerBuffers
+    let h13: LayerBuffers           // [rows, 2·ffn]: w1 and w3 outputs before gating
+    let gated: LayerBuffers         // [rows, ffn]
     let finalNorm: FloatBuffer, finalRstd: FloatBuffer
     let logits: FloatBuffer         // [rows, vocab] ([rows, 1] rewards for a scalar head); becomes dLogits in backward
 
@@ -34,27 +55,43 @@ public final class Activations {
     /// the vocabulary-parallel cross-entropy [3, rows] (empty without it).
     let partial: FloatBuffer, rowStats: FloatBuffer
 
+    /// Which activations a mode keeps per layer (the rest: one shared buffer).
+    enum Kept { case perLayer, shared }
+    static func kept(_ mode: ActivationCheckpoint) -> (mid: Kept, norms: Kept, qkv: Kept, probs: Kept, attnOut: Kept, h13: Kept, gated: Kept) {
+        switch mode {
+        case .none: return (.perLayer, .perLayer, .perLayer, .perLayer, .perLayer, .perLayer, .perLayer)
+        case .selective: return (.perLayer, .shared, .perLayer, .shared, .perLayer, .perLayer, .shared)
+        case .full: return (.shared, .shared, .shared, .shared, .shared, .shared, .shared)
+        }
+    }
+
     /// Floats allocated for one set of activations, without allocating them.
-    public static func floatCount(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int) -> Int {
+    public static func floatCount(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int,
+                                  checkpoint: ActivationCheckpoint = .none) -> Int {
         let sh = shard ?? .whole(c)
         let rows = batch * seqLen
         let a = AttentionShape(batch: batch, seqLen: seqLen, heads: sh.heads, kvHeads: sh.kvHeads, headDim: c.headDim)
-        let perLayer = rows * (4 * c.dim + 2 + a.qkvWidth + a.outWidth + 3 * sh.ffn) + a.probsCount
+        let k = kept(checkpoint)
+        func n(_ kept: Kept) -> Int { kept == .perLayer ? c.layers : 1 }
+        let layers = c.layers * rows * c.dim                                   // each layer's input, always kept
+            + n(k.mid) * rows * c.dim + n(k.norms) * rows * (2 * c.dim + 2)    // the stream after attention; both norms and their rstd
+            + n(k.qkv) * rows * a.qkvWidth + n(k.probs) * a.probsCount + n(k.attnOut) * rows * a.outWidth
+            + n(k.h13) * rows * 2 * sh.ffn + n(k.gated) * rows * sh.ffn
         let once = rows * (2 * c.dim + 1 + (c.scalarHead ? 1 : sh.vocab))   // final stream, final norm, logits (or rewards)
         let scratch = rows * (2 * c.dim + a.outWidth + a.qkvWidth + 3 * sh.ffn) + seqLen * seqLen
         let parallel = sh.size > 1 ? rows * (c.dim + 3) : 0
-        return c.layers * perLayer + once + scratch + parallel
+        return layers + once + scratch + parallel
     }
 
     /// Floats this instance holds (what `floatCount` predicts).
     public var allocatedFloats: Int {
-        let perLayer = [residual, residualMid, norm1, rstd1, qkv, probs, attnOut, norm2, rstd2, h13, gated].joined()
+        let perLayer = [residualMid, norm1, rstd1, qkv, probs, attnOut, norm2, rstd2, h13, gated].flatMap(\.buffers) + residual
         let single = [finalNorm, finalRstd, logits, dResidual, dNorm, dAttn, dQKV, dH13, dGated, dScores, partial, rowStats]
-        return (Array(perLayer) + single).reduce(0) { $0 + $1.count }
+        return (perLayer + single).reduce(0) { $0 + $1.count }
     }
 
     /// Activations of one tensor-parallel rank's piece (the whole model by default).
-    public init(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int) {
+    public init(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int, checkpoint: ActivationCheckpoint = .none) {
         precondition(seqLen <= c.maxSeqLen, "sequence length \(seqLen) exceeds the model's \(c.maxSeqLen)")
         let sh = shard ?? .whole(c)
         self.batch = batch
@@ -62,17 +99,19 @@ public final class Activations {
         let rows = batch * seqLen
         attention = AttentionShape(batch: batch, seqLen: seqLen, heads: sh.heads,
                                    kvHeads: sh.kvHeads, headDim: c.headDim)
+        self.checkpoint = checkpoint
         func each(_ n: Int, _ count: Int) -> [FloatBuffer] { (0..<n).map { _ in FloatBuffer(count: count) } }
-        let L = c.layers
+        let L = c.layers, k = Self.kept(checkpoint)
+        func layer(_ kept: Kept, _ count: Int) -> LayerBuffers { LayerBuffers(buffers: each(kept == .perLayer ? L : 1, count)) }
         residual = each(L + 1, rows * c.dim)
-        residualMid = each(L, rows * c.dim)
-        norm1 = each(L, rows * c.dim); rstd1 = each(L, rows)
-        qkv = each(L, rows * attention.qkvWidth)
-        probs = each(L, attention.probsCount)
-        attnOut = each(L, rows * attention.outWidth)
-        norm2 = each(L, rows * c.dim); rstd2 = each(L, rows)
-        h13 = each(L, rows * 2 * sh.ffn)
-        gated = each(L, rows * sh.ffn)
+        residualMid = layer(k.mid, rows * c.dim)
+        norm1 = layer(k.norms, rows * c.dim); rstd1 = layer(k.norms, rows)
+        qkv = layer(k.qkv, rows * attention.qkvWidth)
+        probs = layer(k.probs, attention.probsCount)
+        attnOut = layer(k.attnOut, rows * attention.outWidth)
+        norm2 = layer(k.norms, rows * c.dim); rstd2 = layer(k.norms, rows)
+        h13 = layer(k.h13, rows * 2 * sh.ffn)
+        gated = layer(k.gated, rows * sh.ffn)
         finalNorm = FloatBuffer(count: rows * c.dim)
         finalRstd = FloatBuffer(count: rows)
         logits = FloatBuffer(count: rows * (c.scalarHead ? 1 : sh.vocab))

@@ -77,7 +77,7 @@ public final class Llama {
 
     /// Runs the model on tokens[batch·seqLen] and leaves this rank's logits in `acts`.
     public func forwardLogits(tokens: UnsafePointer<TokenID>, acts: Activations) {
-        let c = config, rows = acts.rows, s = acts.attention, n = rows * c.dim
+        let c = config, rows = acts.rows, n = rows * c.dim
         let P = params.base
         Embedding.forward(out: acts.residual[0].base, tokens: tokens, table: P + layout.embedding,
                           count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
@@ -91,35 +91,68 @@ public final class Llama {
                 }
             }
         }
-        for l in 0..<c.layers {
-            let o = layout.layers[l]
-            let x = acts.residual[l].base, mid = acts.residualMid[l].base, next = acts.residual[l + 1].base
-            // Attention block. wq, wk, wv are adjacent: one product gives Q|K|V.
-            RMSNorm.forward(y: acts.norm1[l].base, rstd: acts.rstd1[l].base, x: x, gain: P + o.attentionNorm,
-                            rows: rows, dim: c.dim, eps: c.normEps)
-            let qkv = acts.qkv[l].base
-            Matmul.linearForward(y: qkv, x: acts.norm1[l].base, w: P + o.wq,
-                                 rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
-            Rotary.apply(qkv, table: rope, rows: rows, seqLen: acts.seqLen, heads: s.heads + s.kvHeads, ld: s.qkvWidth)
-            acts.segmentStarts.withUnsafeBufferPointer { starts in
-                Attention.forward(out: acts.attnOut[l].base, probs: acts.probs[l].base, qkv: qkv, shape: s,
-                                  segmentStarts: acts.separator == nil ? nil : starts.baseAddress)
-            }
-            rowParallel(out: mid, residual: x, input: acts.attnOut[l].base, weight: P + o.wo,
-                        inFeatures: s.outWidth, acts: acts)
-            // Feed-forward block. w1 and w3 are adjacent: one product gives h1|h3.
-            RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: mid, gain: P + o.ffnNorm,
-                            rows: rows, dim: c.dim, eps: c.normEps)
-            Matmul.linearForward(y: acts.h13[l].base, x: acts.norm2[l].base, w: P + o.w1,
-                                 rows: rows, inFeatures: c.dim, outFeatures: 2 * shard.ffn)
-            SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
-            rowParallel(out: next, residual: mid, input: acts.gated[l].base, weight: P + o.w2,
-                        inFeatures: shard.ffn, acts: acts)
-        }
+        for l in 0..<c.layers { layerForward(l, acts: acts, writeOutput: true) }
         RMSNorm.forward(y: acts.finalNorm.base, rstd: acts.finalRstd.base, x: acts.residual[c.layers].base,
                         gain: P + layout.finalNorm, rows: rows, dim: c.dim, eps: c.normEps)
         Matmul.linearForward(y: acts.logits.base, x: acts.finalNorm.base, w: P + layout.output,
                              rows: rows, inFeatures: c.dim, outFeatures: outputWidth)
+    }
+
+    /// Block `l` from its input (acts.residual[l]): attention, then the
+    /// feed-forward; with `writeOutput` its output stream too (the next
+    /// block's input). Backward calls it again without the output to
+    /// recompute what `full` checkpointing did not keep: the same kernels
+    /// on the same inputs, so the same bits.
+    private func layerForward(_ l: Int, acts: Activations, writeOutput: Bool) {
+        let c = config, rows = acts.rows, s = acts.attention, P = params.base
+        let o = layout.layers[l]
+        let x = acts.residual[l].base, mid = acts.residualMid[l].base
+        // Attention block. wq, wk, wv are adjacent: one product gives Q|K|V.
+        RMSNorm.forward(y: acts.norm1[l].base, rstd: acts.rstd1[l].base, x: x, gain: P + o.attentionNorm,
+                        rows: rows, dim: c.dim, eps: c.normEps)
+        let qkv = acts.qkv[l].base
+        Matmul.linearForward(y: qkv, x: acts.norm1[l].base, w: P + o.wq,
+                             rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
+        Rotary.apply(qkv, table: rope, rows: rows, seqLen: acts.seqLen, heads: s.heads + s.kvHeads, ld: s.qkvWidth)
+        attention(l, acts: acts)
+        rowParallel(out: mid, residual: x, input: acts.attnOut[l].base, weight: P + o.wo,
+                    inFeatures: s.outWidth, acts: acts)
+        // Feed-forward block. w1 and w3 are adjacent: one product gives h1|h3.
+        RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: mid, gain: P + o.ffnNorm,
+                        rows: rows, dim: c.dim, eps: c.normEps)
+        Matmul.linearForward(y: acts.h13[l].base, x: acts.norm2[l].base, w: P + o.w1,
+                             rows: rows, inFeatures: c.dim, outFeatures: 2 * shard.ffn)
+        SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
+        guard writeOutput else { return }
+        rowParallel(out: acts.residual[l + 1].base, residual: mid, input: acts.gated[l].base, weight: P + o.w2,
+                    inFeatures: shard.ffn, acts: acts)
+    }
+
+    /// Causal attention of block `l` from its Q|K|V: the output and the probabilities.
+    private func attention(_ l: Int, acts: Activations) {
+        acts.segmentStarts.withUnsafeBufferPointer { starts in
+            Attention.forward(out: acts.attnOut[l].base, probs: acts.probs[l].base, qkv: acts.qkv[l].base, shape: acts.attention,
+                              segmentStarts: acts.separator == nil ? nil : starts.baseAddress)
+        }
+    }
+
+    /// What block `l`'s backward reads and the checkpoint mode did not keep,
+    /// recomputed from what it did: everything from the block's input
+    /// (`full`), or the norms, the attention's probabilities and the SwiGLU
+    /// product from the kept matmul outputs (`selective`).
+    private func recompute(_ l: Int, acts: Activations) {
+        let c = config, rows = acts.rows, P = params.base, o = layout.layers[l]
+        switch acts.checkpoint {
+        case .none: return
+        case .full: layerForward(l, acts: acts, writeOutput: false)
+        case .selective:
+            RMSNorm.forward(y: acts.norm1[l].base, rstd: acts.rstd1[l].base, x: acts.residual[l].base, gain: P + o.attentionNorm,
+                            rows: rows, dim: c.dim, eps: c.normEps)
+            attention(l, acts: acts)
+            RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: acts.residualMid[l].base, gain: P + o.ffnNorm,
+                            rows: rows, dim: c.dim, eps: c.normEps)
+            SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
+        }
     }
 
     /// out = residual + input·Wᵀ, where W is row-parallel: each rank's product
@@ -194,6 +227,7 @@ public final class Llama {
         RMSNorm.backward(dx: dx, dGain: G + layout.finalNorm, dy: dn, x: acts.residual[c.layers].base,
                          gain: P + layout.finalNorm, rstd: acts.finalRstd.base, rows: rows, dim: c.dim)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            recompute(l, acts: acts)
             let o = layout.layers[l]
             // dx is the gradient of the stream leaving the block; the residual
             // passes it through unchanged, and each branch adds its part.

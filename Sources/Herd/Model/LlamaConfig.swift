@@ -61,6 +61,21 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         6 * Double(matmulParameterCount) + 6 * Double(layers) * Double(dim) * Double(seqLen)
     }
 
+    /// The FLOPs per token recomputation adds in backward (hardware FLOPs,
+    /// not model FLOPs): `full` runs each block's forward again (its
+    /// products, but not the last one, w2, whose output is kept), `selective`
+    /// the attention's Q·Kᵀ and P·V.
+    public func recomputeFLOPsPerToken(seqLen: Int, checkpoint: ActivationCheckpoint) -> Double {
+        let attention = 2 * Double(layers) * Double(dim) * Double(seqLen)
+        switch checkpoint {
+        case .none: return 0
+        case .selective: return attention
+        case .full:
+            let blockMatmuls = Double(matmulParameterCount - outputWidth * dim - layers * ffnDim * dim)
+            return 2 * blockMatmuls + attention
+        }
+    }
+
     /// Checks that the shape is one the kernels can run; throws what to fix.
     public func validate() throws(ConfigError) {
         func positive(_ v: Int, _ field: String) throws(ConfigError) {

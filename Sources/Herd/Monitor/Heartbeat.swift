@@ -14,10 +14,16 @@ public struct HeartbeatRecord: Codable, Sendable, Equatable {
     public var phase: String
     public var time: Double
     public var progressTime: Double
+    /// The rank's resident memory when the record was written, and its peak
+    /// so far (ProcessMemory; absent in records older ranks wrote).
+    public var residentBytes: Int?
+    public var peakResidentBytes: Int?
 
-    public init(rank: Int, host: String, pid: Int32, step: Int, phase: String, time: Double, progressTime: Double) {
+    public init(rank: Int, host: String, pid: Int32, step: Int, phase: String, time: Double, progressTime: Double,
+                residentBytes: Int? = nil, peakResidentBytes: Int? = nil) {
         self.rank = rank; self.host = host; self.pid = pid; self.step = step; self.phase = phase
         self.time = time; self.progressTime = progressTime
+        self.residentBytes = residentBytes; self.peakResidentBytes = peakResidentBytes
     }
 
     public static func directory(run: String) -> String { RunDirectory(run).heartbeats }
@@ -96,8 +102,11 @@ public final class Heartbeat: @unchecked Sendable {
     }
 
     private func write() {
+        let memory = ProcessMemory.current()
         lock.lock()
         record.time = Date().timeIntervalSince1970
+        record.residentBytes = memory?.residentBytes
+        record.peakResidentBytes = memory?.peakResidentBytes
         let r = record
         lock.unlock()
         guard let data = try? JSONEncoder().encode(r) else { return }

@@ -24,6 +24,9 @@ public struct WorkerHealth: Codable, Sendable, Equatable {
     public var heartbeatAgeSeconds: Double
     public var progressAgeSeconds: Double
     public var status: Status
+    /// Resident memory at the last heartbeat, and the rank's peak so far.
+    public var residentBytes: Int? = nil
+    public var peakResidentBytes: Int? = nil
 
     /// A heartbeat older than this many intervals makes a rank stale...
     public static let staleIntervals = 3.0
@@ -53,7 +56,8 @@ public struct WorkerHealth: Codable, Sendable, Equatable {
                 status = .ok
             }
             return WorkerHealth(rank: b.rank, host: b.host, pid: b.pid, step: b.step, phase: b.phase,
-                                heartbeatAgeSeconds: age, progressAgeSeconds: max(0, now - b.progressTime), status: status)
+                                heartbeatAgeSeconds: age, progressAgeSeconds: max(0, now - b.progressTime), status: status,
+                                residentBytes: b.residentBytes, peakResidentBytes: b.peakResidentBytes)
         }
     }
 }

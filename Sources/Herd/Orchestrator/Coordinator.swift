@@ -213,7 +213,8 @@ public final class Coordinator {
             for e in tail.next() { try ingest(e, tokensPerStep: &tokensPerStep) }
             let beats = HeartbeatRecord.readAll(run: runDir)
             try store.setWorkers(jobID, beats.map {
-                WorkerRecord(rank: $0.rank, host: $0.host, pid: Int($0.pid), step: $0.step, phase: $0.phase, heartbeat: $0.time, progress: $0.progressTime)
+                WorkerRecord(rank: $0.rank, host: $0.host, pid: Int($0.pid), step: $0.step, phase: $0.phase, heartbeat: $0.time, progress: $0.progressTime,
+                             residentBytes: $0.residentBytes, peakResidentBytes: $0.peakResidentBytes)
             })
             if let status {
                 if let grown { return .regrow(status, grown) }

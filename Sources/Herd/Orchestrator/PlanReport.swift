@@ -17,6 +17,8 @@ public struct PlanReport: Sendable {
     public var ppo: PPOPlan?
     /// A prepare job's units and how they are dealt (it has no model to price).
     public var preparation: PreparationLayout?
+    /// What the ranks keep for backward (the activations above assume it).
+    public var activationCheckpoint: ActivationCheckpoint = .none
 
     public var totalBytesPerRank: Double { bytesPerRank.weights + bytesPerRank.gradients + bytesPerRank.optimizer + bytesPerRank.activations }
 
@@ -49,9 +51,11 @@ public struct PlanReport: Sendable {
         let shard = plan.ranks[0].shard
         let local = Double(ParameterLayout(config: model, shard: shard).total)
         let optimizer = 2 * local / Double(m.parallelism.zero1 ? m.parallelism.data : 1)
-        let acts = Double(Activations.floatCount(config: model, shard: shard, batch: m.batch.microBatch, seqLen: m.data.seqLen))
+        let acts = Double(Activations.floatCount(config: model, shard: shard, batch: m.batch.microBatch, seqLen: m.data.seqLen,
+                                                 checkpoint: m.activationCheckpoint))
         var bytes = (4 * local, 4 * local, 4 * optimizer, 4 * acts)
         var flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
+            + model.recomputeFLOPsPerToken(seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint)
         var tokens = Double(m.steps) * Double(m.batch.sequences * m.data.seqLen)
         let ppo = m.kind == .ppo ? PPOPlan.make(manifest: m, model: model, rewardModel: rewardModel) : nil
         if let ppo {
@@ -65,13 +69,27 @@ public struct PlanReport: Sendable {
         var problem: String?
         if need > capacity {
             problem = ManifestError(file: m.file, field: "parallelism",
-                                message: String(format: "each rank needs %.1f GB (weights %.1f, gradients %.1f, AdamW %.1f, activations %.1f for a micro-batch of %d) and a slot of %@ has %.1f GB: raise parallelism.tensor, turn on zero1, or lower batch.micro_batch",
-                                                need / 1e9, bytes.0 / 1e9, bytes.1 / 1e9, bytes.2 / 1e9, bytes.3 / 1e9, m.batch.microBatch, cluster.name, capacity / 1e9)).description
+                                message: String(format: "each rank needs %.1f GB (weights %.1f, gradients %.1f, AdamW %.1f, activations %.1f for a micro-batch of %d) and a slot of %@ has %.1f GB: %@",
+                                                need / 1e9, bytes.0 / 1e9, bytes.1 / 1e9, bytes.2 / 1e9, bytes.3 / 1e9, m.batch.microBatch, cluster.name, capacity / 1e9, remedies(m))).description
         }
         let peak = Double(world) * group.peakTFLOPs * 1e12
         let seconds = flops * tokens / (peak * cluster.utilization)
-        return PlanReport(plan: plan, cluster: cluster, bytesPerRank: bytes, flopsPerToken: flops, totalTokens: tokens,
-                          secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem, ppo: ppo)
+        var report = PlanReport(plan: plan, cluster: cluster, bytesPerRank: bytes, flopsPerToken: flops, totalTokens: tokens,
+                                secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem, ppo: ppo)
+        report.activationCheckpoint = m.activationCheckpoint
+        return report
+    }
+
+    /// What could make a rank fit, of what this job does not do yet.
+    static func remedies(_ m: JobManifest) -> String {
+        var r = ["raise parallelism.tensor"]
+        if !m.parallelism.zero1 { r.append("turn on zero1") }
+        switch m.activationCheckpoint {
+        case .none: r.append("set activation_checkpoint (selective or full)")
+        case .selective: r.append("set activation_checkpoint: full")
+        case .full: break
+        }
+        return r.joined(separator: ", ") + (r.count > 1 ? "," : "") + " or lower batch.micro_batch"
     }
 
     public var text: String {
@@ -80,8 +98,9 @@ public struct PlanReport: Sendable {
         var lines: [String] = []
         lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(p.zero1 ? ", ZeRO-1" : "")")
         lines.append("model: \(m.parameterCount) parameters (dim \(m.dim), \(m.layers) layers, \(m.heads) heads, \(m.kvHeads) KV heads, FFN \(m.ffnDim), vocab \(m.vocabSize))")
-        lines.append(String(format: "memory per rank: %.2f GB = weights %.2f + gradients %.2f + AdamW %.2f + activations %.2f (fp32)",
-                            totalBytesPerRank / 1e9, bytesPerRank.weights / 1e9, bytesPerRank.gradients / 1e9, bytesPerRank.optimizer / 1e9, bytesPerRank.activations / 1e9))
+        lines.append(String(format: "memory per rank: %.2f GB = weights %.2f + gradients %.2f + AdamW %.2f + activations %.2f (fp32; activation_checkpoint: %@)",
+                            totalBytesPerRank / 1e9, bytesPerRank.weights / 1e9, bytesPerRank.gradients / 1e9, bytesPerRank.optimizer / 1e9, bytesPerRank.activations / 1e9,
+                            activationCheckpoint.rawValue))
         if let ppo { lines.append(ppo.text) }
         lines.append(String(format: "compute: %.3g FLOPs per token, %.3g tokens, %.3g FLOPs in all", flopsPerToken, totalTokens, flopsPerToken * totalTokens))
         lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours)", cluster.utilization * 100,

@@ -67,10 +67,15 @@ public struct WorkerRecord: Codable, Sendable, Equatable {
     public var phase: String
     public var heartbeat: Double
     public var progress: Double
+    /// Resident memory at the last heartbeat, and the rank's peak so far.
+    public var residentBytes: Int?
+    public var peakResidentBytes: Int?
 
-    public init(rank: Int, host: String, pid: Int, step: Int, phase: String, heartbeat: Double, progress: Double) {
+    public init(rank: Int, host: String, pid: Int, step: Int, phase: String, heartbeat: Double, progress: Double,
+                residentBytes: Int? = nil, peakResidentBytes: Int? = nil) {
         self.rank = rank; self.host = host; self.pid = pid; self.step = step; self.phase = phase
         self.heartbeat = heartbeat; self.progress = progress
+        self.residentBytes = residentBytes; self.peakResidentBytes = peakResidentBytes
     }
 }
 
@@ -148,6 +153,14 @@ public final class JobStore: @unchecked Sendable {
                 try db.execute("PRAGMA user_version = 2")
             }
         }
+        if version < 3 {
+            // Each rank's resident memory and its peak, from its heartbeat.
+            try db.transaction {
+                try db.execute("ALTER TABLE workers ADD COLUMN rss INTEGER")
+                try db.execute("ALTER TABLE workers ADD COLUMN peak_rss INTEGER")
+                try db.execute("PRAGMA user_version = 3")
+            }
+        }
     }
 
     // MARK: jobs
@@ -220,9 +233,9 @@ public final class JobStore: @unchecked Sendable {
         try db.transaction {
             try db.execute("DELETE FROM workers WHERE job_id = ?", [.int(Int64(id))])
             for w in workers {
-                try db.execute("INSERT INTO workers (job_id, rank, host, pid, step, phase, heartbeat, progress) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                try db.execute("INSERT INTO workers (job_id, rank, host, pid, step, phase, heartbeat, progress, rss, peak_rss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                [.int(Int64(id)), .int(Int64(w.rank)), .text(w.host), .int(Int64(w.pid)), .int(Int64(w.step)),
-                                .text(w.phase), .double(w.heartbeat), .double(w.progress)])
+                                .text(w.phase), .double(w.heartbeat), .double(w.progress), optional(w.residentBytes), optional(w.peakResidentBytes)])
             }
         }
     }
@@ -231,7 +244,8 @@ public final class JobStore: @unchecked Sendable {
         try db.query("SELECT * FROM workers WHERE job_id = ? ORDER BY rank", [.int(Int64(id))]).map {
             WorkerRecord(rank: $0["rank"]?.int ?? 0, host: $0["host"]?.text ?? "", pid: $0["pid"]?.int ?? 0,
                          step: $0["step"]?.int ?? 0, phase: $0["phase"]?.text ?? "",
-                         heartbeat: $0["heartbeat"]?.double ?? 0, progress: $0["progress"]?.double ?? 0)
+                         heartbeat: $0["heartbeat"]?.double ?? 0, progress: $0["progress"]?.double ?? 0,
+                         residentBytes: $0["rss"]?.int, peakResidentBytes: $0["peak_rss"]?.int)
         }
     }
 

@@ -28,14 +28,14 @@ public final class BatchThreads {
         return t
     }
 
-    public init(model: Llama, sequences: Int, seqLen: Int, threads: Int) {
+    public init(model: Llama, sequences: Int, seqLen: Int, threads: Int, checkpoint: ActivationCheckpoint = .none) {
         let t = Self.threadCount(sequences: sequences, threads: threads, unit: model.config.scalarHead ? 2 : 1)
         self.model = model
         self.threads = t
         self.sequences = sequences
         self.seqLen = seqLen
         perThread = sequences / t
-        acts = (0..<t).map { _ in Activations(config: model.config, shard: model.shard, batch: sequences / t, seqLen: seqLen) }
+        acts = (0..<t).map { _ in Activations(config: model.config, shard: model.shard, batch: sequences / t, seqLen: seqLen, checkpoint: checkpoint) }
         grads = [model.grads] + (1..<t).map { _ in FloatBuffer(count: model.layout.total) }
         // Parallelism comes from the threads here; BLAS inside each stays serial.
         Matmul.threads = t > 1 ? 1 : Matmul.threads

@@ -49,7 +49,8 @@ public final class Trainer: TrainingTask {
         let local = ParameterLayout(config: config, shard: shard).total
         let snapshot = m.checkpoint.interval > 0 && m.checkpoint.async ? 3 : 0   // the async save's copy
         let floats = local * (4 + split - 1 + snapshot)
-            + split * Activations.floatCount(config: config, shard: shard, batch: m.batch.microBatch / split, seqLen: m.data.seqLen)
+            + split * Activations.floatCount(config: config, shard: shard, batch: m.batch.microBatch / split, seqLen: m.data.seqLen,
+                                             checkpoint: m.activationCheckpoint)
         let needed = Double(floats) * 4 * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed < 0.9 * have else {
             throw ManifestError(file: m.file, field: "model",
@@ -62,7 +63,8 @@ public final class Trainer: TrainingTask {
         model.initialize(seed: m.seed, std: m.model.initStd)
         sync = GradientSync(model: model, context: context, adamw: m.optimizer.adamw)
         Matmul.threads = threads
-        runner = BatchThreads(model: model, sequences: m.batch.microBatch, seqLen: m.data.seqLen, threads: batchThreads)
+        runner = BatchThreads(model: model, sequences: m.batch.microBatch, seqLen: m.data.seqLen, threads: batchThreads,
+                              checkpoint: m.activationCheckpoint)
         runner.separator = dataset.packingSeparator
         let n = m.batch.microBatch * m.data.seqLen
         tokens = .allocate(capacity: n)

@@ -146,6 +146,7 @@ public struct TrainingLoop {
             if logStep || task.eventEveryStep {
                 let tps = windowTokens / max(windowSeconds, 1e-9)
                 r.event.tokensPerSecond = tps
+                r.event.peakResidentBytes = ProcessMemory.current()?.peakResidentBytes
                 events?.write(r.event)
                 if lead && logStep {
                     output(task.progressLine(r, tokensPerSecond: tps, eta: Double(m.steps - step) * totalSeconds / Double(step - startStep)))
@@ -178,7 +179,12 @@ public struct TrainingLoop {
         }
         logged(try task.asyncCheckpointer?.finish())
         let tps = totalTokens / max(totalSeconds, 1e-9)
+        // Every rank's peak, the largest of them in the end event (a collective: every rank ends here).
+        let peak = ProcessMemory.current()?.peakResidentBytes
+        let peakMax = context.world.allReduce(Double(peak ?? 0), op: .max)
         var end = RunEvent.ended(step: task.step, trainLoss: last?.loss ?? .nan, trainSeconds: totalSeconds)
+        end.peakResidentBytes = peak
+        end.peakResidentBytesMax = peakMax > 0 ? Int(peakMax) : nil
         end.validationLoss = validation; end.tokensPerSecond = tps
         end.reward = last?.event.reward; end.kl = last?.event.kl
         events?.write(end)

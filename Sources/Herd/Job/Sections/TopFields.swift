@@ -42,6 +42,18 @@ extension JobManifest {
         return initFrom
     }
 
+    /// `activation_checkpoint`: none (the default), selective or full.
+    static func parseActivationCheckpoint(_ top: YAMLFields, kind: Kind) throws(ManifestError) -> ActivationCheckpoint {
+        guard let text = try top.string("activation_checkpoint") else { return .none }
+        guard let mode = ActivationCheckpoint(rawValue: text) else {
+            throw top.error("activation_checkpoint", "expected none, selective (recompute the norms, attention probabilities and SwiGLU products) or full (recompute each layer from its input), got \"\(text)\"")
+        }
+        if kind == .ppo && mode != .none {
+            throw top.error("activation_checkpoint", "PPO's update keeps every activation for now: leave it none")
+        }
+        return mode
+    }
+
     /// `output`, by default runs/NAME, or the command line's --output: a
     /// run directory, never a file.
     static func parseOutput(_ top: YAMLFields, name: String, overrides: Overrides) throws(ManifestError) -> String {
