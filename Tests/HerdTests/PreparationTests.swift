@@ -284,7 +284,9 @@ extension PreparationTests {
     /// rank. The store shows its progress in units, MB/s and ETA.
     func testPreparationJobSurvivesAKilledRankAndACancelAndEqualsTheOneRankRun() throws {
         try require(Spawn.which("mpirun") != nil, "mpirun")
-        // Some 2 MB in 16 KiB units: a hundred units, a few seconds on two ranks.
+        // Some 2 MB in 2 KiB units: about a thousand, each a few files made
+        // durable, so that the job runs for seconds (tokenizing alone would
+        // take a fraction of one, and end before a rank could be killed).
         let inputs = try writeCorpus(files: 4, docsEach: 4000)
         let home = dir + "/home"
         var env = ProcessInfo.processInfo.environment
@@ -304,7 +306,7 @@ extension PreparationTests {
               inputs: [\(inputs.joined(separator: ", "))]
               tokenizer: \(llama)
               out: \(dir)/\(name)-data
-              unit_bytes: 16384
+              unit_bytes: 2048
               part_bytes: 4096
             parallelism: {data: \(ranks)}
             restart: {max_restarts: 2, backoff_seconds: 0.2}
