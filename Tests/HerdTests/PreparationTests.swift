@@ -357,8 +357,13 @@ extension PreparationTests {
         XCTAssertEqual(done.step, done.totalSteps)
         XCTAssertEqual(try datasetBytes(dir + "/two-data"), reference, "killed, cancelled and resumed on two ranks: the one-rank run's bytes")
         let events = try RunEvent.readAll(path: dir + "/two-run/events.jsonl")
-        let units = Set(events.filter { $0.event == .unit }.compactMap(\.unit))
-        XCTAssertEqual(units.count, done.totalSteps, "every unit reported")
+        let reported = events.filter { $0.event == .unit }.compactMap(\.unit), units = Set(reported)
+        XCTAssertEqual(reported.count, units.count, "no unit prepared twice")
+        XCTAssertTrue(units.allSatisfy { $0 < done.totalSteps })
+        // A unit is done once its files are; its event follows. A rank killed
+        // or stopped between the two leaves a unit done without an event: at
+        // most one per rank per interruption (here two ranks, a kill and a cancel).
+        XCTAssertGreaterThanOrEqual(units.count, done.totalSteps - 4, "every unit reported but those cut off")
         XCTAssertEqual(Set(events.filter { $0.event == .unit }.compactMap(\.rank)), [0, 1])
         XCTAssertEqual(events.filter { $0.event == .merge }.count, 1)
     }
