@@ -104,8 +104,7 @@ public enum Preparation {
             let now = DispatchTime.now().uptimeNanoseconds
             doneBytes += plan.units[u].bytes
             progress.unitDone(UnitReport(unit: u, file: plan.units[u].file.path, bytes: plan.units[u].bytes, documents: result.documents,
-                                         tokens: result.tokens, seconds: Double(now - t0) / 1e9, rankUnitsDone: i + 1, rankUnits: mine.count,
-                                         rankBytesDone: doneBytes, rankBytes: total))
+                                         tokens: result.tokens, seconds: Double(now - t0) / 1e9, rankUnitsDone: i + 1, rankUnits: mine.count))
             try progress.tick()
             let s = Double(now - start) / 1e9
             let rate = Double(doneBytes) / max(s, 1e-9)
@@ -114,9 +113,6 @@ public enum Preparation {
                                 (plan.units[u].file.path as NSString).lastPathComponent, Double(doneBytes) / 1e6, Double(total) / 1e6, rate / 1e6, eta))
         }
     }
-
-    /// Whether every unit of the plan is done (what ranks that finished their own wait for).
-    public static func allDone(_ plan: PreparationPlan) -> Bool { plan.units.indices.allSatisfy { isDone(plan, unit: $0) } }
 
     static func partPrefix(_ unitPrefix: String, _ p: Int) -> String { unitPrefix + String(format: ".p%04d", p) }
 

@@ -31,7 +31,6 @@ public struct UnitReport: Sendable, Equatable {
     public var documents: Int
     public var tokens: Int
     public var seconds: Double
-    /// This rank's units and input bytes: done so far (this one included), and in all.
+    /// This rank's units: done so far (this one included), and in all.
     public var rankUnitsDone: Int, rankUnits: Int
-    public var rankBytesDone: Int, rankBytes: Int
 }
