@@ -21,7 +21,7 @@ struct CheckpointCommand: ParsableCommand {
                 let dir = store.path(step: s)
                 let m = try? CheckpointManifest.read(dir: dir)
                 let bytes = m?.files.reduce(0) { $0 + $1.bytes } ?? 0
-                print("\(dir)\(s == latest ? "  (LATEST)" : "")  step \(s), \(m.map { "data \($0.data) × tensor \($0.tensor)\($0.zero1 ? ", ZeRO-1" : "")" } ?? "?"), \(bytes) bytes")
+                print("\(dir)\(s == latest ? "  (LATEST)" : "")  step \(s), \(m.map { "data \($0.data) × tensor \($0.tensor)\(ParallelContext.stageLabel($0.stage))" } ?? "?"), \(bytes) bytes")
             }
         }
     }
@@ -34,7 +34,7 @@ struct CheckpointCommand: ParsableCommand {
             let m: CheckpointManifest
             do { m = try CheckpointManifest.read(dir: path) } catch { fail(error) }
             print("\(path): job \(m.job), step \(m.step), \(m.sequencesConsumed) sequences consumed, AdamW step \(m.optimizerSteps)")
-            print("written at data \(m.data) × tensor \(m.tensor)\(m.zero1 ? ", ZeRO-1" : ""); model \(m.model.parameterCount) parameters")
+            print("written at data \(m.data) × tensor \(m.tensor)\(ParallelContext.stageLabel(m.stage)); model \(m.model.parameterCount) parameters")
             var raw = 0, packed = 0
             for t in m.tensors {
                 let comps = Dictionary(grouping: t.pieces, by: \.component)

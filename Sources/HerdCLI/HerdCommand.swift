@@ -121,7 +121,7 @@ struct Run: ParsableCommand {
         plan.resumeStep = resumeStep
         try plan.write(to: manifest.output)
         let planPath = RunDirectory(manifest.output).plan
-        print("herd: \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)\(plan.zero1 ? ", ZeRO-1" : "")), plan \(planPath)")
+        print("herd: \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)\(ParallelContext.stageLabel(plan.zero))), plan \(planPath)")
         fflush(stdout)
         do { try MPILauncher.run(plan: plan, planPath: planPath) } catch let f as MPILauncher.Failure where f.status == 143 {
             // The ranks stopped together on request, after their checkpoint (said above).
@@ -185,7 +185,7 @@ struct Worker: ParsableCommand {
                 MPIRuntime.finish()
                 return
             }
-            let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero1: plan.zero1)
+            let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero: plan.zero)
             let job = try TrainingJob(manifest: manifest, context: context, planned: plan.model, heartbeat: heartbeat)
             let summary = try job.run(resume: plan.resume, resumeStep: plan.resumeStep, saveWeights: plan.saveWeights) { line in
                 print(line); fflush(stdout)
@@ -262,7 +262,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Only these models (shakespeare-char, small-512); repeatable.")
     var model: [String] = []
 
-    @Option(help: "Only this bench: tokenizer, preparation, recompute (repeatable; default: all).")
+    @Option(help: "Only this bench: tokenizer, preparation, recompute, memory (repeatable; default: all).")
     var only: [String] = []
 
     func run() throws {
@@ -270,6 +270,7 @@ struct Bench: ParsableCommand {
             if only.contains("tokenizer") { try benchTokenizer() }
             if only.contains("preparation") { try benchPreparation() }
             if only.contains("recompute") { try benchRecompute(cores: threads ?? ProcessInfo.processInfo.activeProcessorCount) }
+            if only.contains("memory") { try benchMemory(cores: threads ?? ProcessInfo.processInfo.activeProcessorCount) }
             return
         }
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
@@ -289,6 +290,7 @@ struct Bench: ParsableCommand {
         if checkpoints { try benchCheckpoints() }
         if generation { try benchGeneration() }
         if layouts { try benchRecompute(cores: threads) }
+        if layouts { try benchMemory(cores: threads) }
         try benchTokenizer()
         try benchPreparation()
     }
@@ -456,6 +458,21 @@ struct Bench: ParsableCommand {
             print(String(format: "  %@: %.0f tokens/s, step time %.2f× none's; peak resident %.0f MB (%+.0f MB against none; the plan's activations %.0f MB, %+.0f MB)",
                          mode.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0), end.tokensPerSecond ?? 0, (end.trainSeconds ?? 0) / baseTime,
                          peak / 1e6, (peak - Double(basePeak)) / 1e6, planned / 1e6, (planned - base.2) / 1e6))
+        }
+    }
+
+    /// The plan's bytes per rank against every rank's measured peak, over
+    /// MemoryAgreement's eight layouts of a 106M-parameter model.
+    func benchMemory(cores: Int) throws {
+        let work = NSTemporaryDirectory() + "herd-bench-memory-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let corpus = try benchCorpus(in: work)
+        print("memory per rank, planned against measured peak resident (\(MemoryAgreement.shape.parameterCount) parameters, 2 × 64 tokens a micro-batch, \(cores) cores):")
+        for c in MemoryAgreement.cases {
+            let r = try MemoryAgreement.measure(c, cores: cores, corpus: corpus, workDir: work)
+            print(String(format: "  %@: planned %.3f GB, measured %.3f–%.3f GB (%.1f%% off at worst), %.0f tokens/s; planned = %@",
+                         c.description.padding(toLength: 30, withPad: " ", startingAt: 0), r.planned.total / 1e9,
+                         r.measuredMin / 1e9, r.measuredMax / 1e9, 100 * r.error, r.tokensPerSecond, r.planned.parts))
         }
     }
 

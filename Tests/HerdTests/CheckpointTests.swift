@@ -13,7 +13,7 @@ final class CheckpointTests: FixtureTestCase {
 
     /// tiny-gqa on bytes, 40 steps with the schedule fixed at 40 (so a run
     /// stopped at 20 and resumed follows the same schedule), a checkpoint every 10.
-    func job(_ name: String, data: Int, tensor: Int, zero1: Bool = false, interval: Int = 10, keep: Int = 5) throws -> (job: String, run: String) {
+    func job(_ name: String, data: Int, tensor: Int, zero: Int = 0, interval: Int = 10, keep: Int = 5) throws -> (job: String, run: String) {
         let path = Self.dir + "/\(name).yaml", run = Self.dir + "/run-\(name)"
         try """
         kind: pretrain
@@ -27,7 +27,7 @@ final class CheckpointTests: FixtureTestCase {
         log_interval: 1
         threads: 2
         checkpoint: {interval: \(interval), keep: \(keep)}
-        parallelism: {data: \(data), tensor: \(tensor), zero1: \(zero1)}
+        parallelism: {data: \(data), tensor: \(tensor), zero: \(zero)}
         output: \(run)
         """.write(toFile: path, atomically: true, encoding: .utf8)
         return (path, run)
@@ -51,9 +51,9 @@ final class CheckpointTests: FixtureTestCase {
         try Data(contentsOf: URL(fileURLWithPath: run + String(format: "/weights/rank-%05d.f32", rank)))
     }
 
-    func exactResume(data: Int, tensor: Int) throws {
-        let full = try job("full-\(data)\(tensor)", data: data, tensor: tensor)
-        let half = try job("half-\(data)\(tensor)", data: data, tensor: tensor)
+    func exactResume(data: Int, tensor: Int, zero: Int = 0) throws {
+        let full = try job("full-\(data)\(tensor)-z\(zero)", data: data, tensor: tensor, zero: zero)
+        let half = try job("half-\(data)\(tensor)-z\(zero)", data: data, tensor: tensor, zero: zero)
         try herd(["run", full.job, "--save-weights"])
         try herd(["run", half.job, "--steps", "20"])
         let out = try herd(["run", half.job, "--save-weights"])
@@ -67,21 +67,35 @@ final class CheckpointTests: FixtureTestCase {
     func testResumeIsExactInOneProcess() throws { try exactResume(data: 1, tensor: 1) }
     func testResumeIsExactAtTwoByTwo() throws { try exactResume(data: 2, tensor: 2) }
 
+    /// ZeRO-3's ranks each write their part of the weights: the checkpoint
+    /// resumes exactly at its own layout.
+    func testResumeIsExactAtZeRO3() throws { try exactResume(data: 2, tensor: 2, zero: 3) }
+
     func testCheckpointFromTwoByTwoLoadsIntoOtherLayouts() throws {
-        let full = try job("reshard-src-full", data: 2, tensor: 2, zero1: true)
-        let half = try job("reshard-src", data: 2, tensor: 2, zero1: true)
+        try reshard(from: 1, into: [(1, 1, 0), (1, 2, 0), (2, 1, 1), (1, 4, 0)])
+    }
+
+    func testZeRO3CheckpointLoadsIntoOtherStagesAndLayouts() throws {
+        try reshard(from: 3, into: [(2, 1, 1), (1, 2, 0), (2, 2, 2)])
+    }
+
+    /// A checkpoint written at (2,2) and ZeRO stage `zero` resumed at each
+    /// (data, tensor, stage) continues the uninterrupted run.
+    func reshard(from zero: Int, into targets: [(Int, Int, Int)]) throws {
+        let full = try job("reshard-src-full-z\(zero)", data: 2, tensor: 2, zero: zero)
+        let half = try job("reshard-src-z\(zero)", data: 2, tensor: 2, zero: zero)
         try herd(["run", full.job])
         try herd(["run", half.job, "--steps", "20"])
         let reference = try losses(full.run)
         let source = CheckpointStore(runDirectory: half.run).path(step: 20)
-        for (d, t, z) in [(1, 1, false), (1, 2, false), (2, 1, true), (1, 4, false)] {
-            let target = try job("reshard-\(d)\(t)", data: d, tensor: t, zero1: z)
+        for (d, t, z) in targets {
+            let target = try job("reshard-\(d)\(t)-z\(z)-from-z\(zero)", data: d, tensor: t, zero: z)
             let store = CheckpointStore(runDirectory: target.run)
             try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: source, toPath: store.path(step: 20))
             try store.setLatest(20)
             let out = try herd(["run", target.job])
-            XCTAssertTrue(out.contains("written at data 2 × tensor 2, ZeRO-1"), out)
+            XCTAssertTrue(out.contains("written at data 2 × tensor 2, ZeRO-\(zero)"), out)
             let got = try losses(target.run)
             XCTAssertEqual(got.keys.sorted(), Array(21...40), "(\(d),\(t)) trains steps 21–40 only")
             for s in 21...40 {

@@ -76,6 +76,23 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(try JobManifest.parse(yaml: manifest(extra: "restart: {on_node_loss: shrink, grow_check_seconds: 0}"), file: "jobs/t.yaml").restart.growCheckSeconds, 0)
     }
 
+    /// `zero: 0–3`, with `zero1: true` the older spelling of 1.
+    func testZeROStage() throws {
+        func stage(_ line: String) throws -> Int {
+            try JobManifest.parse(yaml: manifest(extra: "parallelism: {data: 2, \(line)}"), file: "jobs/t.yaml").parallelism.zero
+        }
+        XCTAssertEqual(try stage("zero: 3"), 3)
+        XCTAssertEqual(try stage("zero1: true"), 1)
+        XCTAssertEqual(try stage("zero1: false"), 0)
+        XCTAssertEqual(try stage("zero: 2, zero1: true"), 2)
+        XCTAssertEqual(try stage("tensor: 1"), 0)
+        expectError(manifest(extra: "parallelism: {zero: 4}"), field: "parallelism.zero", contains: "at most 3")
+        expectError(manifest(extra: "parallelism: {zero: 2, zero1: false}"), field: "parallelism.zero1", contains: "contradicts zero: 2")
+        // A job resolved before stages existed still reads.
+        let old = try JSONDecoder().decode(JobManifest.ParallelismSpec.self, from: Data(#"{"data": 2, "tensor": 1, "zero1": true}"#.utf8))
+        XCTAssertEqual(old.zero, 1)
+    }
+
     func testMissingField() {
         expectError(manifest(steps: ""), field: "steps", contains: "required field is missing")
     }

@@ -44,7 +44,7 @@ final class RewardModelTests: FixtureTestCase {
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
-    func manifest(_ name: String, data: Int = 1, tensor: Int = 1, extra: String = "") throws -> String {
+    func manifest(_ name: String, data: Int = 1, tensor: Int = 1, zero: Int = 0, extra: String = "") throws -> String {
         let path = Self.dir + "/\(name).yaml"
         try """
             kind: reward
@@ -57,7 +57,7 @@ final class RewardModelTests: FixtureTestCase {
             eval: {interval: 20}
             log_interval: 1
             threads: 2
-            parallelism: {data: \(data), tensor: \(tensor)}
+            parallelism: {data: \(data), tensor: \(tensor), zero: \(zero)}
             output: \(Self.dir)/run-\(name)
             \(extra)
             """.write(toFile: path, atomically: true, encoding: .utf8)
@@ -100,13 +100,16 @@ final class RewardModelTests: FixtureTestCase {
         func losses(_ name: String) throws -> [Double] {
             try events(name, .step).compactMap(\.loss)
         }
-        for (name, d, t) in [("one", 1, 1), ("dp2", 2, 1), ("tp2", 1, 2)] {
-            let r = try HerdBinary.run(["run", try manifest(name, data: d, tensor: t), "--steps", "20"])
+        // ZeRO-3 also starts from the chat model a part at a time, keeps its
+        // own reward head's initialisation, and evaluates in step with the other rank.
+        for (name, d, t, z) in [("one", 1, 1, 0), ("dp2", 2, 1, 0), ("tp2", 1, 2, 0), ("dp2-zero3", 2, 1, 3)] {
+            let r = try HerdBinary.run(["run", try manifest(name, data: d, tensor: t, zero: z), "--steps", "20"])
             XCTAssertEqual(r.status, 0, "\(name): \(r.err)")
         }
         let one = try losses("one")
         XCTAssertEqual(one.count, 20)
-        for name in ["dp2", "tp2"] {
+        XCTAssertEqual(try events("dp2-zero3", .eval).last?.accuracy, try events("one", .eval).last?.accuracy, "held-out accuracy")
+        for name in ["dp2", "tp2", "dp2-zero3"] {
             let other = try losses(name)
             XCTAssertEqual(other.count, one.count, name)
             for (a, b) in zip(one, other) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(abs(a), 1e-3), name) }

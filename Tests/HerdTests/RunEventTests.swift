@@ -38,7 +38,7 @@ final class RunEventTests: XCTestCase {
         ]
         let alphabet = Array("ab/\\\"\n\t é×—😀{}[]:,0")
         for k in strings { e[keyPath: k] = maybe { String((0..<Int.random(in: 0...12, using: &g)).map { _ in alphabet.randomElement(using: &g)! }) } }
-        e.zero1 = maybe { Bool.random(using: &g) }
+        e.zero = maybe { Int.random(in: 0...3, using: &g) }
         e.lost = maybe { ["node\(Int.random(in: 1...9, using: &g))"] }
         e.hosts = maybe { ["node1", "node2"] }
         return e

@@ -27,25 +27,43 @@ public enum LayoutThroughput {
                            corpus: String, workDir: String, herd: String = "/proc/self/exe",
                            cluster: String? = nil, environment: [String: String]? = nil,
                            checkpoint: ActivationCheckpoint = .none) throws -> RunEvent {
-        let name = "\(preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)-\(checkpoint.rawValue)" + (cluster == nil ? "" : "-cluster")
+        let job = try writeJob(preset: preset, layout: layout, sequences: sequences, steps: steps, corpus: corpus, workDir: workDir,
+                               checkpoint: checkpoint, suffix: cluster == nil ? "" : "-cluster")
+        return try run(job: job, herd: herd, cluster: cluster, environment: environment)
+    }
+
+    /// Writes such a job (a preset, or any `shape` at its context) into
+    /// `workDir` and returns its path; its run directory is the path without `.yaml`.
+    public static func writeJob(preset: String, layout: Layout, sequences: Int, steps: Int, corpus: String, workDir: String,
+                                checkpoint: ActivationCheckpoint = .none, zero: Int = 0, shape: LlamaConfig? = nil,
+                                microBatch: Int? = nil, suffix: String = "") throws -> String {
+        let name = "\(shape.map { "d\($0.dim)-l\($0.layers)" } ?? preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)-\(checkpoint.rawValue)-z\(zero)" + suffix
         let job = "\(workDir)/\(name).yaml", out = "\(workDir)/\(name)"
         try? FileManager.default.removeItem(atPath: out)
-        let seq = LlamaConfig.presets[preset]!.maxSeqLen
+        let seq = shape?.maxSeqLen ?? LlamaConfig.presets[preset]!.maxSeqLen
+        let model = shape.map { "{dim: \($0.dim), layers: \($0.layers), heads: \($0.heads), kv_heads: \($0.kvHeads), ffn_dim: \($0.ffnDim)}" }
+            ?? "{preset: \(preset)}"
         try """
         kind: pretrain
-        model: {preset: \(preset)}
+        model: \(model)
         data: {corpus: \(corpus), tokenizer: byte, seq_len: \(seq)}
-        batch: {sequences: \(sequences)}
+        batch: {sequences: \(sequences)\(microBatch.map { ", micro_batch: \($0)" } ?? "")}
         optimizer: {lr: 1e-4}
         schedule: {warmup_steps: 1}
         steps: \(steps)
         log_interval: \(steps)
         eval: {max_sequences: 1}
         threads: \(layout.threads)
-        parallelism: {data: \(layout.data), tensor: \(layout.tensor)}
+        parallelism: {data: \(layout.data), tensor: \(layout.tensor), zero: \(zero)}
         activation_checkpoint: \(checkpoint.rawValue)
         output: \(out)
         """.write(toFile: job, atomically: true, encoding: .utf8)
+        return job
+    }
+
+    /// `herd run` of a job written by `writeJob`; the workers' `end` event.
+    public static func run(job: String, herd: String = "/proc/self/exe", cluster: String? = nil,
+                           environment: [String: String]? = nil) throws -> RunEvent {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: herd)) ?? herd)
         p.arguments = ["run", job] + (cluster.map { ["--cluster", $0] } ?? [])
@@ -55,7 +73,7 @@ public enum LayoutThroughput {
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw MPILauncher.Failure(status: p.terminationStatus) }
         // The workers' `end` (a coordinator writes its own events after it).
-        let run = RunDirectory(out)
+        let run = RunDirectory(String(job.dropLast(".yaml".count)))
         guard let end = try run.readEvents().last(where: { $0.event == .end }), end.tokensPerSecond != nil, end.trainSeconds != nil else {
             throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: run.events])
         }

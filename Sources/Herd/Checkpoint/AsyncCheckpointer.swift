@@ -29,7 +29,8 @@ public final class AsyncCheckpointer {
 
     public init(model: Llama, optimizer: AdamW, context: ParallelContext, job: any RunIdentity, settings: CheckpointSettings) {
         self.model = model; self.optimizer = optimizer; self.context = context; self.job = job; self.settings = settings
-        snapshotParams = FloatBuffer(count: model.layout.total)
+        // Only what this rank writes: the weights of data rank 0 (or under ZeRO-3 its part).
+        snapshotParams = FloatBuffer(count: CheckpointWriter.sources(model: model, optimizer: optimizer, context: context).paramRange.count)
         snapshotM = FloatBuffer(count: optimizer.range.count)
         snapshotV = FloatBuffer(count: optimizer.range.count)
     }
@@ -39,11 +40,12 @@ public final class AsyncCheckpointer {
     public func start(step: Int, sequencesConsumed: Int) throws -> CheckpointWriter.Result? {
         let earlier = try finish()
         try CheckpointWriter.prepare(step: step, job: job, world: context.world)
-        snapshotParams.copy(from: model.params)
+        var src = CheckpointWriter.sources(model: model, optimizer: optimizer, context: context)
+        let kept = src.paramRange
+        snapshotParams.base.update(from: src.params + kept.lowerBound, count: kept.count)
         snapshotM.copy(from: optimizer.m)
         snapshotV.copy(from: optimizer.v)
-        var src = CheckpointWriter.sources(model: model, optimizer: optimizer, context: context)
-        src.params = UnsafePointer(snapshotParams.base)
+        src.params = UnsafePointer(snapshotParams.base - kept.lowerBound)
         src.m = UnsafePointer(snapshotM.base - optimizer.range.lowerBound)
         src.v = UnsafePointer(snapshotV.base - optimizer.range.lowerBound)
         src.bf16Weights = settings.weightDType == "bf16"

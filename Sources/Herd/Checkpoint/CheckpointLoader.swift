@@ -21,16 +21,23 @@ public enum CheckpointLoader {
             }
             let r = optimizer.range
             let a = max(spec.offset, r.lowerBound), b = min(spec.offset + spec.count, r.upperBound)
+            // Under ZeRO-3 a rank keeps only its part of the weights.
+            var weights = ("param", model.params.base, spec.offset..<(spec.offset + spec.count))
+            if let shards = model.shards, let w = shards.weights {
+                let o = shards.owned, lo = max(spec.offset, o.lowerBound)
+                weights = ("param", w.base - o.lowerBound, lo..<max(lo, min(spec.offset + spec.count, o.upperBound)))
+            }
             let targets: [(String, UnsafeMutablePointer<Float>, Range<Int>)] =
-                [("param", model.params.base, spec.offset..<(spec.offset + spec.count))]
+                [weights]
                 + (a < b ? [("exp_avg", optimizer.m.base - r.lowerBound, a..<b),
                             ("exp_avg_sq", optimizer.v.base - r.lowerBound, a..<b)] : [])
-            for (component, base, range) in targets {
+            for (component, base, range) in targets where !range.isEmpty {
                 let whole = try assemble(entry, component: component, dir: dir)
                 try cut(whole, spec: spec, into: base, range: range, label: "\(spec.name) \(component)", dir: dir)
             }
         }
         optimizer.restore(step: manifest.optimizerSteps)
+        model.shards?.invalidate()
         return manifest
     }
 

@@ -16,7 +16,12 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
     public var model: LlamaConfig
     public var data: Int
     public var tensor: Int
+    /// Whether the AdamW moments were written by each data rank for its own
+    /// part (any ZeRO stage over several data ranks); the loader does not care.
     public var zero1: Bool
+    /// The ZeRO stage the job ran at (nil in checkpoints written before stages).
+    public var zero: Int?
+    public var stage: Int { zero ?? (zero1 ? 1 : 0) }
     public var weightDType: String
     public var tensors: [TensorEntry]
     public var files: [FileEntry]

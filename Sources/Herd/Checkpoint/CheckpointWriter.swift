@@ -39,7 +39,10 @@ public enum CheckpointWriter {
     /// What one rank writes: views of its flat buffers (the live ones for a
     /// synchronous save, a snapshot of them for an asynchronous one).
     struct Sources: @unchecked Sendable {
-        var params: UnsafePointer<Float>      // indexed like model.params
+        var params: UnsafePointer<Float>      // indexed like model.params over paramRange
+        /// The weights this rank writes: all (data rank 0), none (its
+        /// replicas), or under ZeRO-3 its own part.
+        var paramRange: Range<Int>
         var m: UnsafePointer<Float>           // indexed like the flat buffer over optimizer.range
         var v: UnsafePointer<Float>
         var range: Range<Int>
@@ -52,10 +55,17 @@ public enum CheckpointWriter {
 
     static func sources(model: Llama, optimizer: AdamW, context: ParallelContext) -> Sources {
         let r = optimizer.range
-        return Sources(params: model.params.base, m: optimizer.m.base - r.lowerBound, v: optimizer.v.base - r.lowerBound,
+        if let shards = model.shards, let weights = shards.weights {
+            return Sources(params: weights.base - shards.owned.lowerBound, paramRange: shards.owned,
+                           m: optimizer.m.base - r.lowerBound, v: optimizer.v.base - r.lowerBound,
+                           range: r, specs: model.layout.specs, tensorRank: model.shard.rank,
+                           writesParams: true, writesMoments: true)
+        }
+        let first = context.rank.dataRank == 0
+        return Sources(params: model.params.base, paramRange: first ? 0..<model.layout.total : 0..<0,
+                       m: optimizer.m.base - r.lowerBound, v: optimizer.v.base - r.lowerBound,
                        range: r, specs: model.layout.specs, tensorRank: model.shard.rank,
-                       writesParams: context.rank.dataRank == 0,
-                       writesMoments: (context.zero1 && context.data.size > 1) || context.rank.dataRank == 0)
+                       writesParams: first, writesMoments: context.shardsOptimizer || first)
     }
 
     static func temporaryDirectory(_ job: any RunIdentity, step: Int) -> String {
@@ -90,15 +100,16 @@ public enum CheckpointWriter {
                     sliceStart: spec.sliceStart, blockShape: spec.shape, flatStart: lo - spec.offset, count: hi - lo)))
             }
             let lo = spec.offset, hi = spec.offset + spec.count
-            if src.writesParams { try add("param", src.params, lo, hi) }
-            if src.writesParams && src.bf16Weights {
+            let pLo = max(lo, src.paramRange.lowerBound), pHi = min(hi, src.paramRange.upperBound)
+            if src.writesParams { try add("param", src.params, pLo, pHi) }
+            if src.writesParams && src.bf16Weights && pLo < pHi {
                 // Round to nearest even; one tensor piece converted at a time.
-                var half = [UInt16](repeating: 0, count: hi - lo)
-                for i in 0..<(hi - lo) { half[i] = BFloat16.fromFloat(src.params[lo + i]) }
+                var half = [UInt16](repeating: 0, count: pHi - pLo)
+                for i in 0..<(pHi - pLo) { half[i] = BFloat16.fromFloat(src.params[pLo + i]) }
                 let (offset, size) = try half.withUnsafeBytes { try writer.writeFrame($0.baseAddress!, byteCount: $0.count) }
                 named.append(.init(name: spec.name, globalShape: spec.globalShape, role: spec.role, piece: .init(
                     component: "weight", file: fileName, offset: offset, compressedBytes: size, dtype: "bf16",
-                    sliceStart: spec.sliceStart, blockShape: spec.shape, flatStart: 0, count: hi - lo)))
+                    sliceStart: spec.sliceStart, blockShape: spec.shape, flatStart: pLo - lo, count: pHi - pLo)))
             }
             if src.writesMoments {
                 let a = max(lo, src.range.lowerBound), b = min(hi, src.range.upperBound)
@@ -144,7 +155,7 @@ public enum CheckpointWriter {
         let manifest = CheckpointManifest(
             job: job.name, step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizerSteps,
             seed: job.seed, model: model, data: context.data.size, tensor: context.tensor.size,
-            zero1: context.zero1, weightDType: settings.weightDType, tensors: tensors, files: files)
+            zero1: context.shardsOptimizer, zero: context.zero, weightDType: settings.weightDType, tensors: tensors, files: files)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try durableWrite(try enc.encode(manifest), to: (tmp as NSString).appendingPathComponent(CheckpointManifest.fileName))

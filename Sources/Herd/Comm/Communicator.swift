@@ -12,6 +12,13 @@ public protocol Communicator: AnyObject {
     func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int)
     /// Concatenates every rank's `send` block into `receive` (size · countPerRank), in rank order.
     func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int)
+    /// Sums `send` (Σ counts values) across ranks; rank r receives the
+    /// counts[r] values of block r (blocks in rank order).
+    func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Concatenates every rank's block (counts[r] values) into `receive`, in
+    /// rank order; this rank's block is read from `send`, which may already
+    /// be its place in `receive`.
+    func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int])
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int)
     func barrier()
     /// A barrier whose wait calls `waiting` about every `interval` seconds
@@ -44,6 +51,12 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: countPerRank) }
+    }
+    public func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: counts[0]) }
+    }
+    public func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: counts[0]) }
     }
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
     public func barrier() {}

@@ -57,6 +57,23 @@ public final class MPICommunicator: Communicator {
                             receive, Int32(countPerRank), herd_mpi_float(), comm), "MPI_Allgather")
     }
 
+    public func reduceScatter(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) {
+        precondition(counts.count == size && counts.reduce(0, +) <= Self.maxChunk, "reduce-scatter too large for one MPI call")
+        let c = counts.map { Int32($0) }
+        check(MPI_Reduce_scatter(UnsafeMutableRawPointer(mutating: send), receive, c, herd_mpi_float(), herd_mpi_sum(), comm),
+              "MPI_Reduce_scatter")
+    }
+
+    public func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) {
+        precondition(counts.count == size && counts.reduce(0, +) <= Self.maxChunk, "all-gather too large for one MPI call")
+        let c = counts.map { Int32($0) }
+        var displacements = [Int32](repeating: 0, count: size)
+        for r in 1..<max(size, 1) { displacements[r] = displacements[r - 1] + c[r - 1] }
+        let inPlace = UnsafePointer(receive + Int(displacements[rank])) == send
+        check(MPI_Allgatherv(inPlace ? herd_mpi_in_place() : UnsafeMutableRawPointer(mutating: send), c[rank], herd_mpi_float(),
+                             receive, c, displacements, herd_mpi_float(), comm), "MPI_Allgatherv")
+    }
+
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
         check(MPI_Bcast(buffer, Int32(count), herd_mpi_float(), Int32(root), comm), "MPI_Bcast")
     }

@@ -95,6 +95,7 @@ extension Llama {
             }
             try CheckpointLoader.cut(whole, spec: spec, into: params.base, range: spec.offset..<(spec.offset + spec.count),
                                      label: spec.name, dir: "weights")
+            shards?.keepOwnedPart(of: spec.offset..<(spec.offset + spec.count))
         }
     }
 }

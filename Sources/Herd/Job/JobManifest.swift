@@ -70,9 +70,33 @@ public struct JobManifest: Sendable, Codable, Equatable {
     public struct ParallelismSpec: Sendable, Codable, Equatable {
         public var data: Int
         public var tensor: Int
-        /// ZeRO-1: AdamW state sharded across the data-parallel ranks.
-        public var zero1: Bool
+        /// The ZeRO stage across the data-parallel ranks: 0 replicates
+        /// everything; 1 shards the AdamW state; 2 also the gradients; 3 also
+        /// the parameters (FSDP), gathered layer by layer when used.
+        public var zero: Int
         public var world: Int { data * tensor }
+        /// Whether each data rank keeps only its part of the AdamW state (stage ≥ 1).
+        public var shardsOptimizer: Bool { zero >= 1 }
+
+        public init(data: Int, tensor: Int, zero: Int) {
+            self.data = data; self.tensor = tensor; self.zero = zero
+        }
+
+        // A job resolved before stages existed recorded `zero1: Bool`.
+        private enum CodingKeys: String, CodingKey { case data, tensor, zero, zero1 }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            data = try c.decode(Int.self, forKey: .data)
+            tensor = try c.decode(Int.self, forKey: .tensor)
+            zero = try c.decodeIfPresent(Int.self, forKey: .zero)
+                ?? ((try c.decodeIfPresent(Bool.self, forKey: .zero1)) == true ? 1 : 0)
+        }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(data, forKey: .data)
+            try c.encode(tensor, forKey: .tensor)
+            try c.encode(zero, forKey: .zero)
+        }
     }
 
     public struct OptimizerSpec: Sendable, Codable, Equatable {
@@ -223,6 +247,9 @@ public struct JobManifest: Sendable, Codable, Equatable {
         if model.config.maxSeqLen == 0 { model.config.maxSeqLen = data.seqLen }
         let reward = try RewardSpec.parse(in: top, defaults)
         let parallelism = try ParallelismSpec.parse(top.sectionOrEmpty("parallelism"), overrides: overrides)
+        if kind == .ppo && parallelism.zero >= 2 {
+            throw top.error("parallelism.zero", "PPO shards at most its optimizer state for now (its models sample between updates): give zero: 0 or 1")
+        }
         let ppo = try PPOSpec.parse(in: top, defaults, planOnly: overrides.planOnly)
         let batch = try BatchSpec.parse(in: top, defaults, seqLen: data.seqLen, rollouts: ppo?.rollouts)
         let (optimizer, lr) = try OptimizerSpec.parse(in: top, defaults)

@@ -46,7 +46,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
     public var tokensPerStep: Int?
     public var dataParallel: Int?
     public var tensorParallel: Int?
-    public var zero1: Bool?
+    public var zero: Int?
     public var trainTokens: Int?
     public var validationTokens: Int?
     public var rollouts: Int?
@@ -101,6 +101,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
     // step (rank 0's) and end: peak resident memory; end also the peak of every rank's
     public var peakResidentBytes: Int?
     public var peakResidentBytesMax: Int?
+    /// The smallest rank's peak (the end event), so that every rank's is known to lie in [min, max].
+    public var peakResidentBytesMin: Int?
     // end
     public var trainLoss: Double?
     public var trainSeconds: Double?
@@ -123,7 +125,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case event, time, job, jobKind = "kind", parameters, steps, tokensPerStep = "tokens_per_step"
-        case dataParallel = "data_parallel", tensorParallel = "tensor_parallel", zero1
+        case dataParallel = "data_parallel", tensorParallel = "tensor_parallel", zero
         case trainTokens = "train_tokens", validationTokens = "validation_tokens", rollouts, miniBatch = "mini_batch", beta, prompts
         case checkpoint, writtenBy = "written_by", from, valueFrom = "value_from"
         case step, loss, lr, gradNorm = "grad_norm", tokensPerSecond = "tokens_per_s", reward, kl
@@ -134,7 +136,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case accuracySignificantlyBetter = "accuracy_significantly_better", accuracyBetter = "accuracy_better"
         case accuracySlightlyBetter = "accuracy_slightly_better", accuracyNegligiblyBetter = "accuracy_negligibly_better"
         case path, bytes, seconds, unit, rank, documents, tokens, duplicates
-        case peakResidentBytes = "peak_rss", peakResidentBytesMax = "peak_rss_max", trainLoss = "train_loss", trainSeconds = "train_seconds"
+        case peakResidentBytes = "peak_rss", peakResidentBytesMax = "peak_rss_max", peakResidentBytesMin = "peak_rss_min", trainLoss = "train_loss", trainSeconds = "train_seconds"
         case jobID = "job_id", attempt, launcher, launchID = "launch_id", world, data, tensor, reason, restart
         case fromStep = "from_step", checkpointStep = "checkpoint_step", backoffSeconds = "backoff_s", hungAt = "hung_at", lost, hosts
     }

@@ -22,8 +22,15 @@ public final class Llama {
     /// The tensor-parallel group, and the ranks sharing this rank's KV heads.
     let tp: Communicator
     let kvGroup: Communicator
+    /// ZeRO-2/3 across the data-parallel ranks, when the job shards
+    /// gradients or weights: forward and backward gather each segment's
+    /// weights before using them and hand over its gradients as they are done.
+    public let shards: ParameterShards?
 
-    public init(config: LlamaConfig, shard: TensorShard? = nil, tensorGroup: Communicator? = nil) throws(ConfigError) {
+    /// `zero` ≥ 2 over a `dataGroup` of several ranks shards the gradients
+    /// (and at 3 the weights) of this model across that group.
+    public init(config: LlamaConfig, shard: TensorShard? = nil, tensorGroup: Communicator? = nil,
+                zero: Int = 0, dataGroup: Communicator? = nil) throws(ConfigError) {
         try config.validate()
         self.config = config
         let sh = shard ?? .whole(config)
@@ -33,8 +40,13 @@ public final class Llama {
         // Ranks holding the same KV heads sum those heads' gradients.
         kvGroup = sh.kvReplicas > 1 ? tp.split(color: sh.kvHeadStart, key: sh.rank) : SingleProcessCommunicator()
         layout = ParameterLayout(config: config, shard: sh)
-        params = FloatBuffer(count: layout.total)
-        grads = FloatBuffer(count: layout.total)
+        let data = dataGroup ?? SingleProcessCommunicator()
+        let stage = data.size > 1 && zero >= 2 ? min(zero, 3) : 0
+        // Sharded, the whole-model buffers are address space touched only
+        // by whole-model operations (the gradients' never): see ParameterShards.
+        params = stage == 3 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
+        grads = stage >= 2 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
+        shards = stage >= 2 ? ParameterShards(stage: stage, layout: layout, params: params, data: data) : nil
         rope = RotaryTable(headDim: config.headDim, maxSeq: config.maxSeqLen, theta: config.ropeTheta)
     }
 
@@ -46,6 +58,8 @@ public final class Llama {
     public func initialize(seed: UInt64, std: Double = 0.02) {
         let residualScale = 1 / (2 * Double(config.layers)).squareRoot()
         for (t, spec) in layout.specs.enumerated() {
+            // ZeRO-3 keeps each tensor's own part as soon as it is drawn.
+            defer { shards?.keepOwnedPart(of: spec.offset..<(spec.offset + spec.count)) }
             let p = params.base + spec.offset
             if spec.shape.count == 1 {
                 p.update(repeating: 1, count: spec.count)
@@ -75,11 +89,13 @@ public final class Llama {
 
     // MARK: forward
 
-    /// Runs the model on tokens[batch·seqLen] and leaves this rank's logits in `acts`.
+    /// Runs the model on tokens[batch·seqLen] and leaves this rank's logits
+    /// in `acts`. Under ZeRO-3 each segment's weights are gathered just
+    /// before it runs (the head's stay for the backward that may follow).
     public func forwardLogits(tokens: UnsafePointer<TokenID>, acts: Activations) {
-        let c = config, rows = acts.rows, n = rows * c.dim
-        let P = params.base
-        Embedding.forward(out: acts.residual[0].base, tokens: tokens, table: P + layout.embedding,
+        let c = config, rows = acts.rows, n = rows * c.dim, head = c.layers + 1
+        shards?.gather(0)
+        Embedding.forward(out: acts.residual[0].base, tokens: tokens, table: weights(0) + layout.embedding,
                           count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
         if parallel { tp.allReduce(acts.residual[0].base, count: n, op: .sum) }
         if let sep = acts.separator {
@@ -91,7 +107,12 @@ public final class Llama {
                 }
             }
         }
-        for l in 0..<c.layers { layerForward(l, acts: acts, writeOutput: true) }
+        for l in 0..<c.layers {
+            shards?.gather(l + 1)
+            layerForward(l, acts: acts, writeOutput: true)
+        }
+        shards?.gather(head)
+        let P = weights(head)
         RMSNorm.forward(y: acts.finalNorm.base, rstd: acts.finalRstd.base, x: acts.residual[c.layers].base,
                         gain: P + layout.finalNorm, rows: rows, dim: c.dim, eps: c.normEps)
         Matmul.linearForward(y: acts.logits.base, x: acts.finalNorm.base, w: P + layout.output,
@@ -104,7 +125,7 @@ public final class Llama {
     /// recompute what `full` checkpointing did not keep: the same kernels
     /// on the same inputs, so the same bits.
     private func layerForward(_ l: Int, acts: Activations, writeOutput: Bool) {
-        let c = config, rows = acts.rows, s = acts.attention, P = params.base
+        let c = config, rows = acts.rows, s = acts.attention, P = weights(l + 1)
         let o = layout.layers[l]
         let x = acts.residual[l].base, mid = acts.residualMid[l].base
         // Attention block. wq, wk, wv are adjacent: one product gives Q|K|V.
@@ -141,7 +162,7 @@ public final class Llama {
     /// (`full`), or the norms, the attention's probabilities and the SwiGLU
     /// product from the kept matmul outputs (`selective`).
     private func recompute(_ l: Int, acts: Activations) {
-        let c = config, rows = acts.rows, P = params.base, o = layout.layers[l]
+        let c = config, rows = acts.rows, P = weights(l + 1), o = layout.layers[l]
         switch acts.checkpoint {
         case .none: return
         case .full: layerForward(l, acts: acts, writeOutput: false)
@@ -207,6 +228,7 @@ public final class Llama {
     public func forwardBackward(tokens: UnsafePointer<TokenID>, targets: UnsafePointer<TokenID>,
                                 acts: Activations, grads: FloatBuffer? = nil,
                                 lossScale: Float) -> (lossSum: Double, counted: Int) {
+        precondition(shards == nil || grads == nil || grads === self.grads, "a sharded model's gradients are its own")
         forwardLogits(tokens: tokens, acts: acts)
         let result = crossEntropy(targets: targets, acts: acts, scale: lossScale)
         backward(tokens: tokens, acts: acts, grads: grads ?? self.grads)
@@ -216,7 +238,7 @@ public final class Llama {
     /// Backward from dLogits (held in acts.logits) to every parameter gradient.
     func backward(tokens: UnsafePointer<TokenID>, acts: Activations, grads: FloatBuffer) {
         let c = config, rows = acts.rows, s = acts.attention, n = rows * c.dim
-        let P = params.base, G = grads.base
+        var P = weights(c.layers + 1), G = gradients(c.layers + 1, grads)
         let dx = acts.dResidual.base, dn = acts.dNorm.base
         // The output layer is vocabulary-parallel: its input gradient is a
         // partial sum. A scalar head is replicated: each rank has all of it.
@@ -226,7 +248,10 @@ public final class Llama {
         dx.update(repeating: 0, count: n)
         RMSNorm.backward(dx: dx, dGain: G + layout.finalNorm, dy: dn, x: acts.residual[c.layers].base,
                          gain: P + layout.finalNorm, rstd: acts.finalRstd.base, rows: rows, dim: c.dim)
+        segmentDone(c.layers + 1)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            shards?.gather(l + 1)
+            P = weights(l + 1); G = gradients(l + 1, grads)
             recompute(l, acts: acts)
             let o = layout.layers[l]
             // dx is the gradient of the stream leaving the block; the residual
@@ -254,19 +279,44 @@ public final class Llama {
             if parallel { tp.allReduce(dn, count: n, op: .sum) }
             RMSNorm.backward(dx: dx, dGain: G + o.attentionNorm, dy: dn, x: acts.residual[l].base,
                              gain: P + o.attentionNorm, rstd: acts.rstd1[l].base, rows: rows, dim: c.dim)
+            segmentDone(l + 1)
         }
-        Embedding.backward(dTable: G + layout.embedding, dOut: dx, tokens: tokens, count: rows, dim: c.dim,
+        Embedding.backward(dTable: gradients(0, grads) + layout.embedding, dOut: dx, tokens: tokens, count: rows, dim: c.dim,
                            vocabStart: shard.vocabStart, vocab: shard.vocab)
+        segmentDone(0)
+    }
+
+    /// ZeRO-2/3: backward has finished segment `s` (0 the embedding, l + 1
+    /// block l, layers + 1 the head): its gradients (a replicated KV head's
+    /// first summed over its copies) handed to the data ranks that own them.
+    private func segmentDone(_ s: Int) {
+        guard let shards else { return }
+        if s >= 1 && s <= config.layers { reduceReplicatedKVGradients(layer: s - 1, in: shards.gradientBase(s)) }
+        shards.reduceGradients(s)
+    }
+
+    /// The base segment `s`'s weights are read at with global offsets: the
+    /// gathered copy under ZeRO-3, else the model's own buffer.
+    @inline(__always) private func weights(_ s: Int) -> UnsafeMutablePointer<Float> {
+        shards?.weightBase(s) ?? params.base
+    }
+
+    /// The base segment `s`'s gradients are written at: the segment buffer
+    /// under ZeRO-2/3, else the buffer backward was given.
+    @inline(__always) private func gradients(_ s: Int, _ buffer: FloatBuffer) -> UnsafeMutablePointer<Float> {
+        shards?.gradientBase(s) ?? buffer.base
     }
 
     /// A KV head replicated on several tensor-parallel ranks is one
     /// parameter: after the micro-batches, its copies' gradients are summed
     /// so that every copy takes the same update.
     public func reduceReplicatedKVGradients() {
+        for l in layout.layers.indices { reduceReplicatedKVGradients(layer: l, in: grads.base) }
+    }
+
+    private func reduceReplicatedKVGradients(layer l: Int, in G: UnsafeMutablePointer<Float>) {
         guard shard.kvReplicas > 1 else { return }
-        for o in layout.layers {
-            kvGroup.allReduce(grads.base + o.wk, count: 2 * shard.kvHeads * config.headDim * config.dim, op: .sum)
-        }
+        kvGroup.allReduce(G + layout.layers[l].wk, count: 2 * shard.kvHeads * config.headDim * config.dim, op: .sum)
     }
 
     /// Σ g² over the gradients of parameters [range] (g[0] is parameter

@@ -6,7 +6,8 @@ import Foundation
 public struct PlanReport: Sendable {
     public var plan: Plan
     public var cluster: ClusterSpec
-    public var bytesPerRank: (weights: Double, gradients: Double, optimizer: Double, activations: Double)
+    /// What rank 0 holds (the rank with most: see `RankMemory`).
+    public var memory: RankMemory
     public var flopsPerToken: Double
     public var totalTokens: Double
     public var secondsAtUtilization: Double
@@ -20,7 +21,14 @@ public struct PlanReport: Sendable {
     /// What the ranks keep for backward (the activations above assume it).
     public var activationCheckpoint: ActivationCheckpoint = .none
 
-    public var totalBytesPerRank: Double { bytesPerRank.weights + bytesPerRank.gradients + bytesPerRank.optimizer + bytesPerRank.activations }
+    public var totalBytesPerRank: Double { memory.total }
+
+    /// The model FLOPs utilisation the time assumes: 6·N FLOPs per token
+    /// (no attention, no recomputation) over the ranks' peak.
+    public var modelFLOPsUtilization: Double {
+        let peak = cluster.nodes[cluster.slotHosts[0].group].peakTFLOPs * 1e12
+        return 6 * Double(plan.model.parameterCount) * totalTokens / (secondsAtUtilization * Double(plan.world) * peak)
+    }
 
     /// Places the plan's ranks on the cluster and checks that they fit.
     public static func make(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec, rewardModel: LlamaConfig? = nil) throws -> PlanReport {
@@ -41,40 +49,43 @@ public struct PlanReport: Sendable {
             plan.ranks[r].threads = max(1, g.cores / g.slots)
         }
         if let settings = m.preparation {
-            return PlanReport(plan: plan, cluster: cluster, bytesPerRank: (0, 0, 0, 0), flopsPerToken: 0, totalTokens: 0,
+            return PlanReport(plan: plan, cluster: cluster, memory: RankMemory(weights: 0, gradients: 0, optimizer: 0, activations: 0, snapshot: 0, communication: 0, process: 0), flopsPerToken: 0, totalTokens: 0,
                               secondsAtUtilization: 0, slotHours: 0, memoryProblem: nil, ppo: nil,
                               preparation: try PreparationLayout.make(settings, ranks: world))
         }
-        // Memory of rank 0 (every rank holds the same amount): fp32 weights and
-        // gradients of its tensor shard; AdamW's two moments, divided among the
-        // data ranks with ZeRO-1; activations of one micro-batch as Herd keeps them.
-        let shard = plan.ranks[0].shard
-        let local = Double(ParameterLayout(config: model, shard: shard).total)
-        let optimizer = 2 * local / Double(m.parallelism.zero1 ? m.parallelism.data : 1)
-        let acts = Double(Activations.floatCount(config: model, shard: shard, batch: m.batch.microBatch, seqLen: m.data.seqLen,
-                                                 checkpoint: m.activationCheckpoint))
-        var bytes = (4 * local, 4 * local, 4 * optimizer, 4 * acts)
+        // On a device a rank is one accelerator; on a CPU node it splits its
+        // micro-batch over its cores, as the worker will (not when it talks
+        // inside forward and backward: tensor parallelism, ZeRO-2/3).
+        let group = cluster.nodes[slots[0].group]
+        let device = group.deviceMemoryGB != nil
+        let talks = tp > 1 || (m.parallelism.zero >= 2 && m.parallelism.data > 1)
+        let threads = device || talks ? 1 : BatchThreads.threadCount(sequences: m.batch.microBatch, threads: plan.ranks[0].threads,
+                                                                      unit: model.scalarHead ? 2 : 1)
+        var bytes = RankMemory.training(config: model, shard: plan.ranks[0].shard, data: m.parallelism.data, zero: m.parallelism.zero,
+                                        microBatch: m.batch.microBatch, seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint,
+                                        batchThreads: threads, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async,
+                                        device: device)
         var flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
             + model.recomputeFLOPsPerToken(seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint)
         var tokens = Double(m.steps) * Double(m.batch.sequences * m.data.seqLen)
         let ppo = m.kind == .ppo ? PPOPlan.make(manifest: m, model: model, rewardModel: rewardModel) : nil
         if let ppo {
-            bytes = (ppo.weights, ppo.gradients, ppo.optimizer, ppo.activations + ppo.kvCache)
+            bytes = RankMemory(weights: ppo.weights, gradients: ppo.gradients, optimizer: ppo.optimizer,
+                               activations: ppo.activations + ppo.kvCache, snapshot: 0, communication: 0, process: device ? 0 : RankMemory.processBytes)
             flops = ppo.flopsPerToken
             tokens = Double(m.steps * m.batch.sequences) * ppo.tokensPerRollout
         }
-        let group = cluster.nodes[slots[0].group]
         let capacity = (group.deviceMemoryGB ?? group.memoryGB / Double(group.slots)) * 1e9
-        let need = bytes.0 + bytes.1 + bytes.2 + bytes.3
+        let need = bytes.total
         var problem: String?
         if need > capacity {
             problem = ManifestError(file: m.file, field: "parallelism",
-                                message: String(format: "each rank needs %.1f GB (weights %.1f, gradients %.1f, AdamW %.1f, activations %.1f for a micro-batch of %d) and a slot of %@ has %.1f GB: %@",
-                                                need / 1e9, bytes.0 / 1e9, bytes.1 / 1e9, bytes.2 / 1e9, bytes.3 / 1e9, m.batch.microBatch, cluster.name, capacity / 1e9, remedies(m))).description
+                                message: String(format: "each rank needs %.1f GB (%@ for a micro-batch of %d) and a slot of %@ has %.1f GB: %@",
+                                                need / 1e9, bytes.parts, m.batch.microBatch, cluster.name, capacity / 1e9, remedies(m))).description
         }
         let peak = Double(world) * group.peakTFLOPs * 1e12
         let seconds = flops * tokens / (peak * cluster.utilization)
-        var report = PlanReport(plan: plan, cluster: cluster, bytesPerRank: bytes, flopsPerToken: flops, totalTokens: tokens,
+        var report = PlanReport(plan: plan, cluster: cluster, memory: bytes, flopsPerToken: flops, totalTokens: tokens,
                                 secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem, ppo: ppo)
         report.activationCheckpoint = m.activationCheckpoint
         return report
@@ -83,7 +94,7 @@ public struct PlanReport: Sendable {
     /// What could make a rank fit, of what this job does not do yet.
     static func remedies(_ m: JobManifest) -> String {
         var r = ["raise parallelism.tensor"]
-        if !m.parallelism.zero1 { r.append("turn on zero1") }
+        if m.parallelism.data > 1 && m.parallelism.zero < 3 { r.append("raise parallelism.zero (\(m.parallelism.zero + 1)\(m.parallelism.zero < 2 ? " or more" : ""))") }
         switch m.activationCheckpoint {
         case .none: r.append("set activation_checkpoint (selective or full)")
         case .selective: r.append("set activation_checkpoint: full")
@@ -96,15 +107,14 @@ public struct PlanReport: Sendable {
         if let preparation { return preparation.text(job: plan.job, cluster: cluster, ranks: plan.ranks) }
         let p = plan, m = p.model
         var lines: [String] = []
-        lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(p.zero1 ? ", ZeRO-1" : "")")
+        lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(ParallelContext.stageLabel(p.zero))")
         lines.append("model: \(m.parameterCount) parameters (dim \(m.dim), \(m.layers) layers, \(m.heads) heads, \(m.kvHeads) KV heads, FFN \(m.ffnDim), vocab \(m.vocabSize))")
-        lines.append(String(format: "memory per rank: %.2f GB = weights %.2f + gradients %.2f + AdamW %.2f + activations %.2f (fp32; activation_checkpoint: %@)",
-                            totalBytesPerRank / 1e9, bytesPerRank.weights / 1e9, bytesPerRank.gradients / 1e9, bytesPerRank.optimizer / 1e9, bytesPerRank.activations / 1e9,
-                            activationCheckpoint.rawValue))
+        lines.append(String(format: "memory per rank: %.2f GB = %@ (fp32; activation_checkpoint: %@)",
+                            totalBytesPerRank / 1e9, memory.parts, activationCheckpoint.rawValue))
         if let ppo { lines.append(ppo.text) }
         lines.append(String(format: "compute: %.3g FLOPs per token, %.3g tokens, %.3g FLOPs in all", flopsPerToken, totalTokens, flopsPerToken * totalTokens))
-        lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours)", cluster.utilization * 100,
-                            formatDuration(secondsAtUtilization), slotHours))
+        lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours; model FLOPs utilisation %.1f%%)", cluster.utilization * 100,
+                            formatDuration(secondsAtUtilization), slotHours, 100 * modelFLOPsUtilization))
         let show = p.ranks.count <= 16 ? p.ranks : Array(p.ranks.prefix(8)) + Array(p.ranks.suffix(4))
         for r in show {
             let s = r.shard

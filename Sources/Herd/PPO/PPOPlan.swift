@@ -30,7 +30,7 @@ public struct PPOPlan: Sendable {
         let h = shape(spec.helpfulness), s = shape(spec.safety), v = shape(spec.valueInit)
         func params(_ c: LlamaConfig) -> Double { Double(ParameterLayout(config: c, shard: .whole(c)).total) }
         let p = params(model), pv = params(v)
-        let zero = m.parallelism.zero1 ? Double(m.parallelism.data) : 1
+        let zero = m.parallelism.shardsOptimizer ? Double(m.parallelism.data) : 1
         let share = m.batch.microBatch, seq = min(model.maxSeqLen, 2 * spec.maxNewTokens)
         let kv = Double(generationBatch * model.maxSeqLen * model.kvDim * model.layers * 2)
         let acts = Double(Activations.floatCount(config: model, shard: .whole(model), batch: share, seqLen: seq)

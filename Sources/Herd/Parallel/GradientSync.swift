@@ -2,41 +2,39 @@
 /// gradients made global across data-parallel ranks, clipped on the true
 /// global norm, and the AdamW update — plain, or with ZeRO-1 (optimizer
 /// state sharded over the data-parallel ranks: reduce-scatter the
-/// gradients, update this rank's part, all-gather the parameters).
+/// gradients, update this rank's part, all-gather the parameters), or with
+/// ZeRO-2/3, whose gradients backward already reduce-scattered into each
+/// rank's part (`ParameterShards`): update that part, and at stage 2
+/// all-gather the parameters (stage 3 gathers them when next used).
 public final class GradientSync {
     let model: Llama
     let context: ParallelContext
     public let optimizer: AdamW
-    /// ZeRO-1 scratch: the flat buffers padded to a multiple of the data degree.
-    let padded: FloatBuffer?
+    /// The data ranks' parts and the model's segments (any ZeRO stage).
+    let parts: DataParts
+    /// ZeRO-1: this rank's part of the summed gradients.
     let shardGrads: FloatBuffer?
-    let chunk: Int
     /// All-reduce granularity for data-parallel gradients.
     public static let bucketFloats = 1 << 22
 
     public init(model: Llama, context: ParallelContext, adamw: AdamWConfig) {
         self.model = model
         self.context = context
-        let total = model.layout.total, dp = context.data.size
-        if context.zero1 && dp > 1 {
-            chunk = (total + dp - 1) / dp
-            let lo = min(total, context.data.rank * chunk), hi = min(total, lo + chunk)
-            optimizer = AdamW(config: adamw, layout: model.layout, range: lo..<hi)
-            padded = FloatBuffer(count: chunk * dp)
-            shardGrads = FloatBuffer(count: chunk)
+        parts = model.shards?.layout ?? DataParts(layout: model.layout, ranks: context.data.size, rank: context.data.rank)
+        if model.shards != nil || context.shardsOptimizer {
+            optimizer = AdamW(config: adamw, layout: model.layout, range: parts.owned)
         } else {
-            chunk = total
             optimizer = AdamW(config: adamw, layout: model.layout)
-            padded = nil
-            shardGrads = nil
         }
+        shardGrads = model.shards == nil && context.shardsOptimizer ? FloatBuffer(count: parts.owned.count) : nil
     }
 
     /// Returns the global gradient norm before clipping.
     public func step(lr: Double, maxNorm: Double, threads: Int) -> Double {
+        if let shards = model.shards { return shardedStep(shards, lr: lr, maxNorm: maxNorm, threads: threads) }
         model.reduceReplicatedKVGradients()
         let G = model.grads.base, P = model.params.base, total = model.layout.total
-        guard let padded, let shardGrads else {
+        guard let shardGrads else {
             var i = 0
             while i < total, context.data.size > 1 {
                 let n = min(Self.bucketFloats, total - i)
@@ -48,20 +46,42 @@ public final class GradientSync {
             optimizer.update(params: P, grads: G, lr: lr, threads: threads)
             return norm
         }
-        // ZeRO-1.
-        padded.base.update(from: G, count: total)
-        (padded.base + total).update(repeating: 0, count: padded.count - total)
-        context.data.reduceScatter(send: padded.base, receive: shardGrads.base, countPerRank: chunk)
+        // ZeRO-1: reduce-scatter segment by segment straight into this rank's part.
+        for seg in parts.segments {
+            context.data.reduceScatter(send: G + seg.lowerBound, receive: shardGrads.base + parts.offsetInPart(seg), counts: parts.counts(seg))
+        }
         let range = optimizer.range
         let local = model.localGradientSquaredNorm(shardGrads.base, range: range)
         let global = context.tensor.allReduce(context.data.allReduce(local))
         let norm = GradClip.clip(shardGrads.base, count: range.count, maxNorm: maxNorm, globalSumOfSquares: global)
         optimizer.update(params: P, grads: shardGrads.base, lr: lr, threads: threads)
-        // Everyone's updated part back to everyone.
-        let mine = padded.base + context.data.rank * chunk
-        mine.update(from: P + range.lowerBound, count: range.count)
-        context.data.allGather(send: mine, receive: padded.base, countPerRank: chunk)
-        P.update(from: padded.base, count: total)
+        allGatherParameters()
+        return norm
+    }
+
+    /// Everyone's updated part back to everyone, in place, segment by segment.
+    private func allGatherParameters() {
+        let P = model.params.base
+        for seg in parts.segments {
+            context.data.allGather(send: P + max(seg.lowerBound, min(parts.owned.lowerBound, seg.upperBound)), receive: P + seg.lowerBound,
+                                   counts: parts.counts(seg))
+        }
+    }
+
+    /// ZeRO-2/3: this rank's part of the summed gradients is ready.
+    private func shardedStep(_ shards: ParameterShards, lr: Double, maxNorm: Double, threads: Int) -> Double {
+        let range = optimizer.range, G = shards.gradients.base
+        let local = model.localGradientSquaredNorm(G, range: range)
+        let global = context.tensor.allReduce(context.data.allReduce(local))
+        let norm = GradClip.clip(G, count: range.count, maxNorm: maxNorm, globalSumOfSquares: global)
+        if let weights = shards.weights {
+            optimizer.update(params: weights.base - range.lowerBound, grads: G, lr: lr, threads: threads)
+            shards.invalidate()
+        } else {
+            optimizer.update(params: model.params.base, grads: G, lr: lr, threads: threads)
+            allGatherParameters()
+        }
+        shards.gradients.zero()
         return norm
     }
 }

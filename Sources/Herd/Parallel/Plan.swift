@@ -14,7 +14,8 @@ public struct Plan: Codable, Sendable, Equatable {
     public var world: Int
     public var data: Int
     public var tensor: Int
-    public var zero1: Bool
+    /// The ZeRO stage.
+    public var zero: Int
     /// Sequences of the global batch each data-parallel rank computes per step.
     public var sequencesPerRank: Int
     public var saveWeights: Bool
@@ -75,6 +76,6 @@ public enum Planner {
                                   shard: shard, threads: max(1, cores / world)))
         }
         return Plan(job: m.name, output: m.output, model: model, world: world, data: dp, tensor: tp,
-                    zero1: m.parallelism.zero1, sequencesPerRank: perRank, saveWeights: saveWeights, ranks: ranks)
+                    zero: m.parallelism.zero, sequencesPerRank: perRank, saveWeights: saveWeights, ranks: ranks)
     }
 }

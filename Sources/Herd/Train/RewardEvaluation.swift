@@ -50,6 +50,15 @@ extension Trainer {
             stats[k] += chosen > rejected ? 1 : 0
             stats[k + 1] += 1
         }
+        // A ZeRO-3 forward is collective over the data ranks: a rank with
+        // fewer pairs runs forwards on padding until it has run as many as
+        // the rank with most.
+        if model.shards?.weights != nil {
+            let most = (pairs.count + dp - 1) / dp, mine = max(0, (pairs.count - d + dp - 1) / dp)
+            tokens.update(repeating: 0, count: 2 * T)
+            targets.update(repeating: CrossEntropy.ignoreIndex, count: 2 * T)
+            for _ in mine..<most { _ = model.loss(tokens: tokens, targets: targets, acts: acts) }
+        }
         context.data.allReduce(&stats, count: stats.count, op: .sum)
         var correct: [PreferenceDegree: Int] = [:], total: [PreferenceDegree: Int] = [:]
         for (i, deg) in degrees.enumerated() {

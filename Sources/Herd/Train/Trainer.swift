@@ -38,26 +38,23 @@ public final class Trainer: TrainingTask {
         dataset = data.dataset
         self.context = context
         let config = data.model, shard = context.rank.shard
-        // Tensor-parallel ranks communicate inside forward and backward, which
-        // only the main thread may do: they split nothing across threads.
+        // Tensor-parallel ranks, and ZeRO-2/3 ranks, communicate inside
+        // forward and backward, which only the main thread may do: they
+        // split nothing across threads (BLAS takes the cores).
         let threads = context.rank.threads
-        let batchThreads = shard.size > 1 ? 1 : threads
-        // Refuse a job that cannot fit before allocating anything: parameters,
-        // gradients and two AdamW moments, a gradient buffer per extra
-        // thread, and each thread's activations — for every rank on this machine.
+        let batchThreads = shard.size > 1 || context.shardsGradients ? 1 : threads
+        // Refuse a job that cannot fit before allocating anything — for every rank on this machine.
         let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads, unit: config.scalarHead ? 2 : 1)
-        let local = ParameterLayout(config: config, shard: shard).total
-        let snapshot = m.checkpoint.interval > 0 && m.checkpoint.async ? 3 : 0   // the async save's copy
-        let floats = local * (4 + split - 1 + snapshot)
-            + split * Activations.floatCount(config: config, shard: shard, batch: m.batch.microBatch / split, seqLen: m.data.seqLen,
-                                             checkpoint: m.activationCheckpoint)
-        let needed = Double(floats) * 4 * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
+        let memory = RankMemory.training(config: config, shard: shard, data: context.data.size, zero: context.zero,
+                                         microBatch: m.batch.microBatch, seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint,
+                                         batchThreads: split, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async, device: false)
+        let needed = memory.total * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed < 0.9 * have else {
             throw ManifestError(file: m.file, field: "model",
-                                message: String(format: "needs about %.1f GiB on this machine (parameters, gradients, AdamW moments, activations for a micro-batch of %d, on %d rank(s)); it has %.1f GiB — use a smaller model, batch.micro_batch, or more tensor parallelism across nodes",
+                                message: String(format: "needs about %.1f GiB on this machine (parameters, gradients, AdamW moments, activations for a micro-batch of %d, on %d rank(s)); it has %.1f GiB — see herd plan's remedies: activation_checkpoint, parallelism.zero, a smaller batch.micro_batch, more tensor parallelism across nodes, or a smaller model",
                                                 needed / 1_073_741_824, m.batch.microBatch, context.world.size, have / 1_073_741_824))
         }
-        do { model = try Llama(config: config, shard: shard, tensorGroup: context.tensor) } catch {
+        do { model = try Llama(config: config, shard: shard, tensorGroup: context.tensor, zero: context.zero, dataGroup: context.data) } catch {
             throw ManifestError(file: m.file, field: "model.\(error.field)", message: error.message)
         }
         model.initialize(seed: m.seed, std: m.model.initStd)
@@ -132,9 +129,12 @@ public final class Trainer: TrainingTask {
         var stats = [Double](repeating: 0, count: 2 * groups.count)   // [loss sum, counted] per group
         for (k, group) in groups.enumerated() {
             let mine = Array(stride(from: group.lowerBound + d, to: group.upperBound, by: dp))   // this rank's share
+            // A ZeRO-3 forward is collective over the data ranks: each runs
+            // as many micro-batches as the rank with the largest share.
+            let runs = model.shards?.weights == nil ? mine.count : (group.count + dp - 1) / dp
             var w = 0
-            while w < mine.count {
-                let n = min(micro, mine.count - w)
+            while w < runs {
+                let n = max(0, min(micro, mine.count - w))
                 for i in 0..<micro {
                     if i < n {
                         try dataset.validationWindow(mine[w + i], tokens: tokens + i * T, targets: targets + i * T)
@@ -146,7 +146,7 @@ public final class Trainer: TrainingTask {
                 let r = runner.loss(tokens: tokens, targets: targets)
                 stats[2 * k] += r.lossSum
                 stats[2 * k + 1] += Double(r.counted)
-                w += n
+                w += micro
             }
         }
         context.data.allReduce(&stats, count: stats.count, op: .sum)
@@ -166,10 +166,10 @@ public final class Trainer: TrainingTask {
         var start = RunEvent(.start)
         start.job = m.name; start.parameters = model.config.parameterCount
         start.steps = m.steps; start.tokensPerStep = tokensPerStep
-        start.dataParallel = context.data.size; start.tensorParallel = context.tensor.size; start.zero1 = context.zero1
+        start.dataParallel = context.data.size; start.tensorParallel = context.tensor.size; start.zero = context.zero
         start.trainTokens = dataset.trainTokens; start.validationTokens = dataset.validationTokens
         let layout = context.world.size > 1
-            ? "\(context.world.size) ranks (data \(context.data.size) × tensor \(context.tensor.size)\(context.zero1 ? ", ZeRO-1" : "")), "
+            ? "\(context.world.size) ranks (data \(context.data.size) × tensor \(context.tensor.size)\(ParallelContext.stageLabel(context.zero))), "
             : ""
         return (start, "\(m.name): \(model.config.parameterCount) parameters, vocab \(model.config.vocabSize), "
                 + "\(dataset.trainTokens) train / \(dataset.validationTokens) held-out tokens, "
@@ -181,7 +181,7 @@ public final class Trainer: TrainingTask {
         let loaded = try CheckpointLoader.load(dir: dir, model: model, optimizer: optimizer)
         step = loaded.step
         return (.resumed(step: step, checkpoint: dir, writtenBy: "data \(loaded.data) × tensor \(loaded.tensor)"),
-                "resumed from \(dir) (written at data \(loaded.data) × tensor \(loaded.tensor)\(loaded.zero1 ? ", ZeRO-1" : ""))")
+                "resumed from \(dir) (written at data \(loaded.data) × tensor \(loaded.tensor)\(ParallelContext.stageLabel(loaded.stage)))")
     }
 
     public func begin() throws -> (event: RunEvent, line: String?)? {
@@ -196,6 +196,8 @@ public final class Trainer: TrainingTask {
     }
 
     public func evaluate() throws -> (event: RunEvent, line: String, loss: Double)? {
+        // A prepared dataset of a single document has no held-out split.
+        guard dataset.validationWindows > 0 else { return nil }
         let loss = try heldOutLoss()
         var event = RunEvent.evaluated(step: step, validationLoss: loss)
         var line = String(format: "step %d | held-out loss %.4f", step, loss)
@@ -233,6 +235,7 @@ public final class Trainer: TrainingTask {
         if trunk.scalarHead && !config.scalarHead {
             trunk.scalarHead = false
             let head = model.layout.output, spec = model.layout.specs.first { $0.offset == head }!
+            model.shards?.gatherIntoParams([model.config.layers + 1])
             tensors[spec.name] = Array(UnsafeBufferPointer(start: model.params.base + head, count: spec.count))
         }
         guard config == trunk else {

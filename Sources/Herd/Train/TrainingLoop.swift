@@ -42,6 +42,7 @@ extension TrainingTask {
     /// RUN/weights/rank-NNNNN.f32 (checkpoints proper are their own part).
     public func saveWeights() throws {
         let dir = RunDirectory(manifest.output).weights, model = trainedModel
+        model.shards?.gatherIntoParams()   // ZeRO-3: the whole model, for once
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let data = Data(bytes: model.params.base, count: model.layout.total * 4)
         try data.write(to: URL(fileURLWithPath: dir).appendingPathComponent(String(format: "rank-%05d.f32", context.world.rank)),
@@ -82,8 +83,9 @@ public struct TrainingSummary: Sendable {
             return String(format: "done: %d PPO iterations, reward %.4f, KL %.4f, %.1f s; run directory %@",
                           steps, l.reward ?? .nan, l.kl ?? .nan, seconds, run)
         }
-        return String(format: "done: %d steps, train loss %.4f, held-out loss %.4f, %.0f tokens/s, %.1f s; run directory %@",
-                      steps, finalTrainLoss, finalValidationLoss, tokensPerSecond, seconds, run)
+        let heldOut = finalValidationLoss.isNaN ? "no held-out split" : String(format: "held-out loss %.4f", finalValidationLoss)
+        return String(format: "done: %d steps, train loss %.4f, %@, %.0f tokens/s, %.1f s; run directory %@",
+                      steps, finalTrainLoss, heldOut, tokensPerSecond, seconds, run)
     }
 }
 
@@ -182,9 +184,11 @@ public struct TrainingLoop {
         // Every rank's peak, the largest of them in the end event (a collective: every rank ends here).
         let peak = ProcessMemory.current()?.peakResidentBytes
         let peakMax = context.world.allReduce(Double(peak ?? 0), op: .max)
+        let peakMin = -context.world.allReduce(-Double(peak ?? 0), op: .max)
         var end = RunEvent.ended(step: task.step, trainLoss: last?.loss ?? .nan, trainSeconds: totalSeconds)
         end.peakResidentBytes = peak
         end.peakResidentBytesMax = peakMax > 0 ? Int(peakMax) : nil
+        end.peakResidentBytesMin = peakMin > 0 ? Int(peakMin) : nil
         end.validationLoss = validation; end.tokensPerSecond = tps
         end.reward = last?.event.reward; end.kl = last?.event.kl
         events?.write(end)
