@@ -15,8 +15,9 @@ final class DistributedTests: FixtureTestCase {
 
     /// tiny-gqa (4 query heads, 2 KV heads) on UTF-8 bytes: vocabulary 256
     /// divides among up to 4 tensor ranks, and at 4 the KV heads are replicated.
-    func job(data: Int, tensor: Int, zero: Int = 0, steps: Int = 20, lr: String = "3e-3", checkpoint: String? = nil) throws -> String {
-        let name = "\(data)-\(tensor)-z\(zero)-\(lr)-\(steps)" + (checkpoint.map { "-\($0)" } ?? "")
+    func job(data: Int, tensor: Int, zero: Int = 0, sequenceParallel: Bool = false, steps: Int = 20, lr: String = "3e-3",
+             checkpoint: String? = nil) throws -> String {
+        let name = "\(data)-\(tensor)-z\(zero)\(sequenceParallel ? "-sp" : "")-\(lr)-\(steps)" + (checkpoint.map { "-\($0)" } ?? "")
         let path = Self.dir + "/job-\(name).yaml"
         try """
         kind: pretrain
@@ -29,7 +30,7 @@ final class DistributedTests: FixtureTestCase {
         steps: \(steps)
         log_interval: 1
         threads: 1
-        parallelism: {data: \(data), tensor: \(tensor), zero: \(zero)}
+        parallelism: {data: \(data), tensor: \(tensor), zero: \(zero), sequence_parallel: \(sequenceParallel)}
         activation_checkpoint: \(checkpoint ?? "none")
         output: \(Self.dir)/run-\(name)
         """.write(toFile: path, atomically: true, encoding: .utf8)
@@ -38,8 +39,9 @@ final class DistributedTests: FixtureTestCase {
 
     /// Runs a job to the end and returns its per-step losses and its final
     /// weights reassembled into whole tensors from every rank's piece.
-    func train(data: Int, tensor: Int, zero: Int = 0, checkpoint: String? = nil) throws -> (losses: [Double], weights: [String: [Float]]) {
-        let path = try job(data: data, tensor: tensor, zero: zero, checkpoint: checkpoint)
+    func train(data: Int, tensor: Int, zero: Int = 0, sequenceParallel: Bool = false,
+               checkpoint: String? = nil) throws -> (losses: [Double], weights: [String: [Float]]) {
+        let path = try job(data: data, tensor: tensor, zero: zero, sequenceParallel: sequenceParallel, checkpoint: checkpoint)
         let r = try HerdBinary.run(["run", path, "--save-weights"])
         XCTAssertEqual(r.status, 0, "(\(data), \(tensor)) failed:\n\(r.out)\n\(r.err)")
         let run = path.replacingOccurrences(of: "/job-", with: "/run-").replacingOccurrences(of: ".yaml", with: "")
@@ -129,6 +131,22 @@ final class DistributedTests: FixtureTestCase {
         }
         assertSameRun(try train(data: 2, tensor: 2, zero: 3, checkpoint: "full"), as: try single(), "(2,2) ZeRO-3, full recomputation",
                       lossTolerance: 1e-5)
+    }
+
+    /// The residual stream and norms split by rows across the tensor group,
+    /// reduce-scatters and all-gathers in place of all-reduces: the run of
+    /// one process — with replicated KV heads at tensor 4, with ZeRO-3, and
+    /// with recomputation (bitwise that of sequence parallelism without it).
+    func testSequenceParallelism() throws {
+        let plain = try train(data: 1, tensor: 2, sequenceParallel: true)
+        assertSameRun(plain, as: try single(), "(1,2) SP", lossTolerance: 1e-5)
+        assertSameRun(try train(data: 1, tensor: 4, sequenceParallel: true), as: try single(), "(1,4) SP", lossTolerance: 1e-5)
+        assertSameRun(try train(data: 2, tensor: 2, zero: 3, sequenceParallel: true), as: try single(), "(2,2) SP ZeRO-3", lossTolerance: 1e-5)
+        for mode in ["selective", "full"] {
+            let r = try train(data: 1, tensor: 2, sequenceParallel: true, checkpoint: mode)
+            XCTAssertEqual(r.losses, plain.losses, "(1,2) SP \(mode): losses")
+            XCTAssertEqual(r.weights, plain.weights, "(1,2) SP \(mode): final weights")
+        }
     }
 
     func testPlanPutsTensorRanksTogether() throws {

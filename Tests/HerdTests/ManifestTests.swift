@@ -162,5 +162,31 @@ extension ManifestTests {
         c.vocabSize = 7
         let acts = Activations(config: c, batch: 3, seqLen: 5)
         XCTAssertEqual(Activations.floatCount(config: c, batch: 3, seqLen: 5), acts.allocatedFloats)
+        // And for a tensor rank's piece, with and without sequence parallelism, in every mode.
+        c.vocabSize = 8
+        let shard = try! TensorShard.make(c, rank: 1, size: 2)
+        for sp in [false, true] {
+            for mode in ActivationCheckpoint.allCases {
+                let a = Activations(config: c, shard: shard, batch: 2, seqLen: 6, checkpoint: mode, sequenceParallel: sp)
+                XCTAssertEqual(Activations.floatCount(config: c, shard: shard, batch: 2, seqLen: 6, checkpoint: mode, sequenceParallel: sp),
+                               a.allocatedFloats, "sequence parallel \(sp), \(mode)")
+                XCTAssertEqual(a.localRows, sp ? 6 : 12)
+            }
+        }
+    }
+
+    func testSequenceParallelNeedsRowsThatDivide() throws {
+        let yaml = manifest(extra: "parallelism: {tensor: 2, sequence_parallel: true}")
+        XCTAssertTrue(try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml").parallelism.sequenceParallel)
+        expectError(manifest(extra: "parallelism: {sequence_parallel: yes please}"), field: "parallelism.sequence_parallel", contains: "expected")
+        // 4 sequences of 16 in one micro-batch: 64 rows do not split among 3 tensor ranks.
+        var m = try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml")
+        m.parallelism.tensor = 3
+        var model = m.model.config
+        model.vocabSize = 9
+        model.heads = 3; model.kvHeads = 3; model.dim = 12; model.ffnDim = 12
+        XCTAssertThrowsError(try Planner.plan(manifest: m, model: model, host: "h", cores: 2)) { e in
+            XCTAssertEqual((e as? ManifestError)?.field, "parallelism.sequence_parallel", "\(e)")
+        }
     }
 }

@@ -35,9 +35,10 @@ public enum LayoutThroughput {
     /// Writes such a job (a preset, or any `shape` at its context) into
     /// `workDir` and returns its path; its run directory is the path without `.yaml`.
     public static func writeJob(preset: String, layout: Layout, sequences: Int, steps: Int, corpus: String, workDir: String,
-                                checkpoint: ActivationCheckpoint = .none, zero: Int = 0, shape: LlamaConfig? = nil,
-                                microBatch: Int? = nil, suffix: String = "") throws -> String {
-        let name = "\(shape.map { "d\($0.dim)-l\($0.layers)" } ?? preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)-\(checkpoint.rawValue)-z\(zero)" + suffix
+                                checkpoint: ActivationCheckpoint = .none, zero: Int = 0, sequenceParallel: Bool = false,
+                                shape: LlamaConfig? = nil, microBatch: Int? = nil, suffix: String = "") throws -> String {
+        let name = "\(shape.map { "d\($0.dim)-l\($0.layers)" } ?? preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)-\(checkpoint.rawValue)-z\(zero)"
+            + (sequenceParallel ? "-sp" : "") + suffix
         let job = "\(workDir)/\(name).yaml", out = "\(workDir)/\(name)"
         try? FileManager.default.removeItem(atPath: out)
         let seq = shape?.maxSeqLen ?? LlamaConfig.presets[preset]!.maxSeqLen
@@ -54,7 +55,7 @@ public enum LayoutThroughput {
         log_interval: \(steps)
         eval: {max_sequences: 1}
         threads: \(layout.threads)
-        parallelism: {data: \(layout.data), tensor: \(layout.tensor), zero: \(zero)}
+        parallelism: {data: \(layout.data), tensor: \(layout.tensor), zero: \(zero), sequence_parallel: \(sequenceParallel)}
         activation_checkpoint: \(checkpoint.rawValue)
         output: \(out)
         """.write(toFile: job, atomically: true, encoding: .utf8)

@@ -74,6 +74,9 @@ public struct JobManifest: Sendable, Codable, Equatable {
         /// everything; 1 shards the AdamW state; 2 also the gradients; 3 also
         /// the parameters (FSDP), gathered layer by layer when used.
         public var zero: Int
+        /// Sequence parallelism inside each tensor group: the residual stream
+        /// and norms split by rows (no effect at tensor 1).
+        public var sequenceParallel = false
         public var world: Int { data * tensor }
         /// Whether each data rank keeps only its part of the AdamW state (stage ≥ 1).
         public var shardsOptimizer: Bool { zero >= 1 }
@@ -83,19 +86,21 @@ public struct JobManifest: Sendable, Codable, Equatable {
         }
 
         // A job resolved before stages existed recorded `zero1: Bool`.
-        private enum CodingKeys: String, CodingKey { case data, tensor, zero, zero1 }
+        private enum CodingKeys: String, CodingKey { case data, tensor, zero, zero1, sequenceParallel }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             data = try c.decode(Int.self, forKey: .data)
             tensor = try c.decode(Int.self, forKey: .tensor)
             zero = try c.decodeIfPresent(Int.self, forKey: .zero)
                 ?? ((try c.decodeIfPresent(Bool.self, forKey: .zero1)) == true ? 1 : 0)
+            sequenceParallel = try c.decodeIfPresent(Bool.self, forKey: .sequenceParallel) ?? false
         }
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(data, forKey: .data)
             try c.encode(tensor, forKey: .tensor)
             try c.encode(zero, forKey: .zero)
+            try c.encode(sequenceParallel, forKey: .sequenceParallel)
         }
     }
 
@@ -249,6 +254,9 @@ public struct JobManifest: Sendable, Codable, Equatable {
         let parallelism = try ParallelismSpec.parse(top.sectionOrEmpty("parallelism"), overrides: overrides)
         if kind == .ppo && parallelism.zero >= 2 {
             throw top.error("parallelism.zero", "PPO shards at most its optimizer state for now (its models sample between updates): give zero: 0 or 1")
+        }
+        if kind == .ppo && parallelism.sequenceParallel {
+            throw top.error("parallelism.sequence_parallel", "PPO's update runs without sequence parallelism for now: leave it false")
         }
         let ppo = try PPOSpec.parse(in: top, defaults, planOnly: overrides.planOnly)
         let batch = try BatchSpec.parse(in: top, defaults, seqLen: data.seqLen, rollouts: ppo?.rollouts)

@@ -24,6 +24,11 @@ public final class Activations {
     public let seqLen: Int
     public let checkpoint: ActivationCheckpoint
     public var rows: Int { batch * seqLen }
+    /// Sequence parallelism (Korthikanti et al.): outside the tensor-parallel
+    /// region — the residual stream, the norms — each tensor rank keeps only
+    /// its block of `localRows` consecutive rows.
+    public let sequenceParallel: Bool
+    public let localRows: Int
     let attention: AttentionShape
     /// Packed examples: a position holding this token starts a new segment,
     /// and attention never crosses into an earlier one (nil: one segment).
@@ -34,7 +39,9 @@ public final class Activations {
     var segmentStarts: [Int32] = []
 
     /// Per layer (or one shared buffer, when recomputed): the residual
-    /// stream entering the block, and after attention.
+    /// stream entering the block, and after attention. Under sequence
+    /// parallelism these, the norms, their rstd, the final norm and
+    /// dResidual hold `localRows` rows.
     let residual: [FloatBuffer]     // [rows, dim] × (layers + 1); the last is the final stream; always kept
     let residualMid: LayerBuffers   // [rows, dim]
     let norm1: LayerBuffers, rstd1: LayerBuffers
@@ -54,6 +61,11 @@ public final class Activations {
     /// before its all-reduce, and the per-row max / sum / target logit of
     /// the vocabulary-parallel cross-entropy [3, rows] (empty without it).
     let partial: FloatBuffer, rowStats: FloatBuffer
+    /// Sequence parallelism (empty without it): a norm's output gathered
+    /// from every tensor rank [rows, dim]; the stream's gradient gathered
+    /// [rows, dim]; a reduce-scatter's result [localRows, dim] (forward's
+    /// row-parallel sum, backward's input gradient).
+    let gathered: FloatBuffer, dGathered: FloatBuffer, scattered: FloatBuffer
 
     /// Which activations a mode keeps per layer (the rest: one shared buffer).
     enum Kept { case perLayer, shared }
@@ -67,55 +79,63 @@ public final class Activations {
 
     /// Floats allocated for one set of activations, without allocating them.
     public static func floatCount(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int,
-                                  checkpoint: ActivationCheckpoint = .none) -> Int {
+                                  checkpoint: ActivationCheckpoint = .none, sequenceParallel: Bool = false) -> Int {
         let sh = shard ?? .whole(c)
-        let rows = batch * seqLen
+        let rows = batch * seqLen, sp = sequenceParallel && sh.size > 1, local = sp ? rows / sh.size : rows
         let a = AttentionShape(batch: batch, seqLen: seqLen, heads: sh.heads, kvHeads: sh.kvHeads, headDim: c.headDim)
         let k = kept(checkpoint)
         func n(_ kept: Kept) -> Int { kept == .perLayer ? c.layers : 1 }
-        let layers = c.layers * rows * c.dim                                   // each layer's input, always kept
-            + n(k.mid) * rows * c.dim + n(k.norms) * rows * (2 * c.dim + 2)    // the stream after attention; both norms and their rstd
+        let layers = c.layers * local * c.dim                                    // each layer's input, always kept
+            + n(k.mid) * local * c.dim + n(k.norms) * local * (2 * c.dim + 2)    // the stream after attention; both norms and their rstd
             + n(k.qkv) * rows * a.qkvWidth + n(k.probs) * a.probsCount + n(k.attnOut) * rows * a.outWidth
             + n(k.h13) * rows * 2 * sh.ffn + n(k.gated) * rows * sh.ffn
-        let once = rows * (2 * c.dim + 1 + (c.scalarHead ? 1 : sh.vocab))   // final stream, final norm, logits (or rewards)
-        let scratch = rows * (2 * c.dim + a.outWidth + a.qkvWidth + 3 * sh.ffn) + seqLen * seqLen
+        let once = local * (2 * c.dim + 1) + rows * (c.scalarHead ? 1 : sh.vocab)   // final stream, final norm, logits (or rewards)
+        let scratch = (local + rows) * c.dim + rows * (a.outWidth + a.qkvWidth + 3 * sh.ffn) + seqLen * seqLen
         let parallel = sh.size > 1 ? rows * (c.dim + 3) : 0
-        return layers + once + scratch + parallel
+        let sequence = sp ? 2 * rows * c.dim + local * c.dim : 0
+        return layers + once + scratch + parallel + sequence
     }
 
     /// Floats this instance holds (what `floatCount` predicts).
     public var allocatedFloats: Int {
         let perLayer = [residualMid, norm1, rstd1, qkv, probs, attnOut, norm2, rstd2, h13, gated].flatMap(\.buffers) + residual
-        let single = [finalNorm, finalRstd, logits, dResidual, dNorm, dAttn, dQKV, dH13, dGated, dScores, partial, rowStats]
+        let single = [finalNorm, finalRstd, logits, dResidual, dNorm, dAttn, dQKV, dH13, dGated, dScores, partial, rowStats,
+                      gathered, dGathered, scattered]
         return (perLayer + single).reduce(0) { $0 + $1.count }
     }
 
     /// Activations of one tensor-parallel rank's piece (the whole model by default).
-    public init(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int, checkpoint: ActivationCheckpoint = .none) {
+    public init(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int, checkpoint: ActivationCheckpoint = .none,
+                sequenceParallel: Bool = false) {
         precondition(seqLen <= c.maxSeqLen, "sequence length \(seqLen) exceeds the model's \(c.maxSeqLen)")
         let sh = shard ?? .whole(c)
         self.batch = batch
         self.seqLen = seqLen
         let rows = batch * seqLen
+        let sp = sequenceParallel && sh.size > 1
+        precondition(!sp || rows % sh.size == 0, "sequence parallelism splits \(rows) rows among \(sh.size) tensor ranks")
+        self.sequenceParallel = sp
+        let local = sp ? rows / sh.size : rows
+        localRows = local
         attention = AttentionShape(batch: batch, seqLen: seqLen, heads: sh.heads,
                                    kvHeads: sh.kvHeads, headDim: c.headDim)
         self.checkpoint = checkpoint
         func each(_ n: Int, _ count: Int) -> [FloatBuffer] { (0..<n).map { _ in FloatBuffer(count: count) } }
         let L = c.layers, k = Self.kept(checkpoint)
         func layer(_ kept: Kept, _ count: Int) -> LayerBuffers { LayerBuffers(buffers: each(kept == .perLayer ? L : 1, count)) }
-        residual = each(L + 1, rows * c.dim)
-        residualMid = layer(k.mid, rows * c.dim)
-        norm1 = layer(k.norms, rows * c.dim); rstd1 = layer(k.norms, rows)
+        residual = each(L + 1, local * c.dim)
+        residualMid = layer(k.mid, local * c.dim)
+        norm1 = layer(k.norms, local * c.dim); rstd1 = layer(k.norms, local)
         qkv = layer(k.qkv, rows * attention.qkvWidth)
         probs = layer(k.probs, attention.probsCount)
         attnOut = layer(k.attnOut, rows * attention.outWidth)
-        norm2 = layer(k.norms, rows * c.dim); rstd2 = layer(k.norms, rows)
+        norm2 = layer(k.norms, local * c.dim); rstd2 = layer(k.norms, local)
         h13 = layer(k.h13, rows * 2 * sh.ffn)
         gated = layer(k.gated, rows * sh.ffn)
-        finalNorm = FloatBuffer(count: rows * c.dim)
-        finalRstd = FloatBuffer(count: rows)
+        finalNorm = FloatBuffer(count: local * c.dim)
+        finalRstd = FloatBuffer(count: local)
         logits = FloatBuffer(count: rows * (c.scalarHead ? 1 : sh.vocab))
-        dResidual = FloatBuffer(count: rows * c.dim)
+        dResidual = FloatBuffer(count: local * c.dim)
         dNorm = FloatBuffer(count: rows * c.dim)
         dAttn = FloatBuffer(count: rows * attention.outWidth)
         dQKV = FloatBuffer(count: rows * attention.qkvWidth)
@@ -124,5 +144,8 @@ public final class Activations {
         dScores = FloatBuffer(count: seqLen * seqLen)
         partial = FloatBuffer(count: sh.size > 1 ? rows * c.dim : 0)
         rowStats = FloatBuffer(count: sh.size > 1 ? 3 * rows : 0)
+        gathered = FloatBuffer(count: sp ? rows * c.dim : 0)
+        dGathered = FloatBuffer(count: sp ? rows * c.dim : 0)
+        scattered = FloatBuffer(count: sp ? local * c.dim : 0)
     }
 }

@@ -11,7 +11,11 @@ import Foundation
 /// parallel wo, w2) and a block of the vocabulary (embedding and output).
 /// Forward all-reduces the row-parallel outputs and the embedding; backward
 /// all-reduces the input gradients of the column-parallel products and of
-/// the output layer. The residual stream and RMSNorm are replicated.
+/// the output layer. The residual stream and RMSNorm are replicated — or,
+/// with sequence parallelism (Korthikanti et al. 2022; the activations say
+/// which), split by rows across the tensor group: each norm's output is
+/// all-gathered into the column-parallel products, and the row-parallel
+/// products' all-reduces become reduce-scatters (backward: the reverse).
 public final class Llama {
     public let config: LlamaConfig
     public let shard: TensorShard
@@ -26,11 +30,14 @@ public final class Llama {
     /// gradients or weights: forward and backward gather each segment's
     /// weights before using them and hand over its gradients as they are done.
     public let shards: ParameterShards?
+    /// Whether training splits the stream by rows across the tensor group
+    /// (the activations it makes say so too; evaluation may run without).
+    public let sequenceParallel: Bool
 
     /// `zero` ≥ 2 over a `dataGroup` of several ranks shards the gradients
     /// (and at 3 the weights) of this model across that group.
     public init(config: LlamaConfig, shard: TensorShard? = nil, tensorGroup: Communicator? = nil,
-                zero: Int = 0, dataGroup: Communicator? = nil) throws(ConfigError) {
+                zero: Int = 0, dataGroup: Communicator? = nil, sequenceParallel: Bool = false) throws(ConfigError) {
         try config.validate()
         self.config = config
         let sh = shard ?? .whole(config)
@@ -40,6 +47,7 @@ public final class Llama {
         // Ranks holding the same KV heads sum those heads' gradients.
         kvGroup = sh.kvReplicas > 1 ? tp.split(color: sh.kvHeadStart, key: sh.rank) : SingleProcessCommunicator()
         layout = ParameterLayout(config: config, shard: sh)
+        self.sequenceParallel = sequenceParallel && sh.size > 1
         let data = dataGroup ?? SingleProcessCommunicator()
         let stage = data.size > 1 && zero >= 2 ? min(zero, 3) : 0
         // Sharded, the whole-model buffers are address space touched only
@@ -93,11 +101,16 @@ public final class Llama {
     /// in `acts`. Under ZeRO-3 each segment's weights are gathered just
     /// before it runs (the head's stay for the backward that may follow).
     public func forwardLogits(tokens: UnsafePointer<TokenID>, acts: Activations) {
-        let c = config, rows = acts.rows, n = rows * c.dim, head = c.layers + 1
+        let c = config, rows = acts.rows, n = rows * c.dim, head = c.layers + 1, sp = acts.sequenceParallel
         shards?.gather(0)
-        Embedding.forward(out: acts.residual[0].base, tokens: tokens, table: weights(0) + layout.embedding,
+        // Each tensor rank looks up its block of the vocabulary: a partial sum.
+        Embedding.forward(out: sp ? acts.partial.base : acts.residual[0].base, tokens: tokens, table: weights(0) + layout.embedding,
                           count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
-        if parallel { tp.allReduce(acts.residual[0].base, count: n, op: .sum) }
+        if sp {
+            tp.reduceScatter(send: acts.partial.base, receive: acts.residual[0].base, countPerRank: acts.localRows * c.dim)
+        } else if parallel {
+            tp.allReduce(acts.residual[0].base, count: n, op: .sum)
+        }
         if let sep = acts.separator {
             for b in 0..<acts.batch {
                 var start: Int32 = 0
@@ -114,9 +127,58 @@ public final class Llama {
         shards?.gather(head)
         let P = weights(head)
         RMSNorm.forward(y: acts.finalNorm.base, rstd: acts.finalRstd.base, x: acts.residual[c.layers].base,
-                        gain: P + layout.finalNorm, rows: rows, dim: c.dim, eps: c.normEps)
-        Matmul.linearForward(y: acts.logits.base, x: acts.finalNorm.base, w: P + layout.output,
+                        gain: P + layout.finalNorm, rows: acts.localRows, dim: c.dim, eps: c.normEps)
+        Matmul.linearForward(y: acts.logits.base, x: allRows(acts.finalNorm, acts), w: P + layout.output,
                              rows: rows, inFeatures: c.dim, outFeatures: outputWidth)
+    }
+
+    /// A norm's output as the tensor-parallel products read it: every row —
+    /// all-gathered from the tensor ranks under sequence parallelism.
+    private func allRows(_ local: FloatBuffer, _ acts: Activations) -> UnsafeMutablePointer<Float> {
+        guard acts.sequenceParallel else { return local.base }
+        tp.allGather(send: local.base, receive: acts.gathered.base, countPerRank: acts.localRows * config.dim)
+        return acts.gathered.base
+    }
+
+    /// The gradient of the stream leaving a block as a row-parallel product's
+    /// backward reads it: every row (all-gathered under sequence parallelism).
+    private func allRowsOfGradient(_ dx: UnsafeMutablePointer<Float>, _ acts: Activations) -> UnsafeMutablePointer<Float> {
+        guard acts.sequenceParallel else { return dx }
+        tp.allGather(send: dx, receive: acts.dGathered.base, countPerRank: acts.localRows * config.dim)
+        return acts.dGathered.base
+    }
+
+    /// A column-parallel product's input gradient (a partial sum over the
+    /// tensor ranks) summed: all-reduced, or under sequence parallelism
+    /// reduce-scattered to this rank's rows. Returns where the sum is.
+    private func sumInputGradient(_ dn: UnsafeMutablePointer<Float>, _ acts: Activations) -> UnsafeMutablePointer<Float> {
+        if acts.sequenceParallel {
+            tp.reduceScatter(send: dn, receive: acts.scattered.base, countPerRank: acts.localRows * config.dim)
+            return acts.scattered.base
+        }
+        if parallel { tp.allReduce(dn, count: acts.rows * config.dim, op: .sum) }
+        return dn
+    }
+
+    /// Under sequence parallelism each tensor rank's norm gains saw only its
+    /// rows: their gradients are summed over the group (then identical
+    /// again) — here for a ZeRO-2/3 segment's micro-batch, whose gradients
+    /// leave at once; otherwise once a step (`reduceSequenceParallelGains`),
+    /// as they accumulate over micro-batches.
+    private func sumGainGradients(_ G: UnsafeMutablePointer<Float>, at offsets: [Int], _ acts: Activations) {
+        guard acts.sequenceParallel, shards != nil else { return }
+        for o in offsets { tp.allReduce(G + o, count: config.dim, op: .sum) }
+    }
+
+    /// The step's norm-gain gradients summed over the tensor group (sequence
+    /// parallelism without ZeRO-2/3).
+    public func reduceSequenceParallelGains() {
+        guard sequenceParallel, shards == nil else { return }
+        for o in layout.layers {
+            tp.allReduce(grads.base + o.attentionNorm, count: config.dim, op: .sum)
+            tp.allReduce(grads.base + o.ffnNorm, count: config.dim, op: .sum)
+        }
+        tp.allReduce(grads.base + layout.finalNorm, count: config.dim, op: .sum)
     }
 
     /// Block `l` from its input (acts.residual[l]): attention, then the
@@ -130,9 +192,9 @@ public final class Llama {
         let x = acts.residual[l].base, mid = acts.residualMid[l].base
         // Attention block. wq, wk, wv are adjacent: one product gives Q|K|V.
         RMSNorm.forward(y: acts.norm1[l].base, rstd: acts.rstd1[l].base, x: x, gain: P + o.attentionNorm,
-                        rows: rows, dim: c.dim, eps: c.normEps)
+                        rows: acts.localRows, dim: c.dim, eps: c.normEps)
         let qkv = acts.qkv[l].base
-        Matmul.linearForward(y: qkv, x: acts.norm1[l].base, w: P + o.wq,
+        Matmul.linearForward(y: qkv, x: allRows(acts.norm1[l], acts), w: P + o.wq,
                              rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
         Rotary.apply(qkv, table: rope, rows: rows, seqLen: acts.seqLen, heads: s.heads + s.kvHeads, ld: s.qkvWidth)
         attention(l, acts: acts)
@@ -140,8 +202,8 @@ public final class Llama {
                     inFeatures: s.outWidth, acts: acts)
         // Feed-forward block. w1 and w3 are adjacent: one product gives h1|h3.
         RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: mid, gain: P + o.ffnNorm,
-                        rows: rows, dim: c.dim, eps: c.normEps)
-        Matmul.linearForward(y: acts.h13[l].base, x: acts.norm2[l].base, w: P + o.w1,
+                        rows: acts.localRows, dim: c.dim, eps: c.normEps)
+        Matmul.linearForward(y: acts.h13[l].base, x: allRows(acts.norm2[l], acts), w: P + o.w1,
                              rows: rows, inFeatures: c.dim, outFeatures: 2 * shard.ffn)
         SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
         guard writeOutput else { return }
@@ -168,16 +230,17 @@ public final class Llama {
         case .full: layerForward(l, acts: acts, writeOutput: false)
         case .selective:
             RMSNorm.forward(y: acts.norm1[l].base, rstd: acts.rstd1[l].base, x: acts.residual[l].base, gain: P + o.attentionNorm,
-                            rows: rows, dim: c.dim, eps: c.normEps)
+                            rows: acts.localRows, dim: c.dim, eps: c.normEps)
             attention(l, acts: acts)
             RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: acts.residualMid[l].base, gain: P + o.ffnNorm,
-                            rows: rows, dim: c.dim, eps: c.normEps)
+                            rows: acts.localRows, dim: c.dim, eps: c.normEps)
             SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
         }
     }
 
     /// out = residual + input·Wᵀ, where W is row-parallel: each rank's product
-    /// is a partial sum, all-reduced before the residual add.
+    /// is a partial sum, all-reduced before the residual add (reduce-scattered
+    /// to this rank's rows under sequence parallelism).
     private func rowParallel(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>,
                              input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                              inFeatures: Int, acts: Activations) {
@@ -188,10 +251,15 @@ public final class Llama {
                                  outFeatures: d, accumulate: true)
             return
         }
-        let part = acts.partial.base
+        var part = acts.partial.base
         Matmul.linearForward(y: part, x: input, w: weight, rows: rows, inFeatures: inFeatures, outFeatures: d)
-        tp.allReduce(part, count: rows * d, op: .sum)
-        for i in 0..<(rows * d) { out[i] = residual[i] + part[i] }
+        if acts.sequenceParallel {
+            tp.reduceScatter(send: part, receive: acts.scattered.base, countPerRank: acts.localRows * d)
+            part = acts.scattered.base
+        } else {
+            tp.allReduce(part, count: rows * d, op: .sum)
+        }
+        for i in 0..<(acts.localRows * d) { out[i] = residual[i] + part[i] }
     }
 
     /// Forward only: the summed cross-entropy and the number of targets counted.
@@ -237,17 +305,20 @@ public final class Llama {
 
     /// Backward from dLogits (held in acts.logits) to every parameter gradient.
     func backward(tokens: UnsafePointer<TokenID>, acts: Activations, grads: FloatBuffer) {
-        let c = config, rows = acts.rows, s = acts.attention, n = rows * c.dim
+        precondition(acts.sequenceParallel == sequenceParallel, "training activations must be laid out as the model trains")
+        let c = config, rows = acts.rows, s = acts.attention, local = acts.localRows
         var P = weights(c.layers + 1), G = gradients(c.layers + 1, grads)
         let dx = acts.dResidual.base, dn = acts.dNorm.base
         // The output layer is vocabulary-parallel: its input gradient is a
-        // partial sum. A scalar head is replicated: each rank has all of it.
-        Matmul.linearBackward(dx: dn, dw: G + layout.output, dy: acts.logits.base, x: acts.finalNorm.base,
+        // partial sum. A scalar head is replicated: each rank has all of it
+        // (under sequence parallelism it takes its own rows).
+        Matmul.linearBackward(dx: dn, dw: G + layout.output, dy: acts.logits.base, x: allRows(acts.finalNorm, acts),
                               w: P + layout.output, rows: rows, inFeatures: c.dim, outFeatures: outputWidth)
-        if parallel && !c.scalarHead { tp.allReduce(dn, count: n, op: .sum) }
-        dx.update(repeating: 0, count: n)
-        RMSNorm.backward(dx: dx, dGain: G + layout.finalNorm, dy: dn, x: acts.residual[c.layers].base,
-                         gain: P + layout.finalNorm, rstd: acts.finalRstd.base, rows: rows, dim: c.dim)
+        let dFinal = !c.scalarHead ? sumInputGradient(dn, acts) : acts.sequenceParallel ? dn + shard.rank * local * c.dim : dn
+        dx.update(repeating: 0, count: local * c.dim)
+        RMSNorm.backward(dx: dx, dGain: G + layout.finalNorm, dy: dFinal, x: acts.residual[c.layers].base,
+                         gain: P + layout.finalNorm, rstd: acts.finalRstd.base, rows: local, dim: c.dim)
+        sumGainGradients(G, at: [layout.finalNorm], acts)
         segmentDone(c.layers + 1)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             shards?.gather(l + 1)
@@ -256,33 +327,33 @@ public final class Llama {
             let o = layout.layers[l]
             // dx is the gradient of the stream leaving the block; the residual
             // passes it through unchanged, and each branch adds its part.
-            // w2 is row-parallel: its input gradient needs no communication.
-            Matmul.linearBackward(dx: acts.dGated.base, dw: G + o.w2, dy: dx, x: acts.gated[l].base,
+            // w2 is row-parallel: its input gradient needs no communication
+            // (under sequence parallelism, the gathered rows of dx).
+            Matmul.linearBackward(dx: acts.dGated.base, dw: G + o.w2, dy: allRowsOfGradient(dx, acts), x: acts.gated[l].base,
                                   w: P + o.w2, rows: rows, inFeatures: shard.ffn, outFeatures: c.dim)
             SwiGLU.backward(dh: acts.dH13.base, dg: acts.dGated.base, h: acts.h13[l].base,
                             rows: rows, hidden: shard.ffn)
             // w1|w3 are column-parallel: the input gradient is summed over ranks.
-            Matmul.linearBackward(dx: dn, dw: G + o.w1, dy: acts.dH13.base, x: acts.norm2[l].base,
+            Matmul.linearBackward(dx: dn, dw: G + o.w1, dy: acts.dH13.base, x: allRows(acts.norm2[l], acts),
                                   w: P + o.w1, rows: rows, inFeatures: c.dim, outFeatures: 2 * shard.ffn)
-            if parallel { tp.allReduce(dn, count: n, op: .sum) }
-            RMSNorm.backward(dx: dx, dGain: G + o.ffnNorm, dy: dn, x: acts.residualMid[l].base,
-                             gain: P + o.ffnNorm, rstd: acts.rstd2[l].base, rows: rows, dim: c.dim)
+            RMSNorm.backward(dx: dx, dGain: G + o.ffnNorm, dy: sumInputGradient(dn, acts), x: acts.residualMid[l].base,
+                             gain: P + o.ffnNorm, rstd: acts.rstd2[l].base, rows: local, dim: c.dim)
             // Attention block, the same pattern.
-            Matmul.linearBackward(dx: acts.dAttn.base, dw: G + o.wo, dy: dx, x: acts.attnOut[l].base,
+            Matmul.linearBackward(dx: acts.dAttn.base, dw: G + o.wo, dy: allRowsOfGradient(dx, acts), x: acts.attnOut[l].base,
                                   w: P + o.wo, rows: rows, inFeatures: s.outWidth, outFeatures: c.dim)
             Attention.backward(dqkv: acts.dQKV.base, dOut: acts.dAttn.base, qkv: acts.qkv[l].base,
                                probs: acts.probs[l].base, scratch: acts.dScores.base, shape: s)
             Rotary.apply(acts.dQKV.base, table: rope, rows: rows, seqLen: acts.seqLen,
                          heads: s.heads + s.kvHeads, ld: s.qkvWidth, inverse: true)
-            Matmul.linearBackward(dx: dn, dw: G + o.wq, dy: acts.dQKV.base, x: acts.norm1[l].base,
+            Matmul.linearBackward(dx: dn, dw: G + o.wq, dy: acts.dQKV.base, x: allRows(acts.norm1[l], acts),
                                   w: P + o.wq, rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
-            if parallel { tp.allReduce(dn, count: n, op: .sum) }
-            RMSNorm.backward(dx: dx, dGain: G + o.attentionNorm, dy: dn, x: acts.residual[l].base,
-                             gain: P + o.attentionNorm, rstd: acts.rstd1[l].base, rows: rows, dim: c.dim)
+            RMSNorm.backward(dx: dx, dGain: G + o.attentionNorm, dy: sumInputGradient(dn, acts), x: acts.residual[l].base,
+                             gain: P + o.attentionNorm, rstd: acts.rstd1[l].base, rows: local, dim: c.dim)
+            sumGainGradients(G, at: [o.attentionNorm, o.ffnNorm], acts)
             segmentDone(l + 1)
         }
-        Embedding.backward(dTable: gradients(0, grads) + layout.embedding, dOut: dx, tokens: tokens, count: rows, dim: c.dim,
-                           vocabStart: shard.vocabStart, vocab: shard.vocab)
+        Embedding.backward(dTable: gradients(0, grads) + layout.embedding, dOut: allRowsOfGradient(dx, acts), tokens: tokens,
+                           count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
         segmentDone(0)
     }
 

@@ -3,17 +3,23 @@ import Foundation
 /// `herd plan --suggest`: the layouts of a job's ranks that fit the
 /// cluster, best first. The job's number of ranks (data × tensor) and its
 /// micro-batch stay; what varies is the tensor degree (a divisor of the
-/// ranks that fits a node and the model's heads), the ZeRO stage and the
-/// recomputation mode. Best is the fewest slot-hours (recomputation costs
-/// FLOPs; communication is not priced), then the least memory per rank.
+/// ranks that fits a node and the model's heads), sequence parallelism
+/// (with a tensor degree above 1), the ZeRO stage and the recomputation
+/// mode. Best is a layout that leaves a tenth of the slot's memory free
+/// (what the plan does not price: a device's runtime and allocator, this
+/// machine's other processes), then the fewest slot-hours (recomputation
+/// costs FLOPs; communication is not priced), then the least memory per rank.
 public enum LayoutSearch {
     public struct Candidate: Sendable {
-        public var tensor: Int, zero: Int, checkpoint: ActivationCheckpoint
+        public var tensor: Int, sequenceParallel: Bool, zero: Int, checkpoint: ActivationCheckpoint
         public var report: PlanReport
         public var fits: Bool { report.memoryProblem == nil }
+        /// Within 90% of the slot's memory.
+        public var roomy: Bool { fits && report.totalBytesPerRank <= 0.9 * report.slotBytes }
         public var line: String {
-            String(format: "data %d × tensor %d, zero %d, activation_checkpoint: %@ — %.1f GB per rank, %.3g slot-hours",
-                   report.plan.data, tensor, zero, checkpoint.rawValue, report.totalBytesPerRank / 1e9, report.slotHours)
+            String(format: "data %d × tensor %d%@, zero %d, activation_checkpoint: %@ — %.1f GB per rank, %.3g slot-hours",
+                   report.plan.data, tensor, sequenceParallel ? " (sequence parallel)" : "", zero, checkpoint.rawValue,
+                   report.totalBytesPerRank / 1e9, report.slotHours)
         }
     }
 
@@ -27,20 +33,25 @@ public enum LayoutSearch {
         for tensor in 1...world where world % tensor == 0 && model.heads % tensor == 0 {
             let data = world / tensor
             guard m.batch.sequences % data == 0 else { continue }
-            for zero in 0...3 where zero == 0 || data > 1 {
-                for checkpoint in ActivationCheckpoint.allCases {
-                    var layout = m
-                    layout.parallelism = .init(data: data, tensor: tensor, zero: zero)
-                    layout.activationCheckpoint = checkpoint
-                    if !m.batch.microBatchGiven { layout.batch.microBatch = m.batch.sequences / data }
-                    guard (m.batch.sequences / data) % layout.batch.microBatch == 0,
-                          let report = try? PlanReport.make(manifest: layout, model: model, cluster: cluster) else { continue }
-                    found.append(Candidate(tensor: tensor, zero: zero, checkpoint: checkpoint, report: report))
+            for sp in tensor > 1 ? [false, true] : [false] {
+                for zero in 0...3 where zero == 0 || data > 1 {
+                    for checkpoint in ActivationCheckpoint.allCases {
+                        var layout = m
+                        layout.parallelism = .init(data: data, tensor: tensor, zero: zero)
+                        layout.parallelism.sequenceParallel = sp
+                        layout.activationCheckpoint = checkpoint
+                        if !m.batch.microBatchGiven { layout.batch.microBatch = m.batch.sequences / data }
+                        guard (m.batch.sequences / data) % layout.batch.microBatch == 0,
+                              !sp || (layout.batch.microBatch * m.data.seqLen) % tensor == 0,
+                              let report = try? PlanReport.make(manifest: layout, model: model, cluster: cluster) else { continue }
+                        found.append(Candidate(tensor: tensor, sequenceParallel: sp, zero: zero, checkpoint: checkpoint, report: report))
+                    }
                 }
             }
         }
         return found.sorted { a, b in
             if a.fits != b.fits { return a.fits }
+            if a.roomy != b.roomy { return a.roomy }
             if abs(a.report.slotHours - b.report.slotHours) > 1e-9 * max(a.report.slotHours, 1) { return a.report.slotHours < b.report.slotHours }
             return a.report.totalBytesPerRank < b.report.totalBytesPerRank
         }

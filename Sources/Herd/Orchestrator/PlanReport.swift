@@ -20,8 +20,16 @@ public struct PlanReport: Sendable {
     public var preparation: PreparationLayout?
     /// What the ranks keep for backward (the activations above assume it).
     public var activationCheckpoint: ActivationCheckpoint = .none
+    public var sequenceParallel = false
 
     public var totalBytesPerRank: Double { memory.total }
+
+    /// The memory of one slot: a device's, or the node's share.
+    public var slotBytes: Double { Self.slotBytes(cluster) }
+    static func slotBytes(_ cluster: ClusterSpec) -> Double {
+        let group = cluster.nodes[cluster.slotHosts[0].group]
+        return (group.deviceMemoryGB ?? group.memoryGB / Double(group.slots)) * 1e9
+    }
 
     /// The model FLOPs utilisation the time assumes: 6·N FLOPs per token
     /// (no attention, no recomputation) over the ranks' peak.
@@ -63,7 +71,7 @@ public struct PlanReport: Sendable {
                                                                       unit: model.scalarHead ? 2 : 1)
         var bytes = RankMemory.training(config: model, shard: plan.ranks[0].shard, data: m.parallelism.data, zero: m.parallelism.zero,
                                         microBatch: m.batch.microBatch, seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint,
-                                        batchThreads: threads, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async,
+                                        sequenceParallel: m.parallelism.sequenceParallel, batchThreads: threads, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async,
                                         device: device)
         var flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
             + model.recomputeFLOPsPerToken(seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint)
@@ -75,7 +83,7 @@ public struct PlanReport: Sendable {
             flops = ppo.flopsPerToken
             tokens = Double(m.steps * m.batch.sequences) * ppo.tokensPerRollout
         }
-        let capacity = (group.deviceMemoryGB ?? group.memoryGB / Double(group.slots)) * 1e9
+        let capacity = slotBytes(cluster)
         let need = bytes.total
         var problem: String?
         if need > capacity {
@@ -88,12 +96,14 @@ public struct PlanReport: Sendable {
         var report = PlanReport(plan: plan, cluster: cluster, memory: bytes, flopsPerToken: flops, totalTokens: tokens,
                                 secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem, ppo: ppo)
         report.activationCheckpoint = m.activationCheckpoint
+        report.sequenceParallel = m.parallelism.sequenceParallel
         return report
     }
 
     /// What could make a rank fit, of what this job does not do yet.
     static func remedies(_ m: JobManifest) -> String {
         var r = ["raise parallelism.tensor"]
+        if m.parallelism.tensor > 1 && !m.parallelism.sequenceParallel { r.append("set parallelism.sequence_parallel") }
         if m.parallelism.data > 1 && m.parallelism.zero < 3 { r.append("raise parallelism.zero (\(m.parallelism.zero + 1)\(m.parallelism.zero < 2 ? " or more" : ""))") }
         switch m.activationCheckpoint {
         case .none: r.append("set activation_checkpoint (selective or full)")
@@ -107,7 +117,7 @@ public struct PlanReport: Sendable {
         if let preparation { return preparation.text(job: plan.job, cluster: cluster, ranks: plan.ranks) }
         let p = plan, m = p.model
         var lines: [String] = []
-        lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(ParallelContext.stageLabel(p.zero))")
+        lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(sequenceParallel && p.tensor > 1 ? " (sequence parallel)" : "")\(ParallelContext.stageLabel(p.zero))")
         lines.append("model: \(m.parameterCount) parameters (dim \(m.dim), \(m.layers) layers, \(m.heads) heads, \(m.kvHeads) KV heads, FFN \(m.ffnDim), vocab \(m.vocabSize))")
         lines.append(String(format: "memory per rank: %.2f GB = %@ (fp32; activation_checkpoint: %@)",
                             totalBytesPerRank / 1e9, memory.parts, activationCheckpoint.rawValue))

@@ -33,6 +33,7 @@ public final class GradientSync {
     public func step(lr: Double, maxNorm: Double, threads: Int) -> Double {
         if let shards = model.shards { return shardedStep(shards, lr: lr, maxNorm: maxNorm, threads: threads) }
         model.reduceReplicatedKVGradients()
+        model.reduceSequenceParallelGains()
         let G = model.grads.base, P = model.params.base, total = model.layout.total
         guard let shardGrads else {
             var i = 0

@@ -64,6 +64,10 @@ public enum Planner {
                                 message: "the global batch (\(m.batch.sequences) sequences) must divide among parallelism.data = \(dp) ranks")
         }
         let perRank = m.batch.sequences / dp
+        if m.parallelism.sequenceParallel && tp > 1 && (m.batch.microBatch * m.data.seqLen) % tp != 0 {
+            throw ManifestError(file: m.file, field: "parallelism.sequence_parallel",
+                                message: "splits a micro-batch's \(m.batch.microBatch) × \(m.data.seqLen) rows among \(tp) tensor ranks: they must divide evenly (change batch.micro_batch or data.seq_len)")
+        }
         var ranks: [RankPlan] = []
         for r in 0..<world {
             let d = r / tp, t = r % tp

@@ -46,7 +46,7 @@ public struct RankMemory: Sendable, Equatable {
     ///   its own gradients and activations); 1 on a device.
     /// - `device`: whether a rank is an accelerator (no process term).
     public static func training(config c: LlamaConfig, shard: TensorShard, data dp: Int, zero: Int, microBatch: Int,
-                                seqLen: Int, checkpoint: ActivationCheckpoint, batchThreads: Int,
+                                seqLen: Int, checkpoint: ActivationCheckpoint, sequenceParallel: Bool = false, batchThreads: Int,
                                 asyncCheckpoint: Bool, device: Bool) -> RankMemory {
         let layout = ParameterLayout(config: c, shard: shard)
         let local = Double(layout.total), stage = dp > 1 ? zero : 0
@@ -62,7 +62,7 @@ public struct RankMemory: Sendable, Equatable {
         }
         let optimizer = 2 * (stage >= 1 ? part : local)
         let acts = threads * Double(Activations.floatCount(config: c, shard: shard, batch: microBatch / batchThreads,
-                                                           seqLen: seqLen, checkpoint: checkpoint))
+                                                           seqLen: seqLen, checkpoint: checkpoint, sequenceParallel: sequenceParallel))
         // An asynchronous save's copy is host memory: not a device's.
         let written = stage >= 3 ? part : local
         let snapshot = asyncCheckpoint && !device ? written + optimizer : 0

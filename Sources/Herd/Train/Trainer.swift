@@ -47,6 +47,7 @@ public final class Trainer: TrainingTask {
         let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads, unit: config.scalarHead ? 2 : 1)
         let memory = RankMemory.training(config: config, shard: shard, data: context.data.size, zero: context.zero,
                                          microBatch: m.batch.microBatch, seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint,
+                                         sequenceParallel: m.parallelism.sequenceParallel,
                                          batchThreads: split, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async, device: false)
         let needed = memory.total * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed < 0.9 * have else {
@@ -54,7 +55,8 @@ public final class Trainer: TrainingTask {
                                 message: String(format: "needs about %.1f GiB on this machine (parameters, gradients, AdamW moments, activations for a micro-batch of %d, on %d rank(s)); it has %.1f GiB — see herd plan's remedies: activation_checkpoint, parallelism.zero, a smaller batch.micro_batch, more tensor parallelism across nodes, or a smaller model",
                                                 needed / 1_073_741_824, m.batch.microBatch, context.world.size, have / 1_073_741_824))
         }
-        do { model = try Llama(config: config, shard: shard, tensorGroup: context.tensor, zero: context.zero, dataGroup: context.data) } catch {
+        do { model = try Llama(config: config, shard: shard, tensorGroup: context.tensor, zero: context.zero, dataGroup: context.data,
+                                  sequenceParallel: m.parallelism.sequenceParallel) } catch {
             throw ManifestError(file: m.file, field: "model.\(error.field)", message: error.message)
         }
         model.initialize(seed: m.seed, std: m.model.initStd)

@@ -4,7 +4,7 @@ extension JobManifest.ParallelismSpec {
     /// The `parallelism:` section (one process when left out), with the
     /// command line's new layout over it (herd resume --data N --tensor M).
     static func parse(_ f: YAMLFields, overrides: JobManifest.Overrides) throws(ManifestError) -> Self {
-        try f.rejectUnknown(allowed: ["data", "tensor", "zero", "zero1"])
+        try f.rejectUnknown(allowed: ["data", "tensor", "zero", "zero1", "sequence_parallel"])
         var p = Self(data: 1, tensor: 1, zero: 0)
         p.data = try f.int("data", min: 1, max: JobManifest.Limits.ranks) ?? p.data
         p.tensor = try f.int("tensor", min: 1, max: JobManifest.Limits.heads) ?? p.tensor
@@ -14,6 +14,7 @@ extension JobManifest.ParallelismSpec {
             throw f.error("zero1", "zero1: \(legacy) contradicts zero: \(stage); give only zero: 0, 1, 2 or 3")
         }
         p.zero = stage ?? (legacy == true ? 1 : 0)
+        p.sequenceParallel = try f.bool("sequence_parallel") ?? false
         if let d = overrides.data { p.data = d }
         if let t = overrides.tensor { p.tensor = t }
         return p
