@@ -175,6 +175,12 @@ extension ManifestTests {
         }
     }
 
+    func testPrecision() throws {
+        XCTAssertEqual(try JobManifest.parse(yaml: manifest(), file: "jobs/t.yaml").precision, .fp32)
+        XCTAssertEqual(try JobManifest.parse(yaml: manifest(extra: "precision: bf16"), file: "jobs/t.yaml").precision, .bf16)
+        expectError(manifest(extra: "precision: fp16"), field: "precision", contains: "expected fp32 or bf16")
+    }
+
     func testSequenceParallelNeedsRowsThatDivide() throws {
         let yaml = manifest(extra: "parallelism: {tensor: 2, sequence_parallel: true}")
         XCTAssertTrue(try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml").parallelism.sequenceParallel)

@@ -4,11 +4,12 @@ import Herd
 /// The whole model's gradient against finite differences, and the threaded
 /// batch split against one thread.
 final class ModelGradientTests: XCTestCase {
-    func tinyModel(vocab: Int = 11, seed: UInt64 = 3, std: Double = 0.2, scalarHead: Bool = false) throws -> Llama {
+    func tinyModel(vocab: Int = 11, seed: UInt64 = 3, std: Double = 0.2, scalarHead: Bool = false,
+                   precision: Precision = .fp32) throws -> Llama {
         var c = LlamaConfig.presets["tiny-gqa"]!
         c.vocabSize = vocab
         c.scalarHead = scalarHead
-        let m = try Llama(config: c)
+        let m = try Llama(config: c, precision: precision)
         m.initialize(seed: seed, std: std)
         // Gains away from 1 so that their gradients are exercised in general position.
         var r = SplitMix64(seed: 99)
@@ -32,29 +33,49 @@ final class ModelGradientTests: XCTestCase {
     /// activation (what the planner counts is what is allocated) and give
     /// the loss and every gradient of `none`, bit for bit — with packed
     /// segments too.
+    /// In fp32 and in bf16 (whose kept activations are stored in 16 bits and
+    /// widened again).
     func testRecomputationGivesTheSameGradientsBitForBit() throws {
-        let model = try tinyModel()
+        for precision in Precision.allCases { try recomputation(precision) }
+    }
+
+    func recomputation(_ precision: Precision) throws {
+        let model = try tinyModel(precision: precision)
         let B = 2, T = 6
         var (tokens, targets) = batch(B * T, vocab: 11, seed: 8, ignoreEvery: 5)
         tokens[3] = 3
         for separator: TokenID? in [nil, 3] {
             var results: [ActivationCheckpoint: (Double, [Float])] = [:], floats: [ActivationCheckpoint: Int] = [:]
             for mode in ActivationCheckpoint.allCases {
-                let acts = Activations(config: model.config, batch: B, seqLen: T, checkpoint: mode)
+                let acts = model.makeActivations(batch: B, seqLen: T, checkpoint: mode)
                 acts.separator = separator
-                XCTAssertEqual(acts.allocatedFloats, Activations.floatCount(config: model.config, batch: B, seqLen: T, checkpoint: mode))
+                XCTAssertEqual(acts.allocatedFloats, Activations.floatCount(config: model.config, batch: B, seqLen: T, checkpoint: mode,
+                                                                            precision: precision))
                 floats[mode] = acts.allocatedFloats
                 model.zeroGradients()
                 let r = model.forwardBackward(tokens: tokens, targets: targets, acts: acts, lossScale: 0.1)
                 results[mode] = (r.lossSum, model.grads.array)
             }
             for mode in [ActivationCheckpoint.selective, .full] {
-                XCTAssertEqual(results[mode]!.0, results[.none]!.0, "\(mode): loss")
-                XCTAssertEqual(results[mode]!.1, results[.none]!.1, "\(mode): gradients")
+                XCTAssertEqual(results[mode]!.0, results[.none]!.0, "\(precision) \(mode): loss")
+                XCTAssertEqual(results[mode]!.1, results[.none]!.1, "\(precision) \(mode): gradients")
             }
             XCTAssertLessThan(floats[.full]!, floats[.selective]!)
             XCTAssertLessThan(floats[.selective]!, floats[.none]!)
         }
+        guard precision == .bf16 else { return }
+        // bf16 computes something close to fp32, not the same thing, and keeps less.
+        let fp32 = try tinyModel()
+        let a = fp32.makeActivations(batch: B, seqLen: T), b = model.makeActivations(batch: B, seqLen: T)
+        let exact = fp32.loss(tokens: tokens, targets: targets, acts: a).lossSum, rounded = model.loss(tokens: tokens, targets: targets, acts: b).lossSum
+        XCTAssertNotEqual(exact, rounded)
+        XCTAssertEqual(rounded / exact, 1, accuracy: 0.01)
+        // A layer's 16-bit copies cost half, plus one fp32 working copy: less
+        // than fp32 from three layers on (this model has two).
+        var deep = model.config
+        deep.layers = 8
+        XCTAssertLessThan(Activations.floatCount(config: deep, batch: B, seqLen: T, precision: .bf16),
+                          Activations.floatCount(config: deep, batch: B, seqLen: T))
     }
 
     /// The same with packed segments: token 3 starts a segment that attends

@@ -66,9 +66,9 @@ final class PlanTests: XCTestCase {
     }
 
     /// The plan's bytes per rank against the peak resident memory every rank
-    /// measured: nine layouts of a 106M-parameter model crossing
-    /// recomputation, ZeRO stage, tensor degree and sequence parallelism,
-    /// each within 10%.
+    /// measured: eleven layouts of a 106M-parameter model crossing
+    /// recomputation, ZeRO stage, tensor degree, sequence parallelism and
+    /// precision, each within 10%.
     func testPlannedMemoryAgreesWithEveryRanksPeak() throws {
         try HerdBinary.requireBinary()
         let dir = NSTemporaryDirectory() + "herd-plan-memory-\(getpid())"

@@ -27,5 +27,15 @@ final class RecipeTests: XCTestCase {
         let evals = events.filter { $0.event == .eval }
         XCTAssertEqual(evals.count, 8)
         XCTAssertEqual(evals.last?.validationLoss, summary.finalValidationLoss)
+
+        // bf16 mixed precision reaches the same held-out loss within 0.02.
+        var half = m
+        half.precision = .bf16
+        half.output = out + "-bf16"
+        defer { try? FileManager.default.removeItem(atPath: half.output) }
+        let bf16 = try Trainer(manifest: half).run(output: { _ in })
+        print("shakespeare-char in bf16: held-out loss \(bf16.finalValidationLoss), \(Int(bf16.tokensPerSecond)) tokens/s")
+        XCTAssertEqual(bf16.finalValidationLoss, summary.finalValidationLoss, accuracy: 0.02)
+        XCTAssertNotEqual(bf16.finalValidationLoss, summary.finalValidationLoss, "bf16 rounds: it cannot be the fp32 run")
     }
 }

@@ -36,9 +36,10 @@ public enum LayoutThroughput {
     /// `workDir` and returns its path; its run directory is the path without `.yaml`.
     public static func writeJob(preset: String, layout: Layout, sequences: Int, steps: Int, corpus: String, workDir: String,
                                 checkpoint: ActivationCheckpoint = .none, zero: Int = 0, sequenceParallel: Bool = false,
-                                shape: LlamaConfig? = nil, microBatch: Int? = nil, suffix: String = "") throws -> String {
+                                precision: Precision = .fp32, shape: LlamaConfig? = nil, microBatch: Int? = nil,
+                                suffix: String = "") throws -> String {
         let name = "\(shape.map { "d\($0.dim)-l\($0.layers)" } ?? preset)-d\(layout.data)-t\(layout.tensor)-c\(layout.threads)-\(checkpoint.rawValue)-z\(zero)"
-            + (sequenceParallel ? "-sp" : "") + suffix
+            + (sequenceParallel ? "-sp" : "") + (precision == .bf16 ? "-bf16" : "") + suffix
         let job = "\(workDir)/\(name).yaml", out = "\(workDir)/\(name)"
         try? FileManager.default.removeItem(atPath: out)
         let seq = shape?.maxSeqLen ?? LlamaConfig.presets[preset]!.maxSeqLen
@@ -57,6 +58,7 @@ public enum LayoutThroughput {
         threads: \(layout.threads)
         parallelism: {data: \(layout.data), tensor: \(layout.tensor), zero: \(zero), sequence_parallel: \(sequenceParallel)}
         activation_checkpoint: \(checkpoint.rawValue)
+        precision: \(precision.rawValue)
         output: \(out)
         """.write(toFile: job, atomically: true, encoding: .utf8)
         return job

@@ -2,13 +2,16 @@ import Foundation
 
 /// `herd plan`'s bytes per rank against the peak resident memory every rank
 /// of the same job measures: a 106M-parameter Llama (dim 768, 15 layers,
-/// byte vocabulary) trained for a step in nine layouts that cross the
-/// recomputation mode, the ZeRO stage, the tensor degree and sequence
-/// parallelism.
+/// byte vocabulary) trained for a step in eleven layouts that cross the
+/// recomputation mode, the ZeRO stage, the tensor degree, sequence
+/// parallelism and the precision.
 public enum MemoryAgreement {
     public struct Case: Sendable, CustomStringConvertible {
-        public var data: Int, tensor: Int, zero: Int, checkpoint: ActivationCheckpoint, sequenceParallel = false
-        public var description: String { "(\(data),\(tensor))\(sequenceParallel ? " SP" : "") zero \(zero), \(checkpoint.rawValue)" }
+        public var data: Int, tensor: Int, zero: Int, checkpoint: ActivationCheckpoint, sequenceParallel = false,
+                   precision = Precision.fp32
+        public var description: String {
+            "(\(data),\(tensor))\(sequenceParallel ? " SP" : "") zero \(zero), \(checkpoint.rawValue)\(precision == .bf16 ? ", bf16" : "")"
+        }
     }
 
     public static let shape = LlamaConfig(dim: 768, layers: 15, heads: 12, kvHeads: 12, ffnDim: 2048, vocabSize: 256, maxSeqLen: 64)
@@ -23,6 +26,8 @@ public enum MemoryAgreement {
         Case(data: 1, tensor: 2, zero: 0, checkpoint: .full),
         Case(data: 1, tensor: 2, zero: 0, checkpoint: .none, sequenceParallel: true),
         Case(data: 2, tensor: 2, zero: 3, checkpoint: .selective, sequenceParallel: true),
+        Case(data: 1, tensor: 1, zero: 0, checkpoint: .none, precision: .bf16),
+        Case(data: 2, tensor: 2, zero: 3, checkpoint: .none, sequenceParallel: true, precision: .bf16),
     ]
 
     public struct Row: Sendable {
@@ -44,7 +49,7 @@ public enum MemoryAgreement {
         let job = try LayoutThroughput.writeJob(preset: "", layout: .init(data: c.data, tensor: c.tensor, threads: cores),
                                                 sequences: 4 * c.data, steps: 1, corpus: corpus, workDir: workDir,
                                                 checkpoint: c.checkpoint, zero: c.zero, sequenceParallel: c.sequenceParallel,
-                                                shape: shape, microBatch: 2)
+                                                precision: c.precision, shape: shape, microBatch: 2)
         let m = try JobManifest.load(path: job)
         var model = m.model.config
         model.vocabSize = ByteTokenizer().vocabSize

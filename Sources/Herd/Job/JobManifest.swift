@@ -176,6 +176,8 @@ public struct JobManifest: Sendable, Codable, Equatable {
     public var preparation: PreparationSettings? = nil
     /// What the forward pass keeps for backward (`activation_checkpoint`).
     public var activationCheckpoint: ActivationCheckpoint = .none
+    /// fp32, or bf16 mixed precision (`precision`).
+    public var precision: Precision = .fp32
 
     /// What a reward model learns: the margin table of its loss, and its
     /// objective — helpfulness or safety, which picks its data: all the
@@ -229,7 +231,7 @@ public struct JobManifest: Sendable, Codable, Equatable {
     }
 
     static let topFields = ["name", "kind", "seed", "model", "data", "batch", "optimizer", "schedule", "steps", "train_tokens", "eval",
-                            "log_interval", "output", "threads", "parallelism", "checkpoint", "restart", "monitor", "init", "epochs", "reward", "ppo", "prepare", "activation_checkpoint"]
+                            "log_interval", "output", "threads", "parallelism", "checkpoint", "restart", "monitor", "init", "epochs", "reward", "ppo", "prepare", "activation_checkpoint", "precision"]
 
     /// Each section parses itself (Sections/), with the defaults of the
     /// job's kind (`KindDefaults`); `validate` then checks the rules that
@@ -277,6 +279,7 @@ public struct JobManifest: Sendable, Codable, Equatable {
             threads: try top.int("threads", min: 1, max: Limits.threads), restart: restart, monitor: monitor, initFrom: initFrom,
             reward: reward, ppo: ppo)
         manifest.activationCheckpoint = try parseActivationCheckpoint(top, kind: kind)
+        manifest.precision = try parsePrecision(top, kind: kind)
         try manifest.validate()
         return manifest
     }

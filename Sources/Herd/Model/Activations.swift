@@ -11,10 +11,17 @@ public enum ActivationCheckpoint: String, Codable, Sendable, CaseIterable {
 }
 
 /// One activation per layer, or one buffer every layer shares when it is
-/// recomputed in backward (the layer being worked on owns it).
+/// recomputed in backward (the layer being worked on owns it). Under bf16
+/// precision a per-layer activation is one shared fp32 working buffer plus
+/// each layer's bf16 copy (`stored`): forward stores the layer's, backward
+/// widens it back before working on the layer.
 struct LayerBuffers {
     let buffers: [FloatBuffer]
+    let stored: [BFloat16Buffer]
+    init(buffers: [FloatBuffer], stored: [BFloat16Buffer] = []) { self.buffers = buffers; self.stored = stored }
     subscript(l: Int) -> FloatBuffer { buffers[buffers.count == 1 ? 0 : l] }
+    func keep(_ l: Int) { if !stored.isEmpty { stored[l].store(buffers[0].base) } }
+    func restore(_ l: Int) { if !stored.isEmpty { stored[l].load(into: buffers[0].base) } }
 }
 
 /// What the forward pass keeps for the backward pass, for one micro-batch of
@@ -29,6 +36,11 @@ public final class Activations {
     /// its block of `localRows` consecutive rows.
     public let sequenceParallel: Bool
     public let localRows: Int
+    /// bf16: the products' outputs and the norms' are rounded to bf16 as
+    /// they are made, and kept per layer in 16 bits.
+    public let precision: Precision
+    /// bf16 without ZeRO-3: the working copy of the segments' rounded weights.
+    var roundedWeights: RoundedWeights?
     let attention: AttentionShape
     /// Packed examples: a position holding this token starts a new segment,
     /// and attention never crosses into an earlier one (nil: one segment).
@@ -77,18 +89,24 @@ public final class Activations {
         }
     }
 
-    /// Floats allocated for one set of activations, without allocating them.
+    /// Floats allocated for one set of activations, without allocating them
+    /// (a bf16 value counts half).
     public static func floatCount(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int,
-                                  checkpoint: ActivationCheckpoint = .none, sequenceParallel: Bool = false) -> Int {
+                                  checkpoint: ActivationCheckpoint = .none, sequenceParallel: Bool = false,
+                                  precision: Precision = .fp32) -> Int {
         let sh = shard ?? .whole(c)
         let rows = batch * seqLen, sp = sequenceParallel && sh.size > 1, local = sp ? rows / sh.size : rows
         let a = AttentionShape(batch: batch, seqLen: seqLen, heads: sh.heads, kvHeads: sh.kvHeads, headDim: c.headDim)
         let k = kept(checkpoint)
         func n(_ kept: Kept) -> Int { kept == .perLayer ? c.layers : 1 }
+        // A bf16 activation kept per layer: one fp32 working buffer and a half per layer.
+        func m(_ kept: Kept, _ count: Int) -> Int {
+            precision == .bf16 && kept == .perLayer ? count + (c.layers * count + 1) / 2 : n(kept) * count
+        }
         let layers = c.layers * local * c.dim                                    // each layer's input, always kept
-            + n(k.mid) * local * c.dim + n(k.norms) * local * (2 * c.dim + 2)    // the stream after attention; both norms and their rstd
-            + n(k.qkv) * rows * a.qkvWidth + n(k.probs) * a.probsCount + n(k.attnOut) * rows * a.outWidth
-            + n(k.h13) * rows * 2 * sh.ffn + n(k.gated) * rows * sh.ffn
+            + n(k.mid) * local * c.dim + m(k.norms, local * c.dim) * 2 + n(k.norms) * local * 2   // the stream after attention; both norms and their rstd
+            + m(k.qkv, rows * a.qkvWidth) + m(k.probs, a.probsCount) + m(k.attnOut, rows * a.outWidth)
+            + m(k.h13, rows * 2 * sh.ffn) + m(k.gated, rows * sh.ffn)
         let once = local * (2 * c.dim + 1) + rows * (c.scalarHead ? 1 : sh.vocab)   // final stream, final norm, logits (or rewards)
         let scratch = (local + rows) * c.dim + rows * (a.outWidth + a.qkvWidth + 3 * sh.ffn) + seqLen * seqLen
         let parallel = sh.size > 1 ? rows * (c.dim + 3) : 0
@@ -98,15 +116,17 @@ public final class Activations {
 
     /// Floats this instance holds (what `floatCount` predicts).
     public var allocatedFloats: Int {
+        let halves = [norm1, qkv, probs, attnOut, norm2, h13, gated].map { $0.stored.reduce(0) { $0 + $1.count } }
+            .reduce(0) { $0 + ($1 + 1) / 2 }
         let perLayer = [residualMid, norm1, rstd1, qkv, probs, attnOut, norm2, rstd2, h13, gated].flatMap(\.buffers) + residual
         let single = [finalNorm, finalRstd, logits, dResidual, dNorm, dAttn, dQKV, dH13, dGated, dScores, partial, rowStats,
                       gathered, dGathered, scattered]
-        return (perLayer + single).reduce(0) { $0 + $1.count }
+        return (perLayer + single).reduce(0) { $0 + $1.count } + halves
     }
 
     /// Activations of one tensor-parallel rank's piece (the whole model by default).
     public init(config c: LlamaConfig, shard: TensorShard? = nil, batch: Int, seqLen: Int, checkpoint: ActivationCheckpoint = .none,
-                sequenceParallel: Bool = false) {
+                sequenceParallel: Bool = false, precision: Precision = .fp32) {
         precondition(seqLen <= c.maxSeqLen, "sequence length \(seqLen) exceeds the model's \(c.maxSeqLen)")
         let sh = shard ?? .whole(c)
         self.batch = batch
@@ -117,21 +137,27 @@ public final class Activations {
         self.sequenceParallel = sp
         let local = sp ? rows / sh.size : rows
         localRows = local
+        self.precision = precision
         attention = AttentionShape(batch: batch, seqLen: seqLen, heads: sh.heads,
                                    kvHeads: sh.kvHeads, headDim: c.headDim)
         self.checkpoint = checkpoint
         func each(_ n: Int, _ count: Int) -> [FloatBuffer] { (0..<n).map { _ in FloatBuffer(count: count) } }
         let L = c.layers, k = Self.kept(checkpoint)
         func layer(_ kept: Kept, _ count: Int) -> LayerBuffers { LayerBuffers(buffers: each(kept == .perLayer ? L : 1, count)) }
+        // bf16 keeps these per layer in 16 bits (the stream and rstd stay fp32).
+        func half(_ kept: Kept, _ count: Int) -> LayerBuffers {
+            guard precision == .bf16, kept == .perLayer else { return layer(kept, count) }
+            return LayerBuffers(buffers: [FloatBuffer(count: count)], stored: (0..<L).map { _ in BFloat16Buffer(count: count) })
+        }
         residual = each(L + 1, local * c.dim)
         residualMid = layer(k.mid, local * c.dim)
-        norm1 = layer(k.norms, local * c.dim); rstd1 = layer(k.norms, local)
-        qkv = layer(k.qkv, rows * attention.qkvWidth)
-        probs = layer(k.probs, attention.probsCount)
-        attnOut = layer(k.attnOut, rows * attention.outWidth)
-        norm2 = layer(k.norms, local * c.dim); rstd2 = layer(k.norms, local)
-        h13 = layer(k.h13, rows * 2 * sh.ffn)
-        gated = layer(k.gated, rows * sh.ffn)
+        norm1 = half(k.norms, local * c.dim); rstd1 = layer(k.norms, local)
+        qkv = half(k.qkv, rows * attention.qkvWidth)
+        probs = half(k.probs, attention.probsCount)
+        attnOut = half(k.attnOut, rows * attention.outWidth)
+        norm2 = half(k.norms, local * c.dim); rstd2 = layer(k.norms, local)
+        h13 = half(k.h13, rows * 2 * sh.ffn)
+        gated = half(k.gated, rows * sh.ffn)
         finalNorm = FloatBuffer(count: local * c.dim)
         finalRstd = FloatBuffer(count: local)
         logits = FloatBuffer(count: rows * (c.scalarHead ? 1 : sh.vocab))
@@ -148,4 +174,9 @@ public final class Activations {
         dGathered = FloatBuffer(count: sp ? rows * c.dim : 0)
         scattered = FloatBuffer(count: sp ? local * c.dim : 0)
     }
+
+    /// bf16: layer `l`'s activations that backward reads, stored in 16 bits
+    /// (after its forward) or widened back (before its backward).
+    func keep(_ l: Int) { for b in [norm1, qkv, probs, attnOut, norm2, h13, gated] { b.keep(l) } }
+    func restore(_ l: Int) { for b in [norm1, qkv, probs, attnOut, norm2, h13, gated] { b.restore(l) } }
 }

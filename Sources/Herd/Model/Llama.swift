@@ -33,11 +33,14 @@ public final class Llama {
     /// Whether training splits the stream by rows across the tensor group
     /// (the activations it makes say so too; evaluation may run without).
     public let sequenceParallel: Bool
+    /// bf16: the products read bf16-rounded weights and the kept activations are bf16.
+    public let precision: Precision
 
     /// `zero` ≥ 2 over a `dataGroup` of several ranks shards the gradients
     /// (and at 3 the weights) of this model across that group.
     public init(config: LlamaConfig, shard: TensorShard? = nil, tensorGroup: Communicator? = nil,
-                zero: Int = 0, dataGroup: Communicator? = nil, sequenceParallel: Bool = false) throws(ConfigError) {
+                zero: Int = 0, dataGroup: Communicator? = nil, sequenceParallel: Bool = false,
+                precision: Precision = .fp32) throws(ConfigError) {
         try config.validate()
         self.config = config
         let sh = shard ?? .whole(config)
@@ -55,6 +58,8 @@ public final class Llama {
         params = stage == 3 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
         grads = stage >= 2 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
         shards = stage >= 2 ? ParameterShards(stage: stage, layout: layout, params: params, data: data) : nil
+        self.precision = precision
+        shards?.roundsToBF16 = precision == .bf16
         rope = RotaryTable(headDim: config.headDim, maxSeq: config.maxSeqLen, theta: config.ropeTheta)
     }
 
@@ -102,9 +107,9 @@ public final class Llama {
     /// before it runs (the head's stay for the backward that may follow).
     public func forwardLogits(tokens: UnsafePointer<TokenID>, acts: Activations) {
         let c = config, rows = acts.rows, n = rows * c.dim, head = c.layers + 1, sp = acts.sequenceParallel
-        shards?.gather(0)
+        prepareWeights(0, acts)
         // Each tensor rank looks up its block of the vocabulary: a partial sum.
-        Embedding.forward(out: sp ? acts.partial.base : acts.residual[0].base, tokens: tokens, table: weights(0) + layout.embedding,
+        Embedding.forward(out: sp ? acts.partial.base : acts.residual[0].base, tokens: tokens, table: weights(0, acts) + layout.embedding,
                           count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
         if sp {
             tp.reduceScatter(send: acts.partial.base, receive: acts.residual[0].base, countPerRank: acts.localRows * c.dim)
@@ -121,13 +126,12 @@ public final class Llama {
             }
         }
         for l in 0..<c.layers {
-            shards?.gather(l + 1)
+            prepareWeights(l + 1, acts)
             layerForward(l, acts: acts, writeOutput: true)
         }
-        shards?.gather(head)
-        let P = weights(head)
-        RMSNorm.forward(y: acts.finalNorm.base, rstd: acts.finalRstd.base, x: acts.residual[c.layers].base,
-                        gain: P + layout.finalNorm, rows: acts.localRows, dim: c.dim, eps: c.normEps)
+        prepareWeights(head, acts)
+        let P = weights(head, acts)
+        norm(acts.finalNorm, rstd: acts.finalRstd, x: acts.residual[c.layers].base, gain: P + layout.finalNorm, acts: acts)
         Matmul.linearForward(y: acts.logits.base, x: allRows(acts.finalNorm, acts), w: P + layout.output,
                              rows: rows, inFeatures: c.dim, outFeatures: outputWidth)
     }
@@ -187,28 +191,37 @@ public final class Llama {
     /// recompute what `full` checkpointing did not keep: the same kernels
     /// on the same inputs, so the same bits.
     private func layerForward(_ l: Int, acts: Activations, writeOutput: Bool) {
-        let c = config, rows = acts.rows, s = acts.attention, P = weights(l + 1)
+        let c = config, rows = acts.rows, s = acts.attention, P = weights(l + 1, acts)
         let o = layout.layers[l]
         let x = acts.residual[l].base, mid = acts.residualMid[l].base
         // Attention block. wq, wk, wv are adjacent: one product gives Q|K|V.
-        RMSNorm.forward(y: acts.norm1[l].base, rstd: acts.rstd1[l].base, x: x, gain: P + o.attentionNorm,
-                        rows: acts.localRows, dim: c.dim, eps: c.normEps)
+        norm(acts.norm1[l], rstd: acts.rstd1[l], x: x, gain: P + o.attentionNorm, acts: acts)
         let qkv = acts.qkv[l].base
         Matmul.linearForward(y: qkv, x: allRows(acts.norm1[l], acts), w: P + o.wq,
                              rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
+        bf16(qkv, rows * s.qkvWidth, acts)
         Rotary.apply(qkv, table: rope, rows: rows, seqLen: acts.seqLen, heads: s.heads + s.kvHeads, ld: s.qkvWidth)
+        bf16(qkv, rows * s.qkvWidth, acts)
         attention(l, acts: acts)
         rowParallel(out: mid, residual: x, input: acts.attnOut[l].base, weight: P + o.wo,
                     inFeatures: s.outWidth, acts: acts)
         // Feed-forward block. w1 and w3 are adjacent: one product gives h1|h3.
-        RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: mid, gain: P + o.ffnNorm,
-                        rows: acts.localRows, dim: c.dim, eps: c.normEps)
+        norm(acts.norm2[l], rstd: acts.rstd2[l], x: mid, gain: P + o.ffnNorm, acts: acts)
         Matmul.linearForward(y: acts.h13[l].base, x: allRows(acts.norm2[l], acts), w: P + o.w1,
                              rows: rows, inFeatures: c.dim, outFeatures: 2 * shard.ffn)
-        SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
+        bf16(acts.h13[l].base, rows * 2 * shard.ffn, acts)
+        swiGLU(l, acts: acts)
         guard writeOutput else { return }
+        acts.keep(l)
         rowParallel(out: acts.residual[l + 1].base, residual: mid, input: acts.gated[l].base, weight: P + o.w2,
                     inFeatures: shard.ffn, acts: acts)
+    }
+
+    /// RMSNorm of this rank's rows of the stream (all of them without
+    /// sequence parallelism), its output rounded under bf16.
+    private func norm(_ y: FloatBuffer, rstd: FloatBuffer, x: UnsafePointer<Float>, gain: UnsafePointer<Float>, acts: Activations) {
+        RMSNorm.forward(y: y.base, rstd: rstd.base, x: x, gain: gain, rows: acts.localRows, dim: config.dim, eps: config.normEps)
+        bf16(y.base, acts.localRows * config.dim, acts)
     }
 
     /// Causal attention of block `l` from its Q|K|V: the output and the probabilities.
@@ -217,6 +230,14 @@ public final class Llama {
             Attention.forward(out: acts.attnOut[l].base, probs: acts.probs[l].base, qkv: acts.qkv[l].base, shape: acts.attention,
                               segmentStarts: acts.separator == nil ? nil : starts.baseAddress)
         }
+        bf16(acts.attnOut[l].base, acts.rows * acts.attention.outWidth, acts)
+        bf16(acts.probs[l].base, acts.attention.probsCount, acts)
+    }
+
+    /// Block `l`'s gated product from its w1|w3 output.
+    private func swiGLU(_ l: Int, acts: Activations) {
+        SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: acts.rows, hidden: shard.ffn)
+        bf16(acts.gated[l].base, acts.rows * shard.ffn, acts)
     }
 
     /// What block `l`'s backward reads and the checkpoint mode did not keep,
@@ -224,17 +245,15 @@ public final class Llama {
     /// (`full`), or the norms, the attention's probabilities and the SwiGLU
     /// product from the kept matmul outputs (`selective`).
     private func recompute(_ l: Int, acts: Activations) {
-        let c = config, rows = acts.rows, P = weights(l + 1), o = layout.layers[l]
+        let P = weights(l + 1, acts), o = layout.layers[l]
         switch acts.checkpoint {
         case .none: return
         case .full: layerForward(l, acts: acts, writeOutput: false)
         case .selective:
-            RMSNorm.forward(y: acts.norm1[l].base, rstd: acts.rstd1[l].base, x: acts.residual[l].base, gain: P + o.attentionNorm,
-                            rows: acts.localRows, dim: c.dim, eps: c.normEps)
+            norm(acts.norm1[l], rstd: acts.rstd1[l], x: acts.residual[l].base, gain: P + o.attentionNorm, acts: acts)
             attention(l, acts: acts)
-            RMSNorm.forward(y: acts.norm2[l].base, rstd: acts.rstd2[l].base, x: acts.residualMid[l].base, gain: P + o.ffnNorm,
-                            rows: acts.localRows, dim: c.dim, eps: c.normEps)
-            SwiGLU.forward(g: acts.gated[l].base, h: acts.h13[l].base, rows: rows, hidden: shard.ffn)
+            norm(acts.norm2[l], rstd: acts.rstd2[l], x: acts.residualMid[l].base, gain: P + o.ffnNorm, acts: acts)
+            swiGLU(l, acts: acts)
         }
     }
 
@@ -305,9 +324,10 @@ public final class Llama {
 
     /// Backward from dLogits (held in acts.logits) to every parameter gradient.
     func backward(tokens: UnsafePointer<TokenID>, acts: Activations, grads: FloatBuffer) {
-        precondition(acts.sequenceParallel == sequenceParallel, "training activations must be laid out as the model trains")
+        precondition(acts.sequenceParallel == sequenceParallel && acts.precision == precision,
+                     "training activations must be laid out, and kept in the precision, the model trains with")
         let c = config, rows = acts.rows, s = acts.attention, local = acts.localRows
-        var P = weights(c.layers + 1), G = gradients(c.layers + 1, grads)
+        var P = weights(c.layers + 1, acts), G = gradients(c.layers + 1, grads)
         let dx = acts.dResidual.base, dn = acts.dNorm.base
         // The output layer is vocabulary-parallel: its input gradient is a
         // partial sum. A scalar head is replicated: each rank has all of it
@@ -321,8 +341,9 @@ public final class Llama {
         sumGainGradients(G, at: [layout.finalNorm], acts)
         segmentDone(c.layers + 1)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            shards?.gather(l + 1)
-            P = weights(l + 1); G = gradients(l + 1, grads)
+            prepareWeights(l + 1, acts)
+            P = weights(l + 1, acts); G = gradients(l + 1, grads)
+            acts.restore(l)
             recompute(l, acts: acts)
             let o = layout.layers[l]
             // dx is the gradient of the stream leaving the block; the residual
@@ -368,8 +389,32 @@ public final class Llama {
 
     /// The base segment `s`'s weights are read at with global offsets: the
     /// gathered copy under ZeRO-3, else the model's own buffer.
-    @inline(__always) private func weights(_ s: Int) -> UnsafeMutablePointer<Float> {
-        shards?.weightBase(s) ?? params.base
+    @inline(__always) private func weights(_ s: Int, _ acts: Activations) -> UnsafeMutablePointer<Float> {
+        shards?.weightBase(s) ?? acts.roundedWeights?.base(s) ?? params.base
+    }
+
+    /// Segment `s`'s weights made ready for its products: gathered under
+    /// ZeRO-3 (collective), rounded under bf16 — into the activations' own
+    /// working copy otherwise, so that batch threads do not share one.
+    private func prepareWeights(_ s: Int, _ acts: Activations) {
+        shards?.gather(s)
+        acts.roundedWeights?.stage(s, from: params.base)
+    }
+
+    /// Activations for this model as it trains: laid out for its sequence
+    /// parallelism, kept in its precision, with their own rounded weights
+    /// under bf16 without ZeRO-3.
+    public func makeActivations(batch: Int, seqLen: Int, checkpoint: ActivationCheckpoint = .none) -> Activations {
+        let acts = Activations(config: config, shard: shard, batch: batch, seqLen: seqLen, checkpoint: checkpoint,
+                               sequenceParallel: sequenceParallel, precision: precision)
+        if precision == .bf16 && shards?.weights == nil { acts.roundedWeights = RoundedWeights(layout: layout) }
+        return acts
+    }
+
+    /// bf16: a kernel's output rounded as it is made (the next kernel, and
+    /// backward, read the same bf16 values).
+    @inline(__always) private func bf16(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ acts: Activations) {
+        if acts.precision == .bf16 { BFloat16.round(p, count: count) }
     }
 
     /// The base segment `s`'s gradients are written at: the segment buffer

@@ -21,6 +21,7 @@ public struct PlanReport: Sendable {
     /// What the ranks keep for backward (the activations above assume it).
     public var activationCheckpoint: ActivationCheckpoint = .none
     public var sequenceParallel = false
+    public var precision: Precision = .fp32
 
     public var totalBytesPerRank: Double { memory.total }
 
@@ -71,7 +72,7 @@ public struct PlanReport: Sendable {
                                                                       unit: model.scalarHead ? 2 : 1)
         var bytes = RankMemory.training(config: model, shard: plan.ranks[0].shard, data: m.parallelism.data, zero: m.parallelism.zero,
                                         microBatch: m.batch.microBatch, seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint,
-                                        sequenceParallel: m.parallelism.sequenceParallel, batchThreads: threads, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async,
+                                        sequenceParallel: m.parallelism.sequenceParallel, precision: m.precision, batchThreads: threads, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async,
                                         device: device)
         var flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
             + model.recomputeFLOPsPerToken(seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint)
@@ -97,6 +98,7 @@ public struct PlanReport: Sendable {
                                 secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem, ppo: ppo)
         report.activationCheckpoint = m.activationCheckpoint
         report.sequenceParallel = m.parallelism.sequenceParallel
+        report.precision = m.precision
         return report
     }
 
@@ -119,8 +121,9 @@ public struct PlanReport: Sendable {
         var lines: [String] = []
         lines.append("\(p.job) on \(cluster.name) (\(cluster.launcher.rawValue)): \(p.world) ranks = data \(p.data) × tensor \(p.tensor)\(sequenceParallel && p.tensor > 1 ? " (sequence parallel)" : "")\(ParallelContext.stageLabel(p.zero))")
         lines.append("model: \(m.parameterCount) parameters (dim \(m.dim), \(m.layers) layers, \(m.heads) heads, \(m.kvHeads) KV heads, FFN \(m.ffnDim), vocab \(m.vocabSize))")
-        lines.append(String(format: "memory per rank: %.2f GB = %@ (fp32; activation_checkpoint: %@)",
-                            totalBytesPerRank / 1e9, memory.parts, activationCheckpoint.rawValue))
+        lines.append(String(format: "memory per rank: %.2f GB = %@ (%@; activation_checkpoint: %@)",
+                            totalBytesPerRank / 1e9, memory.parts, precision == .bf16 ? "bf16 products and activations, fp32 master, gradients and AdamW" : "fp32",
+                            activationCheckpoint.rawValue))
         if let ppo { lines.append(ppo.text) }
         lines.append(String(format: "compute: %.3g FLOPs per token, %.3g tokens, %.3g FLOPs in all", flopsPerToken, totalTokens, flopsPerToken * totalTokens))
         lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours; model FLOPs utilisation %.1f%%)", cluster.utilization * 100,

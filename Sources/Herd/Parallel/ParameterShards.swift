@@ -62,6 +62,8 @@ public final class ParameterShards {
     /// Stage 3: two segment buffers (the one in use and the next), and which segment each holds.
     let gathered: [FloatBuffer]
     private var holds: [Int?] = [nil, nil]
+    /// bf16 precision: a gathered segment is rounded to bf16 for the products.
+    var roundsToBF16 = false
     /// Where a reduce-scatter lands before it is added to `gradients`.
     let landing: FloatBuffer
 
@@ -103,6 +105,7 @@ public final class ParameterShards {
         guard let weights, holds[s % 2] != s else { return }
         let seg = segments[s]
         data.allGather(send: weights.base + layout.offsetInPart(seg), receive: gathered[s % 2].base, counts: layout.counts(seg))
+        if roundsToBF16 { BFloat16.round(gathered[s % 2].base, count: seg.count) }
         holds[s % 2] = s
     }
 

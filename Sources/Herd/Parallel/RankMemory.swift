@@ -6,7 +6,8 @@ import Foundation
 /// whole weights of an asynchronous checkpoint), so it is the rank priced.
 public struct RankMemory: Sendable, Equatable {
     /// fp32 weights: the tensor shard, or under ZeRO-3 this rank's part of it
-    /// plus two buffers of the largest segment (the one in use, the next).
+    /// plus two buffers of the largest segment (the one in use, the next);
+    /// under bf16, two segments' rounded copies too.
     public var weights: Double
     /// fp32 gradients: one buffer per batch thread, and from ZeRO-1 on this
     /// rank's part of their sum; under ZeRO-2/3 only that part, plus the
@@ -46,14 +47,17 @@ public struct RankMemory: Sendable, Equatable {
     ///   its own gradients and activations); 1 on a device.
     /// - `device`: whether a rank is an accelerator (no process term).
     public static func training(config c: LlamaConfig, shard: TensorShard, data dp: Int, zero: Int, microBatch: Int,
-                                seqLen: Int, checkpoint: ActivationCheckpoint, sequenceParallel: Bool = false, batchThreads: Int,
+                                seqLen: Int, checkpoint: ActivationCheckpoint, sequenceParallel: Bool = false,
+                                precision: Precision = .fp32, batchThreads: Int,
                                 asyncCheckpoint: Bool, device: Bool) -> RankMemory {
         let layout = ParameterLayout(config: c, shard: shard)
         let local = Double(layout.total), stage = dp > 1 ? zero : 0
         let parts = DataParts(layout: layout, ranks: dp, rank: 0)
         let part = Double(parts.owned.count), segment = Double(parts.largestSegment)
         let threads = Double(batchThreads)
-        let weights = stage >= 3 ? part + 2 * segment : local   // the part, two gathered segments
+        // The part and two gathered segments; under bf16 without that, two
+        // rounded segments beside the master for each batch thread.
+        let weights = stage >= 3 ? part + 2 * segment : local + (precision == .bf16 ? 2 * segment * Double(batchThreads) : 0)
         let gradients: Double
         switch stage {
         case 0: gradients = local * threads
@@ -62,7 +66,8 @@ public struct RankMemory: Sendable, Equatable {
         }
         let optimizer = 2 * (stage >= 1 ? part : local)
         let acts = threads * Double(Activations.floatCount(config: c, shard: shard, batch: microBatch / batchThreads,
-                                                           seqLen: seqLen, checkpoint: checkpoint, sequenceParallel: sequenceParallel))
+                                                           seqLen: seqLen, checkpoint: checkpoint, sequenceParallel: sequenceParallel,
+                                                           precision: precision))
         // An asynchronous save's copy is host memory: not a device's.
         let written = stage >= 3 ? part : local
         let snapshot = asyncCheckpoint && !device ? written + optimizer : 0

@@ -35,8 +35,7 @@ public final class BatchThreads {
         self.sequences = sequences
         self.seqLen = seqLen
         perThread = sequences / t
-        acts = (0..<t).map { _ in Activations(config: model.config, shard: model.shard, batch: sequences / t, seqLen: seqLen, checkpoint: checkpoint,
-                                             sequenceParallel: model.sequenceParallel) }
+        acts = (0..<t).map { _ in model.makeActivations(batch: sequences / t, seqLen: seqLen, checkpoint: checkpoint) }
         grads = [model.grads] + (1..<t).map { _ in FloatBuffer(count: model.layout.total) }
         // Parallelism comes from the threads here; BLAS inside each stays serial.
         Matmul.threads = t > 1 ? 1 : Matmul.threads

@@ -36,7 +36,7 @@ extension Trainer {
     /// forward pass; the tensor ranks of a group compute the same pairs.
     func evaluateRewards(_ pairs: [ComparisonDataset.Pair]) throws -> RewardAccuracy {
         let data = dataset, T = data.seqLen, dp = context.data.size, d = context.data.rank
-        let acts = Activations(config: model.config, shard: model.shard, batch: 2, seqLen: T)
+        let acts = model.makeActivations(batch: 2, seqLen: T)
         let degrees = PreferenceDegree.allCases
         var stats = [Double](repeating: 0, count: 1 + 2 * degrees.count)   // loss, then (correct, total) per degree
         for p in stride(from: d, to: pairs.count, by: dp) {

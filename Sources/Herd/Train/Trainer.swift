@@ -47,7 +47,7 @@ public final class Trainer: TrainingTask {
         let split = BatchThreads.threadCount(sequences: m.batch.microBatch, threads: batchThreads, unit: config.scalarHead ? 2 : 1)
         let memory = RankMemory.training(config: config, shard: shard, data: context.data.size, zero: context.zero,
                                          microBatch: m.batch.microBatch, seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint,
-                                         sequenceParallel: m.parallelism.sequenceParallel,
+                                         sequenceParallel: m.parallelism.sequenceParallel, precision: m.precision,
                                          batchThreads: split, asyncCheckpoint: m.checkpoint.interval > 0 && m.checkpoint.async, device: false)
         let needed = memory.total * Double(context.world.size), have = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed < 0.9 * have else {
@@ -56,7 +56,7 @@ public final class Trainer: TrainingTask {
                                                 needed / 1_073_741_824, m.batch.microBatch, context.world.size, have / 1_073_741_824))
         }
         do { model = try Llama(config: config, shard: shard, tensorGroup: context.tensor, zero: context.zero, dataGroup: context.data,
-                                  sequenceParallel: m.parallelism.sequenceParallel) } catch {
+                                  sequenceParallel: m.parallelism.sequenceParallel, precision: m.precision) } catch {
             throw ManifestError(file: m.file, field: "model.\(error.field)", message: error.message)
         }
         model.initialize(seed: m.seed, std: m.model.initStd)

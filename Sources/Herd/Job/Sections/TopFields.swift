@@ -42,6 +42,18 @@ extension JobManifest {
         return initFrom
     }
 
+    /// `precision`: fp32 (the default) or bf16.
+    static func parsePrecision(_ top: YAMLFields, kind: Kind) throws(ManifestError) -> Precision {
+        guard let text = try top.string("precision") else { return .fp32 }
+        guard let p = Precision(rawValue: text) else {
+            throw top.error("precision", "expected fp32 or bf16 (bf16 weights in products and bf16 activations kept for backward; fp32 master weights, gradients and AdamW), got \"\(text)\"")
+        }
+        if kind == .ppo && p != .fp32 {
+            throw top.error("precision", "PPO trains in fp32 for now: leave it fp32")
+        }
+        return p
+    }
+
     /// `activation_checkpoint`: none (the default), selective or full.
     static func parseActivationCheckpoint(_ top: YAMLFields, kind: Kind) throws(ManifestError) -> ActivationCheckpoint {
         guard let text = try top.string("activation_checkpoint") else { return .none }
