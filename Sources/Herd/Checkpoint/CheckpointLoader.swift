@@ -12,6 +12,7 @@ public enum CheckpointLoader {
             throw CheckpointError.incompatible("it holds a model of shape \(manifest.model), this job's is \(model.config)")
         }
         let tensors = Dictionary(uniqueKeysWithValues: manifest.tensors.map { ($0.name, $0) })
+        model.shards?.invalidate()
         for spec in model.layout.specs {
             guard let entry = tensors[spec.name] else {
                 throw CheckpointError.incompatible("it has no tensor \(spec.name)")
@@ -37,7 +38,6 @@ public enum CheckpointLoader {
             }
         }
         optimizer.restore(step: manifest.optimizerSteps)
-        model.shards?.invalidate()
         return manifest
     }
 

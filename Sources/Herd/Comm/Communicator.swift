@@ -19,6 +19,11 @@ public protocol Communicator: AnyObject {
     /// rank order; this rank's block is read from `send`, which may already
     /// be its place in `receive`.
     func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int])
+    /// `allGather(send:receive:counts:)` started and left to finish: the
+    /// caller computes meanwhile and calls `wait()` before reading
+    /// `receive` (or writing `send`). Every rank starts it in the same order
+    /// among the group's other collectives.
+    func startAllGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) -> PendingCollective
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int)
     func barrier()
     /// A barrier whose wait calls `waiting` about every `interval` seconds
@@ -30,6 +35,17 @@ public protocol Communicator: AnyObject {
 }
 
 public enum ReduceOp: Sendable { case sum, max }
+
+/// A non-blocking collective in flight.
+public protocol PendingCollective: AnyObject {
+    /// Returns once the collective is complete on this rank.
+    func wait()
+}
+
+/// A collective that completed when it was started (one rank alone).
+final class CompletedCollective: PendingCollective {
+    func wait() {}
+}
 
 extension Communicator {
     public func allReduce(_ value: Double, op: ReduceOp = .sum) -> Double {
@@ -57,6 +73,10 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: counts[0]) }
+    }
+    public func startAllGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) -> PendingCollective {
+        allGather(send: send, receive: receive, counts: counts)
+        return CompletedCollective()
     }
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
     public func barrier() {}

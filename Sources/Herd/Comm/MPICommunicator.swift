@@ -74,6 +74,15 @@ public final class MPICommunicator: Communicator {
                              receive, c, displacements, herd_mpi_float(), comm), "MPI_Allgatherv")
     }
 
+    public func startAllGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) -> PendingCollective {
+        precondition(counts.count == size && counts.reduce(0, +) <= Self.maxChunk, "all-gather too large for one MPI call")
+        let pending = MPIPendingCollective(counts: counts, rank: rank)
+        check(MPI_Iallgatherv(UnsafeMutableRawPointer(mutating: send), pending.counts[rank], herd_mpi_float(),
+                              receive, pending.counts, pending.displacements, herd_mpi_float(), comm, &pending.request),
+              "MPI_Iallgatherv")
+        return pending
+    }
+
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
         check(MPI_Bcast(buffer, Int32(count), herd_mpi_float(), Int32(root), comm), "MPI_Bcast")
     }
@@ -124,5 +133,33 @@ public enum MPIRuntime {
         FileHandle.standardError.write("herd worker rank \(rank): \(reason)\n".data(using: .utf8)!)
         MPI_Abort(herd_mpi_comm_world(), code)
         exit(code)
+    }
+}
+
+/// An MPI request and the count and displacement arrays MPI reads until it completes.
+final class MPIPendingCollective: PendingCollective {
+    var request: MPI_Request?
+    let counts: UnsafeMutablePointer<Int32>
+    let displacements: UnsafeMutablePointer<Int32>
+    private var done = false
+
+    init(counts c: [Int], rank: Int) {
+        counts = .allocate(capacity: max(c.count, 1))
+        displacements = .allocate(capacity: max(c.count, 1))
+        var at: Int32 = 0
+        for (r, n) in c.enumerated() { counts[r] = Int32(n); displacements[r] = at; at += Int32(n) }
+    }
+
+    func wait() {
+        guard !done else { return }
+        let rc = MPI_Wait(&request, herd_mpi_status_ignore())
+        if rc != herd_mpi_success() { MPIRuntime.abort(rank: -1, reason: "MPI_Wait failed with MPI error \(rc)") }
+        done = true
+    }
+
+    deinit {
+        wait()
+        counts.deallocate()
+        displacements.deallocate()
     }
 }

@@ -70,27 +70,34 @@ public final class Llama {
     /// i-th draw, so every tensor-parallel layout starts from the same model.
     public func initialize(seed: UInt64, std: Double = 0.02) {
         let residualScale = 1 / (2 * Double(config.layers)).squareRoot()
+        // Under ZeRO-3 a rank draws only its own part, straight into its weights.
+        let part: Range<Int>?, base: UnsafeMutablePointer<Float>
+        if let shards, let weights = shards.weights {
+            shards.invalidate()
+            (part, base) = (shards.owned, weights.base - shards.owned.lowerBound)
+        } else {
+            (part, base) = (nil, params.base)
+        }
         for (t, spec) in layout.specs.enumerated() {
-            // ZeRO-3 keeps each tensor's own part as soon as it is drawn.
-            defer { shards?.keepOwnedPart(of: spec.offset..<(spec.offset + spec.count)) }
-            let p = params.base + spec.offset
+            let whole = spec.offset..<(spec.offset + spec.count)
+            let drawn = part.map { whole.clamped(to: $0) } ?? whole
+            guard !drawn.isEmpty else { continue }
             if spec.shape.count == 1 {
-                p.update(repeating: 1, count: spec.count)
+                (base + drawn.lowerBound).update(repeating: 1, count: drawn.count)
                 continue
             }
             let isResidualProjection = spec.name.hasSuffix("wo.weight") || spec.name.hasSuffix("w2.weight")
             let s = isResidualProjection ? std * residualScale : std
             let stream = SplitMix64.mix(seed, UInt64(t))
-            let (rows, cols) = (spec.shape[0], spec.shape[1])
-            let globalCols = spec.globalShape[1]
+            let cols = spec.shape[1], globalCols = spec.globalShape[1]
             let (r0, c0) = spec.splitAxis == 1 ? (0, spec.sliceStart) : (spec.sliceStart, 0)
-            for r in 0..<rows {
-                for c in 0..<cols {
-                    p[r * cols + c] = Float(SplitMix64.normal(seed: stream, index: (r0 + r) * globalCols + c0 + c) * s)
-                }
+            for j in drawn {
+                let (r, c) = ((j - spec.offset) / cols, (j - spec.offset) % cols)
+                base[j] = Float(SplitMix64.normal(seed: stream, index: (r0 + r) * globalCols + c0 + c) * s)
             }
         }
     }
+
 
     public func zeroGradients() { grads.zero() }
 
@@ -107,7 +114,7 @@ public final class Llama {
     /// before it runs (the head's stay for the backward that may follow).
     public func forwardLogits(tokens: UnsafePointer<TokenID>, acts: Activations) {
         let c = config, rows = acts.rows, n = rows * c.dim, head = c.layers + 1, sp = acts.sequenceParallel
-        prepareWeights(0, acts)
+        prepareWeights(0, acts, next: 1)
         // Each tensor rank looks up its block of the vocabulary: a partial sum.
         Embedding.forward(out: sp ? acts.partial.base : acts.residual[0].base, tokens: tokens, table: weights(0, acts) + layout.embedding,
                           count: rows, dim: c.dim, vocabStart: shard.vocabStart, vocab: shard.vocab)
@@ -126,7 +133,7 @@ public final class Llama {
             }
         }
         for l in 0..<c.layers {
-            prepareWeights(l + 1, acts)
+            prepareWeights(l + 1, acts, next: l + 2)
             layerForward(l, acts: acts, writeOutput: true)
         }
         prepareWeights(head, acts)
@@ -341,7 +348,7 @@ public final class Llama {
         sumGainGradients(G, at: [layout.finalNorm], acts)
         segmentDone(c.layers + 1)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            prepareWeights(l + 1, acts)
+            prepareWeights(l + 1, acts, next: l >= 1 ? l : nil)   // the embedding's backward reads no weights
             P = weights(l + 1, acts); G = gradients(l + 1, grads)
             acts.restore(l)
             recompute(l, acts: acts)
@@ -394,10 +401,11 @@ public final class Llama {
     }
 
     /// Segment `s`'s weights made ready for its products: gathered under
-    /// ZeRO-3 (collective), rounded under bf16 — into the activations' own
+    /// ZeRO-3 (collective; `next`, the segment used after it, starts
+    /// gathering meanwhile), rounded under bf16 — into the activations' own
     /// working copy otherwise, so that batch threads do not share one.
-    private func prepareWeights(_ s: Int, _ acts: Activations) {
-        shards?.gather(s)
+    private func prepareWeights(_ s: Int, _ acts: Activations, next: Int? = nil) {
+        shards?.gather(s, next: next)
         acts.roundedWeights?.stage(s, from: params.base)
     }
 

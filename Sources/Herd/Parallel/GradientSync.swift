@@ -76,8 +76,8 @@ public final class GradientSync {
         let global = context.tensor.allReduce(context.data.allReduce(local))
         let norm = GradClip.clip(G, count: range.count, maxNorm: maxNorm, globalSumOfSquares: global)
         if let weights = shards.weights {
-            optimizer.update(params: weights.base - range.lowerBound, grads: G, lr: lr, threads: threads)
             shards.invalidate()
+            optimizer.update(params: weights.base - range.lowerBound, grads: G, lr: lr, threads: threads)
         } else {
             optimizer.update(params: model.params.base, grads: G, lr: lr, threads: threads)
             allGatherParameters()

@@ -43,7 +43,9 @@ public struct DataParts: Sendable, Equatable {
 ///   the fp32 master copy AdamW updates). A segment's weights are
 ///   all-gathered into one of two reusable segment-sized buffers just
 ///   before forward uses it, and again before backward does; the model
-///   reads them there (`weightBase`), so there is nothing to free.
+///   reads them there (`weightBase`), so there is nothing to free. While a
+///   segment computes, the next one's gather is already started
+///   (non-blocking) into the other buffer.
 ///
 /// Whole-model operations (initialising, loading an `init:` model, writing
 /// the final weights) go through the model's `params`, a paged buffer whose
@@ -62,6 +64,8 @@ public final class ParameterShards {
     /// Stage 3: two segment buffers (the one in use and the next), and which segment each holds.
     let gathered: [FloatBuffer]
     private var holds: [Int?] = [nil, nil]
+    /// The next segment's gather, started while the current one computes.
+    private var prefetch: (segment: Int, op: PendingCollective)?
     /// bf16 precision: a gathered segment is rounded to bf16 for the products.
     var roundsToBF16 = false
     /// Where a reduce-scatter lands before it is added to `gradients`.
@@ -99,18 +103,46 @@ public final class ParameterShards {
     }
 
     /// Stage 3: segment `s`'s weights, whole, into its buffer (collective over the data ranks).
-    /// A segment still in its buffer since the last update is not fetched again
-    /// (the last block and the head, from forward into backward).
-    func gather(_ s: Int) {
-        guard let weights, holds[s % 2] != s else { return }
-        let seg = segments[s]
-        data.allGather(send: weights.base + layout.offsetInPart(seg), receive: gathered[s % 2].base, counts: layout.counts(seg))
-        if roundsToBF16 { BFloat16.round(gathered[s % 2].base, count: seg.count) }
+    /// A segment still in its buffer since the last update is not fetched
+    /// again (the last block and the head, from forward into backward).
+    /// `next`, the segment the pass uses after this one, starts gathering
+    /// into the other buffer at once.
+    func gather(_ s: Int, next: Int? = nil) {
+        guard let weights else { return }
+        if prefetch?.segment == s { finishPrefetch() }
+        if holds[s % 2] != s {
+            finishPrefetch()
+            let seg = segments[s]
+            data.allGather(send: weights.base + layout.offsetInPart(seg), receive: gathered[s % 2].base, counts: layout.counts(seg))
+            landed(s)
+        }
+        if let next, next % 2 != s % 2, holds[next % 2] != next, prefetch == nil {
+            let seg = segments[next]
+            holds[next % 2] = nil
+            prefetch = (next, data.startAllGather(send: weights.base + layout.offsetInPart(seg), receive: gathered[next % 2].base,
+                                                  counts: layout.counts(seg)))
+        }
+    }
+
+    /// The gather in flight, finished (every rank started it: each waits for its own part).
+    private func finishPrefetch() {
+        guard let p = prefetch else { return }
+        p.op.wait()
+        prefetch = nil
+        landed(p.segment)
+    }
+
+    private func landed(_ s: Int) {
+        if roundsToBF16 { BFloat16.round(gathered[s % 2].base, count: segments[s].count) }
         holds[s % 2] = s
     }
 
-    /// Stage 3: the weights changed (an update, a load): every buffer must be gathered again.
-    func invalidate() { holds = [nil, nil] }
+    /// Stage 3: the weights are about to change (an update, a load): no
+    /// gather may still be reading them, and every buffer must be gathered again.
+    func invalidate() {
+        finishPrefetch()
+        holds = [nil, nil]
+    }
 
     /// Segment `s`'s gradients summed over the data ranks, this rank's share
     /// added to `gradients`, the segment buffer cleared for the next (collective).
@@ -129,10 +161,10 @@ public final class ParameterShards {
     /// and gives the pages back. Not collective.
     func keepOwnedPart(of range: Range<Int>) {
         guard let weights else { return }
+        invalidate()
         let own = owned, lo = max(own.lowerBound, range.lowerBound), hi = min(own.upperBound, range.upperBound)
         if lo < hi { (weights.base + (lo - own.lowerBound)).update(from: params.base + lo, count: hi - lo) }
         params.release(range)
-        invalidate()
     }
 
     /// Stage 3: segments' weights, whole, into the model's paged buffer
@@ -140,6 +172,7 @@ public final class ParameterShards {
     /// Collective.
     public func gatherIntoParams(_ which: [Int]? = nil) {
         guard let weights else { return }
+        finishPrefetch()
         for s in which ?? Array(segments.indices) {
             let seg = segments[s]
             data.allGather(send: weights.base + layout.offsetInPart(seg), receive: params.base + seg.lowerBound, counts: layout.counts(seg))

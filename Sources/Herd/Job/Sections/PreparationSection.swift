@@ -22,7 +22,7 @@ extension JobManifest {
         let settings = try PreparationSettings.parse(try top.requiredSection("prepare", "the corpus to tokenize: inputs, tokenizer, out"))
         let units = try PreparationSettings.checkInputs(settings, try top.sectionOrEmpty("prepare"), planOnly: overrides.planOnly)
         let parallelism = try ParallelismSpec.parse(top.sectionOrEmpty("parallelism"), overrides: overrides)
-        if parallelism.tensor > 1 || parallelism.zero > 0 {
+        if parallelism.tensor > 1 || parallelism.zero > 0 || parallelism.sequenceParallel {
             throw top.error("parallelism", "a prepare job's ranks each tokenize their own units: give parallelism.data (the number of ranks) only")
         }
         let restart = try RestartPolicy.parse(top.sectionOrEmpty("restart"))
