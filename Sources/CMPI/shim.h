@@ -19,3 +19,31 @@ static inline int herd_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline int herd_mpi_success(void) { return MPI_SUCCESS; }
 static inline int herd_mpi_undefined(void) { return MPI_UNDEFINED; }
 static inline MPI_Status *herd_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+
+// bf16 sums for gradients exchanged in bfloat16 (MPI has no bf16 type):
+// values travel as 16-bit words; each pairwise sum is taken in fp32 and
+// rounded to the nearest even bf16, as Herd's BFloat16.fromFloat does.
+#include <stdint.h>
+#include <string.h>
+static inline void herd_bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = (const uint16_t *)in;
+    uint16_t *b = (uint16_t *)inout;
+    for (int i = 0; i < *len; i++) {
+        uint32_t x = (uint32_t)a[i] << 16, y = (uint32_t)b[i] << 16, bits;
+        float fx, fy, s;
+        memcpy(&fx, &x, 4); memcpy(&fy, &y, 4);
+        s = fx + fy;
+        memcpy(&bits, &s, 4);
+        if ((bits & 0x7fffffffu) > 0x7f800000u) { b[i] = (uint16_t)((bits >> 16) | 0x40); continue; }
+        bits += 0x7fffu + ((bits >> 16) & 1u);
+        b[i] = (uint16_t)(bits >> 16);
+    }
+}
+static inline MPI_Datatype herd_mpi_uint16(void) { return MPI_UINT16_T; }
+// Created once per process, after MPI_Init (the static is per translation unit).
+static inline MPI_Op herd_mpi_bf16_sum(void) {
+    static MPI_Op op = MPI_OP_NULL;
+    if (op == MPI_OP_NULL) MPI_Op_create(herd_bf16_sum, 1, &op);
+    return op;
+}

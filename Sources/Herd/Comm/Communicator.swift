@@ -19,6 +19,11 @@ public protocol Communicator: AnyObject {
     /// rank order; this rank's block is read from `send`, which may already
     /// be its place in `receive`.
     func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Sums bf16 values (16-bit words) in place across ranks, each sum taken
+    /// in fp32 and rounded to bf16.
+    func allReduceBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int)
+    /// `reduceScatter(send:receive:counts:)` of bf16 values.
+    func reduceScatterBF16(send: UnsafePointer<UInt16>, receive: UnsafeMutablePointer<UInt16>, counts: [Int])
     /// `allGather(send:receive:counts:)` started and left to finish: the
     /// caller computes meanwhile and calls `wait()` before reading
     /// `receive` (or writing `send`). Every rank starts it in the same order
@@ -72,6 +77,10 @@ public final class SingleProcessCommunicator: Communicator {
         if UnsafePointer(receive) != send { receive.update(from: send, count: counts[0]) }
     }
     public func allGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) {
+        if UnsafePointer(receive) != send { receive.update(from: send, count: counts[0]) }
+    }
+    public func allReduceBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) {}
+    public func reduceScatterBF16(send: UnsafePointer<UInt16>, receive: UnsafeMutablePointer<UInt16>, counts: [Int]) {
         if UnsafePointer(receive) != send { receive.update(from: send, count: counts[0]) }
     }
     public func startAllGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) -> PendingCollective {

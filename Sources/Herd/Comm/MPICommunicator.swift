@@ -74,6 +74,21 @@ public final class MPICommunicator: Communicator {
                              receive, c, displacements, herd_mpi_float(), comm), "MPI_Allgatherv")
     }
 
+    public func allReduceBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) {
+        var done = 0
+        while done < count {
+            let n = min(Self.maxChunk, count - done)
+            check(MPI_Allreduce(herd_mpi_in_place(), buffer + done, Int32(n), herd_mpi_uint16(), herd_mpi_bf16_sum(), comm), "MPI_Allreduce (bf16)")
+            done += n
+        }
+    }
+
+    public func reduceScatterBF16(send: UnsafePointer<UInt16>, receive: UnsafeMutablePointer<UInt16>, counts: [Int]) {
+        precondition(counts.count == size && counts.reduce(0, +) <= Self.maxChunk, "reduce-scatter too large for one MPI call")
+        check(MPI_Reduce_scatter(UnsafeMutableRawPointer(mutating: send), receive, counts.map { Int32($0) }, herd_mpi_uint16(),
+                                 herd_mpi_bf16_sum(), comm), "MPI_Reduce_scatter (bf16)")
+    }
+
     public func startAllGather(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, counts: [Int]) -> PendingCollective {
         precondition(counts.count == size && counts.reduce(0, +) <= Self.maxChunk, "all-gather too large for one MPI call")
         let pending = MPIPendingCollective(counts: counts, rank: rank)

@@ -57,9 +57,8 @@ public final class Llama {
         // by whole-model operations (the gradients' never): see ParameterShards.
         params = stage == 3 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
         grads = stage >= 2 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
-        shards = stage >= 2 ? ParameterShards(stage: stage, layout: layout, params: params, data: data) : nil
+        shards = stage >= 2 ? ParameterShards(stage: stage, layout: layout, params: params, data: data, precision: precision) : nil
         self.precision = precision
-        shards?.roundsToBF16 = precision == .bf16
         rope = RotaryTable(headDim: config.headDim, maxSeq: config.maxSeqLen, theta: config.ropeTheta)
     }
 

@@ -14,6 +14,8 @@ public final class GradientSync {
     let parts: DataParts
     /// ZeRO-1: this rank's part of the summed gradients.
     let shardGrads: FloatBuffer?
+    /// Stages 0 and 1: how gradients are summed over the data ranks (in bf16 under bf16 precision).
+    let exchange: GradientExchange
     /// All-reduce granularity for data-parallel gradients.
     public static let bucketFloats = 1 << 22
 
@@ -27,6 +29,9 @@ public final class GradientSync {
             optimizer = AdamW(config: adamw, layout: model.layout)
         }
         shardGrads = model.shards == nil && context.shardsOptimizer ? FloatBuffer(count: parts.owned.count) : nil
+        exchange = GradientExchange(group: context.data, precision: model.precision,
+                                    largestMessage: max(parts.largestSegment, min(Self.bucketFloats, model.layout.total)),
+                                    largestBlock: min(parts.largestSegment, parts.owned.count))
     }
 
     /// Returns the global gradient norm before clipping.
@@ -39,7 +44,7 @@ public final class GradientSync {
             var i = 0
             while i < total, context.data.size > 1 {
                 let n = min(Self.bucketFloats, total - i)
-                context.data.allReduce(G + i, count: n, op: .sum)
+                exchange.allReduce(G + i, count: n)
                 i += n
             }
             let local = model.localGradientSquaredNorm(G, range: 0..<total)
@@ -49,7 +54,7 @@ public final class GradientSync {
         }
         // ZeRO-1: reduce-scatter segment by segment straight into this rank's part.
         for seg in parts.segments {
-            context.data.reduceScatter(send: G + seg.lowerBound, receive: shardGrads.base + parts.offsetInPart(seg), counts: parts.counts(seg))
+            exchange.reduceScatter(send: G + seg.lowerBound, receive: shardGrads.base + parts.offsetInPart(seg), counts: parts.counts(seg))
         }
         let range = optimizer.range
         let local = model.localGradientSquaredNorm(shardGrads.base, range: range)

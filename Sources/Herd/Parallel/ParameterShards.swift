@@ -67,11 +67,13 @@ public final class ParameterShards {
     /// The next segment's gather, started while the current one computes.
     private var prefetch: (segment: Int, op: PendingCollective)?
     /// bf16 precision: a gathered segment is rounded to bf16 for the products.
-    var roundsToBF16 = false
+    let roundsToBF16: Bool
+    /// How a segment's gradients are summed (in bf16 under bf16 precision).
+    let exchange: GradientExchange
     /// Where a reduce-scatter lands before it is added to `gradients`.
     let landing: FloatBuffer
 
-    init(stage: Int, layout: ParameterLayout, params: FloatBuffer, data: Communicator) {
+    init(stage: Int, layout: ParameterLayout, params: FloatBuffer, data: Communicator, precision: Precision) {
         precondition(stage == 2 || stage == 3, "ParameterShards is ZeRO-2 or ZeRO-3")
         self.stage = stage
         self.data = data
@@ -84,6 +86,8 @@ public final class ParameterShards {
         gradients = FloatBuffer(count: mine)
         segmentGradients = FloatBuffer(count: largest)
         landing = FloatBuffer(count: min(largest, mine))
+        roundsToBF16 = precision == .bf16
+        exchange = GradientExchange(group: data, precision: precision, largestMessage: largest, largestBlock: min(largest, mine))
     }
 
     public var owned: Range<Int> { layout.owned }
@@ -148,7 +152,7 @@ public final class ParameterShards {
     /// added to `gradients`, the segment buffer cleared for the next (collective).
     func reduceGradients(_ s: Int) {
         let seg = segments[s], c = layout.counts(seg), n = c[data.rank]
-        data.reduceScatter(send: segmentGradients.base, receive: landing.base, counts: c)
+        exchange.reduceScatter(send: segmentGradients.base, receive: landing.base, counts: c)
         if n > 0 {
             let into = gradients.base + layout.offsetInPart(seg), from = landing.base
             for i in 0..<n { into[i] += from[i] }
