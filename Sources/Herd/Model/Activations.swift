@@ -116,9 +116,8 @@ public final class Activations {
 
     /// Floats this instance holds (what `floatCount` predicts).
     public var allocatedFloats: Int {
-        let halves = [norm1, qkv, probs, attnOut, norm2, h13, gated].map { $0.stored.reduce(0) { $0 + $1.count } }
-            .reduce(0) { $0 + ($1 + 1) / 2 }
-        let perLayer = [residualMid, norm1, rstd1, qkv, probs, attnOut, norm2, rstd2, h13, gated].flatMap(\.buffers) + residual
+        let halves = layerBuffers.map { $0.stored.reduce(0) { $0 + $1.count } }.reduce(0) { $0 + ($1 + 1) / 2 }
+        let perLayer = layerBuffers.flatMap(\.buffers) + residual
         let single = [finalNorm, finalRstd, logits, dResidual, dNorm, dAttn, dQKV, dH13, dGated, dScores, partial, rowStats,
                       gathered, dGathered, scattered]
         return (perLayer + single).reduce(0) { $0 + $1.count } + halves
@@ -177,6 +176,9 @@ public final class Activations {
 
     /// bf16: layer `l`'s activations that backward reads, stored in 16 bits
     /// (after its forward) or widened back (before its backward).
-    func keep(_ l: Int) { for b in [norm1, qkv, probs, attnOut, norm2, h13, gated] { b.keep(l) } }
-    func restore(_ l: Int) { for b in [norm1, qkv, probs, attnOut, norm2, h13, gated] { b.restore(l) } }
+    func keep(_ l: Int) { for b in layerBuffers { b.keep(l) } }
+    func restore(_ l: Int) { for b in layerBuffers { b.restore(l) } }
+
+    /// Every activation a layer has (kept per layer or shared).
+    private var layerBuffers: [LayerBuffers] { [residualMid, norm1, rstd1, qkv, probs, attnOut, norm2, rstd2, h13, gated] }
 }

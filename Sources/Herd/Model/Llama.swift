@@ -170,26 +170,6 @@ public final class Llama {
         return dn
     }
 
-    /// Under sequence parallelism each tensor rank's norm gains saw only its
-    /// rows: their gradients are summed over the group (then identical
-    /// again) — here for a ZeRO-2/3 segment's micro-batch, whose gradients
-    /// leave at once; otherwise once a step (`reduceSequenceParallelGains`),
-    /// as they accumulate over micro-batches.
-    private func sumGainGradients(_ G: UnsafeMutablePointer<Float>, at offsets: [Int], _ acts: Activations) {
-        guard acts.sequenceParallel, shards != nil else { return }
-        for o in offsets { tp.allReduce(G + o, count: config.dim, op: .sum) }
-    }
-
-    /// The step's norm-gain gradients summed over the tensor group (sequence
-    /// parallelism without ZeRO-2/3).
-    public func reduceSequenceParallelGains() {
-        guard sequenceParallel, shards == nil else { return }
-        for o in layout.layers {
-            tp.allReduce(grads.base + o.attentionNorm, count: config.dim, op: .sum)
-            tp.allReduce(grads.base + o.ffnNorm, count: config.dim, op: .sum)
-        }
-        tp.allReduce(grads.base + layout.finalNorm, count: config.dim, op: .sum)
-    }
 
     /// Block `l` from its input (acts.residual[l]): attention, then the
     /// feed-forward; with `writeOutput` its output stream too (the next
@@ -344,7 +324,6 @@ public final class Llama {
         dx.update(repeating: 0, count: local * c.dim)
         RMSNorm.backward(dx: dx, dGain: G + layout.finalNorm, dy: dFinal, x: acts.residual[c.layers].base,
                          gain: P + layout.finalNorm, rstd: acts.finalRstd.base, rows: local, dim: c.dim)
-        sumGainGradients(G, at: [layout.finalNorm], acts)
         segmentDone(c.layers + 1)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             prepareWeights(l + 1, acts, next: l >= 1 ? l : nil)   // the embedding's backward reads no weights
@@ -376,7 +355,6 @@ public final class Llama {
                                   w: P + o.wq, rows: rows, inFeatures: c.dim, outFeatures: s.qkvWidth)
             RMSNorm.backward(dx: dx, dGain: G + o.attentionNorm, dy: sumInputGradient(dn, acts), x: acts.residual[l].base,
                              gain: P + o.attentionNorm, rstd: acts.rstd1[l].base, rows: local, dim: c.dim)
-            sumGainGradients(G, at: [o.attentionNorm, o.ffnNorm], acts)
             segmentDone(l + 1)
         }
         Embedding.backward(dTable: gradients(0, grads) + layout.embedding, dOut: allRowsOfGradient(dx, acts), tokens: tokens,
@@ -385,11 +363,11 @@ public final class Llama {
     }
 
     /// ZeRO-2/3: backward has finished segment `s` (0 the embedding, l + 1
-    /// block l, layers + 1 the head): its gradients (a replicated KV head's
-    /// first summed over its copies) handed to the data ranks that own them.
+    /// block l, layers + 1 the head): its gradients (their tensor-group
+    /// copies first summed) handed to the data ranks that own them.
     private func segmentDone(_ s: Int) {
         guard let shards else { return }
-        if s >= 1 && s <= config.layers { reduceReplicatedKVGradients(layer: s - 1, in: shards.gradientBase(s)) }
+        sumTensorCopies(segment: s, in: shards.gradientBase(s))
         shards.reduceGradients(s)
     }
 
@@ -430,16 +408,30 @@ public final class Llama {
         shards?.gradientBase(s) ?? buffer.base
     }
 
-    /// A KV head replicated on several tensor-parallel ranks is one
-    /// parameter: after the micro-batches, its copies' gradients are summed
-    /// so that every copy takes the same update.
-    public func reduceReplicatedKVGradients() {
-        for l in layout.layers.indices { reduceReplicatedKVGradients(layer: l, in: grads.base) }
+    /// Parameters several tensor ranks each hold a copy of, whose gradients
+    /// each rank has only its share of: summed over the copies, so that
+    /// every copy takes the same update — once a step, after the
+    /// micro-batches have accumulated (under ZeRO-2/3 per segment and
+    /// micro-batch instead, in `segmentDone`).
+    public func reduceTensorCopies() {
+        guard shards == nil else { return }
+        for s in 0...(config.layers + 1) { sumTensorCopies(segment: s, in: grads.base) }
     }
 
-    private func reduceReplicatedKVGradients(layer l: Int, in G: UnsafeMutablePointer<Float>) {
-        guard shard.kvReplicas > 1 else { return }
-        kvGroup.allReduce(G + layout.layers[l].wk, count: 2 * shard.kvHeads * config.headDim * config.dim, op: .sum)
+    /// Segment `s`'s such gradients in G: a KV head replicated on several
+    /// tensor ranks is one parameter; under sequence parallelism each rank's
+    /// norm gains saw only its rows.
+    private func sumTensorCopies(segment s: Int, in G: UnsafeMutablePointer<Float>) {
+        var gains: [Int] = []
+        if s >= 1 && s <= config.layers {
+            let o = layout.layers[s - 1]
+            if shard.kvReplicas > 1 { kvGroup.allReduce(G + o.wk, count: 2 * shard.kvHeads * config.headDim * config.dim, op: .sum) }
+            gains = [o.attentionNorm, o.ffnNorm]
+        } else if s == config.layers + 1 {
+            gains = [layout.finalNorm]
+        }
+        guard sequenceParallel else { return }
+        for o in gains { tp.allReduce(G + o, count: config.dim, op: .sum) }
     }
 
     /// Σ g² over the gradients of parameters [range] (g[0] is parameter

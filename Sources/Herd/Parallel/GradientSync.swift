@@ -37,8 +37,7 @@ public final class GradientSync {
     /// Returns the global gradient norm before clipping.
     public func step(lr: Double, maxNorm: Double, threads: Int) -> Double {
         if let shards = model.shards { return shardedStep(shards, lr: lr, maxNorm: maxNorm, threads: threads) }
-        model.reduceReplicatedKVGradients()
-        model.reduceSequenceParallelGains()
+        model.reduceTensorCopies()
         let G = model.grads.base, P = model.params.base, total = model.layout.total
         guard let shardGrads else {
             var i = 0

@@ -61,9 +61,8 @@ public final class ParameterShards {
     public let gradients: FloatBuffer
     /// The segment backward is writing gradients for.
     let segmentGradients: FloatBuffer
-    /// Stage 3: two segment buffers (the one in use and the next), and which segment each holds.
-    let gathered: [FloatBuffer]
-    private var holds: [Int?] = [nil, nil]
+    /// Stage 3: the segment in use and the next, gathered.
+    let gathered: SegmentBuffers?
     /// The next segment's gather, started while the current one computes.
     private var prefetch: (segment: Int, op: PendingCollective)?
     /// bf16 precision: a gathered segment is rounded to bf16 for the products.
@@ -82,7 +81,7 @@ public final class ParameterShards {
         self.layout = parts
         let mine = parts.owned.count, largest = parts.largestSegment
         weights = stage == 3 ? FloatBuffer(count: mine) : nil
-        gathered = stage == 3 ? [FloatBuffer(count: largest), FloatBuffer(count: largest)] : []
+        gathered = stage == 3 ? SegmentBuffers(segments: parts.segments, largest: largest) : nil
         gradients = FloatBuffer(count: mine)
         segmentGradients = FloatBuffer(count: largest)
         landing = FloatBuffer(count: min(largest, mine))
@@ -96,9 +95,7 @@ public final class ParameterShards {
     /// Stage 3: the base that segment `s`'s global offsets index (it must be
     /// gathered); nil at stage 2, whose weights are the model's own.
     func weightBase(_ s: Int) -> UnsafeMutablePointer<Float>? {
-        guard stage == 3 else { return nil }
-        guard holds[s % 2] == s else { preconditionFailure("segment \(s) used before it was gathered") }
-        return gathered[s % 2].base - segments[s].lowerBound
+        gathered?.base(s)
     }
 
     /// The base that segment `s`'s gradient offsets index.
@@ -112,18 +109,18 @@ public final class ParameterShards {
     /// `next`, the segment the pass uses after this one, starts gathering
     /// into the other buffer at once.
     func gather(_ s: Int, next: Int? = nil) {
-        guard let weights else { return }
+        guard let weights, let gathered else { return }
         if prefetch?.segment == s { finishPrefetch() }
-        if holds[s % 2] != s {
+        if !gathered.holds(s) {
             finishPrefetch()
             let seg = segments[s]
-            data.allGather(send: weights.base + layout.offsetInPart(seg), receive: gathered[s % 2].base, counts: layout.counts(seg))
+            data.allGather(send: weights.base + layout.offsetInPart(seg), receive: gathered.slot(s), counts: layout.counts(seg))
             landed(s)
         }
-        if let next, next % 2 != s % 2, holds[next % 2] != next, prefetch == nil {
+        if let next, next % 2 != s % 2, !gathered.holds(next), prefetch == nil {
             let seg = segments[next]
-            holds[next % 2] = nil
-            prefetch = (next, data.startAllGather(send: weights.base + layout.offsetInPart(seg), receive: gathered[next % 2].base,
+            gathered.mark(next, ready: false)
+            prefetch = (next, data.startAllGather(send: weights.base + layout.offsetInPart(seg), receive: gathered.slot(next),
                                                   counts: layout.counts(seg)))
         }
     }
@@ -137,15 +134,16 @@ public final class ParameterShards {
     }
 
     private func landed(_ s: Int) {
-        if roundsToBF16 { BFloat16.round(gathered[s % 2].base, count: segments[s].count) }
-        holds[s % 2] = s
+        guard let gathered else { return }
+        if roundsToBF16 { BFloat16.round(gathered.slot(s), count: segments[s].count) }
+        gathered.mark(s)
     }
 
     /// Stage 3: the weights are about to change (an update, a load): no
     /// gather may still be reading them, and every buffer must be gathered again.
     func invalidate() {
         finishPrefetch()
-        holds = [nil, nil]
+        gathered?.clear()
     }
 
     /// Segment `s`'s gradients summed over the data ranks, this rank's share
