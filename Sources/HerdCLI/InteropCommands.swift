@@ -49,10 +49,19 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print token ids instead of text.") var ids = false
     @Flag(help: "Wrap the prompt in the Llama 2 chat format ([INST] ... [/INST]); needs a SentencePiece tokenizer.") var chat = false
     @Option(help: "With --chat: a system message.") var system: String?
+    @Option(help: "MPI ranks the model is split across by tensor parallelism (started with mpirun on this machine).") var tensor = 1
+    @Flag(help: .hidden) var mpiWorker = false
 
     func run() throws {
+        guard tensor >= 1 else { fail(ValidationError("--tensor: at least 1, got \(tensor)")) }
+        if tensor > 1 && !mpiWorker {
+            do { try MPIRanks.relaunch(tensor) } catch { fail(error) }
+            return
+        }
+        let group = mpiWorker ? MPIRanks.world() : SingleProcessCommunicator()
+        defer { if mpiWorker { MPIRuntime.finish() } }
         do {
-            let llama = try ModelFiles.loadModel(model)
+            let llama = try ModelFiles.loadModel(model, placement: ModelPlacement(tensor: group, trains: false))
             let tokenizer = try TokenizerFile.find(near: model)
             var tokens: [TokenID]
             if let promptIds {
@@ -69,19 +78,25 @@ struct Generate: ParsableCommand {
                 }
             } else { throw ValidationError("give --prompt or --prompt-ids") }
             guard !tokens.isEmpty else { throw ValidationError("the prompt is empty") }
-            Matmul.threads = ProcessInfo.processInfo.activeProcessorCount
-            let generator = Generator(model: llama, batch: samples)
+            // The cores shared among the ranks.
+            let cores = max(1, ProcessInfo.processInfo.activeProcessorCount / tensor)
+            Matmul.threads = cores
+            let generator = Generator(model: llama, batch: samples, threads: cores)
             let start = Date()
             let stop = eos ?? (tokenizer as? SentencePieceTokenizer)?.eosID
             let out = generator.generate(Array(repeating: tokens, count: samples), options: .init(
                 temperature: temperature, topP: topP, seed: seed, maxNewTokens: maxNewTokens, eos: stop))
             let n = out.reduce(0) { $0 + $1.count }
+            guard group.rank == 0 else { return }
             for o in out {
                 print(ids || tokenizer == nil ? o.map(String.init).joined(separator: " ") : tokenizer!.decode(o))
             }
             FileHandle.standardError.write(String(format: "%d tokens in %.2f s (%.0f tokens/s)\n", n, Date().timeIntervalSince(start),
                                                   Double(n) / Date().timeIntervalSince(start)).data(using: .utf8)!)
-        } catch { fail(error) }
+        } catch {
+            if mpiWorker { MPIRuntime.abort(rank: group.rank, reason: "\(error)") }
+            fail(error)
+        }
     }
 }
 

@@ -51,18 +51,11 @@ struct RLHF: ParsableCommand {
         func run() throws {
             let o = options, k = o.k, ranks = o.ranks, chunk = o.chunk, iteration = o.iteration
             guard k >= 1 else { fail(ValidationError("--k: at least 1")) }
-            guard ranks >= 1, chunk >= 1 else { fail(ValidationError("--ranks and --chunk: at least 1")) }
+            guard ranks >= 1, chunk >= 1, o.tensor >= 1 else { fail(ValidationError("--ranks, --tensor and --chunk: at least 1")) }
+            guard ranks % o.tensor == 0 else { fail(ValidationError("--tensor: must divide --ranks (\(ranks)), got \(o.tensor)")) }
             if ranks > 1 && !mpiWorker {
                 // The same command as mpirun ranks; rank 0 prints the table.
-                let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-                guard let mpirun = Spawn.which("mpirun") else { fail(ValidationError("--ranks: mpirun is not on PATH (Debian's openmpi-bin)")) }
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: mpirun)
-                p.arguments = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", exe] + Array(CommandLine.arguments.dropFirst()) + ["--mpi-worker"]
-                p.environment = MPILauncher.environment()
-                try p.run()
-                p.waitUntilExit()
-                if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
+                do { try MPIRanks.relaunch(ranks) } catch { fail(error) }
                 return
             }
             var step = RejectionSampling(policy: o.policy, helpfulness: o.helpfulness, safety: o.safety, prompts: o.prompts, bag: o.bag,
@@ -73,10 +66,9 @@ struct RLHF: ParsableCommand {
             step.seed = o.seed
             step.chunk = chunk
             if mpiWorker {
-                MPIRuntime.start()
-                step.communicator = MPICommunicator.world()
+                do { step.groups = try GenerationGroups(world: MPIRanks.world(), tensor: o.tensor) } catch { fail(error) }
             }
-            let rank = step.communicator?.rank ?? 0
+            let rank = step.groups.world.rank
             let samples: [SampleRecord]
             do { samples = try step.run { if rank == 0 { print("herd: \($0)"); fflush(stdout) } } } catch {
                 if mpiWorker { MPIRuntime.abort(rank: rank, reason: "\(error)") }

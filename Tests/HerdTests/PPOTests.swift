@@ -19,8 +19,9 @@ final class PPOTests: FixtureTestCase {
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
-    /// A PPO job manifest writing RUN; `extra` lines are appended.
-    func job(_ name: String, steps: Int = 6, data: Int = 1, extra: String = "") throws -> (path: String, run: String) {
+    /// A PPO job manifest writing RUN on data × tensor ranks (`parallelism`'s
+    /// other fields in `layout`); `extra` lines are appended.
+    func job(_ name: String, steps: Int = 6, data: Int = 1, tensor: Int = 1, layout: String = "", extra: String = "") throws -> (path: String, run: String) {
         let d = Self.dir, run = "\(d)/run-\(name)"
         let text = """
             kind: ppo
@@ -29,9 +30,9 @@ final class PPOTests: FixtureTestCase {
             data: {prompts: \(d)/prompts.jsonl}
             ppo: {helpfulness: \(d)/rm, safety: \(d)/rm, rollouts: 8, mini_batch: 4, beta: 0.05, max_new_tokens: 12}
             optimizer: {lr: 1e-3}
-            parallelism: {data: \(data)}
+            parallelism: {data: \(data), tensor: \(tensor)\(layout)}
             steps: \(steps)
-            threads: \(data == 1 ? 2 : 1)
+            threads: \(data * tensor == 1 ? 2 : 1)
             checkpoint: {interval: 1, keep: 2}
             output: \(run)
             \(extra)
@@ -84,14 +85,36 @@ final class PPOTests: FixtureTestCase {
     }
 
     func testOneAndTwoMPIRanksComputeTheSameIterations() throws {
-        let one = try job("one", steps: 2), two = try job("two", steps: 2, data: 2)
-        for j in [one, two] {
-            let r = try HerdBinary.run(["run", j.path])
-            XCTAssertEqual(r.status, 0, r.err)
-        }
+        try expectSameIterations(try job("one", steps: 2), try job("two", steps: 2, data: 2), steps: 2)
+    }
+
+    /// The policy and the value model split over a tensor group (with
+    /// sequence parallelism and recomputation), and at (data, tensor) =
+    /// (2, 2) with ZeRO-3 — the frozen models split and sharded alike, the
+    /// weights consolidated once for the rollouts — follow one process
+    /// within 1e-4 over 5 iterations.
+    func testTensorParallelAndShardedPPOFollowOneProcess() throws {
+        let one = try job("layout-1x1", steps: 5)
+        try run(one)
+        try expectSameIterations(one, try job("layout-1x2", steps: 5, tensor: 2, layout: ", sequence_parallel: true",
+                                                    extra: "activation_checkpoint: full"),
+                                 steps: 5, runFirst: false)
+        try expectSameIterations(one, try job("layout-2x2", steps: 5, data: 2, tensor: 2, layout: ", zero: 3",
+                                                    extra: "activation_checkpoint: selective"),
+                                 steps: 5, runFirst: false)
+    }
+
+    func run(_ j: (path: String, run: String)) throws {
+        let r = try HerdBinary.run(["run", j.path])
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+    }
+
+    /// Runs both jobs (the first unless it has run) and compares their step events and final weights.
+    func expectSameIterations(_ one: (path: String, run: String), _ two: (path: String, run: String), steps n: Int, runFirst: Bool = true) throws {
+        for j in runFirst ? [one, two] : [two] { try run(j) }
         let a = try steps(one.run), b = try steps(two.run)
-        XCTAssertEqual(a.count, 2)
-        XCTAssertEqual(b.count, 2)
+        XCTAssertEqual(a.count, n)
+        XCTAssertEqual(b.count, n)
         for (x, y) in zip(a, b) {
             for (key, field) in [("reward", \RunEvent.reward), ("kl", \.kl), ("response_length", \.responseLength),
                                  ("policy_loss", \.policyLoss), ("value_loss", \.valueLoss)] {
@@ -126,7 +149,7 @@ final class PPOTests: FixtureTestCase {
             ("no-safety", "ppo: {helpfulness: \(Self.dir)/rm}", "ppo.safety"),
             ("policy-as-rm", "ppo: {helpfulness: \(Self.dir)/policy, safety: \(Self.dir)/rm}", "not a reward model"),
             ("mini-batch", "ppo: {helpfulness: \(Self.dir)/rm, safety: \(Self.dir)/rm, rollouts: 8, mini_batch: 3}", "ppo.mini_batch"),
-            ("tensor", "parallelism: {tensor: 2}", "parallelism.tensor"),
+            ("tensor", "parallelism: {tensor: 3}", "parallelism.tensor"),
             ("batch", "batch: {sequences: 8}", "ppo.rollouts"),
             ("prompts", "data: {prompts: \(Self.dir)/nothing.jsonl}", "data.prompts"),
         ]

@@ -60,6 +60,40 @@ final class RejectionSamplingTests: FixtureTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/ranks-2.jsonl.part-1"), "the parts are merged and removed")
     }
 
+    /// Tensor-parallel generation: `herd generate` with the model split over
+    /// 2 ranks continues prompts token for token as one process does, greedy
+    /// and sampled (the same streams); and a bag written by one group of 2
+    /// tensor ranks, and by 2 groups of 2, holds the same answers as one
+    /// process's, with the same rewards up to the last bits of the split sums.
+    func testTensorParallelGenerationAndBagEqualOneRank() throws {
+        func generate(_ tensor: Int, temperature: String) throws -> String {
+            let r = try HerdBinary.run(["generate", "--model", Self.dir + "/policy", "--prompt-ids", "10 20 30 40", "--samples", "6",
+                                        "--temperature", temperature, "--seed", "7", "--max-new-tokens", "20", "--ids", "--tensor", String(tensor)])
+            XCTAssertEqual(r.status, 0, r.out + r.err)
+            return r.out
+        }
+        for t in ["0", "1.0"] {
+            let one = try generate(1, temperature: t)
+            XCTAssertEqual(one.split(separator: "\n").count, 6, one)
+            XCTAssertEqual(try generate(2, temperature: t), one, "temperature \(t)")
+        }
+        func bag(ranks: Int, tensor: Int) throws -> [SampleRecord] {
+            let bag = Self.dir + "/tensor-\(ranks)-\(tensor).jsonl"
+            let r = try HerdBinary.run(["rlhf", "sample", "--policy", Self.dir + "/policy", "--helpfulness", Self.dir + "/rm", "--safety", Self.dir + "/rm",
+                                        "--prompts", Self.dir + "/prompts.jsonl", "--bag", bag, "--iteration", "V1", "--k", "4",
+                                        "--max-new-tokens", "12", "--chunk", "2", "--ranks", String(ranks), "--tensor", String(tensor)])
+            XCTAssertEqual(r.status, 0, r.out + r.err)
+            return try JSONLines.read(SampleRecord.self, path: bag)
+        }
+        let one = try bag(ranks: 1, tensor: 1)
+        for (ranks, tensor) in [(2, 2), (4, 2)] {
+            let split = try bag(ranks: ranks, tensor: tensor)
+            XCTAssertEqual(split.map(\.text), one.map(\.text), "\(ranks) ranks at tensor \(tensor)")
+            for (a, b) in zip(split, one) { XCTAssertEqual(a.reward, b.reward, accuracy: 1e-5) }
+        }
+        XCTAssertTrue(Set(one.map(\.text)).count > 4, "the answers differ from one another: \(Set(one.map(\.text)))")
+    }
+
     func testCombinedRewardAndFigure7() throws {
         XCTAssertEqual(RejectionSampling.combined(helpful: 0.9, safety: 0.5, safetyPrompt: true), 0.5, "a safety prompt: the safety reward")
         XCTAssertEqual(RejectionSampling.combined(helpful: 0.9, safety: 0.1, safetyPrompt: false), 0.1, "unsafe-looking answer: below 0.15")

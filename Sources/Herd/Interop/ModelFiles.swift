@@ -14,8 +14,8 @@ public enum ModelFiles {
 
     /// A model and the tokenizer beside it (a run's, a checkpoint's, or a
     /// Hugging Face directory's); `role` names it in the error.
-    public static func loadModelAndTokenizer(_ path: String, role: String) throws -> (Llama, any Tokenizer) {
-        let model = try loadModel(path)
+    public static func loadModelAndTokenizer(_ path: String, role: String, placement: ModelPlacement = ModelPlacement()) throws -> (Llama, any Tokenizer) {
+        let model = try loadModel(path, placement: placement)
         guard let t = try TokenizerFile.find(near: isHuggingFace(path) ? path : checkpointDirectory(path)) else {
             throw InteropError.file(path, "no tokenizer beside the \(role)")
         }
@@ -41,10 +41,16 @@ public enum ModelFiles {
         return (m.model, out)
     }
 
-    /// A model (whole, in this process) from a Herd checkpoint, a run directory or a Hugging Face directory.
-    public static func loadModel(_ path: String) throws -> Llama {
+    /// A model from a Herd checkpoint, a run directory or a Hugging Face
+    /// directory: whole in this process, or laid out across ranks as
+    /// `placement` says (this rank's tensor shard, its ZeRO-3 part).
+    public static func loadModel(_ path: String, placement p: ModelPlacement = ModelPlacement()) throws -> Llama {
         let (config, tensors) = isHuggingFace(path) ? try HuggingFace.load(dir: path) : try weights(checkpoint: checkpointDirectory(path))
-        let model = try Llama(config: config)
+        let model: Llama
+        do {
+            model = try Llama(config: config, shard: try TensorShard.make(config, rank: p.tensor.rank, size: p.tensor.size), tensorGroup: p.tensor,
+                              zero: p.zero, dataGroup: p.data, sequenceParallel: p.sequenceParallel, precision: p.precision, trains: p.trains)
+        } catch { throw InteropError.file(path, "cannot be laid out over \(p.tensor.size) tensor rank(s): \(error.field) \(error.message)") }
         try model.setWeights(tensors)
         return model
     }
@@ -83,6 +89,31 @@ public enum ModelFiles {
             try FileManager.default.copyItem(atPath: candidate, toPath: dst)
             break
         }
+    }
+}
+
+/// How a loaded model is laid out across ranks: split over a tensor group,
+/// its weights sharded over the data ranks (ZeRO-3), sequence parallelism,
+/// precision, and whether it trains.
+public struct ModelPlacement {
+    public var tensor: Communicator
+    public var data: Communicator
+    public var zero: Int
+    public var sequenceParallel: Bool
+    public var precision: Precision
+    public var trains: Bool
+
+    public init(tensor: Communicator = SingleProcessCommunicator(), data: Communicator = SingleProcessCommunicator(), zero: Int = 0,
+                sequenceParallel: Bool = false, precision: Precision = .fp32, trains: Bool = true) {
+        self.tensor = tensor; self.data = data; self.zero = zero
+        self.sequenceParallel = sequenceParallel; self.precision = precision; self.trains = trains
+    }
+
+    /// A frozen model beside trained ones placed so: the same tensor shard
+    /// and precision, its weights sharded only at ZeRO-3 (it has no
+    /// gradients or moments to shard), the stream never split by rows.
+    public var frozen: ModelPlacement {
+        ModelPlacement(tensor: tensor, data: data, zero: zero >= 3 ? 3 : 0, precision: precision, trains: false)
     }
 }
 

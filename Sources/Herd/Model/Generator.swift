@@ -15,142 +15,307 @@ public struct SamplingOptions: Sendable {
     }
 }
 
-/// Batched generation with a KV cache: every sequence of the batch advances
-/// one position per step, the projections of all of them in one matrix
-/// product (rejection sampling draws K answers for many prompts at once).
-/// While a sequence is still inside its prompt its next token is the
-/// prompt's; after that it is sampled. One process, the whole model.
+/// Batched generation with a KV cache that keeps its batch full.
+///
+/// - **Slots.** `batch` sequences advance together, one position per step,
+///   their projections in one matrix product. When a sequence ends, its
+///   slot takes the next prompt (continuous batching), so a long answer
+///   does not leave the rest of the batch idle.
+/// - **Prefill as products.** A prompt enters its slot as rows of the same
+///   step as the other slots' next tokens: all of its positions but the
+///   last go through each product at once (at most `prefillRows` a step).
+/// - **Shared prompts.** Samples of one prompt (rejection sampling's K)
+///   prefill it once: the others copy its keys and values.
+/// - **Tensor parallelism.** When the model is one rank's shard, the cache
+///   and the heads are split across the tensor group as in training: the
+///   embedding and the row-parallel products are all-reduced, and the
+///   vocabulary's blocks of logits all-gathered, so every rank of the group
+///   samples the same token from the same numbers and they advance in step.
+///
+/// Sequence b draws from its own stream, so its answer does not depend on
+/// its slot, its companions or the tensor degree (up to the last bits of
+/// the sums, which move a sample only at a near tie).
 public final class Generator {
     public let model: Llama
     public let batch: Int
     public let maxLen: Int
-    /// Per layer [batch, kvHeads, maxLen, headDim]: one head's keys (and
-    /// values) over all positions are contiguous, so attending streams them.
+    /// Prompt rows a step takes beside the slots' next tokens.
+    public let prefillRows: Int
+    /// Per layer [slot, kvHeads, maxLen, headDim] of this rank's KV heads:
+    /// one head's keys (and values) over all positions are contiguous, so
+    /// attending streams them.
     let kCache: [FloatBuffer], vCache: [FloatBuffer]
     let x: FloatBuffer, xn: FloatBuffer, rstd: FloatBuffer, qkv: FloatBuffer, att: FloatBuffer
-    let h13: FloatBuffer, g: FloatBuffer, logits: FloatBuffer
+    let h13: FloatBuffer, g: FloatBuffer, partial: FloatBuffer
+    /// The rows that sample: their final norms, this rank's logits, every
+    /// rank's (gathered), and the whole vocabulary's in row order.
+    let last: FloatBuffer, localLogits: FloatBuffer, gathered: FloatBuffer, logits: FloatBuffer
     /// Attention scores, one row per thread.
     let scores: [FloatBuffer]
-    /// Threads that split the batch's attention over the cache (the matrix
-    /// products run over the whole batch with OpenBLAS's threads, so the
-    /// weights are packed once per step, not once per thread).
+    /// Threads that split the step's attention over the cache (the matrix
+    /// products run over the whole step with OpenBLAS's threads, so the
+    /// weights are read once per step, not once per thread).
     public let threads: Int
+    /// Called after every step (a worker's heartbeat: generation is progress).
+    public var onStep: (() -> Void)?
+    let heads: Int, kvHeads: Int, qkvWidth: Int, ffn: Int, vocab: Int
 
-    public init(model: Llama, batch: Int, maxLen: Int? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        precondition(model.shard.size == 1, "generation runs the whole model in one process")
-        let c = model.config
+    public init(model: Llama, batch: Int, maxLen: Int? = nil, prefillRows: Int = 256,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        let c = model.config, s = model.shard, hd = c.headDim
         self.model = model
         self.batch = batch
         let len = min(maxLen ?? c.maxSeqLen, c.maxSeqLen)
         self.maxLen = len
-        let kv = c.kvDim
+        self.prefillRows = max(1, prefillRows)
+        heads = s.heads; kvHeads = s.kvHeads; ffn = s.ffn; vocab = s.vocab
+        qkvWidth = (heads + 2 * kvHeads) * hd
+        let kv = kvHeads * hd, rows = batch + self.prefillRows
         kCache = (0..<c.layers).map { _ in FloatBuffer(count: batch * len * kv) }
         vCache = (0..<c.layers).map { _ in FloatBuffer(count: batch * len * kv) }
-        x = FloatBuffer(count: batch * c.dim); xn = FloatBuffer(count: batch * c.dim); rstd = FloatBuffer(count: batch)
-        qkv = FloatBuffer(count: batch * (c.dim + 2 * kv)); att = FloatBuffer(count: batch * c.dim)
-        h13 = FloatBuffer(count: batch * 2 * c.ffnDim); g = FloatBuffer(count: batch * c.ffnDim)
+        x = FloatBuffer(count: rows * c.dim); xn = FloatBuffer(count: rows * c.dim); rstd = FloatBuffer(count: rows)
+        qkv = FloatBuffer(count: rows * qkvWidth); att = FloatBuffer(count: rows * heads * hd)
+        h13 = FloatBuffer(count: rows * 2 * ffn); g = FloatBuffer(count: rows * ffn)
+        partial = FloatBuffer(count: s.size > 1 ? rows * c.dim : 0)
+        last = FloatBuffer(count: batch * c.dim); localLogits = FloatBuffer(count: batch * s.vocab)
+        gathered = FloatBuffer(count: s.size > 1 ? batch * c.vocabSize : 0)
         logits = FloatBuffer(count: batch * c.vocabSize)
-        self.threads = max(1, min(threads, batch))
+        self.threads = max(1, threads)
         scores = (0..<self.threads).map { _ in FloatBuffer(count: len) }
     }
 
-    /// Continues each prompt (at most `batch` of them, each non-empty);
-    /// returns the new tokens of each, EOS included when it was sampled.
-    /// Sequence b draws from stream `seeds[b]` when given (so that a sample
-    /// does not depend on its place in the batch), else (options.seed, b).
+    /// One position of one slot in a step.
+    struct Row { var slot: Int, position: Int, token: TokenID }
+
+    /// What a slot is doing: filling its prompt's cache (or waiting to copy
+    /// another slot's), then decoding.
+    struct Slot {
+        var sequence: Int
+        var prompt: [TokenID]
+        /// Prompt positions whose keys and values are in the cache; decoding
+        /// starts when all but the last are.
+        var filled = 0
+        var copyFrom: Int?
+        var position = 0
+        var token: TokenID = 0
+        var decoding = false
+        var toFill: Int { prompt.count - 1 }
+    }
+
+    /// Continues each prompt (any number; each non-empty); returns the new
+    /// tokens of each, EOS included when it was sampled. Sequence b draws
+    /// from stream `seeds[b]` when given, else (options.seed, b).
     public func generate(_ prompts: [[TokenID]], options o: SamplingOptions, seeds: [UInt64]? = nil) -> [[TokenID]] {
-        precondition(!prompts.isEmpty && prompts.count <= batch && prompts.allSatisfy { !$0.isEmpty })
+        precondition(prompts.allSatisfy { !$0.isEmpty })
         precondition(seeds == nil || seeds!.count == prompts.count)
-        let n = prompts.count
-        var rngs = (0..<n).map { SplitMix64(seed: seeds?[$0] ?? SplitMix64.mix(o.seed, UInt64($0))) }
-        var current = prompts.map { $0[0] }
-        var out = [[TokenID]](repeating: [], count: n)
-        var done = [Bool](repeating: false, count: n)
-        var t = 0
-        while t < maxLen - 1 && done.contains(false) {
-            step(tokens: current, position: t)
-            for b in 0..<n where !done[b] {
-                if t + 1 < prompts[b].count {
-                    current[b] = prompts[b][t + 1]
-                    continue
-                }
-                let next = sample(logits.base + b * model.config.vocabSize, options: o, rng: &rngs[b])
-                out[b].append(next)
-                current[b] = next
-                if next == o.eos || out[b].count >= o.maxNewTokens { done[b] = true }
+        var rngs = prompts.indices.map { SplitMix64(seed: seeds?[$0] ?? SplitMix64.mix(o.seed, UInt64($0))) }
+        var out = [[TokenID]](repeating: [], count: prompts.count)
+        var slots = [Slot?](repeating: nil, count: batch)
+        // A prompt of maxLen − 1 tokens or more leaves no position to sample at.
+        var queue = prompts.indices.filter { prompts[$0].count < maxLen && o.maxNewTokens > 0 }.makeIterator()
+        var pending = true
+        while true {
+            if pending { pending = admit(&slots, &queue, prompts) }
+            var rows: [Row] = []
+            for (i, s) in slots.enumerated() { if let s, s.decoding { rows.append(Row(slot: i, position: s.position, token: s.token)) } }
+            let decoding = rows.count
+            var budget = prefillRows
+            for (i, s) in slots.enumerated() where budget > 0 {
+                guard let s, !s.decoding, s.copyFrom == nil else { continue }
+                let n = min(budget, s.toFill - s.filled)
+                for p in s.filled..<(s.filled + n) { rows.append(Row(slot: i, position: p, token: s.prompt[p])) }
+                slots[i]!.filled += n
+                budget -= n
             }
-            t += 1
+            if rows.isEmpty { break }
+            step(rows, sampling: decoding)
+            onStep?()
+            for i in slots.indices where slots[i].map({ !$0.decoding && $0.copyFrom == nil && $0.filled == $0.toFill }) ?? false {
+                startDecoding(&slots[i]!)
+                for j in slots.indices where slots[j]?.copyFrom == i {
+                    copyPrompt(from: i, to: j, count: slots[i]!.toFill)
+                    slots[j]!.copyFrom = nil
+                    startDecoding(&slots[j]!)
+                }
+            }
+            for (r, row) in rows.prefix(decoding).enumerated() {
+                let b = slots[row.slot]!.sequence
+                let next = sample(logits.base + r * model.config.vocabSize, options: o, rng: &rngs[b])
+                out[b].append(next)
+                if next == o.eos || out[b].count >= o.maxNewTokens || row.position + 1 >= maxLen - 1 {
+                    slots[row.slot] = nil
+                } else {
+                    slots[row.slot]!.position += 1
+                    slots[row.slot]!.token = next
+                }
+            }
         }
         return out
+    }
+
+    /// Gives free slots the next prompts; a prompt another slot holds is
+    /// copied from it rather than prefilled. Returns whether prompts remain.
+    private func admit(_ slots: inout [Slot?], _ queue: inout IndexingIterator<[Int]>, _ prompts: [[TokenID]]) -> Bool {
+        for i in slots.indices where slots[i] == nil {
+            guard let b = queue.next() else { return false }
+            var s = Slot(sequence: b, prompt: prompts[b])
+            if s.toFill > 0, let j = slots.indices.first(where: { slots[$0].map { $0.copyFrom == nil && $0.prompt == s.prompt } ?? false }) {
+                if slots[j]!.decoding || slots[j]!.filled == s.toFill {
+                    copyPrompt(from: j, to: i, count: s.toFill)
+                    startDecoding(&s)
+                } else {
+                    s.copyFrom = j
+                }
+            } else if s.toFill == 0 {
+                startDecoding(&s)
+            }
+            slots[i] = s
+        }
+        return true
+    }
+
+    private func startDecoding(_ s: inout Slot) {
+        s.filled = s.toFill
+        s.decoding = true
+        s.position = s.toFill
+        s.token = s.prompt[s.toFill]
+    }
+
+    /// The keys and values of positions 0..<count of slot `a` into slot `b`.
+    private func copyPrompt(from a: Int, to b: Int, count: Int) {
+        let hd = model.config.headDim
+        for l in 0..<model.config.layers {
+            for cache in [kCache[l], vCache[l]] {
+                for h in 0..<kvHeads {
+                    (cache.base + ((b * kvHeads + h) * maxLen) * hd).update(from: cache.base + ((a * kvHeads + h) * maxLen) * hd, count: count * hd)
+                }
+            }
+        }
     }
 
     /// Next-token logits after each prefix of one sequence, through the cache.
     public func logits(for sequence: [TokenID]) -> [[Float]] {
         let V = model.config.vocabSize
         return sequence.enumerated().map { t, token in
-            step(tokens: [token], position: t)
+            step([Row(slot: 0, position: t, token: token)], sampling: 1)
             return Array(UnsafeBufferPointer(start: logits.base, count: V))
         }
     }
 
-    /// One position for rows 0..<tokens.count: writes K and V at `position`
-    /// into the cache and leaves next-token logits in `logits`.
-    func step(tokens: [TokenID], position t: Int) {
-        let c = model.config, P = model.params.base, L = model.layout
-        let rows = tokens.count, d = c.dim, kv = c.kvDim, qkvW = d + 2 * kv, F = c.ffnDim
+    /// Runs `rows` through the model: writes their keys and values into the
+    /// cache, and leaves next-token logits of the first `sampling` rows in
+    /// `logits` (prompt rows only fill the cache).
+    func step(_ rows: [Row], sampling: Int) {
+        let c = model.config, P = model.params.base, L = model.layout, tp = model.tp
+        let n = rows.count, d = c.dim, F = ffn, hd = c.headDim
         let x = self.x.base, xn = self.xn.base, rstd = self.rstd.base, qkv = self.qkv.base, att = self.att.base
-        tokens.withUnsafeBufferPointer {
-            Embedding.forward(out: x, tokens: $0.baseAddress!, table: P + L.embedding, count: rows, dim: d)
+        rows.map(\.token).withUnsafeBufferPointer {
+            Embedding.forward(out: x, tokens: $0.baseAddress!, table: P + L.embedding, count: n, dim: d,
+                              vocabStart: model.shard.vocabStart, vocab: vocab)
         }
+        if tp.size > 1 { tp.allReduce(x, count: n * d, op: .sum) }
         for l in 0..<c.layers {
             let o = L.layers[l]
-            RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.attentionNorm, rows: rows, dim: d, eps: c.normEps)
-            Matmul.linearForward(y: qkv, x: xn, w: P + o.wq, rows: rows, inFeatures: d, outFeatures: qkvW)
-            Rotary.apply(qkv, table: model.rope, rows: rows, seqLen: 1, heads: c.heads + c.kvHeads, ld: qkvW, startPosition: t)
-            let parts = min(threads, rows), chunk = (rows + parts - 1) / parts
+            RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.attentionNorm, rows: n, dim: d, eps: c.normEps)
+            Matmul.linearForward(y: qkv, x: xn, w: P + o.wq, rows: n, inFeatures: d, outFeatures: qkvWidth)
+            for (r, row) in rows.enumerated() {
+                Rotary.apply(qkv + r * qkvWidth, table: model.rope, rows: 1, seqLen: 1, heads: heads + kvHeads, ld: qkvWidth,
+                             startPosition: row.position)
+                store(layer: l, row: row, from: qkv + r * qkvWidth)
+            }
+            let parts = min(threads, n), chunk = (n + parts - 1) / parts
             if parts == 1 {
-                attend(layer: l, rows: 0..<rows, position: t, scores: scores[0].base)
+                attend(layer: l, rows: rows, 0..<n, scores: scores[0].base)
             } else {
                 DispatchQueue.concurrentPerform(iterations: parts) { i in
-                    let lo = i * chunk, hi = min(rows, lo + chunk)
-                    if lo < hi { attend(layer: l, rows: lo..<hi, position: t, scores: scores[i].base) }
+                    let lo = i * chunk, hi = min(n, lo + chunk)
+                    if lo < hi { attend(layer: l, rows: rows, lo..<hi, scores: scores[i].base) }
                 }
             }
-            Matmul.linearForward(y: x, x: att, w: P + o.wo, rows: rows, inFeatures: d, outFeatures: d, accumulate: true)
-            RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.ffnNorm, rows: rows, dim: d, eps: c.normEps)
-            Matmul.linearForward(y: h13.base, x: xn, w: P + o.w1, rows: rows, inFeatures: d, outFeatures: 2 * F)
-            SwiGLU.forward(g: g.base, h: h13.base, rows: rows, hidden: F)
-            Matmul.linearForward(y: x, x: g.base, w: P + o.w2, rows: rows, inFeatures: F, outFeatures: d, accumulate: true)
+            rowParallel(x, input: att, weight: P + o.wo, rows: n, inFeatures: heads * hd)
+            RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.ffnNorm, rows: n, dim: d, eps: c.normEps)
+            Matmul.linearForward(y: h13.base, x: xn, w: P + o.w1, rows: n, inFeatures: d, outFeatures: 2 * F)
+            SwiGLU.forward(g: g.base, h: h13.base, rows: n, hidden: F)
+            rowParallel(x, input: g.base, weight: P + o.w2, rows: n, inFeatures: F)
         }
-        RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + L.finalNorm, rows: rows, dim: d, eps: c.normEps)
-        Matmul.linearForward(y: logits.base, x: xn, w: P + L.output, rows: rows, inFeatures: d, outFeatures: c.vocabSize)
+        guard sampling > 0 else { return }
+        RMSNorm.forward(y: last.base, rstd: rstd, x: x, gain: P + L.finalNorm, rows: sampling, dim: d, eps: c.normEps)
+        let V = c.vocabSize
+        if tp.size == 1 {
+            Matmul.linearForward(y: logits.base, x: last.base, w: P + L.output, rows: sampling, inFeatures: d, outFeatures: V)
+            return
+        }
+        // Each rank's block of the vocabulary, gathered rank after rank, then laid out row after row.
+        Matmul.linearForward(y: localLogits.base, x: last.base, w: P + L.output, rows: sampling, inFeatures: d, outFeatures: vocab)
+        tp.allGather(send: localLogits.base, receive: gathered.base, countPerRank: sampling * vocab)
+        for k in 0..<tp.size {
+            for r in 0..<sampling {
+                (logits.base + r * V + k * vocab).update(from: gathered.base + (k * sampling + r) * vocab, count: vocab)
+            }
+        }
     }
 
-    /// Stores K and V of `rows` at `position` and attends over their cache.
-    func attend(layer l: Int, rows: Range<Int>, position t: Int, scores s: UnsafeMutablePointer<Float>) {
-        let c = model.config, d = c.dim, kv = c.kvDim, hd = c.headDim, qkvW = d + 2 * kv
-        let group = c.heads / c.kvHeads, scale = 1 / Float(hd).squareRoot()
+    /// stream += input·Wᵀ for a row-parallel W: a partial sum on each tensor rank, all-reduced first.
+    private func rowParallel(_ stream: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                             rows n: Int, inFeatures: Int) {
+        let d = model.config.dim
+        guard model.tp.size > 1 else {
+            Matmul.linearForward(y: stream, x: input, w: weight, rows: n, inFeatures: inFeatures, outFeatures: d, accumulate: true)
+            return
+        }
+        Matmul.linearForward(y: partial.base, x: input, w: weight, rows: n, inFeatures: inFeatures, outFeatures: d)
+        model.tp.allReduce(partial.base, count: n * d, op: .sum)
+        for i in 0..<(n * d) { stream[i] += partial.base[i] }
+    }
+
+    /// A row's keys and values into its slot's cache at its position.
+    private func store(layer l: Int, row: Row, from q: UnsafePointer<Float>) {
+        let hd = model.config.headDim, kv = kvHeads * hd, k = heads * hd
+        for h in 0..<kvHeads {
+            let at = ((row.slot * kvHeads + h) * maxLen + row.position) * hd
+            (kCache[l].base + at).update(from: q + k + h * hd, count: hd)
+            (vCache[l].base + at).update(from: q + k + kv + h * hd, count: hd)
+        }
+    }
+
+    /// Each of `rows[range]` attends over its slot's cache up to its position.
+    func attend(layer l: Int, rows: [Row], _ range: Range<Int>, scores s: UnsafeMutablePointer<Float>) {
+        let hd = model.config.headDim, group = heads / kvHeads, scale = 1 / Float(hd).squareRoot()
         let K = kCache[l].base, V = vCache[l].base
-        for b in rows {
-            let row = qkv.base + b * qkvW
-            for kh in 0..<c.kvHeads {
-                let at = ((b * c.kvHeads + kh) * maxLen + t) * hd
-                (K + at).update(from: row + d + kh * hd, count: hd)
-                (V + at).update(from: row + d + kv + kh * hd, count: hd)
-            }
-            for h in 0..<c.heads {
-                let q = row + h * hd, base = (b * c.kvHeads + h / group) * maxLen * hd
+        for r in range {
+            let row = rows[r], t = row.position, q0 = qkv.base + r * qkvWidth
+            for h in 0..<heads {
+                let q = q0 + h * hd, base = (row.slot * kvHeads + h / group) * maxLen * hd
                 let keys = K + base, values = V + base
                 for j in 0...t { s[j] = FastMath.dot(q, keys + j * hd, count: hd) * scale }
                 let m = FastMath.max(s, count: t + 1)
                 let inv = 1 / FastMath.expShiftedSum(s, count: t + 1, shift: m)
-                let dst = att.base + b * d + h * hd
-                dst.update(repeating: 0, count: hd)
-                for j in 0...t {
-                    let p = s[j] * inv, v = values + j * hd
-                    for e in 0..<hd { dst[e] += p * v[e] }
-                }
+                Self.weightedSum(into: att.base + r * heads * hd + h * hd, values: values, weights: s, scale: inv,
+                                 count: t + 1, width: hd)
             }
+        }
+    }
+
+    /// dst[e] = Σ_j (w[j]·scale)·v[j][e], j in order: each element sums
+    /// the same terms in the same order as a plain loop (so the same bits),
+    /// sixteen elements at a time in registers rather than through memory.
+    @inline(__always)
+    static func weightedSum(into dst: UnsafeMutablePointer<Float>, values v: UnsafePointer<Float>, weights w: UnsafePointer<Float>,
+                            scale: Float, count: Int, width: Int) {
+        var e = 0
+        while e + 16 <= width {
+            var acc = SIMD16<Float>(repeating: 0)
+            for j in 0..<count {
+                acc += SIMD16(repeating: w[j] * scale) * UnsafeRawPointer(v + j * width + e).loadUnaligned(as: SIMD16<Float>.self)
+            }
+            UnsafeMutableRawPointer(dst + e).storeBytes(of: acc, as: SIMD16<Float>.self)
+            e += 16
+        }
+        while e < width {
+            var acc: Float = 0
+            for j in 0..<count { acc += w[j] * scale * v[j * width + e] }
+            dst[e] = acc
+            e += 1
         }
     }
 
@@ -164,16 +329,21 @@ public final class Generator {
         for j in 0..<V { logits[j] = Float(Double(logits[j]) / o.temperature) }
         let m = FastMath.max(logits, count: V)
         let total = FastMath.expShiftedSum(logits, count: V, shift: m)   // logits now hold unnormalised probabilities
-        var candidates = Array(0..<V)
-        var mass = Double(total)
-        if o.topP < 1 {
-            candidates.sort { logits[$0] > logits[$1] }
-            var kept = 0, cum = 0.0
-            while kept < V && cum < o.topP * Double(total) { cum += Double(logits[candidates[kept]]); kept += 1 }
-            candidates = Array(candidates.prefix(max(kept, 1)))
-            mass = cum
+        guard o.topP < 1 else {
+            // The whole vocabulary, in order (no candidate list to build per token).
+            var u = rng.nextUnit() * Double(total)
+            for j in 0..<V {
+                u -= Double(logits[j])
+                if u <= 0 { return TokenID(j) }
+            }
+            return TokenID(V - 1)
         }
-        var u = rng.nextUnit() * mass
+        var candidates = Array(0..<V)
+        candidates.sort { logits[$0] > logits[$1] }
+        var kept = 0, cum = 0.0
+        while kept < V && cum < o.topP * Double(total) { cum += Double(logits[candidates[kept]]); kept += 1 }
+        candidates = Array(candidates.prefix(max(kept, 1)))
+        var u = rng.nextUnit() * cum
         for j in candidates {
             u -= Double(logits[j])
             if u <= 0 { return TokenID(j) }

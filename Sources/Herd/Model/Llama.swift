@@ -37,10 +37,12 @@ public final class Llama {
     public let precision: Precision
 
     /// `zero` ≥ 2 over a `dataGroup` of several ranks shards the gradients
-    /// (and at 3 the weights) of this model across that group.
+    /// (and at 3 the weights) of this model across that group. A model that
+    /// does not train (PPO's reference and reward models) never touches its
+    /// gradients' pages.
     public init(config: LlamaConfig, shard: TensorShard? = nil, tensorGroup: Communicator? = nil,
                 zero: Int = 0, dataGroup: Communicator? = nil, sequenceParallel: Bool = false,
-                precision: Precision = .fp32) throws(ConfigError) {
+                precision: Precision = .fp32, trains: Bool = true) throws(ConfigError) {
         try config.validate()
         self.config = config
         let sh = shard ?? .whole(config)
@@ -56,7 +58,7 @@ public final class Llama {
         // Sharded, the whole-model buffers are address space touched only
         // by whole-model operations (the gradients' never): see ParameterShards.
         params = stage == 3 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
-        grads = stage >= 2 ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
+        grads = stage >= 2 || !trains ? FloatBuffer(pagedCount: layout.total) : FloatBuffer(count: layout.total)
         shards = stage >= 2 ? ParameterShards(stage: stage, layout: layout, params: params, data: data, precision: precision) : nil
         self.precision = precision
         rope = RotaryTable(headDim: config.headDim, maxSeq: config.maxSeqLen, theta: config.ropeTheta)

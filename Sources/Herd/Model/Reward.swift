@@ -7,7 +7,7 @@ extension Llama {
     public func reward(tokens: [TokenID]) -> Float {
         precondition(config.scalarHead, "reward() needs a model with a scalar head")
         let kept = Array(tokens.suffix(config.maxSeqLen))
-        let acts = Activations(config: config, shard: shard, batch: 1, seqLen: kept.count)
+        let acts = makeActivations(batch: 1, seqLen: kept.count)
         forwardLogits(tokens: kept, acts: acts)
         return acts.logits[kept.count - 1]
     }

@@ -1,14 +1,20 @@
 import Foundation
 
-/// PPO as the Llama 2 paper runs it (section 3.2.3), on the data-parallel
-/// ranks of a job. Every rank holds the policy, the frozen reference (the
-/// model PPO starts from), the value model and both reward models. One PPO
+/// PPO as the Llama 2 paper runs it (section 3.2.3), on the ranks of a job.
+/// The policy and the value model train as any job's model does, with its
+/// tensor and sequence parallelism, ZeRO stage, recomputation and
+/// precision. The frozen models — the reference (the model PPO starts
+/// from) and both reward models — sit on the same ranks, split over the
+/// same tensor group and, at ZeRO-3, sharded over the data ranks. One PPO
 /// iteration:
 ///
 /// 1. rollouts: `ppo.rollouts` answers, rollout g to prompt
 ///    EpochOrder(seed, step·rollouts + g), sampled from stream (seed, step, g);
-///    mini-batch j is rollouts [j·M, (j+1)·M), and each rank samples its
-///    equal share of every mini-batch;
+///    mini-batch j is rollouts [j·M, (j+1)·M), and each data rank samples
+///    its equal share of every mini-batch, its tensor group generating
+///    together; at ZeRO-3 the policy's weights are gathered once into the
+///    whole tensor shard for the rollouts and given back after (the
+///    paper's consolidation before generation), not layer by layer per token;
 /// 2. log π_old, log π₀ and the values of every answer token; the reward
 ///    models' R_c; WHITEN(LOGIT(R_c)) over the whole batch (all ranks);
 ///    per-token rewards with the −β·KL penalty; GAE;
@@ -64,16 +70,17 @@ public final class PPOTrainer: TrainingTask {
         guard m.kind == .ppo, let spec = m.ppo, let initFrom = m.initFrom else {
             throw ManifestError(file: m.file, field: "kind", message: "a PPO trainer needs a job of kind ppo")
         }
-        precondition(context.tensor.size == 1, "PPO jobs are data-parallel only (checked by the manifest)")
         manifest = m
         self.spec = spec
         self.context = context
-        let (policy, tokenizer) = try ModelFiles.loadModelAndTokenizer(initFrom, role: "policy")
+        let trained = ModelPlacement(tensor: context.tensor, data: context.data, zero: context.zero,
+                                     sequenceParallel: m.parallelism.sequenceParallel, precision: m.precision)
+        let (policy, tokenizer) = try ModelFiles.loadModelAndTokenizer(initFrom, role: "policy", placement: trained)
         guard !policy.config.scalarHead else { throw ManifestError(file: m.file, field: "init", message: "\(initFrom) is a reward model, not a chat policy") }
         self.policy = policy
-        reference = try ModelFiles.loadModel(initFrom)
-        value = try ModelFiles.loadModel(spec.valueInit)
-        rewards = try RewardModels(helpfulness: spec.helpfulness, safety: spec.safety)
+        reference = try ModelFiles.loadModel(initFrom, placement: trained.frozen)
+        value = try ModelFiles.loadModel(spec.valueInit, placement: trained)
+        rewards = try RewardModels(helpfulness: spec.helpfulness, safety: spec.safety, placement: trained.frozen)
         sampler = try ChatSampler(model: policy, tokenizer: tokenizer)
         let path = m.data.prompts!
         prompts = try JSONLines.read(PromptRecord.self, path: path) { (p: PromptRecord) throws(RecordError) in
@@ -92,6 +99,9 @@ public final class PPOTrainer: TrainingTask {
     }
 
     var rollouts: Int { spec.rollouts }
+    var checkpoint: ActivationCheckpoint { manifest.activationCheckpoint }
+    /// Sequence parallelism splits a batch's rows over the tensor ranks: its length is padded to a multiple of them.
+    var lengthMultiple: Int { policy.sequenceParallel ? context.tensor.size : 1 }
     var miniBatches: Int { spec.rollouts / spec.miniBatch }
 
     /// This rank's share of each mini-batch.
@@ -135,21 +145,19 @@ public final class PPOTrainer: TrainingTask {
         let seed = manifest.seed
         var out: [Rollout] = try mine.map { g in
             let p = prompts[EpochOrder.item(seed: seed, index: step * rollouts + g, count: prompts.count)]
-            return Rollout(index: g, prompt: p, promptTokens: try sampler.promptTokens(p.dialogue, maxNewTokens: spec.maxNewTokens))
+            return Rollout(index: g, prompt: p, promptTokens: try sampler.promptTokens(p.dialogue, maxNewTokens: spec.maxNewTokens + lengthMultiple - 1))
         }
-        let options = SamplingOptions(temperature: spec.temperature, maxNewTokens: spec.maxNewTokens, eos: sampler.endOfAnswer)
-        var i = 0
-        while i < out.count {
-            let part = i..<min(i + 32, out.count)
-            let g = Generator(model: policy, batch: part.count, threads: context.rank.threads)
-            let seeds = part.map { SplitMix64.mix(SplitMix64.mix(seed ^ 0x9907, UInt64(step)), UInt64(out[$0].index)) }
-            let answers = g.generate(part.map { out[$0].promptTokens }, options: options, seeds: seeds)
-            for (k, a) in zip(part, answers) {
-                out[k].answer = a
-                out[k].text = sampler.text(a)
-            }
-            heartbeat?.progress(step: step, phase: "rollouts")
-            i = part.upperBound
+        // ZeRO-3: the whole tensor shard once for all the rollouts, given back after.
+        let consolidates = policy.shards?.weights != nil
+        if consolidates { policy.shards!.gatherIntoParams() }
+        defer { if consolidates { policy.params.zero() } }
+        let g = Generator(model: policy, batch: min(PPOPlan.generationBatch, max(out.count, 1)), threads: context.rank.threads)
+        g.onStep = { [heartbeat, step] in heartbeat?.progress(step: step, phase: "rollouts") }
+        let answers = g.generate(out.map(\.promptTokens), options: sampler.options(spec.temperature, spec.maxNewTokens),
+                                 seeds: out.map { SplitMix64.mix(SplitMix64.mix(seed ^ 0x9907, UInt64(step)), UInt64($0.index)) })
+        for (k, a) in answers.enumerated() {
+            out[k].answer = a
+            out[k].text = sampler.text(a)
         }
         return out
     }
@@ -159,11 +167,12 @@ public final class PPOTrainer: TrainingTask {
     func score(_ batch: inout [Rollout]) {
         for j in 0..<miniBatches {
             let part = self.part(j)
-            let padded = RolloutBatch(Array(batch[part]))
-            let acts = padded.activations(policy), V = policy.config.vocabSize
+            let padded = RolloutBatch(Array(batch[part]), lengthMultiple: lengthMultiple)
+            let acts = padded.activations(policy, checkpoint: checkpoint)
             let old = policy.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
-            let entropy = padded.split { Entropy.of(logits: acts.logits.base + $0 * V, vocab: V) }
-            let ref = reference.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
+            let entropies = policy.rowEntropies(acts)
+            let entropy = padded.split { entropies[$0] }
+            let ref = reference.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: padded.activations(reference, checkpoint: checkpoint))
             let values = self.values(padded)
             for (k, i) in part.enumerated() {
                 batch[i].logProbs = padded.rows[k].map { old[$0] }
@@ -176,7 +185,7 @@ public final class PPOTrainer: TrainingTask {
 
     /// The value model's estimate at every answer token (its scalar head on the rows).
     func values(_ padded: RolloutBatch, acts: Activations? = nil) -> [[Float]] {
-        let a = acts ?? padded.activations(value)
+        let a = acts ?? padded.activations(value, checkpoint: checkpoint)
         padded.tokens.withUnsafeBufferPointer { value.forwardLogits(tokens: $0.baseAddress!, acts: a) }
         return padded.split { a.logits[$0] }
     }
@@ -212,32 +221,40 @@ public final class PPOTrainer: TrainingTask {
     }
 
     /// One gradient step of the policy and one of the value model on a
-    /// mini-batch (this rank's share of it).
+    /// mini-batch (this rank's share of it). A rank whose share has no
+    /// answer tokens still runs forward and backward when its models'
+    /// collectives span the data ranks (ZeRO-2/3), with zero gradients.
     func update(_ part: [Rollout]) -> (policyLoss: Double, valueLoss: Double, clipped: Double, gradNorm: Double) {
-        let padded = RolloutBatch(part)
+        let padded = RolloutBatch(part, lengthMultiple: lengthMultiple)
         let local = Double(part.reduce(0) { $0 + $1.answer.count })
         let total = max(context.data.allReduce(local), 1)
         let weight = Float(local / total)   // this rank's share of the mini-batch's mean
         var stats = [0.0, 0.0, 0.0]
         policy.zeroGradients()
         value.zeroGradients()
-        if local > 0 {
-            let acts = padded.activations(policy)
+        if local > 0 || context.shardsGradients {
+            let acts = padded.activations(policy, checkpoint: checkpoint)
             let now = policy.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
-            let surrogate = ClippedSurrogate.forwardBackward(
-                logProbs: padded.rows.flatMap { $0.map { now[$0] } }, oldLogProbs: part.flatMap(\.logProbs),
-                advantages: part.flatMap(\.advantages), clip: Float(spec.clip))
-            policy.backwardLogProbs(tokens: padded.tokens, targets: padded.targets,
-                                    gradLogProbs: padded.scatter(flat: surrogate.gradLogProbs.map { $0 * weight }), acts: acts)
-            stats[0] = surrogate.loss * local
-            stats[2] = surrogate.clipFraction * local
+            var gradLogProbs = [Float](repeating: 0, count: padded.tokens.count)
+            if local > 0 {
+                let surrogate = ClippedSurrogate.forwardBackward(
+                    logProbs: padded.rows.flatMap { $0.map { now[$0] } }, oldLogProbs: part.flatMap(\.logProbs),
+                    advantages: part.flatMap(\.advantages), clip: Float(spec.clip))
+                gradLogProbs = padded.scatter(flat: surrogate.gradLogProbs.map { $0 * weight })
+                stats[0] = surrogate.loss * local
+                stats[2] = surrogate.clipFraction * local
+            }
+            policy.backwardLogProbs(tokens: padded.tokens, targets: padded.targets, gradLogProbs: gradLogProbs, acts: acts)
 
-            let vActs = padded.activations(value)
+            let vActs = padded.activations(value, checkpoint: checkpoint)
             let v = values(padded, acts: vActs)
-            let vl = ClippedSurrogate.valueLoss(values: v.flatMap { $0 }, returns: part.flatMap(\.returns))
-            stats[1] = vl.loss * local
-            let dLogits = padded.scatter(flat: vl.gradValues.map { $0 * weight })
-            vActs.logits.base.update(from: dLogits, count: dLogits.count)
+            var dValues = [Float](repeating: 0, count: padded.tokens.count)
+            if local > 0 {
+                let vl = ClippedSurrogate.valueLoss(values: v.flatMap { $0 }, returns: part.flatMap(\.returns))
+                stats[1] = vl.loss * local
+                dValues = padded.scatter(flat: vl.gradValues.map { $0 * weight })
+            }
+            vActs.logits.base.update(from: dValues, count: dValues.count)
             padded.tokens.withUnsafeBufferPointer { value.backward(tokens: $0.baseAddress!, acts: vActs, grads: value.grads) }
         }
         let lr = manifest.schedule.rate(at: step)

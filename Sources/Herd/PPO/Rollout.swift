@@ -29,7 +29,9 @@ struct Rollout {
 /// Rollouts padded into one [batch, seqLen] block for a forward pass:
 /// inputs are each sequence but its last token, targets the next token on
 /// the answer's rows and ignored elsewhere (the prompt, the padding). A
-/// padded tail does not change earlier rows: attention is causal.
+/// padded tail does not change earlier rows: attention is causal. Under
+/// sequence parallelism the length is padded to a multiple of the tensor
+/// degree, so that the rows divide among the tensor ranks.
 struct RolloutBatch {
     let tokens: [TokenID]
     let targets: [TokenID]
@@ -37,9 +39,10 @@ struct RolloutBatch {
     /// For each rollout, the rows of its answer tokens.
     let rows: [Range<Int>]
 
-    init(_ rollouts: [Rollout]) {
+    init(_ rollouts: [Rollout], lengthMultiple: Int = 1) {
         batch = rollouts.count
-        seqLen = max(1, rollouts.map { $0.promptTokens.count + $0.answer.count - 1 }.max() ?? 1)
+        let longest = max(1, rollouts.map { $0.promptTokens.count + $0.answer.count - 1 }.max() ?? 1)
+        seqLen = (longest + lengthMultiple - 1) / lengthMultiple * lengthMultiple
         var tokens = [TokenID](repeating: 0, count: batch * seqLen)
         var targets = [TokenID](repeating: CrossEntropy.ignoreIndex, count: batch * seqLen)
         var rows: [Range<Int>] = []
@@ -55,8 +58,8 @@ struct RolloutBatch {
         self.rows = rows
     }
 
-    func activations(_ model: Llama) -> Activations {
-        Activations(config: model.config, shard: model.shard, batch: batch, seqLen: seqLen)
+    func activations(_ model: Llama, checkpoint: ActivationCheckpoint) -> Activations {
+        model.makeActivations(batch: batch, seqLen: seqLen, checkpoint: checkpoint)
     }
 
     /// Per rollout, the values of `perRow` on its answer's rows.

@@ -132,7 +132,8 @@ public struct PipelineGraph {
             command: SampleOptions(policy: policy(m.sampler, after: n - 1), helpfulness: rewardModel("helpfulness", n),
                                    safety: rewardModel("safety", n), prompts: samplePrompts, bag: bag(n), iteration: it.name,
                                    k: it.k, temperature: it.temperature, maxNewTokens: m.samplingTokens,
-                                   seed: seed(n, 2), chunk: m.samplingChunk, ranks: m.samplingRanks),
+                                   seed: seed(n, 2), chunk: m.samplingChunk, ranks: m.samplingRanks,
+                                   tensor: m.samplingTensor),
             files: [.init(path: samplePrompts, text: sampleText)],
             progress: .lines(path: bag(n), batch: nil, total: sampleText.split(separator: "\n").count * it.k)))
         out.append(PipelineStage(iteration: n, name: "select", command: SelectOptions(

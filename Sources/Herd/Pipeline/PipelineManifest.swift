@@ -88,7 +88,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     }
     public var gatt: GAttSettings?
     public var annotationTokens: Int, annotationTemperatures: (Double, Double)
-    public var samplingTokens: Int, samplingRanks: Int, samplingChunk: Int
+    public var samplingTokens: Int, samplingRanks: Int, samplingTensor: Int, samplingChunk: Int
     public var evaluationTokens: Int
     public var poolFrom: Int
     public var iterations: [Iteration]
@@ -135,7 +135,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             policies: policies, rewardInit: rewardModels.initial, rewardPreset: rewardModels.preset, initialPool: rewardModels.initialPool,
             planning: planning, rewardJobs: rewardModels.jobs, finetuneJob: finetune.job, finetuneFromPrevious: finetune.fromPrevious,
             ppoJob: ppoJob, gatt: gatt, annotationTokens: annotation.maxNewTokens, annotationTemperatures: annotation.temperatures,
-            samplingTokens: sampling.maxNewTokens, samplingRanks: sampling.ranks, samplingChunk: sampling.chunk,
+            samplingTokens: sampling.maxNewTokens, samplingRanks: sampling.ranks, samplingTensor: sampling.tensor, samplingChunk: sampling.chunk,
             evaluationTokens: evaluationTokens, poolFrom: poolFrom, iterations: iterations)
         try m.validate()
         return m

@@ -77,13 +77,14 @@ public struct SampleOptions: StageCommand {
     @Option(help: "Sampling seed.") public var seed: UInt64 = 1
     @Option(help: "Prompts per generation batch (K sequences each).") public var chunk: Int = 8
     @Option(help: "MPI ranks sharing the prompts (started with mpirun on this machine).") public var ranks: Int = 1
+    @Option(help: "Ranks holding one copy of the models, split by tensor parallelism (divides --ranks).") public var tensor: Int = 1
     public init() {}
     public init(policy: String, helpfulness: String, safety: String, prompts: String, bag: String, iteration: String,
-                k: Int, temperature: Double, maxNewTokens: Int, seed: UInt64, chunk: Int, ranks: Int) {
+                k: Int, temperature: Double, maxNewTokens: Int, seed: UInt64, chunk: Int, ranks: Int, tensor: Int = 1) {
         var o = Self()
         o.policy = policy; o.helpfulness = helpfulness; o.safety = safety; o.prompts = prompts; o.bag = bag
         o.iteration = iteration; o.k = k; o.temperature = temperature; o.maxNewTokens = maxNewTokens
-        o.seed = seed; o.chunk = chunk; o.ranks = ranks
+        o.seed = seed; o.chunk = chunk; o.ranks = ranks; o.tensor = tensor
         self = o
     }
 }

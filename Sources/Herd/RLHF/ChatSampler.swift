@@ -31,7 +31,8 @@ public struct ChatSampler {
     }
 
     /// `k` answers to each dialogue, sample j of dialogue i drawn from the
-    /// stream seeds(i, j) — the same whatever the batching.
+    /// stream seeds(i, j) — the same whatever the batching. The K samples
+    /// of a dialogue share its prompt's prefill; `batch` sequences run at once.
     public func samples(_ dialogues: [[ChatMessage]], k: Int, temperature: Double, maxNewTokens: Int,
                         seed: (Int, Int) -> UInt64, batch: Int = 32) throws -> [[String]] {
         var jobs: [(i: Int, j: Int, prompt: [TokenID])] = []
@@ -40,32 +41,25 @@ public struct ChatSampler {
             for j in 0..<k { jobs.append((i, j, p)) }
         }
         var out = [[String]](repeating: [String](repeating: "", count: k), count: dialogues.count)
-        var start = 0
-        while start < jobs.count {
-            let part = Array(jobs[start..<min(start + batch, jobs.count)])
-            let g = Generator(model: model, batch: part.count)
-            let ids = g.generate(part.map(\.prompt), options: SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens, eos: endOfAnswer),
-                                 seeds: part.map { seed($0.i, $0.j) })
-            for (job, tokens) in zip(part, ids) { out[job.i][job.j] = text(tokens) }
-            start += part.count
-        }
+        guard !jobs.isEmpty else { return out }
+        let ids = Generator(model: model, batch: min(batch, jobs.count))
+            .generate(jobs.map(\.prompt), options: options(temperature, maxNewTokens), seeds: jobs.map { seed($0.i, $0.j) })
+        for (job, tokens) in zip(jobs, ids) { out[job.i][job.j] = text(tokens) }
         return out
     }
 
-    /// One answer per dialogue at `temperature`; sequence i draws from stream (seed, i).
+    /// One answer per dialogue at `temperature`; dialogue i draws from
+    /// stream (seed, its group of `batch`, its place in the group).
     public func answers(_ dialogues: [[ChatMessage]], temperature: Double, maxNewTokens: Int, seed: UInt64,
                         batch: Int = 32) throws -> [String] {
+        guard !dialogues.isEmpty else { return [] }
         let prompts = try dialogues.map { try promptTokens($0, maxNewTokens: maxNewTokens) }
-        var out: [String] = []
-        var start = 0
-        while start < prompts.count {
-            let part = Array(prompts[start..<min(start + batch, prompts.count)])
-            let g = Generator(model: model, batch: part.count)
-            let options = SamplingOptions(temperature: temperature, seed: SplitMix64.mix(seed, UInt64(start)),
-                                          maxNewTokens: maxNewTokens, eos: endOfAnswer)
-            out += g.generate(part, options: options).map(text)
-            start += part.count
-        }
-        return out
+        let seeds = prompts.indices.map { i in SplitMix64.mix(SplitMix64.mix(seed, UInt64(i - i % batch)), UInt64(i % batch)) }
+        return Generator(model: model, batch: min(batch, prompts.count))
+            .generate(prompts, options: options(temperature, maxNewTokens), seeds: seeds).map(text)
+    }
+
+    func options(_ temperature: Double, _ maxNewTokens: Int) -> SamplingOptions {
+        SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens, eos: endOfAnswer)
     }
 }

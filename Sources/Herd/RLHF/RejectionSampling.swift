@@ -46,10 +46,11 @@ public struct RejectionSampling {
     public var seed: UInt64 = 1
     /// Prompts per generation batch (K sequences each).
     public var chunk = 8
-    /// Under mpirun: this rank's share. Chunk c of the prompts goes to rank
-    /// c mod size and into its part file; rank 0 then appends every part to
-    /// the bag in prompt order — the same bag as one process writes.
-    public var communicator: Communicator?
+    /// Under mpirun: this rank's group and its share. Chunk c of the
+    /// prompts goes to group c mod groups and into its part file (written
+    /// by the group's first rank); rank 0 then appends every part to the
+    /// bag in prompt order — the same bag as one process writes.
+    public var groups = GenerationGroups.single
 
     public static let safetyThreshold = 0.15
 
@@ -73,13 +74,14 @@ public struct RejectionSampling {
         let todo = all.enumerated().filter { !complete.contains($0.element.id) }
         log("\(all.count) prompts, \(complete.count) already sampled in \(bag), \(todo.count) to go, K = \(k)")
         guard !todo.isEmpty else { return existing }
-        let rank = communicator?.rank ?? 0, size = communicator?.size ?? 1
-        let (policyModel, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
+        let rank = groups.dataRank, size = groups.dataSize
+        let split = ModelPlacement(tensor: groups.tensor)
+        let (policyModel, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy", placement: split)
         let sampler = try ChatSampler(model: policyModel, tokenizer: tokenizer)
-        let rewards = try RewardModels(helpfulness: helpfulness, safety: safety)
+        let rewards = try RewardModels(helpfulness: helpfulness, safety: safety, placement: split.frozen)
         let target = size > 1 ? "\(bag).part-\(rank)" : bag
-        if size > 1 { try? FileManager.default.removeItem(atPath: target) }
-        let file = try AppendOnlyFile(path: target)
+        if size > 1 && groups.writes { try? FileManager.default.removeItem(atPath: target) }
+        let file = groups.writes ? try AppendOnlyFile(path: target) : nil
         let redone = Set(todo.map(\.element.id))
         var out = existing.filter { !redone.contains($0.promptID) }
         var start = 0, chunkIndex = -1
@@ -100,13 +102,14 @@ public struct RejectionSampling {
                     lines += try JSONLines.line(r)
                 }
             }
-            try file.append(lines)
+            try file?.append(lines)
             start += part.count
             log("sampled \(min(start, todo.count)) of \(todo.count) prompts")
         }
-        guard let world = communicator, size > 1 else { return out }
+        let world = groups.world
+        guard world.size > 1 else { return out }
         world.barrier()
-        if rank == 0 { try mergeParts(size: size, order: all.map(\.id)) }
+        if world.rank == 0 && size > 1 { try mergeParts(size: size, order: all.map(\.id)) }
         world.barrier()
         return try JSONLines.read(SampleRecord.self, path: bag)
     }

@@ -7,9 +7,11 @@ public struct RewardModels {
     let helpful: Llama, helpfulTokens: any Tokenizer
     let safe: Llama, safeTokens: any Tokenizer
 
-    public init(helpfulness: String, safety: String) throws {
-        (helpful, helpfulTokens) = try ModelFiles.loadModelAndTokenizer(helpfulness, role: "helpfulness reward model")
-        (safe, safeTokens) = try ModelFiles.loadModelAndTokenizer(safety, role: "safety reward model")
+    /// Laid out over several ranks (`placement`), each holds its part of
+    /// both models, and the ranks score every answer together.
+    public init(helpfulness: String, safety: String, placement: ModelPlacement = ModelPlacement()) throws {
+        (helpful, helpfulTokens) = try ModelFiles.loadModelAndTokenizer(helpfulness, role: "helpfulness reward model", placement: placement)
+        (safe, safeTokens) = try ModelFiles.loadModelAndTokenizer(safety, role: "safety reward model", placement: placement)
         for (m, label) in [(helpful, helpfulness), (safe, safety)] where !m.config.scalarHead {
             throw InteropError.file(label, "not a reward model (it has no scalar head)")
         }

@@ -18,10 +18,14 @@ extension PipelineManifest {
         return (try a.int("max_new_tokens", min: 1) ?? 64, temps)
     }
 
-    /// `sampling:`: the samples' length, the ranks that sample, and the prompts a rank samples at once.
-    static func parseSampling(_ s: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, ranks: Int, chunk: Int) {
-        try s.rejectUnknown(allowed: ["max_new_tokens", "ranks", "chunk"])
-        return (try s.int("max_new_tokens", min: 1) ?? 64, try s.int("ranks", min: 1) ?? 1, try s.int("chunk", min: 1) ?? 8)
+    /// `sampling:`: the samples' length, the ranks that sample, how many
+    /// of them hold one copy of the models (tensor parallelism), and the
+    /// prompts a group samples at once.
+    static func parseSampling(_ s: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, ranks: Int, tensor: Int, chunk: Int) {
+        try s.rejectUnknown(allowed: ["max_new_tokens", "ranks", "tensor", "chunk"])
+        let ranks = try s.int("ranks", min: 1) ?? 1, tensor = try s.int("tensor", min: 1) ?? 1
+        guard ranks % tensor == 0 else { throw s.error("tensor", "must divide sampling.ranks (\(ranks)), got \(tensor)") }
+        return (try s.int("max_new_tokens", min: 1) ?? 64, ranks, tensor, try s.int("chunk", min: 1) ?? 8)
     }
 
     /// `evaluation:`: the evaluated answers' length.
