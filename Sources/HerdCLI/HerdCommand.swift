@@ -185,8 +185,21 @@ struct Worker: ParsableCommand {
                 MPIRuntime.finish()
                 return
             }
-            let context = ParallelContext(world: world, rank: plan.ranks[world.rank], zero: plan.zero)
-            let job = try TrainingJob(manifest: manifest, context: context, planned: plan.model, heartbeat: heartbeat)
+            // A PPO job's frozen models may have ranks of their own: they serve the trainers, who are a world of their own.
+            let mine = plan.ranks[world.rank]
+            let part = plan.world > plan.data * plan.tensor ? world.split(color: mine.holdsFrozenModels ? 1 : 0, key: world.rank) : world
+            if mine.holdsFrozenModels {
+                let stopped = try TrainingJob.serveFrozenModels(manifest: manifest, world: world, group: part, heartbeat: heartbeat) { line in
+                    print(line); fflush(stdout)
+                }
+                heartbeat.stop(phase: stopped ? "stopped" : "done")
+                if !stopped { world.barrier() }
+                MPIRuntime.finish()
+                if stopped { Foundation.exit(143) }
+                return
+            }
+            let context = ParallelContext(world: part, rank: mine, zero: plan.zero)
+            let job = try TrainingJob(manifest: manifest, context: context, jobWorld: world, planned: plan.model, heartbeat: heartbeat)
             let summary = try job.run(resume: plan.resume, resumeStep: plan.resumeStep, saveWeights: plan.saveWeights) { line in
                 print(line); fflush(stdout)
             }

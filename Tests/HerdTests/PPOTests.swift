@@ -21,14 +21,15 @@ final class PPOTests: FixtureTestCase {
 
     /// A PPO job manifest writing RUN on data × tensor ranks (`parallelism`'s
     /// other fields in `layout`); `extra` lines are appended.
-    func job(_ name: String, steps: Int = 6, data: Int = 1, tensor: Int = 1, layout: String = "", extra: String = "") throws -> (path: String, run: String) {
+    func job(_ name: String, steps: Int = 6, data: Int = 1, tensor: Int = 1, layout: String = "", ppo: String = "",
+             extra: String = "") throws -> (path: String, run: String) {
         let d = Self.dir, run = "\(d)/run-\(name)"
         let text = """
             kind: ppo
             seed: 5
             init: \(d)/policy
             data: {prompts: \(d)/prompts.jsonl}
-            ppo: {helpfulness: \(d)/rm, safety: \(d)/rm, rollouts: 8, mini_batch: 4, beta: 0.05, max_new_tokens: 12}
+            ppo: {helpfulness: \(d)/rm, safety: \(d)/rm, rollouts: 8, mini_batch: 4, beta: 0.05, max_new_tokens: 12\(ppo)}
             optimizer: {lr: 1e-3}
             parallelism: {data: \(data), tensor: \(tensor)\(layout)}
             steps: \(steps)
@@ -104,9 +105,26 @@ final class PPOTests: FixtureTestCase {
                                  steps: 5, runFirst: false)
     }
 
+    /// The reference and both reward models on 2 ranks of their own, split
+    /// by tensor parallelism, scoring what 2 data ranks send them: the same
+    /// iterations as all of them on one process.
+    func testFrozenModelsOnTheirOwnRanksScoreAsColocated() throws {
+        let one = try job("colocated", steps: 3)
+        let apart = try job("apart", steps: 3, data: 2, ppo: ", placement: separate, frozen_ranks: 2")
+        try expectSameIterations(one, apart, steps: 3)
+        let plan = try Plan.read(RunDirectory(apart.run).plan)
+        XCTAssertEqual(plan.world, 4, "2 trainers and 2 frozen-model ranks")
+        XCTAssertEqual(plan.ranks.filter(\.holdsFrozenModels).map(\.rank), [2, 3])
+        XCTAssertTrue(output.contains("frozen models on 2 rank(s) of their own"), output)
+    }
+
+    /// The last job's output.
+    var output = ""
+
     func run(_ j: (path: String, run: String)) throws {
         let r = try HerdBinary.run(["run", j.path])
         XCTAssertEqual(r.status, 0, r.out + r.err)
+        output = r.out
     }
 
     /// Runs both jobs (the first unless it has run) and compares their step events and final weights.

@@ -278,3 +278,9 @@ public struct JobManifest: Sendable, Codable, Equatable {
         return manifest
     }
 }
+
+extension JobManifest {
+    /// Every rank the job runs: the trainers (data × tensor) and a PPO
+    /// job's frozen-model group when it has one of its own.
+    public var ranks: Int { parallelism.world + (ppo?.frozenGroup ?? 0) }
+}

@@ -41,11 +41,12 @@ public struct PlanReport: Sendable {
 
     /// Places the plan's ranks on the cluster and checks that they fit.
     public static func make(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec, rewardModel: LlamaConfig? = nil) throws -> PlanReport {
-        let world = m.parallelism.world, tp = m.parallelism.tensor
+        let world = m.ranks, tp = m.parallelism.tensor
         let slots = cluster.slotHosts
         guard world <= slots.count else {
+            let frozen = world > m.parallelism.world ? " + ppo.frozen_ranks \(world - m.parallelism.world)" : ""
             throw ManifestError(file: cluster.file, field: "nodes",
-                                message: "the job needs \(world) ranks (parallelism.data \(m.parallelism.data) × tensor \(tp)); the cluster has \(slots.count) slots")
+                                message: "the job needs \(world) ranks (parallelism.data \(m.parallelism.data) × tensor \(tp)\(frozen)); the cluster has \(slots.count) slots")
         }
         for (i, n) in cluster.nodes.enumerated() where n.slots % tp != 0 && world > 1 {
             throw ManifestError(file: cluster.file, field: "nodes[\(i)].slots",

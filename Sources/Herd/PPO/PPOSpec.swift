@@ -27,9 +27,18 @@ public struct PPOSpec: Sendable, Codable, Equatable {
     public var valueLR = 1e-5
     /// Advantages shifted and scaled to mean 0, variance 1 over the batch.
     public var whitenAdvantages = true
+    /// Where the frozen models (the reference and both reward models) run:
+    /// nil — on the trainers' ranks (colocated); N — on N ranks of their
+    /// own after the trainers', split among them by tensor parallelism
+    /// (`placement: separate`, `frozen_ranks: N`), scoring the answers the
+    /// trainers send them over MPI while the trainers run the policy and
+    /// the value model. (Optional: jobs resolved before it decode as colocated.)
+    public var frozenRanks: Int?
+    /// The ranks of the frozen models' own group (0 when colocated).
+    public var frozenGroup: Int { frozenRanks ?? 0 }
 
     static let fields = ["helpfulness", "safety", "value_init", "rollouts", "mini_batch", "beta", "clip", "gamma", "lambda",
-                         "temperature", "max_new_tokens", "value_lr", "whiten_advantages"]
+                         "temperature", "max_new_tokens", "value_lr", "whiten_advantages", "placement", "frozen_ranks"]
 
     /// The `ppo:` section, which a PPO job needs and no other kind has.
     static func parse(in top: YAMLFields, _ kind: JobManifest.KindDefaults, planOnly: Bool) throws(ManifestError) -> PPOSpec? {
@@ -63,6 +72,12 @@ public struct PPOSpec: Sendable, Codable, Equatable {
         p.maxNewTokens = try f.int("max_new_tokens", min: 1, max: JobManifest.Limits.sequenceLength) ?? p.maxNewTokens
         p.valueLR = try f.double("value_lr", min: 0) ?? p.valueLR
         p.whitenAdvantages = try f.bool("whiten_advantages") ?? p.whitenAdvantages
+        switch try f.string("placement") ?? "colocated" {
+        case "colocated":
+            if f.has("frozen_ranks") { throw f.error("frozen_ranks", "only with placement: separate (colocated frozen models are on the trainers' ranks)") }
+        case "separate": p.frozenRanks = try f.int("frozen_ranks", min: 1, max: JobManifest.Limits.ranks) ?? 1
+        case let other: throw f.error("placement", "expected colocated (the frozen models on the trainers' ranks) or separate (on ranks of their own), got \"\(other)\"")
+        }
         guard p.temperature > 0 else { throw f.error("temperature", "rollouts are sampled: must be above 0 (greedy answers have no ratio to clip)") }
         guard p.rollouts % p.miniBatch == 0 else {
             throw f.error("mini_batch", "must divide ppo.rollouts (\(p.rollouts)), got \(p.miniBatch)")

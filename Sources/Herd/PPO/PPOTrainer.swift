@@ -31,9 +31,11 @@ public final class PPOTrainer: TrainingTask {
     public let spec: PPOSpec
     public let context: ParallelContext
     public let policy: Llama
-    let reference: Llama
     public let value: Llama
-    let rewards: RewardModels
+    /// The reference and both reward models on this rank (colocated), or
+    /// the link to the group of ranks that holds them (`ppo.placement: separate`).
+    let frozen: FrozenModels?
+    let link: FrozenGroupLink?
     let sampler: ChatSampler
     let prompts: [PromptRecord]
     let policySync: GradientSync, valueSync: GradientSync
@@ -66,7 +68,8 @@ public final class PPOTrainer: TrainingTask {
         public var rolloutSeconds: Double, scoringSeconds: Double, updateSeconds: Double
     }
 
-    public init(manifest m: JobManifest, context: ParallelContext) throws {
+    /// `link`: where the frozen models are when they have ranks of their own.
+    init(manifest m: JobManifest, context: ParallelContext, link: FrozenGroupLink?) throws {
         guard m.kind == .ppo, let spec = m.ppo, let initFrom = m.initFrom else {
             throw ManifestError(file: m.file, field: "kind", message: "a PPO trainer needs a job of kind ppo")
         }
@@ -78,9 +81,9 @@ public final class PPOTrainer: TrainingTask {
         let (policy, tokenizer) = try ModelFiles.loadModelAndTokenizer(initFrom, role: "policy", placement: trained)
         guard !policy.config.scalarHead else { throw ManifestError(file: m.file, field: "init", message: "\(initFrom) is a reward model, not a chat policy") }
         self.policy = policy
-        reference = try ModelFiles.loadModel(initFrom, placement: trained.frozen)
         value = try ModelFiles.loadModel(spec.valueInit, placement: trained)
-        rewards = try RewardModels(helpfulness: spec.helpfulness, safety: spec.safety, placement: trained.frozen)
+        self.link = link
+        frozen = link == nil ? try FrozenModels(manifest: m, placement: trained.frozen) : nil
         sampler = try ChatSampler(model: policy, tokenizer: tokenizer)
         let path = m.data.prompts!
         prompts = try JSONLines.read(PromptRecord.self, path: path) { (p: PromptRecord) throws(RecordError) in
@@ -92,11 +95,20 @@ public final class PPOTrainer: TrainingTask {
         Matmul.threads = context.rank.threads
     }
 
+    /// The job on `context`, its frozen models on the same ranks.
+    public convenience init(manifest m: JobManifest, context: ParallelContext) throws {
+        try self.init(manifest: m, context: context, link: nil)
+    }
+
     /// The whole job in this process.
     public convenience init(manifest m: JobManifest) throws {
         let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
         try self.init(manifest: m, context: .single(model: m.model.config, sequences: m.batch.sequences, threads: threads))
     }
+
+    /// The frozen models' group, when it has ranks of its own, leaves its
+    /// loop (the end of the run, or a stop every trainer agreed on).
+    public func releaseFrozenGroup(stopped: Bool) throws { try link?.release(step: step, stopped: stopped) }
 
     var rollouts: Int { spec.rollouts }
     var checkpoint: ActivationCheckpoint { manifest.activationCheckpoint }
@@ -124,8 +136,13 @@ public final class PPOTrainer: TrainingTask {
         func since(_ t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
         var batch = try sample()
         let sampled = DispatchTime.now().uptimeNanoseconds
+        // Placed apart, the frozen models score while this rank runs the policy and the value model.
+        try link?.request(batch, step: step)
+        var scores = try frozenScores(batch)
         score(&batch)
-        let stats = try reward(&batch)
+        if let link { scores = link.receive() }
+        for i in batch.indices { batch[i].referenceLogProbs = scores[batch[i].index]!.referenceLogProbs }
+        let stats = try reward(&batch, scores)
         let scored = DispatchTime.now().uptimeNanoseconds
         var sums = [0.0, 0.0, 0.0, 0.0]   // policy loss, value loss, clipped tokens, gradient norm
         for j in 0..<miniBatches {
@@ -162,8 +179,20 @@ public final class PPOTrainer: TrainingTask {
         return out
     }
 
-    /// log π_old, log π₀, the values and the policy's entropy of every
-    /// answer token, a mini-batch's share at a time.
+    /// The frozen models' scores of this rank's rollouts, by index, a
+    /// mini-batch's share at a time (none here when they are placed apart).
+    func frozenScores(_ batch: [Rollout]) throws -> [Int: FrozenModels.Scores] {
+        guard let frozen else { return [:] }
+        var out: [Int: FrozenModels.Scores] = [:]
+        for j in 0..<miniBatches {
+            let part = Array(batch[self.part(j)])
+            for (r, s) in zip(part, try frozen.score(part, lengthMultiple: lengthMultiple)) { out[r.index] = s }
+        }
+        return out
+    }
+
+    /// log π_old, the values and the policy's entropy of every answer
+    /// token, a mini-batch's share at a time.
     func score(_ batch: inout [Rollout]) {
         for j in 0..<miniBatches {
             let part = self.part(j)
@@ -172,11 +201,9 @@ public final class PPOTrainer: TrainingTask {
             let old = policy.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: acts)
             let entropies = policy.rowEntropies(acts)
             let entropy = padded.split { entropies[$0] }
-            let ref = reference.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: padded.activations(reference, checkpoint: checkpoint))
             let values = self.values(padded)
             for (k, i) in part.enumerated() {
                 batch[i].logProbs = padded.rows[k].map { old[$0] }
-                batch[i].referenceLogProbs = padded.rows[k].map { ref[$0] }
                 batch[i].values = values[k]
                 batch[i].entropy = entropy[k].reduce(0, +)
             }
@@ -192,12 +219,12 @@ public final class PPOTrainer: TrainingTask {
 
     /// R_c of each answer, the batch's whitened scores (gathered from every
     /// rank), per-token rewards and GAE; returns the batch's means.
-    func reward(_ batch: inout [Rollout]) throws -> (reward: Double, kl: Double, entropy: Double, tokens: Double) {
+    func reward(_ batch: inout [Rollout], _ scores: [Int: FrozenModels.Scores]) throws -> (reward: Double, kl: Double, entropy: Double, tokens: Double) {
         var combined = [Double](repeating: 0, count: rollouts)
-        for i in batch.indices {
-            let r = batch[i]
-            let (h, s) = try rewards.scores(r.prompt.dialogue, answer: r.text)
-            combined[r.index] = PPOReward.combined(helpful: h, safety: s, safetyPrompt: r.prompt.safety ?? false)
+        for r in batch {
+            let s = scores[r.index]!
+            combined[r.index] = PPOReward.combined(helpful: RewardModels.sigmoid(s.helpful), safety: RewardModels.sigmoid(s.safety),
+                                                   safetyPrompt: r.prompt.safety ?? false)
         }
         context.data.allReduce(&combined, count: rollouts, op: .sum)
         let scores = PPOReward.scores(combined: combined)

@@ -50,6 +50,12 @@ public struct RankPlan: Codable, Sendable, Equatable {
     public var shard: TensorShard
     /// Cores ÷ ranks on this node: OpenBLAS threads (or batch threads).
     public var threads: Int
+    /// A rank of a PPO job's frozen-model group (`ppo.placement: separate`):
+    /// it trains nothing, and scores what the trainers send it. Its
+    /// tensorRank is its place in that group.
+    public var frozen: Bool? = nil
+
+    public var holdsFrozenModels: Bool { frozen ?? false }
 }
 
 /// Lays a job out on processes: data-parallel × tensor-parallel, with the
@@ -58,7 +64,7 @@ public struct RankPlan: Codable, Sendable, Equatable {
 public enum Planner {
     public static func plan(manifest m: JobManifest, model: LlamaConfig, host: String, cores: Int,
                             saveWeights: Bool = false) throws -> Plan {
-        let dp = m.parallelism.data, tp = m.parallelism.tensor, world = dp * tp
+        let dp = m.parallelism.data, tp = m.parallelism.tensor, world = dp * tp, frozen = m.ppo?.frozenGroup ?? 0
         guard m.batch.sequences % dp == 0 else {
             throw ManifestError(file: m.file, field: "batch.sequences",
                                 message: "the global batch (\(m.batch.sequences) sequences) must divide among parallelism.data = \(dp) ranks")
@@ -77,9 +83,18 @@ public enum Planner {
             }
             ranks.append(RankPlan(rank: r, host: host, dataRank: d, tensorRank: t,
                                   firstSequence: d * perRank, sequenceCount: perRank,
-                                  shard: shard, threads: max(1, cores / world)))
+                                  shard: shard, threads: max(1, cores / (world + frozen))))
         }
-        return Plan(job: m.name, output: m.output, model: model, world: world, data: dp, tensor: tp,
+        // A PPO job's frozen models on ranks of their own, after the trainers: one tensor group.
+        for i in 0..<frozen {
+            let shard: TensorShard
+            do throws(ConfigError) { shard = try TensorShard.make(model, rank: i, size: frozen) } catch {
+                throw ManifestError(file: m.file, field: "ppo.frozen_ranks", message: "splits the reference model by tensor parallelism: \(error.field) \(error.message)")
+            }
+            ranks.append(RankPlan(rank: world + i, host: host, dataRank: dp, tensorRank: i, firstSequence: 0, sequenceCount: 0,
+                                  shard: shard, threads: max(1, cores / (world + frozen)), frozen: true))
+        }
+        return Plan(job: m.name, output: m.output, model: model, world: world + frozen, data: dp, tensor: tp,
                     zero: m.parallelism.zero, sequencesPerRank: perRank, saveWeights: saveWeights, ranks: ranks)
     }
 }

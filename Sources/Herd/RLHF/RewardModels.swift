@@ -23,10 +23,19 @@ public struct RewardModels {
         (try score(dialogue, answer: answer, safety: false), try score(dialogue, answer: answer, safety: true))
     }
 
+    /// Both models' scores before σ (what a frozen-model group sends back).
+    public func rawScores(_ dialogue: [ChatMessage], answer: String) throws -> (helpful: Float, safety: Float) {
+        (try rawScore(dialogue, answer: answer, safety: false), try rawScore(dialogue, answer: answer, safety: true))
+    }
+
     /// One model's score: the safety model's, or the helpfulness model's.
     public func score(_ dialogue: [ChatMessage], answer: String, safety: Bool) throws -> Double {
+        Self.sigmoid(try rawScore(dialogue, answer: answer, safety: safety))
+    }
+
+    func rawScore(_ dialogue: [ChatMessage], answer: String, safety: Bool) throws -> Float {
         let turns = dialogue + [ChatMessage(.assistant, answer)]
         let (model, tokenizer) = safety ? (safe, safeTokens) : (helpful, helpfulTokens)
-        return Self.sigmoid(model.reward(tokens: try ChatFormat.encode(turns, tokenizer: tokenizer).tokens))
+        return model.reward(tokens: try ChatFormat.encode(turns, tokenizer: tokenizer).tokens)
     }
 }

@@ -10,8 +10,10 @@ public struct TrainingJob {
 
     /// The trainer on `context` (nil: the whole job in this process). When
     /// `planned` is given, the model the job resolves to on this rank must
-    /// be that shape (a worker checks its data against the plan).
-    public init(manifest m: JobManifest, context: ParallelContext? = nil, planned: LlamaConfig? = nil,
+    /// be that shape (a worker checks its data against the plan). `jobWorld`:
+    /// every rank of the job, when a PPO job's frozen models have ranks of
+    /// their own beyond the context's.
+    public init(manifest m: JobManifest, context: ParallelContext? = nil, jobWorld: Communicator? = nil, planned: LlamaConfig? = nil,
                 heartbeat: Heartbeat? = nil) throws {
         manifest = m
         let threads = m.threads ?? ProcessInfo.processInfo.activeProcessorCount
@@ -21,7 +23,10 @@ public struct TrainingJob {
         if m.kind == .prepare { throw TrainingJobError.notTraining(job: m.name) }
         if m.kind == .ppo {
             try check(m.model.config)
-            task = try PPOTrainer(manifest: m, context: context ?? .single(model: m.model.config, sequences: m.batch.sequences, threads: threads))
+            let context = context ?? .single(model: m.model.config, sequences: m.batch.sequences, threads: threads)
+            let link = m.ppo!.frozenGroup > 0
+                ? FrozenGroupLink(world: jobWorld ?? context.world, firstFrozen: m.parallelism.world, sends: context.tensor.rank == 0) : nil
+            task = try PPOTrainer(manifest: m, context: context, link: link)
         } else {
             let data = try TrainingData(manifest: m)
             try check(data.model)
@@ -35,9 +40,23 @@ public struct TrainingJob {
     /// each rank's weights when asked to.
     public func run(resume: Bool = true, resumeStep: Int? = nil, saveWeights: Bool = false,
                     output: (String) -> Void = { print($0) }) throws -> TrainingSummary {
-        let summary = try TrainingLoop(task, resumeStep: resumeStep).run(resume: resume || resumeStep != nil, output: output)
+        let ppo = task as? PPOTrainer
+        let summary: TrainingSummary
+        do { summary = try TrainingLoop(task, resumeStep: resumeStep).run(resume: resume || resumeStep != nil, output: output) } catch {
+            if case TrainingError.stopped = error { try ppo?.releaseFrozenGroup(stopped: true) }
+            throw error
+        }
+        try ppo?.releaseFrozenGroup(stopped: false)
         if saveWeights { try task.saveWeights() }
         return summary
+    }
+
+    /// A rank of a PPO job's frozen-model group (`ppo.placement: separate`):
+    /// scores what the trainers send until they release it; returns whether
+    /// they stopped on request. `group`: the frozen group's ranks.
+    public static func serveFrozenModels(manifest m: JobManifest, world: Communicator, group: Communicator, heartbeat: Heartbeat?,
+                                         log: (String) -> Void) throws -> Bool {
+        try FrozenGroupLink.serve(manifest: m, world: world, group: group, firstFrozen: m.parallelism.world, heartbeat: heartbeat, log: log)
     }
 
     /// The line the job's first rank prints at the end.
