@@ -126,7 +126,7 @@ final class PPOTests: FixtureTestCase {
             ("no-safety", "ppo: {helpfulness: \(Self.dir)/rm}", "ppo.safety"),
             ("policy-as-rm", "ppo: {helpfulness: \(Self.dir)/policy, safety: \(Self.dir)/rm}", "not a reward model"),
             ("mini-batch", "ppo: {helpfulness: \(Self.dir)/rm, safety: \(Self.dir)/rm, rollouts: 8, mini_batch: 3}", "ppo.mini_batch"),
-            ("tensor", "parallelism: {tensor: 2}", "parallelism.tensor"),
+            ("tensor", "parallelism: {tensor: 3}", "parallelism.tensor"),
             ("batch", "batch: {sequences: 8}", "ppo.rollouts"),
             ("prompts", "data: {prompts: \(Self.dir)/nothing.jsonl}", "data.prompts"),
         ]

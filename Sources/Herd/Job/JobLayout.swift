@@ -31,9 +31,6 @@ extension JobManifest {
             if tp > 1 { throw refuse("parallelism.tensor", "a prepare job's ranks each tokenize their own units: use parallelism.data, got tensor \(tp)") }
             return
         }
-        if kind == .ppo && tp > 1 {
-            throw refuse("parallelism.tensor", "a PPO job's rollouts run the whole policy in each process (generation has no tensor parallelism): use parallelism.data, got tensor \(tp)")
-        }
         if model.config.heads % tp != 0 {
             throw refuse("parallelism.tensor", "must divide model.heads (\(model.config.heads)), got \(tp)")
         }

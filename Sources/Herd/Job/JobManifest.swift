@@ -254,12 +254,6 @@ public struct JobManifest: Sendable, Codable, Equatable {
         if model.config.maxSeqLen == 0 { model.config.maxSeqLen = data.seqLen }
         let reward = try RewardSpec.parse(in: top, defaults)
         let parallelism = try ParallelismSpec.parse(top.sectionOrEmpty("parallelism"), overrides: overrides)
-        if kind == .ppo && parallelism.zero >= 2 {
-            throw top.error("parallelism.zero", "PPO shards at most its optimizer state for now (its models sample between updates): give zero: 0 or 1")
-        }
-        if kind == .ppo && parallelism.sequenceParallel {
-            throw top.error("parallelism.sequence_parallel", "PPO's update runs without sequence parallelism for now: leave it false")
-        }
         let ppo = try PPOSpec.parse(in: top, defaults, planOnly: overrides.planOnly)
         let batch = try BatchSpec.parse(in: top, defaults, seqLen: data.seqLen, rollouts: ppo?.rollouts)
         let (optimizer, lr) = try OptimizerSpec.parse(in: top, defaults)
@@ -278,8 +272,8 @@ public struct JobManifest: Sendable, Codable, Equatable {
             logInterval: try top.int("log_interval", min: 1, max: Limits.steps) ?? 10, checkpoint: checkpoint, output: output,
             threads: try top.int("threads", min: 1, max: Limits.threads), restart: restart, monitor: monitor, initFrom: initFrom,
             reward: reward, ppo: ppo)
-        manifest.activationCheckpoint = try parseActivationCheckpoint(top, kind: kind)
-        manifest.precision = try parsePrecision(top, kind: kind)
+        manifest.activationCheckpoint = try parseActivationCheckpoint(top)
+        manifest.precision = try parsePrecision(top)
         try manifest.validate()
         return manifest
     }

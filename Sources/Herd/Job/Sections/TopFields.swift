@@ -43,26 +43,23 @@ extension JobManifest {
     }
 
     /// `precision`: fp32 (the default) or bf16.
-    static func parsePrecision(_ top: YAMLFields, kind: Kind) throws(ManifestError) -> Precision {
-        try parseChoice(top, "precision", default: Precision.fp32, kind: kind,
-                        expected: "fp32 or bf16 (bf16 weights in products and bf16 activations kept for backward; fp32 master weights, gradients and AdamW)",
-                        ppo: "PPO trains in fp32 for now: leave it fp32")
+    static func parsePrecision(_ top: YAMLFields) throws(ManifestError) -> Precision {
+        try parseChoice(top, "precision", default: Precision.fp32,
+                        expected: "fp32 or bf16 (bf16 weights in products and bf16 activations kept for backward; fp32 master weights, gradients and AdamW)")
     }
 
     /// `activation_checkpoint`: none (the default), selective or full.
-    static func parseActivationCheckpoint(_ top: YAMLFields, kind: Kind) throws(ManifestError) -> ActivationCheckpoint {
-        try parseChoice(top, "activation_checkpoint", default: ActivationCheckpoint.none, kind: kind,
-                        expected: "none, selective (recompute the norms, attention probabilities and SwiGLU products) or full (recompute each layer from its input)",
-                        ppo: "PPO's update keeps every activation for now: leave it none")
+    static func parseActivationCheckpoint(_ top: YAMLFields) throws(ManifestError) -> ActivationCheckpoint {
+        try parseChoice(top, "activation_checkpoint", default: ActivationCheckpoint.none,
+                        expected: "none, selective (recompute the norms, attention probabilities and SwiGLU products) or full (recompute each layer from its input)")
     }
 
-    /// A top-level field naming one case of `T`; a PPO job keeps the default for now.
-    private static func parseChoice<T: RawRepresentable & Equatable>(
-        _ top: YAMLFields, _ key: String, default value: T, kind: Kind, expected: String, ppo: String
+    /// A top-level field naming one case of `T`.
+    private static func parseChoice<T: RawRepresentable>(
+        _ top: YAMLFields, _ key: String, default value: T, expected: String
     ) throws(ManifestError) -> T where T.RawValue == String {
         guard let text = try top.string(key) else { return value }
         guard let choice = T(rawValue: text) else { throw top.error(key, "expected \(expected), got \"\(text)\"") }
-        if kind == .ppo && choice != value { throw top.error(key, ppo) }
         return choice
     }
 
