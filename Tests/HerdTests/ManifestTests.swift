@@ -181,6 +181,33 @@ extension ManifestTests {
         expectError(manifest(extra: "precision: fp16"), field: "precision", contains: "expected fp32 or bf16")
     }
 
+    /// A PPO job lays out like any training job: tensor groups, ZeRO-3,
+    /// sequence parallelism, bf16 and recomputation are accepted.
+    func testPPOTakesEveryParallelism() throws {
+        let yaml = """
+            kind: ppo
+            init: /nowhere/policy
+            model: {preset: llama2-7b}
+            data: {prompts: /nowhere/prompts.jsonl}
+            ppo: {helpfulness: /nowhere/rm, safety: /nowhere/rm, rollouts: 512, mini_batch: 64}
+            parallelism: {data: 8, tensor: 8, zero: 3, sequence_parallel: true}
+            precision: bf16
+            activation_checkpoint: selective
+            """
+        let m = try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml", overrides: .init(planOnly: true))
+        XCTAssertEqual(m.parallelism.world, 64)
+        XCTAssertEqual(m.parallelism.zero, 3)
+        XCTAssertTrue(m.parallelism.sequenceParallel)
+        XCTAssertEqual(m.precision, .bf16)
+        XCTAssertEqual(m.activationCheckpoint, .selective)
+        XCTAssertEqual(m.batch.microBatch, 8, "a mini-batch's share of each data rank")
+        // Still refused: a mini-batch that does not divide among the data ranks.
+        XCTAssertThrowsError(try JobManifest.parse(yaml: yaml.replacingOccurrences(of: "data: 8,", with: "data: 3,"), file: "jobs/t.yaml",
+                                                   overrides: .init(planOnly: true))) { e in
+            XCTAssertEqual((e as? ManifestError)?.field, "ppo.mini_batch", "\(e)")
+        }
+    }
+
     func testSequenceParallelNeedsRowsThatDivide() throws {
         let yaml = manifest(extra: "parallelism: {tensor: 2, sequence_parallel: true}")
         XCTAssertTrue(try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml").parallelism.sequenceParallel)

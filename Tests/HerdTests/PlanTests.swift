@@ -50,6 +50,49 @@ final class PlanTests: XCTestCase {
         XCTAssertFalse(try XCTUnwrap(all.last).fits)
     }
 
+    /// The paper's RLHF pipeline on its cluster: every stage of V1..V5
+    /// within a slot's 80 GB — the 70B reward models and fine-tune with
+    /// ZeRO-3, PPO as it runs (every model ZeRO-3-sharded, the policy's
+    /// tensor shard gathered whole for the rollouts only) — and PPO would
+    /// not fit at ZeRO-1, every model's weights whole on each rank.
+    func testPaperPipelineFitsEveryStage() throws {
+        let cluster = try ClusterSpec.load(path: "clusters/a100-2048.yaml")
+        let slot = try XCTUnwrap(cluster.nodes[0].deviceMemoryGB) * 1e9
+        let text = try String(contentsOfFile: "jobs/rlhf-llama2.yaml", encoding: .utf8)
+        func plan(_ yaml: String) throws -> PipelinePlan {
+            try PipelinePlan.make(manifest: try PipelineManifest.parse(yaml: yaml, file: "jobs/rlhf-llama2.yaml", checkFiles: false), cluster: cluster)
+        }
+        let p = try plan(text)
+        for st in p.stages {
+            XCTAssertLessThanOrEqual(st.bytesPerRank, slot, "\(st.id): \(st.note)")
+            XCTAssertFalse(st.note.contains("does not fit"), "\(st.id): \(st.note)")
+        }
+        let ppo = try XCTUnwrap(p.stages.first { $0.id == "V5/ppo-70b" }), phases = try XCTUnwrap(ppo.ppo)
+        XCTAssertEqual(phases.peak.phase, .rollout, phases.text)
+        XCTAssertGreaterThan(phases.consolidated, 4 * 68e9 / 8, "the policy's whole tensor shard, fp32")
+        XCTAssertEqual(ppo.seconds, 200 * phases.secondsPerIteration, accuracy: 1e-6 * ppo.seconds)
+        for part in [phases.rolloutSeconds, phases.scoringSeconds, phases.updateSeconds] { XCTAssertGreaterThan(part, 0) }
+        XCTAssertTrue(try XCTUnwrap(p.comparison).contains("the paper: ≈330 s"), p.text)
+        XCTAssertTrue(p.text.contains(try XCTUnwrap(p.comparison)))
+
+        let layout = "parallelism: {data: 64, tensor: 8, sequence_parallel: true, zero: 3}"
+        XCTAssertTrue(text.contains(layout), "the PPO template's layout changed: update this test")
+        let zero1 = try plan(text.replacingOccurrences(of: layout, with: layout.replacingOccurrences(of: "zero: 3", with: "zero: 1")))
+        let unsharded = try XCTUnwrap(zero1.stages.first { $0.id == "V5/ppo-70b" })
+        XCTAssertGreaterThan(unsharded.bytesPerRank, max(slot, ppo.bytesPerRank))
+        XCTAssertTrue(unsharded.note.contains("does not fit"), unsharded.note)
+    }
+
+    /// A cluster's memory bandwidth is optional and, when given, a positive number.
+    func testMemoryBandwidthIsParsed() throws {
+        let head = "name: c\nlauncher: mpirun\nnodes:\n  - {hosts: [h], slots: 1, cores: 1, memory_gb: 1, peak_tflops: 1"
+        XCTAssertNil(try ClusterSpec.parse(yaml: head + "}\n", file: "c.yaml").nodes[0].memoryBandwidthGBs)
+        XCTAssertEqual(try ClusterSpec.parse(yaml: head + ", memory_bandwidth_gbs: 2039}\n", file: "c.yaml").nodes[0].memoryBandwidthGBs, 2039)
+        XCTAssertThrowsError(try ClusterSpec.parse(yaml: head + ", memory_bandwidth_gbs: fast}\n", file: "c.yaml")) { e in
+            XCTAssertEqual((e as? ManifestError)?.field, "nodes[0].memory_bandwidth_gbs", "\(e)")
+        }
+    }
+
     /// The 0.95B model two ranks of this machine train with ZeRO-3 and full
     /// recomputation does not fit without them.
     func testABillionParametersFitTwoRanksHereOnlySharded() throws {

@@ -23,6 +23,9 @@ public struct ClusterSpec: Sendable, Codable, Equatable {
         /// Peak FLOP/s of one slot, in TFLOP/s (measured sgemm here, or a device's datasheet).
         public var peakTFLOPs: Double
         public var device: String
+        /// Memory bandwidth of one slot's device in GB/s (a datasheet's:
+        /// A100-80GB SXM 2039); what bandwidth-bound decoding is priced at.
+        public var memoryBandwidthGBs: Double? = nil
     }
 
     public var file: String

@@ -1,7 +1,7 @@
 import Foundation
 
 extension ClusterSpec.NodeGroup {
-    static let fields = ["hosts", "count", "prefix", "slots", "cores", "memory_gb", "device_memory_gb", "peak_tflops", "device"]
+    static let fields = ["hosts", "count", "prefix", "slots", "cores", "memory_gb", "device_memory_gb", "peak_tflops", "device", "memory_bandwidth_gbs"]
 
     /// The `nodes:` list, at least one group.
     static func parseList(in top: YAMLFields) throws(ManifestError) -> [Self] {
@@ -35,6 +35,7 @@ extension ClusterSpec.NodeGroup {
             memoryGB: try f.requiredDouble("memory_gb", min: 0.001, "memory per node in GB"),
             deviceMemoryGB: try f.double("device_memory_gb", min: 0.001),
             peakTFLOPs: try f.requiredDouble("peak_tflops", min: 0, "peak TFLOP/s of one slot"),
-            device: try f.string("device") ?? "cpu")
+            device: try f.string("device") ?? "cpu",
+            memoryBandwidthGBs: try f.double("memory_bandwidth_gbs", min: 0.001))
     }
 }

@@ -14,7 +14,7 @@ public struct PlanReport: Sendable {
     public var slotHours: Double
     /// Set when a rank's memory exceeds its slot's: what to change.
     public var memoryProblem: String?
-    /// A PPO job's models, cache and activations (its totals are in bytesPerRank).
+    /// A PPO job's models, phases and times (`memory` is its largest phase).
     public var ppo: PPOPlan?
     /// A prepare job's units and how they are dealt (it has no model to price).
     public var preparation: PreparationLayout?
@@ -40,7 +40,10 @@ public struct PlanReport: Sendable {
     }
 
     /// Places the plan's ranks on the cluster and checks that they fit.
-    public static func make(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec, rewardModel: LlamaConfig? = nil) throws -> PlanReport {
+    /// `rewardModel` and `promptTokens`: a PPO job's reward models' shape
+    /// and its prompts' length, when a pipeline's plan knows them (PPOPlan).
+    public static func make(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec, rewardModel: LlamaConfig? = nil,
+                            promptTokens: Int? = nil) throws -> PlanReport {
         let world = m.ranks, tp = m.parallelism.tensor
         let slots = cluster.slotHosts
         guard world <= slots.count else {
@@ -78,12 +81,20 @@ public struct PlanReport: Sendable {
         var flops = model.trainingFLOPsPerToken(seqLen: m.data.seqLen)
             + model.recomputeFLOPsPerToken(seqLen: m.data.seqLen, checkpoint: m.activationCheckpoint)
         var tokens = Double(m.steps) * Double(m.batch.sequences * m.data.seqLen)
-        let ppo = m.kind == .ppo ? PPOPlan.make(manifest: m, model: model, rewardModel: rewardModel) : nil
+        let peak = Double(world) * group.peakTFLOPs * 1e12
+        var seconds = flops * tokens / (peak * cluster.utilization)
+        let ppo = m.kind == .ppo
+            ? try PPOPlan.make(manifest: m, model: model,
+                               rank: .init(flops: group.peakTFLOPs * 1e12 * cluster.utilization,
+                                           bandwidth: group.memoryBandwidthGBs.map { $0 * 1e9 * cluster.utilization },
+                                           device: device, batchThreads: threads),
+                               rewardModel: rewardModel, promptTokens: promptTokens)
+            : nil
         if let ppo {
-            bytes = RankMemory(weights: ppo.weights, gradients: ppo.gradients, optimizer: ppo.optimizer,
-                               activations: ppo.activations + ppo.kvCache, snapshot: 0, communication: 0, process: device ? 0 : RankMemory.processBytes)
-            flops = ppo.flopsPerToken
-            tokens = Double(m.steps * m.batch.sequences) * ppo.tokensPerRollout
+            bytes = ppo.peak.memory
+            flops = ppo.flopsPerIteration / ppo.tokensPerIteration
+            tokens = Double(ppo.iterations) * ppo.tokensPerIteration
+            seconds = Double(ppo.iterations) * ppo.secondsPerIteration
         }
         let capacity = slotBytes(cluster)
         let need = bytes.total
@@ -93,8 +104,6 @@ public struct PlanReport: Sendable {
                                 message: String(format: "each rank needs %.1f GB (%@ for a micro-batch of %d) and a slot of %@ has %.1f GB: %@",
                                                 need / 1e9, bytes.parts, m.batch.microBatch, cluster.name, capacity / 1e9, remedies(m))).description
         }
-        let peak = Double(world) * group.peakTFLOPs * 1e12
-        let seconds = flops * tokens / (peak * cluster.utilization)
         var report = PlanReport(plan: plan, cluster: cluster, memory: bytes, flopsPerToken: flops, totalTokens: tokens,
                                 secondsAtUtilization: seconds, slotHours: seconds * Double(world) / 3600, memoryProblem: problem, ppo: ppo)
         report.activationCheckpoint = m.activationCheckpoint
@@ -127,8 +136,11 @@ public struct PlanReport: Sendable {
                             activationCheckpoint.rawValue))
         if let ppo { lines.append(ppo.text) }
         lines.append(String(format: "compute: %.3g FLOPs per token, %.3g tokens, %.3g FLOPs in all", flopsPerToken, totalTokens, flopsPerToken * totalTokens))
-        lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours; model FLOPs utilisation %.1f%%)", cluster.utilization * 100,
-                            formatDuration(secondsAtUtilization), slotHours, 100 * modelFLOPsUtilization))
+        // PPO's time is its phases' (decoding bound by memory bandwidth): 6·N per token says little of it.
+        lines.append(String(format: "time at %.0f%% of the cluster's peak: %@ (%.0f slot-hours; %@)", cluster.utilization * 100,
+                            formatDuration(secondsAtUtilization), slotHours,
+                            ppo.map { String(format: "%d iterations of %.1f s", $0.iterations, $0.secondsPerIteration) }
+                                ?? String(format: "model FLOPs utilisation %.1f%%", 100 * modelFLOPsUtilization)))
         let show = p.ranks.count <= 16 ? p.ranks : Array(p.ranks.prefix(8)) + Array(p.ranks.suffix(4))
         for r in show {
             let s = r.shard

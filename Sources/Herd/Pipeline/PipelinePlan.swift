@@ -18,9 +18,16 @@ public struct PipelinePlan {
         public var flops: Double
         public var seconds: Double
         public var note: String
+        /// A PPO stage's phases, memory and time per iteration.
+        public var ppo: PPOPlan? = nil
     }
 
+    /// The paper's seconds per PPO iteration at 70B (section 3.2.3, with FSDP).
+    public static let paperPPOSeconds70B = 330.0
+
     public var stages: [Stage] = []
+    /// The 70B policy's PPO iteration beside the paper's.
+    public var comparison: String?
     public let manifest: PipelineManifest
     public let cluster: ClusterSpec
 
@@ -79,10 +86,15 @@ public struct PipelinePlan {
         /// stand-in shape (the checkpoint is read for `model`, not from the job).
         func job(_ id: String, _ text: String, steps: Int?, model: LlamaConfig, note: String) throws -> Stage {
             let job = try JobManifest.parse(yaml: text, file: "\(m.file) (\(id))", overrides: .init(steps: steps.map { max(1, $0) }, planOnly: true))
-            let r = try PlanReport.make(manifest: job, model: model, cluster: c, rewardModel: reward)
+            let r = try PlanReport.make(manifest: job, model: model, cluster: c, rewardModel: reward, promptTokens: sizes.promptTokens)
+            let ppo = r.ppo.map { p in
+                String(format: "; %.1f s an iteration: %@; GB a rank by phase %@", p.secondsPerIteration, p.phaseSeconds,
+                       PPOPlan.Phase.allCases.map { String(format: "%.1f", p.memory($0).total / 1e9) }.joined(separator: ", "))
+            } ?? ""
             return Stage(id: id, ranks: r.plan.world, bytesPerRank: r.totalBytesPerRank, tokens: r.totalTokens,
                          flops: r.flopsPerToken * r.totalTokens, seconds: r.secondsAtUtilization,
-                         note: note + (r.memoryProblem == nil ? "" : String(format: " — does not fit: %.0f GB per rank", r.totalBytesPerRank / 1e9)))
+                         note: note + ppo + (r.memoryProblem == nil ? "" : String(format: " — does not fit: %.0f GB per rank", r.totalBytesPerRank / 1e9)),
+                         ppo: r.ppo)
         }
 
         var pool = Double(sizes.initialPool)
@@ -135,7 +147,10 @@ public struct PipelinePlan {
                     let model = try shape(p.initial, p.preset, "policies (\(p.name))")
                     let text = graph.ppoJob(policy: p, iteration: it, standIn: p.preset ?? PipelineGraph.probeShape)
                     plan.stages.append(try job("\(name)/ppo-\(p.name)", text, steps: nil, model: model,
-                                               note: "PPO: rollouts of max_new_tokens after prompts as long; policy, reference, value and both reward models on every rank"))
+                                               note: "PPO: answers of max_new_tokens; policy, value model, reference and both reward models on every rank"))
+                    if model.parameterCount == LlamaConfig.presets["llama2-70b"]?.parameterCount, let last = plan.stages.last {
+                        plan.comparison = plan.paperComparison(last)
+                    }
                 }
             }
             var evaluation = Stage(id: "\(name)/evaluate", ranks: c.slots, bytesPerRank: 0, tokens: 0, flops: 0, seconds: 0,
@@ -162,7 +177,8 @@ public struct PipelinePlan {
     public var text: String {
         var s = "\(manifest.name) on \(cluster.name): \(manifest.iterations.count) iterations, sampler \(manifest.sampler.name), "
         s += "distilled into \(manifest.policies.filter { !$0.sampler }.map(\.name).joined(separator: ", ")); "
-        s += String(format: "time at %.0f%% of peak (generation priced as compute: a lower bound, decoding is limited by memory bandwidth)\n", cluster.utilization * 100)
+        s += String(format: "time at %.0f%% of peak (generation priced as compute: a lower bound, decoding is limited by memory bandwidth%@)\n", cluster.utilization * 100,
+                    stages.contains { $0.ppo?.bandwidthBound == true } ? "; PPO's rollouts priced at that share of it" : "")
         s += "stage".padding(toLength: 24, withPad: " ", startingAt: 0) + "  ranks   GB/rank     tokens       FLOPs  time       what\n"
         var total = 0.0, hours = 0.0
         for st in stages {
@@ -173,6 +189,22 @@ public struct PipelinePlan {
             hours += st.seconds * Double(st.ranks) / 3600
         }
         s += String(format: "in all: %@ on the cluster, %.0f slot-hours\n", formatDuration(total), hours)
+        if let comparison { s += comparison + "\n" }
         return s
     }
+
+    /// A 70B PPO stage's iteration beside the paper's ≈330 s, and what the difference comes from.
+    func paperComparison(_ st: Stage) -> String? {
+        guard let p = st.ppo else { return nil }
+        let u = cluster.utilization * 100
+        var s = String(format: "%@: %.1f s a PPO iteration (%@) on %d ranks; the paper: ≈%.0f s (FSDP; its ranks not given). ",
+                       st.id, p.secondsPerIteration, p.phaseSeconds, st.ranks, Self.paperPPOSeconds70B)
+        s += p.zeroTraffic > 0
+            ? String(format: "The difference: communication, not priced (ZeRO-3 moves about %.3g TB per rank an iteration)", p.zeroTraffic / 1e12)
+            : "The difference: communication, not priced"
+        s += String(format: "; every phase at %.0f%% of the device's peak (%@); answers all max_new_tokens long after prompts of %d tokens (the paper gives neither).",
+                    u, p.bandwidthBound ? "its memory bandwidth for decoding, FLOP/s for the rest" : "FLOP/s", manifest.planning.promptTokens)
+        return s
+    }
+
 }
