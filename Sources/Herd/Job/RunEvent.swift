@@ -73,6 +73,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
     public var responseLength: Double?
     public var stepSeconds: Double?
     public var rolloutSeconds: Double?
+    /// Answer tokens the whole job generated per second of its rollouts.
+    public var rolloutTokensPerSecond: Double?
     public var scoringSeconds: Double?
     public var updateSeconds: Double?
     // eval (a reward model's accuracy, overall and by preference degree)
@@ -131,6 +133,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case step, loss, lr, gradNorm = "grad_norm", tokensPerSecond = "tokens_per_s", reward, kl
         case policyLoss = "policy_loss", valueLoss = "value_loss", clipFraction = "clip_fraction", entropy
         case responseLength = "response_length", stepSeconds = "step_seconds", rolloutSeconds = "rollout_seconds"
+        case rolloutTokensPerSecond = "rollout_tokens_per_s"
         case scoringSeconds = "scoring_seconds", updateSeconds = "update_seconds"
         case validationLoss = "val_loss", sourceLosses = "source_val_loss", mixProportions = "mix_proportions", accuracy, pairs
         case accuracySignificantlyBetter = "accuracy_significantly_better", accuracyBetter = "accuracy_better"
@@ -202,7 +205,7 @@ extension RunEvent {
     mutating func dropNonFinite() {
         let doubles: [WritableKeyPath<RunEvent, Double?>] = [
             \.beta, \.loss, \.lr, \.gradNorm, \.tokensPerSecond, \.reward, \.kl, \.policyLoss, \.valueLoss, \.clipFraction,
-            \.entropy, \.responseLength, \.stepSeconds, \.rolloutSeconds, \.scoringSeconds, \.updateSeconds, \.validationLoss,
+            \.entropy, \.responseLength, \.stepSeconds, \.rolloutSeconds, \.rolloutTokensPerSecond, \.scoringSeconds, \.updateSeconds, \.validationLoss,
             \.accuracy, \.accuracySignificantlyBetter, \.accuracyBetter, \.accuracySlightlyBetter, \.accuracyNegligiblyBetter,
             \.seconds, \.trainLoss, \.trainSeconds, \.backoffSeconds, \.hungAt,
         ]

@@ -15,6 +15,26 @@ public struct SamplingOptions: Sendable {
     }
 }
 
+/// Tokens generated and the seconds it took, over any number of
+/// generations: what a sampling stage reports of its speed.
+public final class GenerationMeter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var tokens = 0, seconds = 0.0
+    public init() {}
+
+    func add(tokens n: Int, seconds s: Double) {
+        lock.lock(); tokens += n; seconds += s; lock.unlock()
+    }
+
+    public var totals: (tokens: Int, seconds: Double) { lock.lock(); defer { lock.unlock() }; return (tokens, seconds) }
+    public var tokensPerSecond: Double { let t = totals; return t.seconds > 0 ? Double(t.tokens) / t.seconds : 0 }
+    /// "N tokens generated in S s (X tokens/s)".
+    public var summary: String {
+        let t = totals
+        return String(format: "%d tokens generated in %.1f s (%.0f tokens/s)", t.tokens, t.seconds, tokensPerSecond)
+    }
+}
+
 /// Batched generation with a KV cache that keeps its batch full.
 ///
 /// - **Slots.** `batch` sequences advance together, one position per step,
@@ -58,6 +78,8 @@ public final class Generator {
     public let threads: Int
     /// Called after every step (a worker's heartbeat: generation is progress).
     public var onStep: (() -> Void)?
+    /// Told of every generation's tokens and time.
+    public var meter: GenerationMeter?
     let heads: Int, kvHeads: Int, qkvWidth: Int, ffn: Int, vocab: Int
 
     public init(model: Llama, batch: Int, maxLen: Int? = nil, prefillRows: Int = 256,
@@ -110,6 +132,8 @@ public final class Generator {
         precondition(seeds == nil || seeds!.count == prompts.count)
         var rngs = prompts.indices.map { SplitMix64(seed: seeds?[$0] ?? SplitMix64.mix(o.seed, UInt64($0))) }
         var out = [[TokenID]](repeating: [], count: prompts.count)
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer { meter?.add(tokens: out.reduce(0) { $0 + $1.count }, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
         var slots = [Slot?](repeating: nil, count: batch)
         // A prompt of maxLen − 1 tokens or more leaves no position to sample at.
         var queue = prompts.indices.filter { prompts[$0].count < maxLen && o.maxNewTokens > 0 }.makeIterator()

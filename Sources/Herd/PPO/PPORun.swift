@@ -58,7 +58,8 @@ extension PPOTrainer {
         var e = RunEvent.trainStep(step: step, loss: r.policyLoss, lr: lr, gradNorm: r.gradNorm, tokensPerSecond: .nan)
         e.reward = r.reward; e.kl = r.kl; e.policyLoss = r.policyLoss; e.valueLoss = r.valueLoss
         e.clipFraction = r.clipFraction; e.entropy = r.entropy; e.responseLength = r.responseLength
-        e.stepSeconds = r.seconds; e.rolloutSeconds = r.rolloutSeconds; e.scoringSeconds = r.scoringSeconds; e.updateSeconds = r.updateSeconds
+        e.stepSeconds = r.seconds; e.rolloutSeconds = r.rolloutSeconds
+        e.rolloutTokensPerSecond = r.responseLength * Double(rollouts) / max(r.rolloutSeconds, 1e-9); e.scoringSeconds = r.scoringSeconds; e.updateSeconds = r.updateSeconds
         return StepReport(step: step, loss: r.policyLoss, lr: lr, gradNorm: r.gradNorm, seconds: r.seconds,
                           tokens: r.responseLength * Double(rollouts), finite: r.valueLoss.isFinite, event: e)
     }

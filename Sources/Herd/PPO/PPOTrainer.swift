@@ -168,7 +168,8 @@ public final class PPOTrainer: TrainingTask {
         let consolidates = policy.shards?.weights != nil
         if consolidates { policy.shards!.gatherIntoParams() }
         defer { if consolidates { policy.params.zero() } }
-        let g = Generator(model: policy, batch: min(PPOPlan.generationBatch, max(out.count, 1)), threads: context.rank.threads)
+        let g = sampler.generator(batch: min(PPOPlan.generationBatch, max(out.count, 1)), prompts: out.map(\.promptTokens),
+                                  maxNewTokens: spec.maxNewTokens, threads: context.rank.threads)
         g.onStep = { [heartbeat, step] in heartbeat?.progress(step: step, phase: "rollouts") }
         let answers = g.generate(out.map(\.promptTokens), options: sampler.options(spec.temperature, spec.maxNewTokens),
                                  seeds: out.map { SplitMix64.mix(SplitMix64.mix(seed ^ 0x9907, UInt64(step)), UInt64($0.index)) })

@@ -8,6 +8,8 @@ public struct ChatSampler {
     public let model: Llama
     public let tokenizer: any Tokenizer
     let separator: TokenID, endOfAnswer: TokenID
+    /// Every answer's tokens and time, for the stage's report of its speed.
+    public let meter = GenerationMeter()
 
     public init(model: Llama, tokenizer: any Tokenizer) throws {
         self.model = model
@@ -42,7 +44,7 @@ public struct ChatSampler {
         }
         var out = [[String]](repeating: [String](repeating: "", count: k), count: dialogues.count)
         guard !jobs.isEmpty else { return out }
-        let ids = Generator(model: model, batch: min(batch, jobs.count))
+        let ids = generator(batch: min(batch, jobs.count), prompts: jobs.map(\.prompt), maxNewTokens: maxNewTokens)
             .generate(jobs.map(\.prompt), options: options(temperature, maxNewTokens), seeds: jobs.map { seed($0.i, $0.j) })
         for (job, tokens) in zip(jobs, ids) { out[job.i][job.j] = text(tokens) }
         return out
@@ -55,8 +57,17 @@ public struct ChatSampler {
         guard !dialogues.isEmpty else { return [] }
         let prompts = try dialogues.map { try promptTokens($0, maxNewTokens: maxNewTokens) }
         let seeds = prompts.indices.map { i in SplitMix64.mix(SplitMix64.mix(seed, UInt64(i - i % batch)), UInt64(i % batch)) }
-        return Generator(model: model, batch: min(batch, prompts.count))
+        return generator(batch: min(batch, prompts.count), prompts: prompts, maxNewTokens: maxNewTokens)
             .generate(prompts, options: options(temperature, maxNewTokens), seeds: seeds).map(text)
+    }
+
+    /// A generator for these prompts: its cache as long as the longest
+    /// prompt and its answer need (not the model's whole context), metered.
+    public func generator(batch: Int, prompts: [[TokenID]], maxNewTokens: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Generator {
+        let longest = prompts.map(\.count).max() ?? 1
+        let g = Generator(model: model, batch: batch, maxLen: longest + maxNewTokens + 1, threads: threads)
+        g.meter = meter
+        return g
     }
 
     func options(_ temperature: Double, _ maxNewTokens: Int) -> SamplingOptions {

@@ -106,6 +106,7 @@ public struct RejectionSampling {
             start += part.count
             log("sampled \(min(start, todo.count)) of \(todo.count) prompts")
         }
+        log("this rank's group: " + sampler.meter.summary)
         let world = groups.world
         guard world.size > 1 else { return out }
         world.barrier()
