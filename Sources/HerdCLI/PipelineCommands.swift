@@ -85,6 +85,7 @@ extension RLHF {
         static let configuration = CommandConfiguration(
             abstract: "Rate policies' answers to held-out prompts with the annotator (greedy and at T=1) and their win rate against reference policies; writes JSON.")
         @OptionGroup var options: EvaluateOptions
+        @Flag(help: .hidden) var mpiWorker = false
 
         func run() throws {
             let o = options, annotator = o.annotator, policy = o.policy, reference = o.reference, out = o.out
@@ -103,8 +104,11 @@ extension RLHF {
             step.timeout = annotator.timeout
             step.instructedDialogues = o.dialogues
             do {
-                let results = try step.run { print("herd: \($0)"); fflush(stdout) }
-                try JSONFile.write(results, to: out)
+                try MPIRanks.leading(tensor: o.tensor, mpiWorker: mpiWorker) { leader in
+                    step.leader = leader
+                    let results = try step.run { print("herd: \($0)"); fflush(stdout) }
+                    try JSONFile.write(results, to: out)
+                }
             } catch { fail(error) }
         }
     }
@@ -114,6 +118,7 @@ extension RLHF {
             commandName: "gatt",
             abstract: "Ghost Attention's data: sample every turn of dialogues under a standing instruction with it on every user turn, keep it on the first, loss on the last answer; writes demonstrations (after --selections' if given).")
         @OptionGroup var options: GAttOptions
+        @Flag(help: .hidden) var mpiWorker = false
 
         func run() throws {
             let o = options
@@ -124,7 +129,12 @@ extension RLHF {
             step.temperature = o.temperature
             step.maxNewTokens = o.maxNewTokens
             step.seed = o.seed
-            do { try step.run { print("herd: \($0)"); fflush(stdout) } } catch { fail(error) }
+            do {
+                try MPIRanks.leading(tensor: o.tensor, mpiWorker: mpiWorker) { leader in
+                    step.leader = leader
+                    try step.run { print("herd: \($0)"); fflush(stdout) }
+                }
+            } catch { fail(error) }
         }
     }
 

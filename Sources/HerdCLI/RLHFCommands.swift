@@ -113,6 +113,7 @@ struct RLHF: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Sample two answers per prompt from a policy, have the annotator compare them, and append the comparisons to the pool as a batch.")
         @OptionGroup var options: AnnotateOptions
+        @Flag(help: .hidden) var mpiWorker = false
 
         func run() throws {
             let o = options, annotator = o.annotator, pool = o.pool, batch = o.batch
@@ -124,8 +125,11 @@ struct RLHF: ParsableCommand {
             step.timeout = annotator.timeout
             step.seed = o.seed
             do {
-                let r = try step.run { print("herd: \($0)"); fflush(stdout) }
-                print("batch \(batch): \(r.labelled) comparisons labelled and appended to \(pool) (\(r.skipped) were already there)")
+                try MPIRanks.leading(tensor: o.tensor, mpiWorker: mpiWorker) { leader in
+                    step.leader = leader
+                    let r = try step.run { print("herd: \($0)"); fflush(stdout) }
+                    print("batch \(batch): \(r.labelled) comparisons labelled and appended to \(pool) (\(r.skipped) were already there)")
+                }
             } catch {
                 fail(ValidationError("\(error) — the comparisons labelled so far are in \(pool); run the same command again to continue batch \(batch)"))
             }

@@ -104,6 +104,29 @@ final class AnnotationTests: FixtureTestCase {
         XCTAssertTrue(try annotate(pool: Self.dir + "/p.jsonl", annotator: [], expect: 2).contains("after --"))
     }
 
+    /// Annotation and evaluation with the policy split over 2 tensor ranks
+    /// (the first leads, the other follows): the same comparisons and the
+    /// same evaluation as one process.
+    func testAnnotationAndEvaluationAtTensor2EqualOneRank() throws {
+        var pools: [String] = [], evaluations: [String] = []
+        for tensor in [1, 2] {
+            let pool = Self.dir + "/pool-tensor-\(tensor).jsonl", out = Self.dir + "/eval-tensor-\(tensor).json"
+            let a = try HerdBinary.run(["rlhf", "annotate", "--policy", Self.policy, "--prompts", Self.dir + "/world/prompts.jsonl",
+                                        "--pool", pool, "--batch", "b1", "--max-new-tokens", "8", "--tensor", String(tensor),
+                                        "--", HerdBinary.path, "rlhf", "annotator"])
+            XCTAssertEqual(a.status, 0, a.out + a.err)
+            pools.append(try String(contentsOfFile: pool, encoding: .utf8))
+            let e = try HerdBinary.run(["rlhf", "evaluate", "--prompts", Self.dir + "/world/prompts-heldout.jsonl", "--out", out,
+                                        "--policy", "p=\(Self.policy)", "--max-new-tokens", "8", "--tensor", String(tensor),
+                                        "--", HerdBinary.path, "rlhf", "annotator"])
+            XCTAssertEqual(e.status, 0, e.out + e.err)
+            evaluations.append(try String(contentsOfFile: out, encoding: .utf8))
+        }
+        XCTAssertEqual(try JSONLines.comparisons(path: Self.dir + "/pool-tensor-1.jsonl").count, 6)
+        XCTAssertEqual(pools[1], pools[0], "the comparisons at tensor 2")
+        XCTAssertEqual(evaluations[1], evaluations[0], "the evaluation at tensor 2")
+    }
+
     func testRatingAPolicy() throws {
         let r = try HerdBinary.run(["rlhf", "rate", "--policy", Self.policy, "--prompts", Self.dir + "/world/prompts-heldout.jsonl",
                                     "--max-new-tokens", "8", "--json", "--", HerdBinary.path, "rlhf", "annotator"])

@@ -80,6 +80,8 @@ public final class Generator {
     public var onStep: (() -> Void)?
     /// Told of every generation's tokens and time.
     public var meter: GenerationMeter?
+    /// On a tensor group led by this rank: the leader that tells the other ranks to run the same generation.
+    var leader: (TensorGroupLeader, model: Int)?
     let heads: Int, kvHeads: Int, qkvWidth: Int, ffn: Int, vocab: Int
 
     public init(model: Llama, batch: Int, maxLen: Int? = nil, prefillRows: Int = 256,
@@ -130,6 +132,7 @@ public final class Generator {
     public func generate(_ prompts: [[TokenID]], options o: SamplingOptions, seeds: [UInt64]? = nil) -> [[TokenID]] {
         precondition(prompts.allSatisfy { !$0.isEmpty })
         precondition(seeds == nil || seeds!.count == prompts.count)
+        leader?.0.announce(model: leader!.model, batch: batch, maxLen: maxLen, prompts: prompts, options: o, seeds: seeds)
         var rngs = prompts.indices.map { SplitMix64(seed: seeds?[$0] ?? SplitMix64.mix(o.seed, UInt64($0))) }
         var out = [[TokenID]](repeating: [], count: prompts.count)
         let started = DispatchTime.now().uptimeNanoseconds

@@ -108,7 +108,7 @@ public struct PipelineGraph {
             iteration: n, name: "annotate",
             command: AnnotateOptions(policy: policy(m.sampler, after: n - 1), prompts: slice, pool: pool, batch: it.name,
                                      temperatures: m.annotationTemperatures, maxNewTokens: m.annotationTokens, seed: seed(n, 1),
-                                     annotator: m.annotatorCommand),
+                                     annotator: m.annotatorCommand, tensor: m.annotationTensor),
             files: [.init(path: slice, text: try annotationSlice(n))], progress: .lines(path: pool, batch: it.name, total: it.annotate))
         if n == 1 {
             let initial = try m.initialPool.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ""
@@ -153,7 +153,7 @@ public struct PipelineGraph {
     func evaluateCommand(_ n: Int) -> EvaluateOptions {
         EvaluateOptions(prompts: manifest.heldOutPrompts, out: evaluation(n), maxNewTokens: manifest.evaluationTokens, seed: seed(n, 3),
                         dialogues: manifest.gatt?.heldOut, policies: manifest.policies.map { ($0.name, policy($0, after: n), $0.initial) },
-                        annotator: manifest.annotatorCommand)
+                        annotator: manifest.annotatorCommand, tensor: manifest.evaluationTensor)
     }
 
     /// Iteration n's new prompts for annotation: the next `annotate` lines
@@ -220,7 +220,7 @@ public struct PipelineGraph {
         return PipelineStage(iteration: it.number, name: "gatt", command: GAttOptions(
             policy: policy(manifest.sampler, after: it.number - 1), dialogues: g.dialogues, selections: "\(dir)/selections.jsonl",
             out: finetuneData(it), temperature: g.temperature, maxNewTokens: manifest.samplingTokens, seed: seed(it.number, 7),
-            annotator: g.checkByAnnotator ? manifest.annotatorCommand : nil))
+            annotator: g.checkByAnnotator ? manifest.annotatorCommand : nil, tensor: g.tensor))
     }
 
     /// PPO on each size's fine-tuned policy against the iteration's reward

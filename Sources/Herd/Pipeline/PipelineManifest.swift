@@ -85,11 +85,13 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         public var temperature = 0.0
         /// Keep only the sampled turns the annotator says keep the instruction.
         public var checkByAnnotator = false
+        /// Ranks the policy is split across while it samples the turns.
+        public var tensor = 1
     }
     public var gatt: GAttSettings?
-    public var annotationTokens: Int, annotationTemperatures: (Double, Double)
+    public var annotationTokens: Int, annotationTemperatures: (Double, Double), annotationTensor: Int
     public var samplingTokens: Int, samplingRanks: Int, samplingTensor: Int, samplingChunk: Int
-    public var evaluationTokens: Int
+    public var evaluationTokens: Int, evaluationTensor: Int
     public var poolFrom: Int
     public var iterations: [Iteration]
 
@@ -124,7 +126,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         if let g = try top.section("gatt") { gatt = try GAttSettings.parse(g, checkFiles: checkFiles) }
         let annotation = try parseAnnotation(top.sectionOrEmpty("annotation"))
         let sampling = try parseSampling(top.sectionOrEmpty("sampling"))
-        let evaluationTokens = try parseEvaluation(top.sectionOrEmpty("evaluation"))
+        let evaluation = try parseEvaluation(top.sectionOrEmpty("evaluation"))
         let poolFrom = try top.int("pool_from", min: 1) ?? 4
         let iterations = try Iteration.parseList(in: top, gattFrom: gatt?.from, poolFrom: poolFrom)
         let planning = try PlanningSizes.parse(top.sectionOrEmpty("plan"))
@@ -135,8 +137,9 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             policies: policies, rewardInit: rewardModels.initial, rewardPreset: rewardModels.preset, initialPool: rewardModels.initialPool,
             planning: planning, rewardJobs: rewardModels.jobs, finetuneJob: finetune.job, finetuneFromPrevious: finetune.fromPrevious,
             ppoJob: ppoJob, gatt: gatt, annotationTokens: annotation.maxNewTokens, annotationTemperatures: annotation.temperatures,
+            annotationTensor: annotation.tensor,
             samplingTokens: sampling.maxNewTokens, samplingRanks: sampling.ranks, samplingTensor: sampling.tensor, samplingChunk: sampling.chunk,
-            evaluationTokens: evaluationTokens, poolFrom: poolFrom, iterations: iterations)
+            evaluationTokens: evaluation.maxNewTokens, evaluationTensor: evaluation.tensor, poolFrom: poolFrom, iterations: iterations)
         try m.validate()
         return m
     }

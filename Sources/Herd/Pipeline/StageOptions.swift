@@ -34,12 +34,14 @@ public struct AnnotateOptions: StageCommand {
     @Option(help: "This annotation batch's name (a rerun continues it).") public var batch: String
     @Option(help: "The two sampling temperatures, comma-separated.") public var temperatures: String = "0.7,1.0"
     @Option(help: "Longest answer, in tokens.") public var maxNewTokens: Int = 64
+    @Option(help: "Ranks the policy is split across by tensor parallelism (started with mpirun on this machine).") public var tensor: Int = 1
     @Option(help: "Sampling seed.") public var seed: UInt64 = 1
     @OptionGroup public var annotator: AnnotatorOptions
     public init() {}
     public init(policy: String, prompts: String, pool: String, batch: String, temperatures: (Double, Double), maxNewTokens: Int,
-                seed: UInt64, annotator: [String]) {
+                seed: UInt64, annotator: [String], tensor: Int = 1) {
         var o = Self()
+        o.tensor = tensor
         o.policy = policy; o.prompts = prompts; o.pool = pool; o.batch = batch
         o.temperatures = "\(temperatures.0),\(temperatures.1)"; o.maxNewTokens = maxNewTokens; o.seed = seed
         o.annotator = AnnotatorOptions.command(annotator)
@@ -119,13 +121,15 @@ public struct EvaluateOptions: StageCommand {
     @Option(help: "Held-out dialogues under a standing instruction: the share of turns that keep it, per turn (Ghost Attention's measure).")
     public var dialogues: String?
     @Option(help: "NAME=PATH of a policy to evaluate (repeatable).") public var policy: [String]
+    @Option(help: "Ranks each policy is split across by tensor parallelism (started with mpirun on this machine).") public var tensor: Int = 1
     @Option(help: "NAME=PATH: the reference policy (e.g. the SFT model) NAME is compared with.") public var reference: [String] = []
     @OptionGroup public var annotator: AnnotatorOptions
     public init() {}
     /// `policies`: (name, path to evaluate, the reference it is compared with).
     public init(prompts: String, out: String, maxNewTokens: Int, seed: UInt64, dialogues: String?,
-                policies: [(name: String, path: String, reference: String)], annotator: [String]) {
+                policies: [(name: String, path: String, reference: String)], annotator: [String], tensor: Int = 1) {
         var o = Self()
+        o.tensor = tensor
         o.prompts = prompts; o.out = out; o.maxNewTokens = maxNewTokens; o.seed = seed; o.dialogues = dialogues
         o.policy = policies.map { "\($0.name)=\($0.path)" }
         o.reference = policies.map { "\($0.name)=\($0.reference)" }
@@ -142,13 +146,15 @@ public struct GAttOptions: StageCommand {
     @Option(help: "Where to write the demonstrations.") public var out: String
     @Option(help: "Sampling temperature (0: greedy).") public var temperature: Double = 0
     @Option(help: "Longest answer, in tokens.") public var maxNewTokens: Int = 48
+    @Option(help: "Ranks the policy is split across by tensor parallelism (started with mpirun on this machine).") public var tensor: Int = 1
     @Option(help: "Seed.") public var seed: UInt64 = 1
     /// Optional: an annotator that keeps only the turns that keep the instruction.
     @OptionGroup public var annotator: AnnotatorOptions
     public init() {}
     public init(policy: String, dialogues: String, selections: String?, out: String, temperature: Double, maxNewTokens: Int,
-                seed: UInt64, annotator: [String]?) {
+                seed: UInt64, annotator: [String]?, tensor: Int = 1) {
         var o = Self()
+        o.tensor = tensor
         o.policy = policy; o.dialogues = dialogues; o.selections = selections; o.out = out
         o.temperature = temperature; o.maxNewTokens = maxNewTokens; o.seed = seed
         o.annotator = AnnotatorOptions.command(annotator ?? [])

@@ -14,6 +14,8 @@ public struct AnnotationStep {
     public var pool: String
     public var batch: String
     public var annotator: [String]
+    /// Generating on a tensor group: the leader of its other ranks.
+    public var leader: TensorGroupLeader?
     public var temperatures: (Double, Double) = (0.7, 1.0)
     public var maxNewTokens = 64
     public var timeout = 60.0
@@ -39,8 +41,7 @@ public struct AnnotationStep {
         log("\(all.count) prompts, \(done.count) already labelled in batch \(batch), \(todo.count) to go")
         guard !todo.isEmpty else { return Result(labelled: 0, skipped: done.count) }
 
-        let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
-        let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
+        let sampler = try ChatSampler.load(policy, role: "policy", leader: leader)
         func draw(_ items: [Int], temperature: Double, round: UInt64) throws -> [String] {
             try sampler.samples(items.map { todo[$0].element.dialogue }, k: 1, temperature: temperature, maxNewTokens: maxNewTokens,
                                 seed: { i, _ in SplitMix64.mix(SplitMix64.mix(seed, round), UInt64(todo[items[i]].offset)) }).map { $0[0] }

@@ -10,6 +10,9 @@ public struct ChatSampler {
     let separator: TokenID, endOfAnswer: TokenID
     /// Every answer's tokens and time, for the stage's report of its speed.
     public let meter = GenerationMeter()
+    /// On a tensor group: the leader whose followers run every generation
+    /// too, and which of its models this is.
+    var leader: (TensorGroupLeader, model: Int)?
 
     public init(model: Llama, tokenizer: any Tokenizer) throws {
         self.model = model
@@ -18,6 +21,14 @@ public struct ChatSampler {
         if let spm = tokenizer as? SentencePieceTokenizer { endOfAnswer = spm.eosID } else {
             endOfAnswer = try tokenizer.encode(ChatFormat.textEOS)[0]
         }
+    }
+
+    /// A policy as a sampler: loaded whole here, or split over the tensor
+    /// group `leader` drives (its followers load their shards too).
+    public static func load(_ path: String, role: String, leader: TensorGroupLeader?) throws -> ChatSampler {
+        if let leader { return try leader.chatSampler(path, role: role) }
+        let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(path, role: role)
+        return try ChatSampler(model: model, tokenizer: tokenizer)
     }
 
     /// The prompt tokens of a dialogue, as the policy sees them.
@@ -67,6 +78,7 @@ public struct ChatSampler {
         let longest = prompts.map(\.count).max() ?? 1
         let g = Generator(model: model, batch: batch, maxLen: longest + maxNewTokens + 1, threads: threads)
         g.meter = meter
+        g.leader = leader
         return g
     }
 

@@ -27,6 +27,8 @@ public struct GhostAttention {
     /// turns it says keep the instruction are kept: the policy's samples
     /// keep it less as the dialogue goes on.
     public var annotator: [String]?
+    /// Generating on a tensor group: the leader of its other ranks.
+    public var leader: TensorGroupLeader?
     public var timeout = 60.0
 
     public init(policy: String, dialogues: String, out: String) { self.policy = policy; self.dialogues = dialogues; self.out = out }
@@ -49,8 +51,7 @@ public struct GhostAttention {
     @discardableResult
     public func run(log: (String) -> Void = { _ in }) throws -> Int {
         let all = try JSONLines.instructedDialogues(path: dialogues)
-        let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
-        let sampler = try ChatSampler(model: model, tokenizer: tokenizer)
+        let sampler = try ChatSampler.load(policy, role: "policy", leader: leader)
         let answers = try sampler.turns(all, instructionOnEveryTurn: true, temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         var gatt = zip(all, answers).flatMap { Self.demonstrations($0, answers: $1) }
         let sampled = gatt.count

@@ -15,6 +15,8 @@ public struct PolicyEvaluation {
     public var policies: [Policy]
     public var prompts: String
     public var annotator: [String]
+    /// Generating on a tensor group: the leader of its other ranks.
+    public var leader: TensorGroupLeader?
     public var maxNewTokens = 64
     public var timeout = 60.0
     public var seed: UInt64 = 1
@@ -43,10 +45,7 @@ public struct PolicyEvaluation {
         let instructed = try instructedDialogues.map { try JSONLines.instructedDialogues(path: $0) }
         let annotator = try Annotator(command: annotator)
         defer { annotator.stop() }
-        func sampler(_ path: String, role: String) throws -> ChatSampler {
-            let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(path, role: role)
-            return try ChatSampler(model: model, tokenizer: tokenizer)
-        }
+        func sampler(_ path: String, role: String) throws -> ChatSampler { try ChatSampler.load(path, role: role, leader: leader) }
         /// Each model loaded once, answering at each temperature asked.
         func answers(_ s: ChatSampler, temperatures: [Double]) throws -> [[String]] {
             try temperatures.map { try s.answers(dialogues, temperature: $0, maxNewTokens: maxNewTokens, seed: seed) }

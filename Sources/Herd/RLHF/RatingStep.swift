@@ -8,6 +8,8 @@ public struct RatingStep {
     public var policy: String
     public var prompts: String
     public var annotator: [String]
+    /// Generating on a tensor group: the leader of its other ranks.
+    public var leader: TensorGroupLeader?
     public var temperature = 0.0
     public var maxNewTokens = 64
     public var timeout = 60.0
@@ -45,8 +47,7 @@ public struct RatingStep {
 
     public func run() throws -> Summary {
         let all = try Self.readPrompts(prompts)
-        let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(policy, role: "policy")
-        let answers = try ChatSampler(model: model, tokenizer: tokenizer)
+        let answers = try ChatSampler.load(policy, role: "policy", leader: leader)
             .answers(all.map(\.dialogue), temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         let annotator = try Annotator(command: annotator)
         defer { annotator.stop() }

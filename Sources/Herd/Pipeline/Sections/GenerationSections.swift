@@ -5,9 +5,10 @@ import Foundation
 // to evaluate. Each is all defaults when left out.
 
 extension PipelineManifest {
-    /// `annotation:`: the two answers to a prompt are sampled at two temperatures.
-    static func parseAnnotation(_ a: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, temperatures: (Double, Double)) {
-        try a.rejectUnknown(allowed: ["max_new_tokens", "temperatures"])
+    /// `annotation:`: the two answers to a prompt are sampled at two
+    /// temperatures, on `tensor` ranks holding the policy.
+    static func parseAnnotation(_ a: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, temperatures: (Double, Double), tensor: Int) {
+        try a.rejectUnknown(allowed: ["max_new_tokens", "temperatures", "tensor"])
         var temps = (1.0, 1.5)
         if let t = a.mapping["temperatures"] {
             guard let seq = t.sequence, seq.count == 2, let x = seq[0].float, let y = seq[1].float, x > 0, y > 0 else {
@@ -15,7 +16,7 @@ extension PipelineManifest {
             }
             temps = (x, y)
         }
-        return (try a.int("max_new_tokens", min: 1) ?? 64, temps)
+        return (try a.int("max_new_tokens", min: 1) ?? 64, temps, try a.int("tensor", min: 1) ?? 1)
     }
 
     /// `sampling:`: the samples' length, the ranks that sample, how many
@@ -28,9 +29,9 @@ extension PipelineManifest {
         return (try s.int("max_new_tokens", min: 1) ?? 64, ranks, tensor, try s.int("chunk", min: 1) ?? 8)
     }
 
-    /// `evaluation:`: the evaluated answers' length.
-    static func parseEvaluation(_ e: YAMLFields) throws(ManifestError) -> Int {
-        try e.rejectUnknown(allowed: ["max_new_tokens"])
-        return try e.int("max_new_tokens", min: 1) ?? 64
+    /// `evaluation:`: the evaluated answers' length, and the ranks each policy is split across.
+    static func parseEvaluation(_ e: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, tensor: Int) {
+        try e.rejectUnknown(allowed: ["max_new_tokens", "tensor"])
+        return (try e.int("max_new_tokens", min: 1) ?? 64, try e.int("tensor", min: 1) ?? 1)
     }
 }
