@@ -81,6 +81,21 @@ final class PlanTests: XCTestCase {
         let unsharded = try XCTUnwrap(zero1.stages.first { $0.id == "V5/ppo-70b" })
         XCTAssertGreaterThan(unsharded.bytesPerRank, max(slot, ppo.bytesPerRank))
         XCTAssertTrue(unsharded.note.contains("does not fit"), unsharded.note)
+
+        // The frozen models on 8 ranks of their own: off the trainers, who
+        // hold less; the group holds the three 70B models split 8 ways and
+        // scores every rollout, so scoring takes longer than on all 512.
+        let settings = "ppo: {rollouts: 512, mini_batch: 64, beta: 0.01, max_new_tokens: 256}"
+        XCTAssertTrue(text.contains(settings), "the PPO template's settings changed: update this test")
+        let apart = try plan(text.replacingOccurrences(of: settings, with: settings.dropLast() + ", placement: separate, frozen_ranks: 8}"))
+        let separate = try XCTUnwrap(apart.stages.first { $0.id == "V5/ppo-70b" }), split = try XCTUnwrap(separate.ppo)
+        XCTAssertEqual(separate.ranks, ppo.ranks + 8)
+        XCTAssertEqual(split.reference + split.rewardModels, 0)
+        XCTAssertLessThan(split.peak.memory.total, phases.peak.memory.total)
+        let group = try XCTUnwrap(split.frozenGroup)
+        XCTAssertEqual(group.memory.weights, 3 * 4 * 69e9 / 8, accuracy: 0.03 * group.memory.weights, "three 70B models, fp32, split 8 ways")
+        XCTAssertGreaterThan(split.scoringSeconds, phases.scoringSeconds)
+        XCTAssertTrue(separate.note.contains("on ranks of their own"), separate.note)
     }
 
     /// A cluster's memory bandwidth is optional and, when given, a positive number.

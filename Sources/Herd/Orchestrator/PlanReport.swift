@@ -91,7 +91,7 @@ public struct PlanReport: Sendable {
                                rewardModel: rewardModel, promptTokens: promptTokens)
             : nil
         if let ppo {
-            bytes = ppo.peak.memory
+            bytes = ppo.fullestRank
             flops = ppo.flopsPerIteration / ppo.tokensPerIteration
             tokens = Double(ppo.iterations) * ppo.tokensPerIteration
             seconds = Double(ppo.iterations) * ppo.secondsPerIteration

@@ -25,8 +25,12 @@ public struct PPOPlan: Sendable {
     /// The policy and the value model as trained (weights, gradients, AdamW,
     /// the update's activations), by `RankMemory.training`.
     public var policy: RankMemory, value: RankMemory
-    /// The frozen models' weights (the reference; both reward models).
+    /// The frozen models' weights on a trainer (the reference; both reward
+    /// models) — 0 when they have ranks of their own.
     public var reference: Double, rewardModels: Double
+    /// `ppo.placement: separate`: the frozen group's ranks and what one
+    /// holds (the three models split over them, a block's forward).
+    public var frozenGroup: (ranks: Int, memory: RankMemory)?
     /// The rollout phase's own bytes: the policy's tensor shard gathered
     /// whole (ZeRO-3 only) and a generation batch's KV cache.
     public var consolidated: Double, kvCache: Double
@@ -113,7 +117,31 @@ public struct PPOPlan: Sendable {
             if b == batch { decodeBytes = read }
         }
         let tokens = Double(perRank * seq)
-        let scoring = (2 * forward(model) + forward(v) + forward(h) + forward(s)) * tokens / rank.flops
+        // Colocated, a trainer runs all five forwards; placed apart, the
+        // policy's and the value model's while the frozen group runs the
+        // other three over every rollout, split over its ranks.
+        let groupRanks = spec.frozenGroup
+        var scoring = (2 * forward(model) + forward(v) + forward(h) + forward(s)) * tokens / rank.flops
+        var frozenGroup: (ranks: Int, memory: RankMemory)?
+        if groupRanks > 0 {
+            func frozenShard(_ c: LlamaConfig) throws(ManifestError) -> TensorShard {
+                do throws(ConfigError) { return try TensorShard.make(c, rank: 0, size: groupRanks) } catch {
+                    throw ManifestError(file: m.file, field: "ppo.frozen_ranks", message: "\(error.field) \(error.message)")
+                }
+            }
+            func held(_ c: LlamaConfig) throws(ManifestError) -> RankMemory {
+                RankMemory.training(config: c, shard: try frozenShard(c), data: 1, zero: 0, microBatch: share, seqLen: seq,
+                                    checkpoint: m.activationCheckpoint, precision: m.precision, batchThreads: rank.batchThreads,
+                                    asyncCheckpoint: false, device: rank.device)
+            }
+            let parts = [try held(model), try held(h), try held(s)]
+            frozenGroup = (groupRanks, RankMemory(weights: parts.map(\.weights).reduce(0, +), gradients: 0, optimizer: 0,
+                                                  activations: parts.map(\.activations).max()!, snapshot: 0, communication: 0,
+                                                  process: parts[0].process))
+            let groupForward = { (c: LlamaConfig) in c.trainingFLOPsPerToken(seqLen: seq) / 3 / Double(groupRanks) }
+            let apart = (groupForward(model) + groupForward(h) + groupForward(s)) * Double(spec.rollouts * seq) / rank.flops
+            scoring = max((forward(model) + forward(v)) * tokens / rank.flops, apart)
+        }
         func step(_ c: LlamaConfig) -> Double {
             (c.trainingFLOPsPerToken(seqLen: seq) + c.recomputeFLOPsPerToken(seqLen: seq, checkpoint: m.activationCheckpoint)) / Double(tp)
         }
@@ -130,7 +158,9 @@ public struct PPOPlan: Sendable {
             let miniBatches = Double(spec.rollouts / spec.miniBatch)
             traffic = 4 * Double(dp - 1) / Double(dp) * (policyLocal + miniBatches * (trained + frozen + 3 * trained))
         }
-        return PPOPlan(policy: policy, value: value, reference: policy.weights, rewardModels: helpful.weights + safe.weights,
+        let colocated = groupRanks == 0
+        return PPOPlan(policy: policy, value: value, reference: colocated ? policy.weights : 0,
+                       rewardModels: colocated ? helpful.weights + safe.weights : 0, frozenGroup: frozenGroup,
                        consolidated: zero3 ? 4 * policyLocal : 0, kvCache: Double(batch * seq) * kvPerToken,
                        scoringActivations: [policy, value, helpful, safe].map(\.activations).max()!,
                        generationSequences: batch, rolloutSeconds: rollout, scoringSeconds: scoring, updateSeconds: update,
@@ -156,9 +186,16 @@ public struct PPOPlan: Sendable {
         return r
     }
 
-    /// The phase a rank holds most in, and what it holds then.
+    /// The phase a trainer holds most in, and what it holds then.
     public var peak: (phase: Phase, memory: RankMemory) {
         Phase.allCases.map { ($0, memory($0)) }.max { $0.1.total < $1.1.total }!
+    }
+
+    /// What the fullest rank of the job holds: a trainer at its peak, or a
+    /// rank of the frozen group.
+    public var fullestRank: RankMemory {
+        guard let g = frozenGroup, g.memory.total > peak.memory.total else { return peak.memory }
+        return g.memory
     }
 
     /// "rollout 10.4 s + scoring 4.1 s + update 5.0 s"
@@ -171,7 +208,9 @@ public struct PPOPlan: Sendable {
         func trained(_ r: RankMemory) -> String { "weights \(gb(r.weights)), gradients \(gb(r.gradients)), AdamW \(gb(r.optimizer))" }
         func total(_ p: Phase) -> String { "\(p.rawValue) \(gb(memory(p).total))" }
         var lines = [
-            "PPO, per rank (GB): policy: \(trained(policy)); value model: \(trained(value)); frozen weights: reference \(gb(reference)), reward models \(gb(rewardModels))",
+            "PPO, per rank (GB): policy: \(trained(policy)); value model: \(trained(value)); "
+                + (frozenGroup.map { "frozen models on \($0.ranks) rank(s) of their own, each \(gb($0.memory.total)) (\($0.memory.parts))" }
+                   ?? "frozen weights: reference \(gb(reference)), reward models \(gb(rewardModels))"),
             "  by phase (the peak is the largest, not their sum): \(total(.rollout)) (+ "
                 + (consolidated > 0 ? "the policy's tensor shard gathered whole \(gb(consolidated)), " : "")
                 + "KV cache of \(generationSequences) sequences \(gb(kvCache))), \(total(.scoring)) (+ a forward's activations \(gb(scoringActivations))), "

@@ -146,8 +146,11 @@ public struct PipelinePlan {
                 for p in m.policies {
                     let model = try shape(p.initial, p.preset, "policies (\(p.name))")
                     let text = graph.ppoJob(policy: p, iteration: it, standIn: p.preset ?? PipelineGraph.probeShape)
+                    let apart = text.contains("placement: separate")
                     plan.stages.append(try job("\(name)/ppo-\(p.name)", text, steps: nil, model: model,
-                                               note: "PPO: answers of max_new_tokens; policy, value model, reference and both reward models on every rank"))
+                                               note: "PPO: answers of max_new_tokens; policy, value model" + (apart
+                                                   ? " on the trainers, reference and both reward models on ranks of their own"
+                                                   : ", reference and both reward models on every rank")))
                     if model.parameterCount == LlamaConfig.presets["llama2-70b"]?.parameterCount, let last = plan.stages.last {
                         plan.comparison = plan.paperComparison(last)
                     }
