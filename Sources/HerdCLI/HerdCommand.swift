@@ -66,7 +66,7 @@ struct Run: ParsableCommand {
         let resolved = options.resolve()
         let manifest = resolved.manifest
         do { try resolved.write(to: RunDirectory(manifest.output)) } catch { fail(error) }
-        if manifest.parallelism.world > 1 { return try launch(resolved) }
+        if manifest.ranks > 1 { return try launch(resolved) }
         StopSignal.install()
         if manifest.kind == .prepare {
             if sample > 0 || saveWeights || resumeStep != nil { fail(ValidationError("--sample, --save-weights and --resume-step are for training jobs")) }
@@ -189,7 +189,8 @@ struct Worker: ParsableCommand {
             let mine = plan.ranks[world.rank]
             let part = plan.world > plan.data * plan.tensor ? world.split(color: mine.holdsFrozenModels ? 1 : 0, key: world.rank) : world
             if mine.holdsFrozenModels {
-                let stopped = try TrainingJob.serveFrozenModels(manifest: manifest, world: world, group: part, heartbeat: heartbeat) { line in
+                let stopped = try TrainingJob.serveFrozenModels(manifest: manifest, world: world, group: part, threads: mine.threads,
+                                                                heartbeat: heartbeat) { line in
                     print(line); fflush(stdout)
                 }
                 heartbeat.stop(phase: stopped ? "stopped" : "done")
@@ -235,7 +236,7 @@ struct Validate: ParsableCommand {
         let m = resolved.manifest
         do {
             let target = try cluster.map { try ClusterSpec.load(path: Submission.resolveCluster($0, base: FileManager.default.currentDirectoryPath)) }
-                ?? .thisMachine(slots: m.parallelism.world, cores: m.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                ?? .thisMachine(slots: m.ranks, cores: m.threads ?? ProcessInfo.processInfo.activeProcessorCount)
             let report = try PlanReport.make(manifest: m, model: resolved.model, cluster: target)
             if let problem = report.memoryProblem {
                 throw ValidationError(problem + (cluster == nil ? " (checked against this machine; --cluster C checks against a cluster)" : ""))

@@ -162,6 +162,17 @@ final class PPOTests: FixtureTestCase {
         XCTAssertTrue(line.contains(String(format: "KL %.4f", last.kl!)), "\(line) against \(last)")
     }
 
+    /// The frozen reward models score a block of answers in one padded
+    /// forward: each score as the answer's own forward gives it.
+    func testBatchedRewardsEqualOneAtATime() throws {
+        let rm = try ModelFiles.loadModel(Self.dir + "/rm")
+        let sequences: [[TokenID]] = [[1, 72, 101, 108], [1, 72], [1, 80, 81, 82, 83, 84, 85], Array(repeating: 90, count: 300)]
+        let batched = rm.rewards(tokens: sequences)
+        XCTAssertEqual(batched.count, 4)
+        for (s, r) in zip(sequences, batched) { XCTAssertEqual(r, rm.reward(tokens: s), accuracy: 1e-5 * max(1, abs(r))) }
+        XCTAssertNotEqual(batched[0], batched[1])
+    }
+
     func testBadPPOJobsAreRefusedNamingTheField() throws {
         let cases: [(String, String, String)] = [
             ("no-safety", "ppo: {helpfulness: \(Self.dir)/rm}", "ppo.safety"),

@@ -22,15 +22,15 @@ final class FrozenModels {
         checkpoint = m.activationCheckpoint
     }
 
-    /// Scores of `part`'s answers, in order: the reference on the part as
-    /// one padded block, the reward models one answer at a time.
+    /// Scores of `part`'s answers, in order: each model runs the part as
+    /// one padded block.
     func score(_ part: [Rollout], lengthMultiple: Int) throws -> [Scores] {
         guard !part.isEmpty else { return [] }
         let padded = RolloutBatch(part, lengthMultiple: lengthMultiple)
         let ref = reference.tokenLogProbs(tokens: padded.tokens, targets: padded.targets, acts: padded.activations(reference, checkpoint: checkpoint))
-        return try part.enumerated().map { k, r in
-            let (h, s) = try rewards.rawScores(r.prompt.dialogue, answer: r.text)
-            return Scores(referenceLogProbs: padded.rows[k].map { ref[$0] }, helpful: h, safety: s)
+        let rewards = try self.rewards.rawScores(part.map { ($0.prompt.dialogue, $0.text) })
+        return zip(part.indices, rewards).map { k, r in
+            Scores(referenceLogProbs: padded.rows[k].map { ref[$0] }, helpful: r.helpful, safety: r.safety)
         }
     }
 }

@@ -28,6 +28,14 @@ public struct RewardModels {
         (try rawScore(dialogue, answer: answer, safety: false), try rawScore(dialogue, answer: answer, safety: true))
     }
 
+    /// Both models' scores before σ of several answers, each model in one forward.
+    public func rawScores(_ answers: [(dialogue: [ChatMessage], answer: String)]) throws -> [(helpful: Float, safety: Float)] {
+        func encoded(_ tokenizer: any Tokenizer) throws -> [[TokenID]] {
+            try answers.map { try ChatFormat.encode($0.dialogue + [ChatMessage(.assistant, $0.answer)], tokenizer: tokenizer).tokens }
+        }
+        return zip(helpful.rewards(tokens: try encoded(helpfulTokens)), safe.rewards(tokens: try encoded(safeTokens))).map { ($0, $1) }
+    }
+
     /// One model's score: the safety model's, or the helpfulness model's.
     public func score(_ dialogue: [ChatMessage], answer: String, safety: Bool) throws -> Double {
         Self.sigmoid(try rawScore(dialogue, answer: answer, safety: safety))

@@ -24,8 +24,11 @@ public struct TrainingJob {
         if m.kind == .ppo {
             try check(m.model.config)
             let context = context ?? .single(model: m.model.config, sequences: m.batch.sequences, threads: threads)
-            let link = m.ppo!.frozenGroup > 0
-                ? FrozenGroupLink(world: jobWorld ?? context.world, firstFrozen: m.parallelism.world, sends: context.tensor.rank == 0) : nil
+            var link: FrozenGroupLink?
+            if m.ppo!.frozenGroup > 0 {
+                guard let jobWorld, jobWorld.size == m.ranks else { throw TrainingJobError.frozenRanksMissing(job: m.name, ranks: m.ranks) }
+                link = FrozenGroupLink(world: jobWorld, firstFrozen: m.parallelism.world, sends: context.tensor.rank == 0)
+            }
             task = try PPOTrainer(manifest: m, context: context, link: link)
         } else {
             let data = try TrainingData(manifest: m)
@@ -53,10 +56,12 @@ public struct TrainingJob {
 
     /// A rank of a PPO job's frozen-model group (`ppo.placement: separate`):
     /// scores what the trainers send until they release it; returns whether
-    /// they stopped on request. `group`: the frozen group's ranks.
-    public static func serveFrozenModels(manifest m: JobManifest, world: Communicator, group: Communicator, heartbeat: Heartbeat?,
+    /// they stopped on request. `group`: the frozen group's ranks;
+    /// `threads`: the cores this rank has.
+    public static func serveFrozenModels(manifest m: JobManifest, world: Communicator, group: Communicator, threads: Int, heartbeat: Heartbeat?,
                                          log: (String) -> Void) throws -> Bool {
-        try FrozenGroupLink.serve(manifest: m, world: world, group: group, firstFrozen: m.parallelism.world, heartbeat: heartbeat, log: log)
+        Matmul.threads = threads
+        return try FrozenGroupLink.serve(manifest: m, world: world, group: group, firstFrozen: m.parallelism.world, heartbeat: heartbeat, log: log)
     }
 
     /// The line the job's first rank prints at the end.
@@ -66,8 +71,11 @@ public struct TrainingJob {
 public enum TrainingJobError: Error, CustomStringConvertible {
     case modelDiffersFromPlan(job: String)
     case notTraining(job: String)
+    case frozenRanksMissing(job: String, ranks: Int)
     public var description: String {
         switch self {
+        case let .frozenRanksMissing(job, ranks):
+            return "\(job): ppo.placement: separate puts the frozen models on ranks of their own: the job runs as \(ranks) MPI ranks (herd run starts them), not in one process"
         case let .notTraining(job):
             return "\(job) is a prepare job: it trains nothing (its ranks run PreparationRank)"
         case let .modelDiffersFromPlan(job):
