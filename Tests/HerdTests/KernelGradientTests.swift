@@ -193,6 +193,21 @@ final class KernelGradientTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-6)
         XCTAssertEqual(FastMath.exp(-200), 0, accuracy: 1e-37)
     }
+
+    /// Four dot products at once give each one's bits exactly as `dot` does
+    /// (generation's attention relies on it: the same tokens as before).
+    func testDot4IsFourDotsBitForBit() {
+        var rng = SplitMix64(seed: 9)
+        for count in [3, 8, 13, 48, 64, 67] {
+            let stride = count + 5
+            let a = (0..<count).map { _ in Float(rng.nextUnit() * 2 - 1) }, b = (0..<(4 * stride)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            let four = FastMath.dot4(a, b, stride: stride, count: count)
+            for k in 0..<4 {
+                let one = b.withUnsafeBufferPointer { FastMath.dot(a, $0.baseAddress! + k * stride, count: count) }
+                XCTAssertEqual(four[k].bitPattern, one.bitPattern, "count \(count), product \(k)")
+            }
+        }
+    }
 }
 
 import Foundation

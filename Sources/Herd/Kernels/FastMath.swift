@@ -69,6 +69,31 @@ public enum FastMath {
         return s
     }
 
+    /// Four dot products, of `a` with b, b + stride, b + 2·stride and
+    /// b + 3·stride: each summed exactly as `dot` sums it (the same eight
+    /// lanes, the same final additions, so the same bits), the four chains
+    /// of additions interleaved so that they overlap rather than wait on
+    /// one another (attention's scores over a cache of short heads).
+    @inline(__always)
+    public static func dot4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> SIMD4<Float> {
+        func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+        let b1 = b + stride, b2 = b + 2 * stride, b3 = b + 3 * stride
+        var i = 0
+        while i + 8 <= count {
+            let x = load(a + i)
+            s0 += x * load(b + i); s1 += x * load(b1 + i); s2 += x * load(b2 + i); s3 += x * load(b3 + i)
+            i += 8
+        }
+        func reduce(_ v: SIMD8<Float>) -> Float { ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])) }
+        var r = SIMD4<Float>(reduce(s0), reduce(s1), reduce(s2), reduce(s3))
+        while i < count {
+            r[0] += a[i] * b[i]; r[1] += a[i] * b1[i]; r[2] += a[i] * b2[i]; r[3] += a[i] * b3[i]
+            i += 1
+        }
+        return r
+    }
+
     /// Σ g² in fp32 chunks of 4096 added up in Double (gradient norms:
     /// long buffers lose no precision, short chunks stay vectorised).
     public static func sumOfSquares(_ g: UnsafePointer<Float>, count: Int) -> Double {

@@ -314,7 +314,13 @@ public final class Generator {
             for h in 0..<heads {
                 let q = q0 + h * hd, base = (row.slot * kvHeads + h / group) * maxLen * hd
                 let keys = K + base, values = V + base
-                for j in 0...t { s[j] = FastMath.dot(q, keys + j * hd, count: hd) * scale }
+                var j = 0
+                while j + 4 <= t + 1 {
+                    let d = FastMath.dot4(q, keys + j * hd, stride: hd, count: hd)
+                    s[j] = d[0] * scale; s[j + 1] = d[1] * scale; s[j + 2] = d[2] * scale; s[j + 3] = d[3] * scale
+                    j += 4
+                }
+                while j <= t { s[j] = FastMath.dot(q, keys + j * hd, count: hd) * scale; j += 1 }
                 let m = FastMath.max(s, count: t + 1)
                 let inv = 1 / FastMath.expShiftedSum(s, count: t + 1, shift: m)
                 Self.weightedSum(into: att.base + r * heads * hd + h * hd, values: values, weights: s, scale: inv,
