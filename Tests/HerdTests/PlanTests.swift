@@ -98,6 +98,28 @@ final class PlanTests: XCTestCase {
         XCTAssertTrue(separate.note.contains("on ranks of their own"), separate.note)
     }
 
+    /// `--suggest` lays out a PPO job too: each layout's micro-batch is a
+    /// data rank's share of the mini-batch, priced by phase; a 70B job on
+    /// 512 ranks fits only at ZeRO-3.
+    func testSuggestLaysOutAPPOJob() throws {
+        let yaml = """
+            kind: ppo
+            init: /nowhere/policy
+            model: {preset: llama2-70b}
+            data: {prompts: /nowhere/prompts.jsonl}
+            ppo: {helpfulness: /nowhere/rm, safety: /nowhere/rm, rollouts: 512, mini_batch: 64, max_new_tokens: 256}
+            parallelism: {data: 64, tensor: 8}
+            """
+        let m = try JobManifest.parse(yaml: yaml, file: "ppo.yaml", overrides: .init(planOnly: true))
+        let all = try LayoutSearch.candidates(manifest: m, model: m.model.config, cluster: try ClusterSpec.load(path: "clusters/a100-2048.yaml"))
+        XCTAssertFalse(all.isEmpty)
+        for c in all { XCTAssertEqual(c.report.plan.data * c.tensor, 512); XCTAssertNotNil(c.report.ppo, c.line) }
+        let best = try XCTUnwrap(all.first)
+        XCTAssertTrue(best.fits, best.line)
+        XCTAssertEqual(best.zero, 3, best.line)
+        XCTAssertTrue(all.filter(\.fits).allSatisfy { $0.zero == 3 }, all.map(\.line).joined(separator: "\n"))
+    }
+
     /// A cluster's memory bandwidth is optional and, when given, a positive number.
     func testMemoryBandwidthIsParsed() throws {
         let head = "name: c\nlauncher: mpirun\nnodes:\n  - {hosts: [h], slots: 1, cores: 1, memory_gb: 1, peak_tflops: 1"

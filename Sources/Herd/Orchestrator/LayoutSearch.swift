@@ -2,7 +2,7 @@ import Foundation
 
 /// `herd plan --suggest`: the layouts of a job's ranks that fit the
 /// cluster, best first. The job's number of ranks (data × tensor) and its
-/// micro-batch stay; what varies is the tensor degree (a divisor of the
+/// micro-batch stay (a PPO job's is its mini-batch's share of a data rank); what varies is the tensor degree (a divisor of the
 /// ranks that fits a node and the model's heads), sequence parallelism
 /// (with a tensor degree above 1), the ZeRO stage and the recomputation
 /// mode. Best is a layout that leaves a tenth of the slot's memory free
@@ -25,14 +25,14 @@ public enum LayoutSearch {
 
     /// Every layout that can be planned, best first (those that fit before those that do not).
     public static func candidates(manifest m: JobManifest, model: LlamaConfig, cluster: ClusterSpec) throws -> [Candidate] {
-        guard m.kind != .ppo, m.preparation == nil else {
-            throw ManifestError(file: m.file, field: "kind", message: "--suggest lays out pretraining, SFT and reward jobs; a \(m.kind.rawValue) job keeps its layout")
+        guard m.preparation == nil else {
+            throw ManifestError(file: m.file, field: "kind", message: "--suggest lays out training jobs; a prepare job's ranks each tokenize their own units")
         }
         let world = m.parallelism.world
         var found: [Candidate] = []
         for tensor in 1...world where world % tensor == 0 && model.heads % tensor == 0 {
             let data = world / tensor
-            guard m.batch.sequences % data == 0 else { continue }
+            guard m.batch.sequences % data == 0, (m.ppo?.miniBatch ?? data) % data == 0 else { continue }
             for sp in tensor > 1 ? [false, true] : [false] {
                 for zero in 0...3 where zero == 0 || data > 1 {
                     for checkpoint in ActivationCheckpoint.allCases {
@@ -40,9 +40,14 @@ public enum LayoutSearch {
                         layout.parallelism = .init(data: data, tensor: tensor, zero: zero)
                         layout.parallelism.sequenceParallel = sp
                         layout.activationCheckpoint = checkpoint
-                        if !m.batch.microBatchGiven { layout.batch.microBatch = m.batch.sequences / data }
+                        if let p = m.ppo {
+                            layout.batch.microBatch = p.miniBatch / data
+                        } else if !m.batch.microBatchGiven {
+                            layout.batch.microBatch = m.batch.sequences / data
+                        }
+                        // PPO pads its rollouts' length to a multiple of the tensor degree.
                         guard (m.batch.sequences / data) % layout.batch.microBatch == 0,
-                              !sp || (layout.batch.microBatch * m.data.seqLen) % tensor == 0,
+                              !sp || m.ppo != nil || (layout.batch.microBatch * m.data.seqLen) % tensor == 0,
                               let report = try? PlanReport.make(manifest: layout, model: model, cluster: cluster) else { continue }
                         found.append(Candidate(tensor: tensor, sequenceParallel: sp, zero: zero, checkpoint: checkpoint, report: report))
                     }

@@ -57,6 +57,7 @@ public struct AnnotationStep {
             let again = try draw(same, temperature: temperatures.1 * pow(1.5, Double(attempt)), round: UInt64(1 + attempt))
             for (k, i) in same.enumerated() { b[i] = again[k] }
         }
+        log("the answers: " + sampler.meter.summary)
 
         let file = try AppendOnlyFile(path: pool)
         let annotator = try Annotator(command: annotator)

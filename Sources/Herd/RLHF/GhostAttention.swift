@@ -64,6 +64,7 @@ public struct GhostAttention {
         }
         let before = try selections.map { try JSONLines.demonstrations(path: $0) } ?? []
         try JSONLines.write(before + gatt, to: out)
+        log("the turns: " + sampler.meter.summary)
         log("\(all.count) dialogues sampled with the instruction on every turn; \(gatt.count) demonstrations (loss on the last answer)"
             + (annotator == nil ? "" : ", of \(sampled), that the annotator says keep the instruction")
             + " after \(before.count) from \(selections ?? "nothing") in \(out)")

@@ -73,6 +73,7 @@ public struct PolicyEvaluation {
                 try InstructionFollowing.byTurn(policy, dialogues: $0, annotator: annotator, maxNewTokens: maxNewTokens, timeout: timeout, tag: "eval/\(p.name)/gatt")
             }
             out[p.name] = Result(policy: p.path, greedy: g, sampledTopShare: s.topShare, winRate: win, reference: p.reference, instructionByTurn: byTurn)
+            log("\(p.name)'s answers: " + policy.meter.summary)
             log(String(format: "%@: helpfulness %.2f, right %.3f (T=1: %.3f), violations %.3f%@%@", p.name, g.meanHelpfulness, g.topShare,
                        s.topShare, g.violationShare, win.map { String(format: ", win rate %.3f", $0) } ?? "",
                        byTurn.map { ", instruction kept by turn " + $0.map { String(format: "%.3f", $0) }.joined(separator: " ") } ?? ""))
