@@ -105,6 +105,40 @@ final class PPOTests: FixtureTestCase {
                                  steps: 5, runFirst: false)
     }
 
+    /// bf16: products on bf16-rounded weights and activations, fp32 master
+    /// weights, the frozen models in bf16 too. The first iteration's
+    /// rollouts are the same (generation reads the fp32 weights); its
+    /// rewards and losses stay near fp32's, and 3 iterations move the
+    /// policy in nearly the same direction — not exactly, so the setting
+    /// is in effect.
+    func testBF16PPOStaysNearFP32() throws {
+        let fp32 = try job("fp32", steps: 3), bf16 = try job("bf16", steps: 3, extra: "precision: bf16")
+        try run(fp32)
+        try run(bf16)
+        let a = try steps(fp32.run), b = try steps(bf16.run)
+        XCTAssertEqual(a.count, 3)
+        XCTAssertEqual(b.count, 3)
+        XCTAssertEqual(a[0].responseLength, b[0].responseLength, "the same rollouts")
+        XCTAssertEqual(a[0].reward!, b[0].reward!, accuracy: 1e-3, "bf16 reward models")
+        for field in [\RunEvent.policyLoss, \.valueLoss] {
+            let u = a[0][keyPath: field]!, v = b[0][keyPath: field]!
+            XCTAssertEqual(u, v, accuracy: 0.05 * abs(u) + 1e-3)
+        }
+        // The cosine of the two policies' moves from the starting weights.
+        let start = try ModelFiles.weights(checkpoint: ModelFiles.checkpointDirectory(Self.dir + "/policy")).tensors
+        let wa = try weights(fp32.run), wb = try weights(bf16.run)
+        var dot = 0.0, na = 0.0, nb = 0.0
+        for (name, w0) in start {
+            for i in w0.indices {
+                let x = Double(wa[name]![i] - w0[i]), y = Double(wb[name]![i] - w0[i])
+                dot += x * y; na += x * x; nb += y * y
+            }
+        }
+        let cosine = dot / (na * nb).squareRoot()
+        XCTAssertGreaterThan(cosine, 0.9)
+        XCTAssertLessThan(cosine, 1 - 1e-9, "bf16 changed nothing")
+    }
+
     /// The reference and both reward models on 2 ranks of their own, split
     /// by tensor parallelism, scoring what 2 data ranks send them: the same
     /// iterations as all of them on one process.
