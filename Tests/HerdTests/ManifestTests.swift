@@ -184,16 +184,8 @@ extension ManifestTests {
     /// A PPO job lays out like any training job: tensor groups, ZeRO-3,
     /// sequence parallelism, bf16 and recomputation are accepted.
     func testPPOTakesEveryParallelism() throws {
-        let yaml = """
-            kind: ppo
-            init: /nowhere/policy
-            model: {preset: llama2-7b}
-            data: {prompts: /nowhere/prompts.jsonl}
-            ppo: {helpfulness: /nowhere/rm, safety: /nowhere/rm, rollouts: 512, mini_batch: 64}
-            parallelism: {data: 8, tensor: 8, zero: 3, sequence_parallel: true}
-            precision: bf16
-            activation_checkpoint: selective
-            """
+        let yaml = PPOManifests.paperScale(model: "llama2-7b", parallelism: "{data: 8, tensor: 8, zero: 3, sequence_parallel: true}",
+                                           more: "precision: bf16\nactivation_checkpoint: selective")
         let m = try JobManifest.parse(yaml: yaml, file: "jobs/t.yaml", overrides: .init(planOnly: true))
         XCTAssertEqual(m.parallelism.world, 64)
         XCTAssertEqual(m.parallelism.zero, 3)

@@ -102,14 +102,7 @@ final class PlanTests: XCTestCase {
     /// data rank's share of the mini-batch, priced by phase; a 70B job on
     /// 512 ranks fits only at ZeRO-3.
     func testSuggestLaysOutAPPOJob() throws {
-        let yaml = """
-            kind: ppo
-            init: /nowhere/policy
-            model: {preset: llama2-70b}
-            data: {prompts: /nowhere/prompts.jsonl}
-            ppo: {helpfulness: /nowhere/rm, safety: /nowhere/rm, rollouts: 512, mini_batch: 64, max_new_tokens: 256}
-            parallelism: {data: 64, tensor: 8}
-            """
+        let yaml = PPOManifests.paperScale(model: "llama2-70b", ppo: ", max_new_tokens: 256", parallelism: "{data: 64, tensor: 8}")
         let m = try JobManifest.parse(yaml: yaml, file: "ppo.yaml", overrides: .init(planOnly: true))
         let all = try LayoutSearch.candidates(manifest: m, model: m.model.config, cluster: try ClusterSpec.load(path: "clusters/a100-2048.yaml"))
         XCTAssertFalse(all.isEmpty)

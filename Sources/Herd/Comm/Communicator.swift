@@ -53,6 +53,16 @@ final class CompletedCollective: PendingCollective {
 }
 
 extension Communicator {
+    /// Rank `root`'s floats on every rank, whatever their number: its
+    /// length first, then them (`message` is only read on the root).
+    public func broadcast(_ message: [Float], root: Int) -> [Float] {
+        var n = Float(message.count)
+        broadcast(&n, count: 1, root: root)
+        var data = rank == root ? message : [Float](repeating: 0, count: Int(n))
+        broadcast(&data, count: data.count, root: root)
+        return data
+    }
+
     public func allReduce(_ value: Double, op: ReduceOp = .sum) -> Double {
         var v = value
         allReduce(&v, count: 1, op: op)

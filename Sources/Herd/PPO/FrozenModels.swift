@@ -83,6 +83,12 @@ final class FrozenGroupLink {
         _ = allGather(mine)
     }
 
+    /// A rollout the frozen group sent no scores for (the protocol always sends every one).
+    struct MissingScores: Error, CustomStringConvertible {
+        let rollout: Int
+        var description: String { "the frozen models' group sent no scores for rollout \(rollout)" }
+    }
+
     /// Trainers: the scores the frozen group sent back, by rollout index.
     func receive() -> [Int: FrozenModels.Scores] {
         let data = broadcastFromGroup([])
@@ -155,12 +161,6 @@ final class FrozenGroupLink {
         return all
     }
 
-    /// The frozen group's first rank's floats on every rank (the length first).
-    private func broadcastFromGroup(_ mine: [Float]) -> [Float] {
-        var n = Float(mine.count)
-        world.broadcast(&n, count: 1, root: firstFrozen)
-        var data = world.rank == firstFrozen ? mine : [Float](repeating: 0, count: Int(n))
-        world.broadcast(&data, count: data.count, root: firstFrozen)
-        return data
-    }
+    /// The frozen group's first rank's floats on every rank.
+    private func broadcastFromGroup(_ mine: [Float]) -> [Float] { world.broadcast(mine, root: firstFrozen) }
 }

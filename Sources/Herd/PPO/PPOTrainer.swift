@@ -141,7 +141,10 @@ public final class PPOTrainer: TrainingTask {
         var scores = try frozenScores(batch)
         score(&batch)
         if let link { scores = link.receive() }
-        for i in batch.indices { batch[i].referenceLogProbs = scores[batch[i].index]!.referenceLogProbs }
+        for i in batch.indices {
+            guard let s = scores[batch[i].index] else { throw FrozenGroupLink.MissingScores(rollout: batch[i].index) }
+            batch[i].referenceLogProbs = s.referenceLogProbs
+        }
         let stats = try reward(&batch, scores)
         let scored = DispatchTime.now().uptimeNanoseconds
         var sums = [0.0, 0.0, 0.0, 0.0]   // policy loss, value loss, clipped tokens, gradient norm

@@ -17,8 +17,7 @@ public final class TensorGroupLeader {
 
     /// Loads `path` here and on every follower (this rank's shard of it), as a sampler that leads them.
     public func chatSampler(_ path: String, role: String) throws -> ChatSampler {
-        var message: [Float] = [Command.load.rawValue] + Array(path.utf8).map(Float.init)
-        broadcast(&message)
+        _ = group.broadcast([Command.load.rawValue] + Array(path.utf8).map(Float.init), root: 0)
         let (model, tokenizer) = try ModelFiles.loadModelAndTokenizer(path, role: role, placement: ModelPlacement(tensor: group, trains: false))
         models.append(path)
         var sampler = try ChatSampler(model: model, tokenizer: tokenizer)
@@ -34,21 +33,17 @@ public final class TensorGroupLeader {
         for p in prompts { m.append(Float(p.count)); m += p.map(Float.init) }
         m.append(seeds == nil ? 0 : 1)
         for s in seeds ?? [] { m += Self.words(s) }
-        broadcast(&m)
+        _ = group.broadcast(m, root: 0)
     }
 
     /// The followers leave their loop.
-    public func release() {
-        var m: [Float] = [Command.stop.rawValue]
-        broadcast(&m)
-    }
+    public func release() { _ = group.broadcast([Command.stop.rawValue], root: 0) }
 
     /// Every rank but the group's first: loads and generates as told until released.
     public static func follow(group: Communicator, threads: Int) throws {
         var models: [Llama] = []
         while true {
-            var m: [Float] = []
-            broadcast(&m, group: group)
+            let m = group.broadcast([], root: 0)
             switch Command(rawValue: m[0]) {
             case .stop, nil: return
             case .load:
@@ -76,14 +71,4 @@ public final class TensorGroupLeader {
 
     /// A 64-bit word as four 16-bit floats (exact).
     static func words(_ x: UInt64) -> [Float] { (0..<4).map { Float((x >> (16 * UInt64($0))) & 0xFFFF) } }
-
-    private func broadcast(_ m: inout [Float]) { Self.broadcast(&m, group: group) }
-
-    /// The first rank's message on every rank: its length, then it.
-    static func broadcast(_ m: inout [Float], group: Communicator) {
-        var n = Float(m.count)
-        group.broadcast(&n, count: 1, root: 0)
-        if group.rank != 0 { m = [Float](repeating: 0, count: Int(n)) }
-        group.broadcast(&m, count: m.count, root: 0)
-    }
 }
