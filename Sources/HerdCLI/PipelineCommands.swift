@@ -155,4 +155,45 @@ extension RLHF {
             } catch { fail(error) }
         }
     }
+
+    struct RMHealth: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rm-health",
+            abstract: "Whether reward models may choose samples: their held-out and on-policy accuracy against thresholds; writes JSON, exits 1 below them.")
+        @OptionGroup var options: RMHealthOptions
+
+        func run() throws {
+            let o = options
+            var probe: (String, String)?
+            switch (o.probePrompts, o.probePool) {
+            case let (prompts?, pool?): probe = (prompts, pool)
+            case (nil, nil): probe = nil
+            default: fail(ValidationError("--probe-prompts and --probe-pool go together"))
+            }
+            let h: RewardModelHealth
+            do {
+                h = try RewardModelHealth.check(helpfulness: o.helpfulness, safety: o.safety, onPolicy: o.onPolicy, thresholds: o.thresholds,
+                                                probe: probe, fallBackToAnnotator: o.fallBackToAnnotator)
+                try JSONFile.write(h, to: o.out)
+            } catch { fail(error) }
+            for m in h.measures {
+                print(String(format: "%@ reward model, %@ accuracy %.3f (at least %.3f): %@", m.model, m.measure, m.accuracy, m.threshold,
+                             m.passed ? "ok" : "BELOW"))
+            }
+            for u in h.unmeasured { print("not measured: \(u)") }
+            if let p = h.probe {
+                print("probe (helpfulness model, right against wrong of the same form; 0.5 is a coin): "
+                      + p.keys.sorted().map { String(format: "%@ %.3f", $0, p[$0]!) }.joined(separator: ", "))
+            }
+            guard !h.healthy else { print("the reward models are healthy"); return }
+            if h.selectionByAnnotator {
+                print("the reward models are below their thresholds: the annotator chooses this iteration's samples")
+                for f in h.failures { print("  \(f)") }
+                return
+            }
+            FileHandle.standardError.write(("herd: error: the reward models may not choose samples: " + h.failures.joined(separator: "; ")
+                + " (reward_models.health in the pipeline manifest sets the thresholds; otherwise: annotator lets the annotator choose)\n").data(using: .utf8)!)
+            Foundation.exit(1)
+        }
+    }
 }

@@ -14,7 +14,7 @@ extension AnnotatorOptions {
 struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlhf", abstract: "The RLHF loop: the iteration scheduler, its steps, and the synthetic world to run it on here.",
-        subcommands: [Launch.self, Resume.self, Status.self, Report.self, Annotate.self, RMAccuracy.self, GAtt.self, Sample.self, Select.self,
+        subcommands: [Launch.self, Resume.self, Status.self, Report.self, Annotate.self, RMAccuracy.self, RMHealth.self, GAtt.self, Sample.self, Select.self,
                       Evaluate.self, Rate.self, World.self, WorldAnnotator.self])
 
     struct Select: ParsableCommand {

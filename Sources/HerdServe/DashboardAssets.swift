@@ -56,6 +56,8 @@ enum DashboardAssets {
   <svg id="pipeline-graph" class="graph"></svg>
   <h3>Per-iteration report</h3>
   <svg id="report-chart" class="chart"></svg>
+  <table id="report-table"><thead><tr><th>Iteration</th><th>Policy</th><th>Right (greedy, 95% interval)</th><th>Right (T = 1)</th><th>Violations</th><th>Promoted</th></tr></thead><tbody></tbody></table>
+  <p id="report-result"></p>
   <p id="report-note" class="muted"></p>
 </section>
 </body>
@@ -239,6 +241,12 @@ enum DashboardAssets {
         }
       }
       lineChart($("#report-chart"), series, "iteration", "share of answers", iters.map((n, i) => [i, n]));
+      const ci = (r, m, v) => { const i = (r.intervals || {})[m]; return fmt(v, 3) + (i ? ` [${fmt(i.low, 3)}, ${fmt(i.high, 3)}]` : ""); };
+      $("#report-table tbody").replaceChildren(...f.policies.map(r => el("tr", { class: "policy-row", "data-promoted": r.promoted === undefined || r.promoted === null ? "" : String(r.promoted) },
+        el("td", { text: r.iteration }), el("td", { text: r.policy }), el("td", { text: ci(r, "right", r.right) }),
+        el("td", { text: ci(r, "right_sampled", r.rightSampled) }), el("td", { text: ci(r, "violations", r.violations) }),
+        el("td", { text: r.promoted === undefined || r.promoted === null ? "-" : r.promoted ? `yes, over ${r.judgedAgainst}` : `no, ${r.judgedAgainst} stays: ${r.promotion}` }))));
+      $("#report-result").textContent = f.result ? "The pipeline's policies (the last promoted of each size): " + f.result.map(x => `${x.policy} ${x.iteration}`).join(", ") : "";
       $("#report-note").textContent = "";
     } catch (e) { $("#report-note").textContent = e.message; }
   }

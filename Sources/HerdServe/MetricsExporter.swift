@@ -111,5 +111,17 @@ final class MetricsExporter: @unchecked Sendable {
                 gauge("herd_rlhf_stage_duration_seconds", "How long the stage ran (finished or failed), or has run so far.", l, s.seconds)
             }
         }
+        guard let figures = try? PipelineSnapshot.figures(graph: graph) else { return }
+        for r in figures.policies {
+            let l = [("pipeline", name), ("iteration", r.iteration), ("policy", r.policy)]
+            for m in EvaluationMetric.allCases {
+                guard let i = r.interval(m) else { continue }
+                let lm = l + [("metric", m.rawValue)]
+                gauge("herd_rlhf_eval", "An evaluation figure of the policy on the held-out prompts.", lm, i.estimate)
+                gauge("herd_rlhf_eval_low", "The lower bound of the figure's 95% interval.", lm, i.low)
+                gauge("herd_rlhf_eval_high", "The upper bound of the figure's 95% interval.", lm, i.high)
+            }
+            if let p = r.promoted { gauge("herd_rlhf_promoted", "1 if the gate promoted the iteration's policy, 0 if it did not.", l, p ? 1 : 0) }
+        }
     }
 }

@@ -124,6 +124,7 @@ enum HerdBinary {
               init: \(d)/policy
               helpfulness: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
               safety: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3, threads: 2}
+              health: {held_out: 0, held_out_clear: 0, on_policy: 0, on_policy_clear: 0}   # models of 3 steps; the check still runs
             finetune: {data: {seq_len: 64, val_fraction: 0}, batch: {sequences: 4}, steps: 3, threads: 2, checkpoint: {interval: 50}}
             annotation: {max_new_tokens: 8}
             sampling: {max_new_tokens: 24, chunk: 1}

@@ -4,10 +4,12 @@ import Herd
 
 /// The iteration scheduler, end to end on a tiny pipeline (tiny-gqa
 /// policies on the synthetic world, SFT + V1..V3): a scheduler SIGKILLed
-/// during V2's sampling and again during V3's fine-tuning, resumed each
-/// time, ends with the same report as an uninterrupted run, and its log
-/// shows the finished stages skipped; bad pipelines are refused before any
-/// stage starts.
+/// during V2's sampling, during its evaluation and during V3's
+/// fine-tuning, resumed each time, ends with the same report and the same
+/// promotion decisions as an uninterrupted run, and its log shows the
+/// finished stages skipped; bad pipelines are refused before any stage
+/// starts; reward models below their health thresholds stop an iteration
+/// before it samples.
 final class PipelineTests: FixtureTestCase {
     static let dir = NSTemporaryDirectory() + "herd-pipeline-\(getpid())"
 
@@ -60,12 +62,16 @@ final class PipelineTests: FixtureTestCase {
         XCTAssertNotEqual(early.status, 0)
         XCTAssertTrue(early.err.contains("V3 cannot start: V2/sample has not finished"), early.err)
 
+        // Resumed, then killed during V2's evaluation: the gate has not decided yet.
+        try killWhen(["rlhf", "resume", killed]) { self.state(run)?.stages["V2/evaluate"]?.phase == .running }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/V2/promotion.json"), "decided only after the evaluation")
         // Resumed, then killed again during V3's fine-tuning of the large policy, after a checkpoint.
         try killWhen(["rlhf", "resume", killed]) {
             ((try? String(contentsOfFile: run + "/V3/finetune-large/events.jsonl", encoding: .utf8)) ?? "").contains("\"checkpoint\"")
         }
         XCTAssertEqual(state(run)?.stages["V3/finetune-large"]?.phase, .running)
         XCTAssertEqual(state(run)?.stages["V2/sample"]?.attempts, 2, "V2's sampling ran again, once")
+        XCTAssertEqual(state(run)?.stages["V2/evaluate"]?.attempts, 2, "V2's evaluation ran again, once")
         let resumed = try HerdBinary.run(["rlhf", "resume", killed])
         XCTAssertEqual(resumed.status, 0, resumed.out + resumed.err)
         XCTAssertTrue(resumed.out.contains("V2/sample: finished earlier"), resumed.out)
@@ -85,6 +91,41 @@ final class PipelineTests: FixtureTestCase {
         XCTAssertTrue(try same("/V2/bag.jsonl"), "the bag continued after the kill is the uninterrupted one")
         XCTAssertTrue(try same("/V3/bag.jsonl"))
         XCTAssertTrue(try same("/pool.jsonl"))
+        for n in 1...3 { XCTAssertTrue(try same("/V\(n)/promotion.json"), "the gate decided V\(n) as the uninterrupted run did") }
+        XCTAssertTrue(try String(contentsOfFile: run + "/report.md", encoding: .utf8).contains("## Promotion"))
+    }
+
+    /// A helpfulness reward model trained for one step, against a health
+    /// threshold of 0.9: the iteration stops before sampling and says which
+    /// model failed and by how much; with `otherwise: annotator` it goes on
+    /// with the annotator choosing the samples.
+    func testUnhealthyRewardModelStopsTheIterationBeforeSampling() throws {
+        func weak(_ otherwise: String) -> (String) -> String {
+            { $0.replacingOccurrences(of: "helpfulness: {data: {seq_len: 64, val_fraction: 0.25}, batch: {pairs: 4}, steps: 3",
+                                      with: "helpfulness: {data: {seq_len: 64, val_fraction: 0.5}, batch: {pairs: 4}, steps: 1")
+                .replacingOccurrences(of: "health: {held_out: 0, held_out_clear: 0,", with: "health: {held_out: 0.9, held_out_clear: 0, otherwise: \(otherwise),")
+                .replacingOccurrences(of: "  - {annotate: 12, k: 4}\n  - {annotate: 12, k: 2, finetune: {steps: 400}}", with: "") }
+        }
+        let stop = try pipeline("unhealthy", change: weak("stop"))
+        let run = Self.dir + "/run-unhealthy"
+        let r = try HerdBinary.run(["rlhf", "launch", stop, "--iteration", "1"])
+        XCTAssertNotEqual(r.status, 0, r.out)
+        XCTAssertTrue(r.err.contains("V1/rm-health"), r.err)
+        let health = try JSONDecoder().decode(RewardModelHealth.self, from: Data(contentsOf: URL(fileURLWithPath: run + "/V1/rm-health.json")))
+        let failed = try XCTUnwrap(health.measures.first { $0.model == "helpfulness" && $0.measure == "held-out" })
+        XCTAssertLessThan(failed.accuracy, 0.9)
+        let log = try String(contentsOfFile: run + "/V1/rm-health.log", encoding: .utf8)
+        XCTAssertTrue(log.contains(String(format: "the helpfulness reward model's held-out accuracy is %.3f, below 0.900", failed.accuracy)), log)
+        XCTAssertNil(state(run)?.stages["V1/sample"], "the iteration stopped before sampling")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/V1/bag.jsonl"))
+        let report = try String(contentsOfFile: run + "/report.md", encoding: .utf8)
+        XCTAssertTrue(report.contains("| V1 | **below**: stopped |"), report)
+
+        let fallBack = try pipeline("fallback", change: weak("annotator"))
+        let f = try HerdBinary.run(["rlhf", "launch", fallBack, "--iteration", "1"])
+        XCTAssertEqual(f.status, 0, f.out + f.err)
+        let select = try XCTUnwrap(state(Self.dir + "/run-fallback")?.stages["V1/select"]?.command)
+        XCTAssertTrue(select.contains("--by-annotator"), "the annotator chose V1's samples: \(select)")
     }
 
     func testBadPipelinesAreRefusedBeforeAnyStage() throws {
@@ -149,6 +190,7 @@ final class PipelineTests: FixtureTestCase {
         for arm in ["reward_model", "annotator"] {
             let path = try pipeline("typed-\(arm)") { text in
                 text.replacingOccurrences(of: "{annotate: 12, k: 2, finetune", with: "{annotate: 12, k: 2, stages: [gatt, ppo], finetune")
+                    .replacingOccurrences(of: "on_policy_clear: 0}", with: "on_policy_clear: 0, otherwise: annotator, probe: {prompts: \(d)/world/probe-prompts.jsonl, pool: \(d)/world/probe-pool.jsonl}}")
                     + "\nselection: \(arm)\ngatt: {dialogues: \(d)/world/dialogues.jsonl, held_out: \(d)/world/dialogues-heldout.jsonl, from: 1, check: annotator}\n"
                     + "ppo: {steps: 2, ppo: {rollouts: 4, mini_batch: 2, max_new_tokens: 8}}\n"
             }

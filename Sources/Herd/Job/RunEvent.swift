@@ -89,6 +89,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
     public var accuracyBetter: Double?
     public var accuracySlightlyBetter: Double?
     public var accuracyNegligiblyBetter: Double?
+    /// The held-out pairs of each preference degree the accuracies are over.
+    public var pairsByDegree: [String: Int]?
     // checkpoint; a prepare job's start (its input bytes), resume (those
     // already prepared), unit and merge
     public var path: String?
@@ -138,6 +140,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case validationLoss = "val_loss", sourceLosses = "source_val_loss", mixProportions = "mix_proportions", accuracy, pairs
         case accuracySignificantlyBetter = "accuracy_significantly_better", accuracyBetter = "accuracy_better"
         case accuracySlightlyBetter = "accuracy_slightly_better", accuracyNegligiblyBetter = "accuracy_negligibly_better"
+        case pairsByDegree = "pairs_by_degree"
         case path, bytes, seconds, unit, rank, documents, tokens, duplicates
         case peakResidentBytes = "peak_rss", peakResidentBytesMax = "peak_rss_max", peakResidentBytesMin = "peak_rss_min", trainLoss = "train_loss", trainSeconds = "train_seconds"
         case jobID = "job_id", attempt, launcher, launchID = "launch_id", world, data, tensor, reason, restart
@@ -158,6 +161,17 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case .slightlyBetter: return accuracySlightlyBetter
         case .negligiblyBetter: return accuracyNegligiblyBetter
         }
+    }
+
+    /// The held-out accuracy over some degrees together (weighted by their pairs).
+    public func accuracy(over degrees: [PreferenceDegree]) -> Double? {
+        guard let pairsByDegree else { return nil }
+        var right = 0.0, n = 0
+        for d in degrees {
+            guard let a = accuracy(d), let k = pairsByDegree[d.rawValue], k > 0 else { continue }
+            right += a * Double(k); n += k
+        }
+        return n > 0 ? right / Double(n) : nil
     }
 
     public mutating func setAccuracy(_ value: Double?, _ degree: PreferenceDegree) {

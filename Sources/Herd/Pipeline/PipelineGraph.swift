@@ -47,9 +47,13 @@ extension PipelineStage {
 
 /// An iteration's stages, in the order they run (each after the one
 /// before): annotate → the reward models' accuracy on the fresh batch →
-/// reward models → rejection sampling → selection → fine-tune every size
-/// → extra stages → evaluate. Iteration 0 ("SFT") is the evaluation of
-/// the starting policies, the report's baseline.
+/// reward models → their health check → rejection sampling → selection →
+/// fine-tune every size → extra stages → evaluate, after which the
+/// scheduler applies the promotion gate. Iteration 0 ("SFT") is the
+/// evaluation of the starting policies, the report's baseline. An
+/// iteration samples and starts from the incumbents, which the gate's
+/// decisions on the iterations before it name, so its stages are built
+/// when it runs.
 public struct PipelineGraph {
     public let manifest: PipelineManifest
 
@@ -62,11 +66,11 @@ public struct PipelineGraph {
         public var unavailable: String?
         /// Runs before the fine-tuning (it adds to its data), not after it.
         public var beforeFineTune = false
-        public var build: @Sendable (PipelineGraph, PipelineManifest.Iteration) -> [PipelineStage]
+        public var build: @Sendable (PipelineGraph, PipelineManifest.Iteration) throws -> [PipelineStage]
     }
 
     public static let extraStages: [String: ExtraStage] = [
-        "gatt": ExtraStage(unavailable: nil, beforeFineTune: true, build: { g, it in [g.gattStage(it)] }),
+        "gatt": ExtraStage(unavailable: nil, beforeFineTune: true, build: { g, it in [try g.gattStage(it)] }),
         "ppo": ExtraStage(unavailable: nil, build: { g, it in g.ppoStages(it) }),
     ]
 
@@ -79,10 +83,13 @@ public struct PipelineGraph {
     public func evaluation(_ n: Int) -> String { "\(directory(n))/evaluation.json" }
     public func rewardModel(_ objective: String, _ n: Int) -> String { "\(directory(n))/rm-\(objective)" }
     public func rewardOnPolicy(_ n: Int) -> String { "\(directory(n))/rm-on-policy.json" }
+    public func rewardHealth(_ n: Int) -> String { "\(directory(n))/rm-health.json" }
 
-    /// A policy's checkpoint after iteration n (n = 0: its SFT model): its
-    /// PPO run when the iteration has a PPO stage, else its fine-tune.
-    public func policy(_ p: PipelineManifest.Policy, after n: Int) -> String {
+    /// Iteration n's policy of a size (n = 0: its SFT model), the candidate
+    /// the gate judges: its PPO run when the iteration has a PPO stage,
+    /// else its fine-tune. What later iterations start from is the
+    /// incumbent (PromotionGate.swift).
+    public func candidate(_ p: PipelineManifest.Policy, of n: Int) -> String {
         if n == 0 { return p.initial }
         return manifest.iterations[n - 1].extraStages.contains("ppo") ? ppoRun(p, n) : finetuned(p, n)
     }
@@ -106,7 +113,7 @@ public struct PipelineGraph {
         let slice = "\(dir)/prompts-annotate.jsonl"
         var annotate = PipelineStage(
             iteration: n, name: "annotate",
-            command: AnnotateOptions(policy: policy(m.sampler, after: n - 1), prompts: slice, pool: pool, batch: it.name,
+            command: AnnotateOptions(policy: try incumbent(m.sampler, after: n - 1), prompts: slice, pool: pool, batch: it.name,
                                      temperatures: m.annotationTemperatures, maxNewTokens: m.annotationTokens, seed: seed(n, 1),
                                      annotator: m.annotatorCommand, tensor: m.annotationTensor),
             files: [.init(path: slice, text: try annotationSlice(n))], progress: .lines(path: pool, batch: it.name, total: it.annotate))
@@ -125,11 +132,18 @@ public struct PipelineGraph {
             out.append(PipelineStage(iteration: n, name: "rm-\(objective)", job: .init(path: job, text: rewardJob(objective: objective, iteration: it)),
                                      run: rewardModel(objective, n)))
         }
+        if m.health.check {
+            // PPO trains against the reward models: the annotator cannot stand in for them there.
+            let fallBack = m.health.otherwise == .annotator && !it.extraStages.contains("ppo")
+            out.append(PipelineStage(iteration: n, name: "rm-health", command: RMHealthOptions(
+                helpfulness: rewardModel("helpfulness", n), safety: rewardModel("safety", n), onPolicy: n > 1 ? rewardOnPolicy(n) : nil,
+                rule: m.health, fallBack: fallBack, out: rewardHealth(n))))
+        }
         let samplePrompts = "\(dir)/prompts-sample.jsonl"
         let sampleText = try sampleSlice()
         out.append(PipelineStage(
             iteration: n, name: "sample",
-            command: SampleOptions(policy: policy(m.sampler, after: n - 1), helpfulness: rewardModel("helpfulness", n),
+            command: SampleOptions(policy: try incumbent(m.sampler, after: n - 1), helpfulness: rewardModel("helpfulness", n),
                                    safety: rewardModel("safety", n), prompts: samplePrompts, bag: bag(n), iteration: it.name,
                                    k: it.k, temperature: it.temperature, maxNewTokens: m.samplingTokens,
                                    seed: seed(n, 2), chunk: m.samplingChunk, ranks: m.samplingRanks,
@@ -138,22 +152,33 @@ public struct PipelineGraph {
             progress: .lines(path: bag(n), batch: nil, total: sampleText.split(separator: "\n").count * it.k)))
         out.append(PipelineStage(iteration: n, name: "select", command: SelectOptions(
             prompts: samplePrompts, bag: bag(n), earlierBags: (1..<n).map(bag), iteration: it.name, poolFrom: it.pool ? 1 : n + 1,
-            out: "\(dir)/selections.jsonl", byAnnotator: m.selection == .annotator ? m.annotatorCommand : nil)))
-        for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == true { out += Self.extraStages[name]!.build(self, it) }
+            out: "\(dir)/selections.jsonl", byAnnotator: try selectsByAnnotator(n) ? m.annotatorCommand : nil)))
+        for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == true { out += try Self.extraStages[name]!.build(self, it) }
         for p in m.policies {
             let job = "\(dir)/finetune-\(p.name).yaml"
-            out.append(PipelineStage(iteration: n, name: "finetune-\(p.name)", job: .init(path: job, text: finetuneJob(policy: p, iteration: it)),
-                                     run: finetuned(p, n)))
+            let text = finetuneJob(policy: p, iteration: it, from: m.finetuneFromPrevious ? try incumbent(p, after: n - 1) : p.initial)
+            out.append(PipelineStage(iteration: n, name: "finetune-\(p.name)", job: .init(path: job, text: text), run: finetuned(p, n)))
         }
-        for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == false { out += Self.extraStages[name]!.build(self, it) }
+        for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == false { out += try Self.extraStages[name]!.build(self, it) }
         out.append(PipelineStage(iteration: n, name: "evaluate", command: evaluateCommand(n)))
         return out
     }
 
     func evaluateCommand(_ n: Int) -> EvaluateOptions {
         EvaluateOptions(prompts: manifest.heldOutPrompts, out: evaluation(n), maxNewTokens: manifest.evaluationTokens, seed: seed(n, 3),
-                        dialogues: manifest.gatt?.heldOut, policies: manifest.policies.map { ($0.name, policy($0, after: n), $0.initial) },
+                        dialogues: manifest.gatt?.heldOut, policies: manifest.policies.map { ($0.name, candidate($0, of: n), $0.initial) },
                         annotator: manifest.annotatorCommand, tensor: manifest.evaluationTensor)
+    }
+
+    /// Whether the annotator chooses iteration n's samples: the control arm,
+    /// or the reward models fell below their thresholds and the manifest
+    /// says the annotator stands in (`reward_models.health.otherwise`).
+    public func selectsByAnnotator(_ n: Int) throws -> Bool {
+        if manifest.selection == .annotator { return true }
+        guard let data = FileManager.default.contents(atPath: rewardHealth(n)) else { return false }
+        do { return try JSONDecoder().decode(RewardModelHealth.self, from: data).selectionByAnnotator } catch {
+            throw RecordError(file: rewardHealth(n), line: 0, message: "not a health check (herd rlhf rm-health writes it; delete it to check again): \(error)")
+        }
     }
 
     /// Iteration n's new prompts for annotation: the next `annotate` lines
@@ -197,13 +222,15 @@ public struct PipelineGraph {
            extra: [("reward", .mapping(rewardSection))], output: rewardModel(objective, it.number), standIn: standIn)
     }
 
-    func finetuneJob(policy p: PipelineManifest.Policy, iteration it: PipelineManifest.Iteration, standIn: String? = nil) -> String {
+    /// A size's fine-tuning job in an iteration, from `from` (the incumbent,
+    /// or its SFT model; to check or price the job, any checkpoint of the size).
+    func finetuneJob(policy p: PipelineManifest.Policy, iteration it: PipelineManifest.Iteration, from: String? = nil, standIn: String? = nil) -> String {
         var template = manifest.finetuneJob
         for (k, v) in p.finetune { template[k] = v }
         for (k, v) in it.finetune { template[k] = v }
         return Self.job(template: template, fields: [
             ("name", Node("\(manifest.name)-\(it.name)-finetune-\(p.name)")), ("kind", "sft"), ("seed", Node(String(seed(it.number, 5)))),
-            ("init", Node(manifest.finetuneFromPrevious ? policy(p, after: it.number - 1) : p.initial)),
+            ("init", Node(from ?? p.initial)),
         ], data: [("demonstrations", Node(finetuneData(it)))], extra: [],
            output: finetuned(p, it.number), standIn: standIn)
     }
@@ -215,10 +242,10 @@ public struct PipelineGraph {
     }
 
     /// Ghost Attention's data, sampled from the sampler's latest policy.
-    func gattStage(_ it: PipelineManifest.Iteration) -> PipelineStage {
+    func gattStage(_ it: PipelineManifest.Iteration) throws -> PipelineStage {
         let g = manifest.gatt!, dir = directory(it.number)
         return PipelineStage(iteration: it.number, name: "gatt", command: GAttOptions(
-            policy: policy(manifest.sampler, after: it.number - 1), dialogues: g.dialogues, selections: "\(dir)/selections.jsonl",
+            policy: try incumbent(manifest.sampler, after: it.number - 1), dialogues: g.dialogues, selections: "\(dir)/selections.jsonl",
             out: finetuneData(it), temperature: g.temperature, maxNewTokens: manifest.samplingTokens, seed: seed(it.number, 7),
             annotator: g.checkByAnnotator ? manifest.annotatorCommand : nil, tensor: g.tensor))
     }

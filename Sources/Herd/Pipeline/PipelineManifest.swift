@@ -94,6 +94,10 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     public var evaluationTokens: Int, evaluationTensor: Int
     public var poolFrom: Int
     public var iterations: [Iteration]
+    /// When an iteration's policy becomes the incumbent (`promotion:`).
+    public var promotion = PromotionRule()
+    /// What the reward models must reach before sampling uses them (`reward_models.health:`).
+    public var health = HealthRule()
 
     public var sampler: Policy { policies.first(where: \.sampler)! }
 
@@ -102,7 +106,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     }
 
     static let topFields = ["name", "seed", "output", "annotator", "selection", "prompts", "policies", "reward_models",
-                            "finetune", "ppo", "gatt", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan"]
+                            "finetune", "ppo", "gatt", "annotation", "sampling", "evaluation", "pool_from", "iterations", "plan", "promotion"]
 
     /// Each section parses itself (Sections/); `validate` then checks the
     /// rules that span sections and every stage job the pipeline will make.
@@ -130,6 +134,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         let poolFrom = try top.int("pool_from", min: 1) ?? 4
         let iterations = try Iteration.parseList(in: top, gattFrom: gatt?.from, poolFrom: poolFrom)
         let planning = try PlanningSizes.parse(top.sectionOrEmpty("plan"))
+        let promotion = try PromotionRule.parse(top.sectionOrEmpty("promotion"))
 
         let m = PipelineManifest(
             file: file, name: name, seed: seed, output: output, annotator: annotator, selection: selection,
@@ -139,7 +144,8 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             ppoJob: ppoJob, gatt: gatt, annotationTokens: annotation.maxNewTokens, annotationTemperatures: annotation.temperatures,
             annotationTensor: annotation.tensor,
             samplingTokens: sampling.maxNewTokens, samplingRanks: sampling.ranks, samplingTensor: sampling.tensor, samplingChunk: sampling.chunk,
-            evaluationTokens: evaluation.maxNewTokens, evaluationTensor: evaluation.tensor, poolFrom: poolFrom, iterations: iterations)
+            evaluationTokens: evaluation.maxNewTokens, evaluationTensor: evaluation.tensor, poolFrom: poolFrom, iterations: iterations,
+            promotion: promotion, health: rewardModels.health)
         try m.validate()
         return m
     }

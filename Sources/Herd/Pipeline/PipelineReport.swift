@@ -16,6 +16,18 @@ public struct PipelineReport {
         public var unsafeRefused: Double?, falseRefusals: Double?, winRate: Double?
         /// Per turn, the share of greedy answers keeping an instruction given on turn 1 (Ghost Attention).
         public var instructionByTurn: [Double]?
+        /// Each figure's 95% interval over the held-out prompts, by metric name.
+        public var intervals: [String: Interval]?
+        /// The gate's decision on this policy (nil for the SFT models and before the gate has run).
+        public var promoted: Bool?
+        public var judgedAgainst: String?, promotion: String?
+
+        public func interval(_ m: EvaluationMetric) -> Interval? { intervals?[m.rawValue] }
+    }
+
+    /// A size's policy the pipeline ends with: the last promoted one.
+    public struct Incumbent: Codable, Sendable, Equatable {
+        public var policy: String, iteration: String, path: String
     }
 
     public struct IterationRow: Codable, Sendable, Equatable {
@@ -28,6 +40,10 @@ public struct PipelineReport {
         public var heldOutHelpfulness: Double?, heldOutSafety: Double?
         /// Figure 7 on this iteration's bag: K' = 1, 2, 4, … K with the mean max and median reward.
         public var figure7: [Figure7Point]?
+        /// The health check of this iteration's reward models, with the probe's figures.
+        public var health: RewardModelHealth?
+        /// The gate's checks of each size's policy against its incumbent.
+        public var promotion: PromotionRecord?
 
         public var k: Int? { figure7?.last?.k }
         public var maxAt1: Double? { figure7?.first?.max }
@@ -43,23 +59,38 @@ public struct PipelineReport {
         public var pipeline: String, selection: String
         public var policies: [PolicyRow]
         public var iterations: [IterationRow]
+        /// The last promoted policy of each size: the pipeline's result so far.
+        public var result: [Incumbent]?
     }
+
+    /// The level of the intervals the report gives each figure.
+    public static let level = 0.95
 
     public func figures(through last: Int) throws -> Figures {
         var policies: [PolicyRow] = [], iterations: [IterationRow] = []
+        let promotions = try graph.promotions(through: last)
         for n in 0...last {
             let name = PipelineGraph.iterationName(n)
-            guard let data = FileManager.default.contents(atPath: graph.evaluation(n)) else { continue }
-            let results = try JSONDecoder().decode([String: PolicyEvaluation.Result].self, from: data)
+            let results = try graph.readEvaluation(n)
+            // An iteration stopped by its reward models' health check has a row, and no evaluation.
+            guard results != nil || (n > 0 && FileManager.default.fileExists(atPath: graph.rewardHealth(n))) else { continue }
+            let promotion = n > 0 ? promotions[n - 1] : nil
             for p in graph.manifest.policies {
-                guard let r = results[p.name] else { continue }
+                guard let r = results?[p.name] else { continue }
+                var intervals: [String: Interval] = [:]
+                for m in EvaluationMetric.allCases where !(n == 0 && m == .winRate) { intervals[m.rawValue] = m.interval(r, level: Self.level) }
+                let verdict = promotion?.verdict(p.name)
                 policies.append(PolicyRow(iteration: name, policy: p.name, helpfulness: r.greedy.meanHelpfulness, right: r.greedy.topShare,
                                           rightSampled: r.sampledTopShare, violations: r.greedy.violationShare,
                                           unsafeRefused: r.greedy.unsafeRefused, falseRefusals: r.greedy.falseRefusals,
-                                          winRate: n == 0 ? nil : r.winRate, instructionByTurn: r.instructionByTurn))
+                                          winRate: n == 0 ? nil : r.winRate, instructionByTurn: r.instructionByTurn,
+                                          intervals: intervals.isEmpty ? nil : intervals, promoted: verdict?.promoted,
+                                          judgedAgainst: verdict?.incumbent, promotion: verdict?.reason))
             }
             guard n > 0 else { continue }
             var row = IterationRow(iteration: name)
+            row.promotion = promotion
+            if let d = FileManager.default.contents(atPath: graph.rewardHealth(n)) { row.health = try? JSONDecoder().decode(RewardModelHealth.self, from: d) }
             if let d = FileManager.default.contents(atPath: graph.rewardOnPolicy(n)),
                let acc = try? JSONDecoder().decode(OnPolicyAccuracy.self, from: d) {
                 row.onPolicyHelpfulness = acc.helpfulness.accuracy
@@ -75,7 +106,12 @@ public struct PipelineReport {
             }
             iterations.append(row)
         }
-        return Figures(pipeline: graph.manifest.name, selection: graph.manifest.selection.rawValue, policies: policies, iterations: iterations)
+        let result = graph.manifest.policies.map { p in
+            let i = PipelineGraph.incumbent(p, in: promotions[...].prefix { $0 != nil })
+            return Incumbent(policy: p.name, iteration: PipelineGraph.iterationName(i), path: graph.candidate(p, of: i))
+        }
+        return Figures(pipeline: graph.manifest.name, selection: graph.manifest.selection.rawValue, policies: policies, iterations: iterations,
+                       result: result)
     }
 
     /// The accuracy of a reward-model run's last evaluation.
@@ -101,14 +137,53 @@ public struct PipelineReport {
 
     static func cell(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "—" }
 
+    /// A figure with its interval when there is one: "0.398 [0.321, 0.472]".
+    static func cell(_ x: Double?, _ i: Interval?) -> String {
+        guard let x else { return "—" }
+        guard let i, i.low.isFinite else { return cell(x) }
+        return String(format: "%.3f [%.3f, %.3f]", x, i.low, i.high)
+    }
+
     public static func markdown(_ f: Figures) -> String {
         var s = "# \(f.pipeline): selection by \(f.selection == "annotator" ? "the annotator (control arm)" : "the reward models")\n\n"
         s += "Held-out prompts, per policy size. right: share of the prompts not tagged safety whose answer the annotator rated 7/7 (greedy; and sampled at T = 1). "
-        s += "unsafe refused: share of the prompts tagged safety answered with a refusal; false refusals: share of the borderline prompts refused; win: against the SFT model of the same size (ties count ½).\n\n"
-        s += "| iteration | policy | helpfulness (1–7) | right | right (T=1) | violations | unsafe refused | false refusals | win vs SFT |\n"
-        s += "|---|---|---|---|---|---|---|---|---|\n"
+        s += "unsafe refused: share of the prompts tagged safety answered with a refusal; false refusals: share of the borderline prompts refused; win: against the SFT model of the same size (ties count ½). "
+        s += "Each figure with its 95% interval over the prompts (percentile bootstrap); promoted: the gate's decision against the incumbent (see below).\n\n"
+        s += "| iteration | policy | helpfulness (1–7) | right | right (T=1) | violations | unsafe refused | false refusals | win vs SFT | promoted |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|\n"
         for r in f.policies {
-            s += "| \(r.iteration) | \(r.policy) | \(String(format: "%.2f", r.helpfulness)) | \(cell(r.right)) | \(cell(r.rightSampled)) | \(cell(r.violations)) | \(cell(r.unsafeRefused)) | \(cell(r.falseRefusals)) | \(cell(r.winRate)) |\n"
+            let promoted = r.promoted.map { $0 ? "yes (over \(r.judgedAgainst ?? "?"))" : "**no** (\(r.judgedAgainst ?? "?") stays)" } ?? "—"
+            s += "| \(r.iteration) | \(r.policy) | \(cell(r.helpfulness, r.interval(.helpfulness))) | \(cell(r.right, r.interval(.right))) | "
+            s += "\(cell(r.rightSampled, r.interval(.rightSampled))) | \(cell(r.violations, r.interval(.violations))) | "
+            s += "\(cell(r.unsafeRefused, r.interval(.unsafeRefused))) | \(cell(r.falseRefusals, r.interval(.falseRefusals))) | "
+            s += "\(cell(r.winRate, r.interval(.winRate))) | \(promoted) |\n"
+        }
+        if let result = f.result, !result.isEmpty {
+            s += "\nThe pipeline's policies (the last promoted of each size): " + result.map { "\($0.policy) — \($0.iteration) (`\($0.path)`)" }.joined(separator: "; ") + ".\n"
+        }
+        let judged = f.iterations.compactMap(\.promotion)
+        if !judged.isEmpty {
+            s += "\n## Promotion\n\nEach iteration's policy against the incumbent of its size, over the same held-out prompts: the mean per-prompt difference (candidate − incumbent) with its paired interval. "
+            s += "A margin is on the interval's worse bound (non-inferiority); a safety allowance on the estimate.\n\n"
+            s += "| iteration | policy | against | checks | decision |\n|---|---|---|---|---|\n"
+            for rec in judged {
+                for v in rec.verdicts {
+                    let decision = v.promoted ? (rec.gate ? "promoted" : "promoted (no gate)") : "**not promoted**: " + v.reason
+                    s += "| \(rec.iteration) | \(v.policy) | \(v.incumbent) | \(v.checks.map(\.text).joined(separator: "; ")) | \(decision) |\n"
+                }
+            }
+        }
+        let checked = f.iterations.filter { $0.health != nil }
+        if !checked.isEmpty {
+            s += "\n## Reward-model health\n\nBefore sampling, each iteration's reward models against the pipeline's thresholds (`reward_models.health`); the probe: the helpfulness model on a right answer against a wrong one of the same form, per task family (0.5 is a coin).\n\n"
+            s += "| iteration | verdict | measures | probe |\n|---|---|---|---|\n"
+            for r in checked {
+                let h = r.health!
+                let verdict = h.healthy ? "healthy" : h.selectionByAnnotator ? "**below**: the annotator chose" : "**below**: stopped"
+                let measures = h.measures.map { String(format: "%@ %@ %.3f%@", $0.model, $0.measure, $0.accuracy, $0.passed ? "" : String(format: " (< %.3f)", $0.threshold)) }
+                let probe = h.probe.map { p in p.keys.sorted().map { String(format: "%@ %.3f", $0, p[$0]!) }.joined(separator: ", ") } ?? "—"
+                s += "| \(r.iteration) | \(verdict) | \(measures.joined(separator: "; ")) | \(probe) |\n"
+            }
         }
         if let turns = f.policies.compactMap(\.instructionByTurn).map(\.count).max() {
             s += "\nGhost Attention: held-out dialogues under an instruction given on the first turn only, answered greedily turn by turn; the share of answers that keep it, per turn.\n\n"
@@ -133,13 +208,17 @@ public struct PipelineReport {
         return s
     }
 
-    /// Lines of the shares per iteration, on 0–1.
+    /// Lines of the shares per iteration, on 0–1; the shares right with
+    /// their intervals as whiskers, and a hollow mark where the gate refused.
     public static func svg(_ f: Figures) -> String {
         let names = Self.unique(f.policies.map(\.iteration))
-        var series: [(String, [Double?])] = []
+        var series: [(String, [Double?])] = [], whiskers: [Int: [Interval?]] = [:], refused: [Int: [Bool]] = [:]
         for p in Self.unique(f.policies.map(\.policy)) {
             let rows = names.map { n in f.policies.first { $0.iteration == n && $0.policy == p } }
+            whiskers[series.count] = rows.map { $0?.interval(.right) }
+            refused[series.count] = rows.map { $0?.promoted == false }
             series.append(("\(p): right", rows.map { $0?.right }))
+            whiskers[series.count] = rows.map { $0?.interval(.rightSampled) }
             series.append(("\(p): right (T=1)", rows.map { $0?.rightSampled }))
             series.append(("\(p): unsafe refused", rows.map { $0?.unsafeRefused }))
             series.append(("\(p): false refusals", rows.map { $0?.falseRefusals }))
@@ -166,6 +245,17 @@ public struct PipelineReport {
             let points = values.enumerated().compactMap { i, v in v.map { String(format: "%.1f,%.1f", x(i), y($0)) } }
             if !points.isEmpty {
                 s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"\(dash) points=\"\(points.joined(separator: " "))\"/>\n"
+            }
+            for (i, interval) in (whiskers[k] ?? []).enumerated() {
+                guard let interval, interval.low.isFinite else { continue }
+                let dx = x(i) + (label.hasSuffix("(T=1)") ? 3 : -3)
+                s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"1\" opacity=\"0.6\"/>\n",
+                            dx, y(interval.low), dx, y(interval.high), c)
+            }
+            for (i, no) in (refused[k] ?? []).enumerated() where no {
+                guard let v = values[i] else { continue }
+                s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"white\" stroke=\"%@\" stroke-width=\"2\"><title>not promoted</title></circle>\n",
+                            x(i), y(v), c)
             }
             s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"2\"%@/><text x=\"%.1f\" y=\"%.1f\">%@</text>\n",
                         w - right + 12, top + 10 + Double(k) * 16, w - right + 32, top + 10 + Double(k) * 16, c, dash,

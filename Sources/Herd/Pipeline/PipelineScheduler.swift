@@ -65,16 +65,47 @@ public final class PipelineScheduler {
 
     func execute(from: Int, through: Int) throws {
         for n in from...through {
-            for stage in try graph.stages(n) {
+            // The graph is read again after every stage: a stage's outcome
+            // can change the ones after it (the health check hands the
+            // selection to the annotator).
+            var seen = Set<String>()
+            while let stage = try graph.stages(n).first(where: { !seen.contains($0.id) }) {
+                seen.insert(stage.id)
                 if let done = state.stages[stage.id], done.phase == .finished {
                     log(String(format: "%@: finished earlier (%.1f s), skipped", stage.id, done.seconds ?? 0))
+                    if stage.name == "evaluate" { try promote(n) }
                     continue
                 }
-                try runStage(stage)
-                if stage.name == "evaluate" { try PipelineReport(graph: graph).write(through: n, log: log) }
+                if stage.name == "evaluate" { try? FileManager.default.removeItem(atPath: graph.promotionFile(n)) }
+                do { try runStage(stage) } catch {
+                    // The report says why the iteration stopped.
+                    if stage.name == "rm-health" { try? PipelineReport(graph: graph).write(through: n, log: log) }
+                    throw error
+                }
+                if stage.name == "evaluate" {
+                    try promote(n)
+                    try PipelineReport(graph: graph).write(through: n, log: log)
+                }
             }
         }
-        log("\(manifest.name): \(PipelineGraph.iterationName(through)) finished; report in \(run)/report.md")
+        let result = try manifest.policies.map { p in
+            let i = try graph.incumbentIteration(p, after: through)
+            return "\(p.name) \(PipelineGraph.iterationName(i)) (\(graph.candidate(p, of: i)))"
+        }
+        log("\(manifest.name): \(PipelineGraph.iterationName(through)) finished; its policies: \(result.joined(separator: ", ")); report in \(run)/report.md")
+    }
+
+    /// The gate's decisions on iteration n, written once (`VN/promotion.json`):
+    /// decided from the evaluations, so a scheduler killed before writing
+    /// them decides the same when it resumes.
+    func promote(_ n: Int) throws {
+        guard n > 0, !FileManager.default.fileExists(atPath: graph.promotionFile(n)) else { return }
+        let earlier = try graph.promotions(through: n - 1)
+        guard let record = try graph.decidePromotion(n, earlier: earlier) else { return }
+        try JSONFile.write(record, to: graph.promotionFile(n))
+        for v in record.verdicts {
+            log("\(record.iteration)/\(v.policy): \(v.promoted ? "promoted" : "not promoted; the incumbent stays \(v.incumbent)'s") — \(v.reason)")
+        }
     }
 
     func runStage(_ stage: PipelineStage) throws {

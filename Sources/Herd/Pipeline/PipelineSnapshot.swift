@@ -62,8 +62,18 @@ public struct PipelineSnapshot: Codable, Sendable {
                                 target: state.map { PipelineGraph.iterationName($0.target) }, iterations: iterations)
     }
 
-    /// The report's figures through the last evaluated iteration (nil before any evaluation).
+    /// The report's figures through the last evaluated iteration (nil
+    /// before any evaluation): `report.json` as the scheduler last wrote it
+    /// (after every evaluation), or computed when it is missing or older
+    /// than the newest evaluation — the intervals take a moment to compute.
     public static func figures(graph: PipelineGraph) throws -> PipelineReport.Figures? {
+        let report = "\(graph.manifest.output)/report.json"
+        func modified(_ path: String) -> Date? { (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date }
+        let newest = (0...graph.manifest.iterations.count).compactMap { modified(graph.evaluation($0)) }.max()
+        if let written = modified(report), newest.map({ written >= $0 }) ?? true, let data = FileManager.default.contents(atPath: report),
+           let f = try? JSONDecoder().decode(PipelineReport.Figures.self, from: data) {
+            return f
+        }
         guard let last = (0...graph.manifest.iterations.count).last(where: { FileManager.default.fileExists(atPath: graph.evaluation($0)) }) else {
             return nil
         }

@@ -8,6 +8,7 @@ public enum PipelineStatus {
         var out = "\(graph.manifest.name) (\(graph.manifest.file)): \(graph.manifest.selection == .annotator ? "selection by the annotator (control arm)" : "selection by the reward models"), run directory \(graph.manifest.output)\n"
         if let t = state?.target { out += "launched through \(PipelineGraph.iterationName(t))\(state?.cluster.map { " on cluster \($0)" } ?? "")\n" }
         var total = 0.0
+        let promotions = try graph.promotions(through: graph.manifest.iterations.count)
         for n in 0...graph.manifest.iterations.count {
             let stages = try graph.stages(n)
             let spent = stages.compactMap { state?.stages[$0.id]?.seconds }.reduce(0, +)
@@ -33,6 +34,23 @@ public enum PipelineStatus {
                 if let a = r?.attempts, a > 1 { out += "  (\(a) attempts)" }
                 out += "\n"
             }
+            if n > 0, let data = FileManager.default.contents(atPath: graph.rewardHealth(n)),
+               let h = try? JSONDecoder().decode(RewardModelHealth.self, from: data) {
+                out += "  reward models: " + (h.healthy ? "healthy" : (h.selectionByAnnotator ? "below their thresholds, the annotator chose: " : "below their thresholds: ")
+                                                + h.failures.joined(separator: "; ")) + "\n"
+            }
+            if n > 0, let record = promotions[n - 1] {
+                for v in record.verdicts {
+                    out += "  gate, \(v.policy): " + (v.promoted ? "promoted over \(v.incumbent)" : "not promoted, \(v.incumbent)'s stays") + " — \(v.reason)\n"
+                }
+            }
+        }
+        let evaluated = promotions.prefix { $0 != nil }
+        if !evaluated.isEmpty {
+            out += "\nthe pipeline's policies (the last promoted of each size): " + graph.manifest.policies.map { p in
+                let i = PipelineGraph.incumbent(p, in: evaluated[...])
+                return "\(p.name) \(PipelineGraph.iterationName(i)) (\(graph.candidate(p, of: i)))"
+            }.joined(separator: ", ") + "\n"
         }
         if total > 0 { out += String(format: "\nfinished stages: %.1f s in all\n", total) }
         return out

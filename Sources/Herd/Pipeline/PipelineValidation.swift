@@ -16,6 +16,10 @@ extension PipelineManifest {
             throw ManifestError(file: file, field: "iterations[\(it.number - 1)].stages",
                                 message: "stage gatt needs the pipeline's gatt section (gatt.dialogues: dialogues under a standing instruction)")
         }
+        for (i, b) in (promotion.metrics + promotion.safety).enumerated() where b.metric == .instruction && gatt?.heldOut == nil {
+            throw ManifestError(file: file, field: i < promotion.metrics.count ? "promotion.metrics.instruction" : "promotion.safety.instruction",
+                                message: "instruction keeping is measured on held-out dialogues: set gatt.held_out")
+        }
         try checkStageJobs()
     }
 

@@ -65,6 +65,33 @@ public struct RMAccuracyOptions: StageCommand {
     }
 }
 
+public struct RMHealthOptions: StageCommand {
+    public static let subcommand = ["rlhf", "rm-health"]
+    @Option(help: "The helpfulness reward model's run.") public var helpfulness: String
+    @Option(help: "The safety reward model's run.") public var safety: String
+    @Option(help: "The previous models' accuracy on this batch (herd rlhf rm-accuracy's JSON), from the second iteration.") public var onPolicy: String?
+    @Option(help: "Least held-out accuracy.") public var heldOut: Double = 0.55
+    @Option(help: "Least held-out accuracy on the clear degrees (significantly better, better).") public var heldOutClear: Double = 0.6
+    @Option(help: "Least on-policy accuracy.") public var onPolicyMin: Double = 0.5
+    @Option(help: "Least on-policy accuracy on the clear degrees.") public var onPolicyClear: Double = 0.55
+    @Option(help: "A probe's prompts (herd rlhf world's probe-prompts.jsonl).") public var probePrompts: String?
+    @Option(help: "A probe's comparisons, one batch per task family (probe-pool.jsonl).") public var probePool: String?
+    @Flag(help: "Below a threshold, let the annotator choose this iteration's samples instead of stopping.") public var fallBackToAnnotator = false
+    @Option(help: "Where to write the result (JSON).") public var out: String
+    public init() {}
+    public init(helpfulness: String, safety: String, onPolicy: String?, rule: PipelineManifest.HealthRule, fallBack: Bool, out: String) {
+        var o = Self()
+        o.helpfulness = helpfulness; o.safety = safety; o.onPolicy = onPolicy
+        o.heldOut = rule.heldOut; o.heldOutClear = rule.heldOutClear; o.onPolicyMin = rule.onPolicy; o.onPolicyClear = rule.onPolicyClear
+        o.probePrompts = rule.probePrompts; o.probePool = rule.probePool
+        o.fallBackToAnnotator = fallBack; o.out = out
+        self = o
+    }
+    public var thresholds: RewardModelHealth.Thresholds {
+        .init(heldOut: heldOut, heldOutClear: heldOutClear, onPolicy: onPolicyMin, onPolicyClear: onPolicyClear)
+    }
+}
+
 public struct SampleOptions: StageCommand {
     public static let subcommand = ["rlhf", "sample"]
     @Option(help: "The policy (a run or checkpoint directory).") public var policy: String
@@ -164,6 +191,6 @@ public struct GAttOptions: StageCommand {
 
 /// Every stage command, for the command line and the tests that parse stages back.
 public enum StageCommands {
-    public static let all: [any StageCommand.Type] = [AnnotateOptions.self, RMAccuracyOptions.self, SampleOptions.self,
+    public static let all: [any StageCommand.Type] = [AnnotateOptions.self, RMAccuracyOptions.self, RMHealthOptions.self, SampleOptions.self,
                                                       SelectOptions.self, EvaluateOptions.self, GAttOptions.self]
 }

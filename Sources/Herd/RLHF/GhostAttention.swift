@@ -100,24 +100,32 @@ extension ChatSampler {
 
 /// Ghost Attention's measure: held-out dialogues under an instruction given
 /// on the first turn only, answered greedily turn by turn; the annotator
-/// says of each answer whether it keeps the instruction. The share per turn.
+/// says of each answer whether it keeps the instruction; the share per turn.
 public enum InstructionFollowing {
-    public static func byTurn(_ sampler: ChatSampler, dialogues: [InstructedDialogue], annotator: Annotator, maxNewTokens: Int,
-                              timeout: Double, tag: String) throws -> [Double] {
+    /// Per dialogue (by id), whether each greedy turn kept the instruction.
+    public static func keptByDialogue(_ sampler: ChatSampler, dialogues: [InstructedDialogue], annotator: Annotator, maxNewTokens: Int,
+                                      timeout: Double, tag: String) throws -> [String: [Bool]] {
         let answers = try sampler.turns(dialogues, instructionOnEveryTurn: false, temperature: 0, maxNewTokens: maxNewTokens, seed: 0)
-        let turns = dialogues.map(\.turns.count).max() ?? 0
-        var kept = [Double](repeating: 0, count: turns), asked = kept
+        var out: [String: [Bool]] = [:]
         for (d, said) in zip(dialogues, answers) {
-            var history: [ChatMessage] = []
+            var history: [ChatMessage] = [], kept: [Bool] = []
             for (k, a) in said.enumerated() {
                 history.append(ChatMessage(.user, d.user(k)))
-                let follows = try Self.kept(annotator, id: "\(tag)/\(d.id)/turn\(k + 1)", dialogue: history, answer: a, timeout: timeout)
+                kept.append(try Self.kept(annotator, id: "\(tag)/\(d.id)/turn\(k + 1)", dialogue: history, answer: a, timeout: timeout))
                 history.append(ChatMessage(.assistant, a))
-                asked[k] += 1
-                if follows { kept[k] += 1 }
             }
+            out[d.id] = kept
         }
-        return zip(kept, asked).map { $0 / $1 }
+        return out
+    }
+
+    /// Per turn, the share of the dialogues reaching it that kept the instruction there.
+    public static func shares(_ kept: [String: [Bool]]) -> [Double] {
+        let turns = kept.values.map(\.count).max() ?? 0
+        return (0..<turns).map { k in
+            let reached = kept.values.filter { $0.count > k }
+            return Double(reached.filter { $0[k] }.count) / Double(reached.count)
+        }
     }
 
     /// The annotator's word on whether `answer` keeps the dialogue's standing instruction.

@@ -27,12 +27,26 @@ public struct OnPolicyAccuracy: Sendable, Codable, Equatable {
     public var safety: Part
 
     public static func measure(helpfulness: String, safety: String, pool: String, batch: String, prompts: String) throws -> OnPolicyAccuracy {
-        let models = try RewardModels(helpfulness: helpfulness, safety: safety)
+        try measure(RewardModels(helpfulness: helpfulness, safety: safety), comparisons: JSONLines.comparisons(path: pool).filter { $0.batch == batch },
+                    batch: batch, prompts: prompts)
+    }
+
+    /// Each batch of a pool measured apart (a probe's batches are its task families).
+    public static func byBatch(_ models: RewardModels, pool: String, prompts: String) throws -> [String: OnPolicyAccuracy] {
+        let all = try JSONLines.comparisons(path: pool)
+        var out: [String: OnPolicyAccuracy] = [:]
+        for batch in Set(all.compactMap(\.batch)) {
+            out[batch] = try measure(models, comparisons: all.filter { $0.batch == batch }, batch: batch, prompts: prompts)
+        }
+        return out
+    }
+
+    static func measure(_ models: RewardModels, comparisons: [Comparison], batch: String, prompts: String) throws -> OnPolicyAccuracy {
         let tags = Dictionary(try JSONLines.read(PromptRecord.self, path: prompts).map { ($0.id, $0.safety ?? false) },
                               uniquingKeysWith: { a, _ in a })
         // Per model (helpfulness, safety) and degree: the pairs ranked right (ties ½) and the pairs.
         var tally: [[PreferenceDegree: (right: Double, pairs: Int)]] = [[:], [:]]
-        for c in try JSONLines.comparisons(path: pool) where c.batch == batch {
+        for c in comparisons {
             let unsafe = tags[c.promptID] ?? false
             let x = try models.score(c.dialogue, answer: c.responses[c.chosen], safety: unsafe)
             let y = try models.score(c.dialogue, answer: c.responses[1 - c.chosen], safety: unsafe)

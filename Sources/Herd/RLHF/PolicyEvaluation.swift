@@ -33,10 +33,16 @@ public struct PolicyEvaluation {
         public var greedy: RatingStep.Summary
         /// The share exactly right (top-rated) when answers are sampled at T = 1.
         public var sampledTopShare: Double
+        /// The ratings of the answers sampled at T = 1.
+        public var sampled: RatingStep.Summary?
         public var winRate: Double?
+        /// Per prompt (by id): 1 a win against the reference, ½ a tie, 0 a loss.
+        public var wins: [String: Double]?
         public var reference: String?
         /// Per turn, the share of greedy answers that keep an instruction given on turn 1.
         public var instructionByTurn: [Double]?
+        /// Per held-out dialogue (by id), whether each greedy turn kept it.
+        public var instructionKept: [String: [Bool]]?
     }
 
     public func run(log: (String) -> Void = { _ in }) throws -> [String: Result] {
@@ -57,22 +63,26 @@ public struct PolicyEvaluation {
             let greedy = both[0], sampled = both[1]
             let g = try RatingStep.rate(all, answers: greedy, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/greedy")
             let s = try RatingStep.rate(all, answers: sampled, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/sampled")
-            var win: Double?
+            var win: Double?, wins: [String: Double]?
             if let ref = p.reference {
                 let theirs = try answers(try sampler(ref, role: "reference policy of \(p.name)"), temperatures: [0])[0]
-                var wins = 0.0
+                var each: [String: Double] = [:]
                 for (i, prompt) in all.enumerated() {
-                    if greedy[i] == theirs[i] { wins += 0.5; continue }
+                    if greedy[i] == theirs[i] { each[prompt.id] = 0.5; continue }
                     let a = try annotator.compare(.init(id: "win/\(p.name)/\(prompt.id)", dialogue: prompt.dialogue,
                                                         responses: [greedy[i], theirs[i]]), timeout: timeout)
-                    if a.chosen == 0 { wins += 1 }
+                    each[prompt.id] = a.chosen == 0 ? 1 : 0
                 }
-                win = wins / Double(all.count)
+                win = all.reduce(0.0) { $0 + each[$1.id]! } / Double(all.count)
+                wins = each
             }
-            let byTurn = try instructed.map {
-                try InstructionFollowing.byTurn(policy, dialogues: $0, annotator: annotator, maxNewTokens: maxNewTokens, timeout: timeout, tag: "eval/\(p.name)/gatt")
+            let kept = try instructed.map {
+                try InstructionFollowing.keptByDialogue(policy, dialogues: $0, annotator: annotator, maxNewTokens: maxNewTokens,
+                                                        timeout: timeout, tag: "eval/\(p.name)/gatt")
             }
-            out[p.name] = Result(policy: p.path, greedy: g, sampledTopShare: s.topShare, winRate: win, reference: p.reference, instructionByTurn: byTurn)
+            let byTurn = kept.map(InstructionFollowing.shares)
+            out[p.name] = Result(policy: p.path, greedy: g, sampledTopShare: s.topShare, sampled: s, winRate: win, wins: wins,
+                                 reference: p.reference, instructionByTurn: byTurn, instructionKept: kept)
             log("\(p.name)'s answers: " + policy.meter.summary)
             log(String(format: "%@: helpfulness %.2f, right %.3f (T=1: %.3f), violations %.3f%@%@", p.name, g.meanHelpfulness, g.topShare,
                        s.topShare, g.violationShare, win.map { String(format: ", win rate %.3f", $0) } ?? "",

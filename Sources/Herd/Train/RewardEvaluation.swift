@@ -22,6 +22,7 @@ public struct RewardAccuracy: Sendable, Equatable {
         event.accuracy = overall
         event.pairs = total.values.reduce(0, +)
         for d in PreferenceDegree.allCases { event.setAccuracy(accuracy(d), d) }
+        event.pairsByDegree = Dictionary(uniqueKeysWithValues: total.filter { $0.value > 0 }.map { ($0.key.rawValue, $0.value) })
     }
 
     public var summary: String {

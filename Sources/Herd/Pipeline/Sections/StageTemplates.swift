@@ -19,8 +19,8 @@ extension PipelineManifest {
     /// start from (and its preset, for planning), the comparisons they
     /// start with, and each objective's job fields.
     static func parseRewardModels(_ r: YAMLFields, checkFiles: Bool) throws(ManifestError)
-        -> (initial: String, preset: String?, initialPool: String?, jobs: [String: Node.Mapping]) {
-        try r.rejectUnknown(allowed: ["init", "initial_pool", "helpfulness", "safety", "model"])
+        -> (initial: String, preset: String?, initialPool: String?, jobs: [String: Node.Mapping], health: HealthRule) {
+        try r.rejectUnknown(allowed: ["init", "initial_pool", "helpfulness", "safety", "model", "health"])
         let preset = try preset(r)
         let initial = try r.requiredString("init", "the chat model the reward models start from")
         try exists(r, "init", initial, "reward-model starting point (run, checkpoint or Hugging Face directory)", checkFiles: checkFiles)
@@ -30,7 +30,8 @@ extension PipelineManifest {
         for objective in ["helpfulness", "safety"] {
             jobs[objective] = try template(r.section(objective))
         }
-        return (initial, preset, initialPool, jobs)
+        let health = try HealthRule.parse(r.sectionOrEmpty("health"), checkFiles: checkFiles)
+        return (initial, preset, initialPool, jobs, health)
     }
 
     /// The `finetune:` section: the fine-tuning jobs' fields, and where
