@@ -101,6 +101,8 @@ extension RLHF {
                                         prompts: o.prompts, annotator: command)
             step.maxNewTokens = o.maxNewTokens
             step.seed = o.seed
+            guard o.samples >= 1 else { fail(ValidationError("--samples: at least 1, got \(o.samples)")) }
+            step.samples = o.samples
             step.timeout = annotator.timeout
             step.instructedDialogues = o.dialogues
             do {

@@ -167,7 +167,7 @@ public struct PipelineGraph {
     func evaluateCommand(_ n: Int) -> EvaluateOptions {
         EvaluateOptions(prompts: manifest.heldOutPrompts, out: evaluation(n), maxNewTokens: manifest.evaluationTokens, seed: seed(n, 3),
                         dialogues: manifest.gatt?.heldOut, policies: manifest.policies.map { ($0.name, candidate($0, of: n), $0.initial) },
-                        annotator: manifest.annotatorCommand, tensor: manifest.evaluationTensor)
+                        annotator: manifest.annotatorCommand, tensor: manifest.evaluationTensor, samples: manifest.evaluationSamples)
     }
 
     /// Whether the annotator chooses iteration n's samples: the control arm,

@@ -91,7 +91,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     public var gatt: GAttSettings?
     public var annotationTokens: Int, annotationTemperatures: (Double, Double), annotationTensor: Int
     public var samplingTokens: Int, samplingRanks: Int, samplingTensor: Int, samplingChunk: Int
-    public var evaluationTokens: Int, evaluationTensor: Int
+    public var evaluationTokens: Int, evaluationTensor: Int, evaluationSamples: Int
     public var poolFrom: Int
     public var iterations: [Iteration]
     /// When an iteration's policy becomes the incumbent (`promotion:`).
@@ -144,7 +144,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             ppoJob: ppoJob, gatt: gatt, annotationTokens: annotation.maxNewTokens, annotationTemperatures: annotation.temperatures,
             annotationTensor: annotation.tensor,
             samplingTokens: sampling.maxNewTokens, samplingRanks: sampling.ranks, samplingTensor: sampling.tensor, samplingChunk: sampling.chunk,
-            evaluationTokens: evaluation.maxNewTokens, evaluationTensor: evaluation.tensor, poolFrom: poolFrom, iterations: iterations,
+            evaluationTokens: evaluation.maxNewTokens, evaluationTensor: evaluation.tensor, evaluationSamples: evaluation.samples, poolFrom: poolFrom, iterations: iterations,
             promotion: promotion, health: rewardModels.health)
         try m.validate()
         return m

@@ -157,9 +157,9 @@ public struct PipelinePlan {
                 }
             }
             var evaluation = Stage(id: "\(name)/evaluate", ranks: c.slots, bytesPerRank: 0, tokens: 0, flops: 0, seconds: 0,
-                                   note: "\(heldOut) held-out prompts, greedy, T = 1 and the SFT reference, per size")
+                                   note: "\(heldOut) held-out prompts, greedy, \(m.evaluationSamples) at T = 1 and the SFT reference, per size")
             for p in m.policies {
-                let g = generation("", try shape(p.initial, p.preset, "policies (\(p.name))"), sequences: 3 * Double(heldOut), note: "")
+                let g = generation("", try shape(p.initial, p.preset, "policies (\(p.name))"), sequences: Double(2 + m.evaluationSamples) * Double(heldOut), note: "")
                 evaluation.tokens += g.tokens
                 evaluation.flops += g.flops
                 evaluation.seconds += g.seconds

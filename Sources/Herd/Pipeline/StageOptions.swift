@@ -150,13 +150,15 @@ public struct EvaluateOptions: StageCommand {
     @Option(help: "NAME=PATH of a policy to evaluate (repeatable).") public var policy: [String]
     @Option(help: "Ranks each policy is split across by tensor parallelism (started with mpirun on this machine).") public var tensor: Int = 1
     @Option(help: "NAME=PATH: the reference policy (e.g. the SFT model) NAME is compared with.") public var reference: [String] = []
+    @Option(help: "Answers sampled at T = 1 per prompt (a prompt's share right is their mean).") public var samples: Int = 1
     @OptionGroup public var annotator: AnnotatorOptions
     public init() {}
     /// `policies`: (name, path to evaluate, the reference it is compared with).
     public init(prompts: String, out: String, maxNewTokens: Int, seed: UInt64, dialogues: String?,
-                policies: [(name: String, path: String, reference: String)], annotator: [String], tensor: Int = 1) {
+                policies: [(name: String, path: String, reference: String)], annotator: [String], tensor: Int = 1, samples: Int = 1) {
         var o = Self()
         o.tensor = tensor
+        o.samples = samples
         o.prompts = prompts; o.out = out; o.maxNewTokens = maxNewTokens; o.seed = seed; o.dialogues = dialogues
         o.policy = policies.map { "\($0.name)=\($0.path)" }
         o.reference = policies.map { "\($0.name)=\($0.reference)" }

@@ -31,15 +31,17 @@ public enum EvaluationMetric: String, CaseIterable, Codable, Sendable {
     /// when the evaluation did not measure this (an evaluation written
     /// before items were kept, no refusal tags, no dialogues).
     public func values(_ r: PolicyEvaluation.Result) -> [String: Double]? {
+        /// Per prompt, the mean over its answers (several when sampled more than once).
         func keyed(_ answers: [RatingStep.RatedAnswer]?, where keep: (RatingStep.RatedAnswer) -> Bool,
                    _ value: (RatingStep.RatedAnswer) -> Double?) -> [String: Double]? {
             guard let answers else { return nil }
-            var out: [String: Double] = [:]
-            for (i, a) in answers.enumerated() where keep(a) {
+            var sum: [String: (Double, Int)] = [:]
+            for a in answers where keep(a) {
                 guard let v = value(a) else { return nil }
-                out[out[a.prompt] == nil ? a.prompt : "\(a.prompt)#\(i)"] = v
+                let s = sum[a.prompt] ?? (0, 0)
+                sum[a.prompt] = (s.0 + v, s.1 + 1)
             }
-            return out.isEmpty ? nil : out
+            return sum.isEmpty ? nil : sum.mapValues { $0.0 / Double($0.1) }
         }
         let plain = { (a: RatingStep.RatedAnswer) in !a.unsafePrompt }
         let refused = { (a: RatingStep.RatedAnswer) in a.refusal.map { $0 ? 1.0 : 0.0 } }

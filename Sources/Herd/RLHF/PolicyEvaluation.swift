@@ -20,6 +20,10 @@ public struct PolicyEvaluation {
     public var maxNewTokens = 64
     public var timeout = 60.0
     public var seed: UInt64 = 1
+    /// Answers sampled at T = 1 per prompt: a prompt's share right is the
+    /// mean over them, which makes the T = 1 figure (and a paired comparison
+    /// of it) far less noisy than one draw per prompt.
+    public var samples = 1
     /// Held-out dialogues under a standing instruction (Ghost Attention's
     /// measure): each policy's share of turns 1, 2, … that keep it.
     public var instructedDialogues: String?
@@ -59,10 +63,16 @@ public struct PolicyEvaluation {
         var out: [String: Result] = [:]
         for p in policies {
             let policy = try sampler(p.path, role: "policy \(p.name)")
-            let both = try answers(policy, temperatures: [0, 1])
-            let greedy = both[0], sampled = both[1]
+            let greedy = try answers(policy, temperatures: [0])[0]
             let g = try RatingStep.rate(all, answers: greedy, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/greedy")
-            let s = try RatingStep.rate(all, answers: sampled, annotator: annotator, timeout: timeout, tag: "eval/\(p.name)/sampled")
+            // Sample j of a prompt from stream (seed + j), the first as one sample always was.
+            var rated: [RatingStep.RatedAnswer] = []
+            for j in 0..<max(1, samples) {
+                let sampled = try policy.answers(dialogues, temperature: 1, maxNewTokens: maxNewTokens, seed: seed &+ UInt64(j) &* 0x9E37_79B9)
+                rated += try RatingStep.rate(all, answers: sampled, annotator: annotator, timeout: timeout,
+                                             tag: "eval/\(p.name)/sampled" + (j == 0 ? "" : "\(j + 1)")).answers ?? []
+            }
+            let s = RatingStep.summary(rated)
             var win: Double?, wins: [String: Double]?
             if let ref = p.reference {
                 let theirs = try answers(try sampler(ref, role: "reference policy of \(p.name)"), temperatures: [0])[0]

@@ -29,9 +29,12 @@ extension PipelineManifest {
         return (try s.int("max_new_tokens", min: 1) ?? 64, ranks, tensor, try s.int("chunk", min: 1) ?? 8)
     }
 
-    /// `evaluation:`: the evaluated answers' length, and the ranks each policy is split across.
-    static func parseEvaluation(_ e: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, tensor: Int) {
-        try e.rejectUnknown(allowed: ["max_new_tokens", "tensor"])
-        return (try e.int("max_new_tokens", min: 1) ?? 64, try e.int("tensor", min: 1) ?? 1)
+    /// `evaluation:`: the evaluated answers' length, the ranks each policy
+    /// is split across, and the answers sampled at T = 1 per prompt (4 by
+    /// default: the gate compares T = 1 shares, and one draw per prompt
+    /// makes two equal policies look apart).
+    static func parseEvaluation(_ e: YAMLFields) throws(ManifestError) -> (maxNewTokens: Int, tensor: Int, samples: Int) {
+        try e.rejectUnknown(allowed: ["max_new_tokens", "tensor", "samples"])
+        return (try e.int("max_new_tokens", min: 1) ?? 64, try e.int("tensor", min: 1) ?? 1, try e.int("samples", min: 1, max: 64) ?? 4)
     }
 }
