@@ -50,12 +50,21 @@ final class ServePipelineTests: XCTestCase {
         XCTAssertEqual(pending, states[2].count)
         XCTAssertTrue(dom.contains(#"data-id="V1/annotate""#), dom)
         XCTAssertTrue(dom.contains(#"data-name="large: right" data-points="2""#), dom)
+        // The table: each policy's shares with their intervals, and the gate's decision on V1.
+        XCTAssertEqual(dom.components(separatedBy: #"class="policy-row""#).count - 1, 2, dom)
+        XCTAssertNotNil(dom.range(of: #"<tr class="policy-row" data-promoted="(true|false)"><td>V1</td>"#, options: .regularExpression), dom)
+        XCTAssertTrue(dom.contains("The pipeline's policies (the last promoted of each size): large"), dom)
         try Chromium.screenshot(page, to: TestOutput.directory("serve") + "/5-pipeline.png", size: "1300,900")
 
         // /metrics: every stage's state and the finished ones' durations.
         let metrics = try server.request("/metrics").text
         XCTAssertTrue(metrics.contains(#"herd_rlhf_stage_state{pipeline="tiny",iteration="V1",stage="annotate",state="finished"} 1"#), metrics)
         XCTAssertNotNil(metrics.range(of: #"herd_rlhf_stage_duration_seconds\{pipeline="tiny",iteration="V1",stage="annotate"\} [0-9.]+"#, options: .regularExpression), metrics)
+        // Every figure with its interval, and the gate's decision.
+        for name in ["herd_rlhf_eval", "herd_rlhf_eval_low", "herd_rlhf_eval_high"] {
+            XCTAssertNotNil(metrics.range(of: name + #"\{pipeline="tiny",iteration="V1",policy="large",metric="right"\} [0-9.]+"#, options: .regularExpression), metrics)
+        }
+        XCTAssertNotNil(metrics.range(of: #"herd_rlhf_promoted\{pipeline="tiny",iteration="V1",policy="large"\} [01]"#, options: .regularExpression), metrics)
 
         // herd plot on the pipeline: the per-iteration figures as SVG.
         let plot = try HerdBinary.run(["plot", manifest, "--out", d + "/report.svg"])

@@ -9,6 +9,7 @@ public enum PipelineStatus {
         if let t = state?.target { out += "launched through \(PipelineGraph.iterationName(t))\(state?.cluster.map { " on cluster \($0)" } ?? "")\n" }
         var total = 0.0
         let promotions = try graph.promotions(through: graph.manifest.iterations.count)
+        let figures = try PipelineSnapshot.figures(graph: graph)
         for n in 0...graph.manifest.iterations.count {
             let stages = try graph.stages(n)
             let spent = stages.compactMap { state?.stages[$0.id]?.seconds }.reduce(0, +)
@@ -33,6 +34,10 @@ public enum PipelineStatus {
                 out += seconds.map { String(format: " %8.1f s", $0) } ?? ""
                 if let a = r?.attempts, a > 1 { out += "  (\(a) attempts)" }
                 out += "\n"
+            }
+            for r in figures?.policies ?? [] where r.iteration == PipelineGraph.iterationName(n) {
+                out += "  \(r.policy): right \(PipelineReport.cell(r.right, r.interval(.right))), at T = 1 \(PipelineReport.cell(r.rightSampled, r.interval(.rightSampled)))"
+                out += ", violations \(PipelineReport.cell(r.violations, r.interval(.violations))) (95% intervals)\n"
             }
             if n > 0, let data = FileManager.default.contents(atPath: graph.rewardHealth(n)),
                let h = try? JSONDecoder().decode(RewardModelHealth.self, from: data) {
