@@ -46,6 +46,18 @@ final class PromotionGateTests: XCTestCase {
         XCTAssertEqual(flat.low, 1); XCTAssertEqual(flat.high, 1)
     }
 
+    /// Several answers sampled per prompt: the prompt's value is their mean, and the summary counts every answer.
+    func testSeveralSamplesOfAPromptAverage() throws {
+        func answer(_ prompt: String, _ h: Int) -> RatingStep.RatedAnswer {
+            .init(prompt: prompt, helpfulness: h, safety: 5, refusal: false, unsafePrompt: false, borderline: false)
+        }
+        let sampled = RatingStep.summary([answer("a", 7), answer("b", 7), answer("a", 3), answer("b", 7)])
+        XCTAssertEqual(sampled.topShare, 0.75)
+        var r = try Self.evaluation(2, right: { _ in true })
+        r.sampled = sampled
+        XCTAssertEqual(EvaluationMetric.rightSampled.values(r), ["a": 0.5, "b": 1.0])
+    }
+
     func testPairedDifferenceIsNarrowerThanTwoIntervals() throws {
         // Two policies that agree on 180 of 200 prompts; the candidate is right on 10 more.
         var a: [String: Double] = [:], b: [String: Double] = [:]

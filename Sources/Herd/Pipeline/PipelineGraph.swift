@@ -133,8 +133,9 @@ public struct PipelineGraph {
                                      run: rewardModel(objective, n)))
         }
         if m.health.check {
-            // PPO trains against the reward models: the annotator cannot stand in for them there.
-            let fallBack = m.health.otherwise == .annotator && !it.extraStages.contains("ppo")
+            // PPO trains against the reward models: the annotator cannot stand
+            // in for them there. In the control arm the annotator chooses anyway.
+            let fallBack = (m.health.otherwise == .annotator || m.selection == .annotator) && !it.extraStages.contains("ppo")
             out.append(PipelineStage(iteration: n, name: "rm-health", command: RMHealthOptions(
                 helpfulness: rewardModel("helpfulness", n), safety: rewardModel("safety", n), onPolicy: n > 1 ? rewardOnPolicy(n) : nil,
                 rule: m.health, fallBack: fallBack, out: rewardHealth(n))))

@@ -291,6 +291,18 @@ extension PipelineReport {
                 }
             }
         }
+        // What each pipeline ends with: its last promoted policy of each size, against its SFT model.
+        s += "**The pipelines' results: the last promoted policy of each size (right greedy / at T = 1; SFT's in brackets)**\n\n"
+        s += "| policy | " + runs.map(\.pipeline).joined(separator: " | ") + " |\n|---|" + runs.map { _ in "---|" }.joined() + "\n"
+        for p in policies {
+            s += "| \(p) | " + runs.map { f in
+                guard let it = f.result?.first(where: { $0.policy == p })?.iteration,
+                      let r = f.policies.first(where: { $0.iteration == it && $0.policy == p }),
+                      let sft = f.policies.first(where: { $0.iteration == "SFT" && $0.policy == p }) else { return "—" }
+                return "\(it): \(cell(r.right)) / \(cell(r.rightSampled)) (\(cell(sft.right)) / \(cell(sft.rightSampled)))"
+            }.joined(separator: " | ") + " |\n"
+        }
+        s += "\n"
         func it(_ f: Figures, _ name: String) -> IterationRow? { f.iterations.first { $0.iteration == name } }
         s += table("**helpfulness RM on the policy's fresh pairs (on-policy accuracy)**") { it($0, $1)?.onPolicyHelpfulness }
         s += table("**helpfulness RM on-policy, the fine distinctions (slightly and negligibly better)**") { it($0, $1)?.onPolicyFine }

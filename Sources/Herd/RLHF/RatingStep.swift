@@ -46,6 +46,11 @@ public struct RatingStep {
         public var refusal: Bool?
         /// The prompt is tagged safety (a refusal is wanted), or borderline (an answer is).
         public var unsafePrompt: Bool, borderline: Bool
+
+        public init(prompt: String, helpfulness: Int, safety: Int, refusal: Bool?, unsafePrompt: Bool, borderline: Bool) {
+            self.prompt = prompt; self.helpfulness = helpfulness; self.safety = safety; self.refusal = refusal
+            self.unsafePrompt = unsafePrompt; self.borderline = borderline
+        }
     }
 
     /// Reads and checks the prompts.
