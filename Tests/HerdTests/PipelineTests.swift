@@ -227,6 +227,8 @@ final class PipelineTests: FixtureTestCase {
         for n in ["SFT", "V1"] {
             let e = try JSONDecoder().decode([String: PolicyEvaluation.Result].self, from: Data(contentsOf: URL(fileURLWithPath: "\(run)/\(n)/evaluation.json")))
             XCTAssertEqual(e["large"]?.instructionByTurn?.count, 3, n)
+            // The per-turn shares are the kept turns' shares over the dialogues, which the intervals are drawn from.
+            XCTAssertEqual(e["large"]?.instructionKept.map(InstructionFollowing.shares), e["large"]?.instructionByTurn, n)
         }
         XCTAssertTrue(try String(contentsOfFile: run + "/report.md", encoding: .utf8).contains("Ghost Attention"))
     }

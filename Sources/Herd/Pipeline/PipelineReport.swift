@@ -16,6 +16,8 @@ public struct PipelineReport {
         public var unsafeRefused: Double?, falseRefusals: Double?, winRate: Double?
         /// Per turn, the share of greedy answers keeping an instruction given on turn 1 (Ghost Attention).
         public var instructionByTurn: [Double]?
+        /// Their 95% intervals over the held-out dialogues.
+        public var instructionByTurnIntervals: [Interval]?
         /// Each figure's 95% interval over the held-out prompts, by metric name.
         public var intervals: [String: Interval]?
         /// The gate's decision on this policy (nil for the SFT models and before the gate has run).
@@ -84,6 +86,11 @@ public struct PipelineReport {
                                           rightSampled: r.sampledTopShare, violations: r.greedy.violationShare,
                                           unsafeRefused: r.greedy.unsafeRefused, falseRefusals: r.greedy.falseRefusals,
                                           winRate: n == 0 ? nil : r.winRate, instructionByTurn: r.instructionByTurn,
+                                          instructionByTurnIntervals: r.instructionKept.map { kept in
+                                              (0..<(kept.values.map(\.count).max() ?? 0)).map { k in
+                                                  Bootstrap.mean(kept.keys.sorted().compactMap { id in kept[id]!.count > k ? (kept[id]![k] ? 1 : 0) : nil }, level: Self.level)
+                                              }
+                                          },
                                           intervals: intervals.isEmpty ? nil : intervals, promoted: verdict?.promoted,
                                           judgedAgainst: verdict?.incumbent, promotion: verdict?.reason))
             }
@@ -186,12 +193,15 @@ public struct PipelineReport {
             }
         }
         if let turns = f.policies.compactMap(\.instructionByTurn).map(\.count).max() {
-            s += "\nGhost Attention: held-out dialogues under an instruction given on the first turn only, answered greedily turn by turn; the share of answers that keep it, per turn.\n\n"
+            s += "\nGhost Attention: held-out dialogues under an instruction given on the first turn only, answered greedily turn by turn; the share of answers that keep it, per turn, with its 95% interval over the dialogues.\n\n"
             s += "| iteration | policy | " + (1...turns).map { "turn \($0)" }.joined(separator: " | ") + " |\n"
             s += "|---|---|" + String(repeating: "---|", count: turns) + "\n"
             for r in f.policies {
                 guard let t = r.instructionByTurn else { continue }
-                s += "| \(r.iteration) | \(r.policy) | " + t.map { cell($0) }.joined(separator: " | ") + " |\n"
+                let intervals = r.instructionByTurnIntervals
+                s += "| \(r.iteration) | \(r.policy) | " + t.enumerated().map { k, v in
+                    cell(v, intervals.flatMap { k < $0.count ? $0[k] : nil })
+                }.joined(separator: " | ") + " |\n"
             }
         }
         s += "\nReward models (on-policy: the previous iteration's models on this iteration's freshly labelled pairs of the sampler's answers; held-out: this iteration's models on their held-out comparisons) and the rejection-sampling bag (Figure 7: mean over prompts of the max / median combined reward among K samples).\n\n"
