@@ -51,9 +51,10 @@ pipeline() {
     from-previous) sed -i -e 's/^  from: initial /  from: previous /' $m ;;
     *) echo "unknown setting $4"; exit 1 ;;
   esac
+  # Reward models below their health thresholds stop a pipeline: a result, not a failure.
   [ -f $OUT/$1/V3/promotion.json ] || $HERD rlhf launch $m --iteration 1 --through 3 > $OUT/$1.log 2>&1 || \
-    { echo "$1 failed: see $OUT/$1.log"; exit 1; }
-  echo "$1: done" >&2
+    grep -q "rm-health: failed" $OUT/$1/pipeline.log || { echo "$1 failed: see $OUT/$1.log" >&2; exit 1; }
+  echo "$1: $(grep -q 'rm-health: failed' $OUT/$1/pipeline.log && echo 'stopped by the reward models health check' || echo done)" >&2
   echo $m
 }
 
