@@ -9,7 +9,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd zlib1g-dev libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux chromium fonts-dejavu-core prometheus wrk strace
 HERD := .build/release/herd
 
-.PHONY: setup build test demo bench bench-serve bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms
+.PHONY: setup build test demo bench bench-serve bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms rm-scaling
 
 setup:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -98,6 +98,15 @@ rlhf-demo: world-sft
 # two seeds each, side by side in runs/rlhf-arms/comparison.md (~40 minutes).
 rlhf-arms: world-sft
 	scripts/rlhf-arms.sh 1 2
+
+# The paper's Figure 6 in miniature: helpfulness reward models of three
+# sizes (0.13M, 0.87M and 4.9M parameters; the largest made here from
+# jobs/world-base-xl.yaml) on three amounts of comparisons, held-out
+# accuracy per degree in runs/rm-scaling/table.md; then V1..V3 in the
+# successor,sum world with the xl reward models against the shipped ones
+# (runs/rm-scaling/loop.md; scripts/rm-scaling.sh, ~40 minutes).
+rm-scaling: world-sft
+	scripts/rm-scaling.sh
 
 # PPO on the V4 model of each reward-model arm of make rlhf-arms: reward,
 # KL, the reward models' and the annotator's verdicts before and after
