@@ -14,17 +14,8 @@ HERD=${HERD:-.build/release/herd}
 WORLD=runs/world
 OUT=runs/rlhf-arms
 if [ -n "$FAMILIES" ]; then
-  tag=$(echo $FAMILIES | tr ',' '-')
-  WORLD=runs/world-$tag
-  OUT=runs/rlhf-arms-$tag
-  if [ ! -f $WORLD/sft-small/events.jsonl ] || ! grep -q '"end"' $WORLD/sft-small/events.jsonl; then
-    mkdir -p $WORLD
-    $HERD rlhf world --out $WORLD/data --families $FAMILIES
-    for size in sft sft-small; do
-      sed -e "s#runs/world/data#$WORLD/data#" -e "s#output: runs/world/$size#output: $WORLD/$size#" jobs/world-$size.yaml > $WORLD/$size.yaml
-      $HERD run $WORLD/$size.yaml --no-resume > $WORLD/$size.log
-    done
-  fi
+  WORLD=$(HERD=$HERD scripts/world.sh $FAMILIES)
+  OUT=runs/rlhf-arms-$(echo $FAMILIES | tr ',' '-')
 fi
 mkdir -p $OUT
 seeds=${*:-1 2}

@@ -20,22 +20,8 @@ CHECK=${CHECK:-all:7 capitals,twice,sum:3}
 SETTINGS=${SETTINGS:-shipped k8-t1.0 t1.0 prompts600 epochs3 from-previous}
 mkdir -p $OUT
 
-# The world FAMILIES:SEED's directory, made with its SFT models (from the
-# shipped world's base models) when missing.
-world() {
-  families=${1%%:*}; seed=${1##*:}
-  if [ "$1" = all:1 ]; then echo runs/world; return; fi
-  dir=runs/world-$(echo $families | tr ',' '-')-s$seed
-  [ "$families" = all ] && families=capitals,twice,successor,sum
-  if [ ! -f $dir/sft-small/events.jsonl ] || ! grep -q '"end"' $dir/sft-small/events.jsonl; then
-    $HERD rlhf world --out $dir/data --families $families --seed $seed > /dev/null
-    for size in sft sft-small; do
-      sed -e "s#runs/world/data#$dir/data#" -e "s#output: runs/world/$size#output: $dir/$size#" jobs/world-$size.yaml > $dir/$size.yaml
-      $HERD run $dir/$size.yaml --no-resume > $dir/$size.log
-    done
-  fi
-  echo $dir
-}
+# The world FAMILIES:SEED's directory, made with its SFT models when missing.
+world() { HERD=$HERD $(dirname "$0")/world.sh ${1%%:*} ${1##*:}; }
 
 # pipeline NAME WORLD_DIR ARM SETTING: its manifest, launched through V3.
 pipeline() {

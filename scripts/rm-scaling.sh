@@ -47,14 +47,7 @@ run() {  # manifest run-directory log
 # The xl size, and the successor,sum world with its three SFT models.
 run $JOBS/world-base-xl.yaml $XL/base $XL/base.log
 run $JOBS/world-sft-xl.yaml $XL/sft $XL/sft.log
-if [ ! -f $SS/sft-small/events.jsonl ] || ! grep -q '"end"' $SS/sft-small/events.jsonl; then
-  mkdir -p $SS
-  [ -f $SS/data/prompts.jsonl ] || $HERD rlhf world --out $SS/data --families successor,sum
-  for size in sft sft-small; do
-    sed -e "s#runs/world/data#$SS/data#" -e "s#output: runs/world/$size#output: $SS/$size#" $JOBS/world-$size.yaml > $SS/$size.yaml
-    run $SS/$size.yaml $SS/$size $SS/$size.log
-  done
-fi
+HERD=$HERD JOBS=$JOBS $(dirname "$0")/world.sh successor,sum > /dev/null
 sed -e "s#^name: .*#name: world-successor-sum-sft-xl#" -e "s#runs/world/data#$SS/data#" -e "s#^output: .*#output: $SS/sft-xl#" \
     $JOBS/world-sft-xl.yaml > $SS/sft-xl.yaml
 run $SS/sft-xl.yaml $SS/sft-xl $SS/sft-xl.log
