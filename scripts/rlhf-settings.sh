@@ -5,8 +5,9 @@
 #           on the choosing worlds (the shipped world and one of only the
 #           harder families); the table compares what each ends with — the
 #           last promoted policy of each size against its SFT model.
-#   check:  the shipped settings, both arms, on world variants not used to
-#           choose them (another seed; another family set).
+#   check:  the shipped settings (or CHECKED, a setting's name), both arms,
+#           on world variants not used to choose them (another seed;
+#           another family set).
 # Tables in runs/rlhf-settings/{choose,check}.md. About 2 minutes a
 # pipeline here (12 to choose, 4 to check). Needs make world-sft.
 #   scripts/rlhf-settings.sh [choose|check|both]      (default: both)
@@ -18,6 +19,7 @@ OUT=runs/rlhf-settings
 CHOOSE=${CHOOSE:-all:1 successor,sum:1}
 CHECK=${CHECK:-all:7 capitals,twice,sum:3}
 SETTINGS=${SETTINGS:-shipped k8-t1.0 t1.0 prompts600 epochs3 from-previous}
+CHECKED=${CHECKED:-shipped}
 mkdir -p $OUT
 
 # The world FAMILIES:SEED's directory, made with its SFT models when missing.
@@ -58,7 +60,7 @@ if [ $step = check ] || [ $step = both ]; then
   manifests=""
   for w in $CHECK; do
     dir=$(world $w)
-    for arm in annotator reward_model; do manifests="$manifests $(pipeline $(basename $dir)-$arm $dir $arm shipped)"; done
+    for arm in annotator reward_model; do manifests="$manifests $(pipeline $(basename $dir)-$CHECKED-$arm $dir $arm $CHECKED)"; done
   done
   $HERD rlhf report $manifests > $OUT/check.md
   grep -A 6 "pipelines' results" $OUT/check.md
