@@ -18,7 +18,7 @@ HERD=${HERD:-.build/release/herd}
 OUT=runs/rlhf-settings
 CHOOSE=${CHOOSE:-all:1 successor,sum:1}
 CHECK=${CHECK:-all:7 capitals,twice,sum:3}
-SETTINGS=${SETTINGS:-shipped k8-t1.0 t1.0 prompts600 epochs3 from-previous}
+SETTINGS=${SETTINGS:-shipped k8-t1.0 t1.0 prompts600 epochs3 from-previous with-demos}
 CHECKED=${CHECKED:-shipped}
 mkdir -p $OUT
 
@@ -37,6 +37,7 @@ pipeline() {
     prompts600) sed -i -e 's/^  sample_count: 300/  sample_count: 600/' $m ;;
     epochs3) sed -i -e 's/^  epochs: 2$/  epochs: 3/' $m ;;
     from-previous) sed -i -e 's/^  from: initial /  from: previous /' $m ;;
+    with-demos) sed -i -e "s#^  from: initial #  with_demonstrations: {file: $2/data/demonstrations.jsonl, count: 600}\n  from: initial #" $m ;;
     *) echo "unknown setting $4"; exit 1 ;;
   esac
   # Reward models below their health thresholds stop a pipeline: a result, not a failure.

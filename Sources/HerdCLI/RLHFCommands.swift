@@ -29,6 +29,10 @@ struct RLHF: ParsableCommand {
             var s = Selection(prompts: prompts, bag: o.bag, iteration: n)
             s.earlierBags = earlierBag
             s.poolFrom = o.poolFrom
+            if let file = o.demonstrations {
+                guard o.demonstrationCount >= 1 else { fail(ValidationError("--demonstration-count: at least 1 with --demonstrations, got \(o.demonstrationCount)")) }
+                s.demonstrations = (file, o.demonstrationCount)
+            }
             let command = byAnnotator ? annotator.required("--by-annotator: ") : []
             do {
                 if byAnnotator {
@@ -37,7 +41,8 @@ struct RLHF: ParsableCommand {
                     }
                 }
                 let count = try s.write(to: out)
-                print("\(iteration): \(count) selections from \(s.pools ? "\(1 + earlierBag.count) bags (pooled)" : "this iteration's bag") written to \(out)")
+                print("\(iteration): \(count) selections from \(s.pools ? "\(1 + earlierBag.count) bags (pooled)" : "this iteration's bag") written to \(out)"
+                      + (s.demonstrations.map { ", then \($0.count) earlier demonstrations from \($0.file)" } ?? ""))
             } catch { fail(error) }
         }
     }

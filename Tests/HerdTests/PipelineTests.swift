@@ -121,11 +121,17 @@ final class PipelineTests: FixtureTestCase {
         let report = try String(contentsOfFile: run + "/report.md", encoding: .utf8)
         XCTAssertTrue(report.contains("| V1 | **below**: stopped |"), report)
 
-        let fallBack = try pipeline("fallback", change: weak("annotator"))
+        // (This one also mixes 5 of the SFT demonstrations into the round's fine-tuning data.)
+        let fallBack = try pipeline("fallback") {
+            weak("annotator")($0).replacingOccurrences(of: "finetune: {data:", with: "finetune: {with_demonstrations: {file: \(Self.dir)/world/demonstrations.jsonl, count: 5}, data:")
+        }
         let f = try HerdBinary.run(["rlhf", "launch", fallBack, "--iteration", "1"])
         XCTAssertEqual(f.status, 0, f.out + f.err)
         let select = try XCTUnwrap(state(Self.dir + "/run-fallback")?.stages["V1/select"]?.command)
         XCTAssertTrue(select.contains("--by-annotator"), "the annotator chose V1's samples: \(select)")
+        let data = try JSONLines.demonstrations(path: Self.dir + "/run-fallback/V1/selections.jsonl")
+        XCTAssertEqual(data.suffix(5).map { $0.id.hasPrefix("earlier/") }, Array(repeating: true, count: 5), "five earlier demonstrations after the selections")
+        XCTAssertFalse(data.dropLast(5).contains { $0.id.hasPrefix("earlier/") })
     }
 
     func testBadPipelinesAreRefusedBeforeAnyStage() throws {
@@ -191,6 +197,7 @@ final class PipelineTests: FixtureTestCase {
             let path = try pipeline("typed-\(arm)") { text in
                 text.replacingOccurrences(of: "{annotate: 12, k: 2, finetune", with: "{annotate: 12, k: 2, stages: [gatt, ppo], finetune")
                     .replacingOccurrences(of: "on_policy_clear: 0}", with: "on_policy_clear: 0, otherwise: annotator, probe: {prompts: \(d)/world/probe-prompts.jsonl, pool: \(d)/world/probe-pool.jsonl}}")
+                    .replacingOccurrences(of: "finetune: {data:", with: "finetune: {with_demonstrations: {file: \(d)/world/demonstrations.jsonl, count: 3}, data:")
                     + "\nselection: \(arm)\ngatt: {dialogues: \(d)/world/dialogues.jsonl, held_out: \(d)/world/dialogues-heldout.jsonl, from: 1, check: annotator}\n"
                     + "ppo: {steps: 2, ppo: {rollouts: 4, mini_batch: 2, max_new_tokens: 8}}\n"
             }

@@ -153,7 +153,8 @@ public struct PipelineGraph {
             progress: .lines(path: bag(n), batch: nil, total: sampleText.split(separator: "\n").count * it.k)))
         out.append(PipelineStage(iteration: n, name: "select", command: SelectOptions(
             prompts: samplePrompts, bag: bag(n), earlierBags: (1..<n).map(bag), iteration: it.name, poolFrom: it.pool ? 1 : n + 1,
-            out: "\(dir)/selections.jsonl", byAnnotator: try selectsByAnnotator(n) ? m.annotatorCommand : nil)))
+            out: "\(dir)/selections.jsonl", byAnnotator: try selectsByAnnotator(n) ? m.annotatorCommand : nil,
+            demonstrations: m.finetuneDemonstrations)))
         for name in it.extraStages where Self.extraStages[name]?.beforeFineTune == true { out += try Self.extraStages[name]!.build(self, it) }
         for p in m.policies {
             let job = "\(dir)/finetune-\(p.name).yaml"

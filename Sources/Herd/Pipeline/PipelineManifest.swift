@@ -73,6 +73,8 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
     public var rewardJobs: [String: Node.Mapping]
     public var finetuneJob: Node.Mapping
     public var finetuneFromPrevious: Bool
+    /// Earlier demonstrations each round's fine-tuning data mixes in after the selections.
+    public var finetuneDemonstrations: (file: String, count: Int)?
     /// Job fields of the PPO stages (`ppo:`; the ppo section's reward
     /// models, and the job's kind, init, prompts and output are the pipeline's).
     public var ppoJob: Node.Mapping
@@ -124,7 +126,8 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
         let policies = try Policy.parseList(in: top, checkFiles: checkFiles)
         let rewardModels = try parseRewardModels(top.requiredSection("reward_models", "init and the helpfulness and safety jobs' fields"),
                                                  checkFiles: checkFiles)
-        let finetune = try parseFinetune(top.requiredSection("finetune", "the fine-tuning jobs' fields (batch, optimizer, epochs, data.seq_len, ...)"))
+        let finetune = try parseFinetune(top.requiredSection("finetune", "the fine-tuning jobs' fields (batch, optimizer, epochs, data.seq_len, ...)"),
+                                         checkFiles: checkFiles)
         let ppoJob = try template(top.section("ppo"))
         var gatt: GAttSettings?
         if let g = try top.section("gatt") { gatt = try GAttSettings.parse(g, checkFiles: checkFiles) }
@@ -140,7 +143,7 @@ public struct PipelineManifest: @unchecked Sendable {  // Yams mappings are plai
             file: file, name: name, seed: seed, output: output, annotator: annotator, selection: selection,
             annotatePrompts: prompts.annotate, samplePrompts: prompts.sample, heldOutPrompts: prompts.heldOut, sampleCount: prompts.sampleCount,
             policies: policies, rewardInit: rewardModels.initial, rewardPreset: rewardModels.preset, initialPool: rewardModels.initialPool,
-            planning: planning, rewardJobs: rewardModels.jobs, finetuneJob: finetune.job, finetuneFromPrevious: finetune.fromPrevious,
+            planning: planning, rewardJobs: rewardModels.jobs, finetuneJob: finetune.job, finetuneFromPrevious: finetune.fromPrevious, finetuneDemonstrations: finetune.demonstrations,
             ppoJob: ppoJob, gatt: gatt, annotationTokens: annotation.maxNewTokens, annotationTemperatures: annotation.temperatures,
             annotationTensor: annotation.tensor,
             samplingTokens: sampling.maxNewTokens, samplingRanks: sampling.ranks, samplingTensor: sampling.tensor, samplingChunk: sampling.chunk,

@@ -127,10 +127,15 @@ public struct SelectOptions: StageCommand {
     @Option(help: "The first iteration whose selection pools every bag (the paper: 4).") public var poolFrom: Int = 4
     @Option(help: "Where to write the selections (demonstrations, JSON lines).") public var out: String
     @Flag(help: "The control arm: the annotator (after --) rates every sample and its ratings choose, not the reward models.") public var byAnnotator = false
+    @Option(help: "Earlier demonstrations (JSON lines) to write after the selections, for the fine-tuning to mix in.") public var demonstrations: String?
+    @Option(help: "How many of --demonstrations to draw (seeded by the iteration).") public var demonstrationCount: Int = 0
     @OptionGroup public var annotator: AnnotatorOptions
     public init() {}
-    public init(prompts: String, bag: String, earlierBags: [String], iteration: String, poolFrom: Int, out: String, byAnnotator: [String]?) {
+    public init(prompts: String, bag: String, earlierBags: [String], iteration: String, poolFrom: Int, out: String, byAnnotator: [String]?,
+                demonstrations: (file: String, count: Int)? = nil) {
         var o = Self()
+        o.demonstrations = demonstrations?.file
+        o.demonstrationCount = demonstrations?.count ?? 0
         o.prompts = prompts; o.bag = bag; o.earlierBag = earlierBags; o.iteration = iteration
         o.poolFrom = poolFrom; o.out = out
         o.byAnnotator = byAnnotator != nil

@@ -18,6 +18,10 @@ public struct Selection {
     /// `SampleRatings.key`) rank them instead of the reward models; the
     /// combined reward only breaks ties.
     public var ratings: [String: SampleRatings.Rating]?
+    /// Earlier demonstrations (the SFT data) to fine-tune on beside the
+    /// selections: `count` of the file's, drawn with the iteration as seed
+    /// and written after the selections.
+    public var demonstrations: (file: String, count: Int)?
 
     public init(prompts: String, bag: String, iteration: Int) {
         self.prompts = prompts; self.bag = bag; self.iteration = iteration
@@ -43,11 +47,21 @@ public struct Selection {
     @discardableResult
     public func write(to out: String) throws -> Int {
         let chosen = try best()
-        let demonstrations = try JSONLines.read(PromptRecord.self, path: prompts).compactMap { p in
+        var demonstrations = try JSONLines.read(PromptRecord.self, path: prompts).compactMap { p in
             chosen[p.id].map { Demonstration(id: "\($0.iteration)/\(p.id)", dialogue: p.dialogue + [ChatMessage(.assistant, $0.text)]) }
         }
+        let selected = demonstrations.count
+        if let (file, count) = self.demonstrations {
+            let earlier = try JSONLines.demonstrations(path: file)
+            guard !earlier.isEmpty else { throw RecordError(file: file, line: 0, message: "no demonstrations to mix in") }
+            for k in 0..<min(count, earlier.count) {
+                var d = earlier[EpochOrder.item(seed: 0xDE30 &+ UInt64(iteration), index: k, count: earlier.count)]
+                d.id = "earlier/\(d.id)"
+                demonstrations.append(d)
+            }
+        }
         try JSONLines.write(demonstrations, to: out)
-        return demonstrations.count
+        return selected
     }
 
     /// The bags this selection reads: this iteration's, then the earlier ones it pools.

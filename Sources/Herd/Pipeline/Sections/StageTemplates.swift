@@ -34,16 +34,27 @@ extension PipelineManifest {
         return (initial, preset, initialPool, jobs, health)
     }
 
-    /// The `finetune:` section: the fine-tuning jobs' fields, and where
-    /// each size starts every iteration (`from`).
-    static func parseFinetune(_ ft: YAMLFields) throws(ManifestError) -> (job: Node.Mapping, fromPrevious: Bool) {
+    /// The `finetune:` section: the fine-tuning jobs' fields, where each
+    /// size starts every iteration (`from`), and earlier demonstrations to
+    /// mix into each round's data (`with_demonstrations: {file, count}`).
+    static func parseFinetune(_ ft: YAMLFields, checkFiles: Bool) throws(ManifestError)
+        -> (job: Node.Mapping, fromPrevious: Bool, demonstrations: (file: String, count: Int)?) {
         let from = try ft.string("from") ?? "previous"
         guard from == "previous" || from == "initial" else {
             throw ft.error("from", "expected previous (each size from its last iteration's checkpoint) or initial (from its SFT model), got \"\(from)\"")
         }
+        var demonstrations: (file: String, count: Int)?
+        if let d = try ft.section("with_demonstrations") {
+            try d.rejectUnknown(allowed: ["file", "count"])
+            let file = try d.requiredString("file", "earlier demonstrations (JSON lines), e.g. the SFT data")
+            try exists(d, "file", file, "demonstration file", checkFiles: checkFiles)
+            guard let count = try d.int("count", min: 1) else { throw d.missing("count", "how many of them each round mixes in") }
+            demonstrations = (file, count)
+        }
         var job = ft.mapping
         job["from"] = nil
+        job["with_demonstrations"] = nil
         _ = try template(YAMLFields(.mapping(job), path: ft.path, file: ft.file, base: ft.base))
-        return (job, from == "previous")
+        return (job, from == "previous", demonstrations)
     }
 }
