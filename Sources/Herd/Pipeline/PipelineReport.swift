@@ -30,6 +30,8 @@ public struct PipelineReport {
     /// A size's policy the pipeline ends with: the last promoted one.
     public struct Incumbent: Codable, Sendable, Equatable {
         public var policy: String, iteration: String, path: String
+        /// "large V3 (runs/…/V3/finetune-large)"
+        public var text: String { "\(policy) \(iteration) (\(path))" }
     }
 
     public struct IterationRow: Codable, Sendable, Equatable {
@@ -113,12 +115,8 @@ public struct PipelineReport {
             }
             iterations.append(row)
         }
-        let result = graph.manifest.policies.map { p in
-            let i = PipelineGraph.incumbent(p, in: promotions[...].prefix { $0 != nil })
-            return Incumbent(policy: p.name, iteration: PipelineGraph.iterationName(i), path: graph.candidate(p, of: i))
-        }
         return Figures(pipeline: graph.manifest.name, selection: graph.manifest.selection.rawValue, policies: policies, iterations: iterations,
-                       result: result)
+                       result: graph.promoted(promotions))
     }
 
     /// The accuracy of a reward-model run's last evaluation.

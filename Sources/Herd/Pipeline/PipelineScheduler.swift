@@ -88,10 +88,7 @@ public final class PipelineScheduler {
                 }
             }
         }
-        let result = try manifest.policies.map { p in
-            let i = try graph.incumbentIteration(p, after: through)
-            return "\(p.name) \(PipelineGraph.iterationName(i)) (\(graph.candidate(p, of: i)))"
-        }
+        let result = graph.promoted(try graph.promotions(through: through)).map(\.text)
         log("\(manifest.name): \(PipelineGraph.iterationName(through)) finished; its policies: \(result.joined(separator: ", ")); report in \(run)/report.md")
     }
 

@@ -50,12 +50,8 @@ public enum PipelineStatus {
                 }
             }
         }
-        let evaluated = promotions.prefix { $0 != nil }
-        if !evaluated.isEmpty {
-            out += "\nthe pipeline's policies (the last promoted of each size): " + graph.manifest.policies.map { p in
-                let i = PipelineGraph.incumbent(p, in: evaluated[...])
-                return "\(p.name) \(PipelineGraph.iterationName(i)) (\(graph.candidate(p, of: i)))"
-            }.joined(separator: ", ") + "\n"
+        if promotions.first.map({ $0 != nil }) ?? false {
+            out += "\nthe pipeline's policies (the last promoted of each size): " + graph.promoted(promotions).map(\.text).joined(separator: ", ") + "\n"
         }
         if total > 0 { out += String(format: "\nfinished stages: %.1f s in all\n", total) }
         return out

@@ -140,6 +140,16 @@ extension PipelineGraph {
         return incumbent
     }
 
+    /// The pipeline's result so far: each size's last promoted policy,
+    /// over the decisions made (an iteration not yet evaluated counts for nothing).
+    public func promoted(_ decisions: [PromotionRecord?]) -> [PipelineReport.Incumbent] {
+        let made = decisions.prefix { $0 != nil }
+        return manifest.policies.map { p in
+            let i = Self.incumbent(p, in: made)
+            return PipelineReport.Incumbent(policy: p.name, iteration: PipelineGraph.iterationName(i), path: candidate(p, of: i))
+        }
+    }
+
     /// The incumbent of size p after iteration n.
     public func incumbentIteration(_ p: PipelineManifest.Policy, after n: Int) throws -> Int {
         Self.incumbent(p, in: try promotions(through: n)[...])
