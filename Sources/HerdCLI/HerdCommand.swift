@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Submit.self, Status.self, Watch.self, Logs.self, Cancel.self, Resume.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Score.self, RLHF.self, Presets.self, Bench.self, Version.self, Worker.self, Place.self, Coordinate.self, Serve.self, Plot.self])
+        subcommands: [Run.self, Submit.self, Status.self, Watch.self, Logs.self, Cancel.self, Resume.self, Adopt.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Score.self, RLHF.self, Presets.self, Bench.self, Version.self, Worker.self, Place.self, Coordinate.self, Serve.self, Plot.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.

@@ -55,10 +55,33 @@ struct Coordinate: ParsableCommand {
         let coordinator = Coordinator(store: store, jobID: job) { line in
             print("[\(Date())] \(line)"); fflush(stdout)
         }
-        do { try coordinator.run() } catch {
+        do { try coordinator.run() } catch let held as LeaseHeld {
+            // Another coordinator watches the job: this one changes nothing.
+            FileHandle.standardError.write("herd: \(held)\n".data(using: .utf8)!)
+            print("[\(Date())] \(held)")
+            Foundation.exit(3)
+        } catch let lost as LeaseLost {
+            print("[\(Date())] \(lost)")
+            Foundation.exit(3)
+        } catch {
             try? store.update(job, ["state": .text(JobState.failed.rawValue), "message": .text("coordinator error: \(error)")])
             fail(error)
         }
+    }
+}
+
+/// `herd adopt JOB`: a new coordinator for a job whose coordinator is gone.
+struct Adopt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch a job whose coordinator is gone: its running attempt is adopted, not restarted; a dead one is relaunched from the checkpoint.")
+    @Argument(help: "The job id.") var job: String
+
+    func run() throws {
+        let store = openStore()
+        let job = lookup(store, self.job)
+        let adopted: JobRecord
+        do { adopted = try JobOperations.adopt(store, id: job.id) } catch { fail(error) }
+        print("job \(job.id): a new coordinator (pid \(adopted.coordinatorPID ?? 0)) watches it; its log is \(RunDirectory(job.runDir).coordinatorLog)")
     }
 }
 
@@ -264,6 +287,9 @@ struct Resume: ParsableCommand {
         do { resumed = try JobOperations.resume(store, id: job.id, cluster: cluster, data: data, tensor: tensor) } catch { fail(error) }
         for s in resumed.stopped { print("job \(job.id): stopped rank \(s.rank) (pid \(s.pid)), left running by its coordinator") }
         let r = resumed.job
+        if resumed.adopted {
+            return print("job \(job.id): attempt \(r.attempt) still runs (step \(r.step)); a new coordinator (pid \(r.coordinatorPID ?? 0)) adopts it, nothing is relaunched")
+        }
         print("job \(job.id): resuming from the checkpoint at step \(resumed.fromStep) with \(r.world) ranks (data \(r.data) × tensor \(r.tensor)) on \(resumed.clusterName)")
     }
 }

@@ -27,8 +27,13 @@ final class ServerState: @unchecked Sendable {
         try store.jobs().map { JobOperations.reconcile(store, $0) }
     }
 
+    /// The ranks of a job from its heartbeat files and the rows its
+    /// coordinator writes; a silent rank on another node is asked about
+    /// through the cluster's agent (answers are cached with the response).
     func workers(_ job: JobRecord) -> [WorkerHealth] {
-        WorkerHealth.assess(run: job.runDir, world: job.world, heartbeatSeconds: facts.facts(job).heartbeatSeconds,
-                            jobEnded: job.state.isFinal)
+        let cluster = try? ClusterSpec.read(RunDirectory(job.runDir), orFile: job.cluster)
+        return WorkerHealth.assess(run: job.runDir, world: job.world, heartbeatSeconds: facts.facts(job).heartbeatSeconds,
+                                   jobEnded: job.state.isFinal, stored: (try? store.workers(job.id)) ?? [],
+                                   agent: job.state.isFinal ? nil : cluster.map { RemoteAgent(cluster: $0) })
     }
 }

@@ -96,6 +96,73 @@ final class OrchestratorTests: FixtureTestCase {
         XCTAssertEqual(try finalLoss(j.run), try finalLoss(Self.dir + "/run-kill-reference"))
     }
 
+    /// The coordinator SIGKILLed mid-run (an OOM kill on the login node):
+    /// the attempt runs on unwatched, `herd status` says so, and `herd
+    /// adopt` starts a coordinator that watches the same attempt — no
+    /// restart counted, no step run twice, the uninterrupted run's final
+    /// loss. A second coordinator for the job exits naming the one that
+    /// holds it.
+    func testKilledCoordinatorIsReplacedAndTheRunningAttemptAdopted() throws {
+        let j = try job("adopt", steps: 1200)
+        let id = try submit(j.job)
+        let running = try wait(id) { $0.step >= 200 }
+        let coordinator = try XCTUnwrap(running.coordinatorPID)
+        let ranks = [try heartbeatPID(j.run, rank: 0), try heartbeatPID(j.run, rank: 1)]
+        XCTAssertEqual(kill(pid_t(coordinator), SIGKILL), 0)
+        let killedAt = try record(id).step
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertTrue(ranks.allSatisfy { Spawn.isAlive(Int($0)) }, "the ranks died with their coordinator")
+        let status = try herd(["status", String(id)])
+        XCTAssertEqual(try record(id).state, .running, status)
+        XCTAssertTrue(status.contains("herd adopt \(id)"), status)
+
+        try herd(["adopt", String(id)])
+        let adopted = try wait(id, timeout: 30) { $0.coordinatorPID != coordinator && $0.step > killedAt + 20 }
+        // One coordinator per job: a second one leaves it alone.
+        let second = try herd(["coordinate", "--job", String(id)], expect: 3)
+        XCTAssertTrue(second.contains("job \(id) is already watched by coordinator pid \(adopted.coordinatorPID ?? -1)"), second)
+        try herd(["adopt", String(id)], expect: 2)
+
+        let done = try wait(id) { $0.state.isFinal }
+        XCTAssertEqual(done.state, .succeeded, done.message ?? "")
+        XCTAssertEqual(done.restarts, 0)
+        XCTAssertEqual(done.attempt, 1)
+        // The coordinator gives its lease up as it exits, just after the final state.
+        let until = Date().addingTimeInterval(10)
+        while try JobStore(home: Self.home).lease(id) != nil && Date() < until { usleep(50_000) }
+        XCTAssertNil(try JobStore(home: Self.home).lease(id), "the lease outlived the job")
+        let events = try RunDirectory(j.run).readEvents()
+        XCTAssertEqual(events.filter { $0.event == .adopt }.count, 1)
+        XCTAssertEqual(events.filter { $0.event == .launch }.count, 1)
+        let steps = events.filter { $0.event == .step }.compactMap(\.step)
+        XCTAssertEqual(steps, steps.sorted())
+        XCTAssertEqual(Set(steps).count, steps.count, "a step ran twice")
+        try herd(["run", j.job, "--output", Self.dir + "/run-adopt-reference"])
+        XCTAssertEqual(try finalLoss(j.run), try finalLoss(Self.dir + "/run-adopt-reference"))
+    }
+
+    /// The coordinator and its ranks killed together (the host rebooted):
+    /// nothing to adopt, so the job is failed and `herd resume` relaunches it
+    /// from its checkpoint, as before.
+    func testKilledCoordinatorAndRanksResumeFromTheCheckpoint() throws {
+        let j = try job("adopt-dead", steps: 800)
+        let id = try submit(j.job)
+        let running = try wait(id) { $0.step >= 250 && $0.lastCheckpointStep != nil }
+        let mpirun = try XCTUnwrap(AttemptRecord.read(RunDirectory(j.run)))
+        XCTAssertEqual(mpirun.attempt, 1)
+        kill(pid_t(try XCTUnwrap(running.coordinatorPID)), SIGKILL)
+        kill(-(pid_t(mpirun.id) ?? 0), SIGKILL)
+        let until = Date().addingTimeInterval(10)
+        while Spawn.isAlive(Int(mpirun.id) ?? 0) && Date() < until { usleep(50_000) }
+        let status = try herd(["status", String(id)])
+        XCTAssertEqual(try record(id).state, .failed, status)
+        let out = try herd(["resume", String(id)])
+        XCTAssertTrue(out.contains("resuming from the checkpoint at step"), out)
+        let done = try wait(id) { $0.state.isFinal && $0.attempt == 2 }
+        XCTAssertEqual(done.state, .succeeded, done.message ?? "")
+        XCTAssertTrue(try RunDirectory(j.run).readEvents().contains { $0.event == .resume })
+    }
+
     func testStoppedWorkerIsDetectedAsHungWithinTwiceTheTimeoutAndRestarted() throws {
         let timeout = 3.0
         let j = try job("hang", hangTimeout: timeout)

@@ -9,10 +9,12 @@ import Foundation
 /// RUN/manifest.yaml        the manifest as submitted (for people; nothing reads it back)
 /// RUN/cluster.json         the cluster the job was submitted (or resumed) on, resolved
 /// RUN/plan.json            the layout of the current attempt
+/// RUN/attempt.json         the current attempt's launcher and id (a new coordinator adopts it)
 /// RUN/events.jsonl         one RunEvent a line
 /// RUN/model.json           the resolved model shape
 /// RUN/tokenizer.json       the tokenizer (a char vocabulary comes from the corpus)
-/// RUN/heartbeats/          one file a rank
+/// RUN/heartbeats/          one file a rank (written when the coordinator does not hear the rank's datagrams)
+/// RUN/heartbeat-endpoint.json  where ranks send heartbeats: the coordinator's UDP port
 /// RUN/logs/attempt-K/      each attempt's rank and launcher logs
 /// RUN/checkpoints/         step-NNNNNNNN/ and LATEST
 /// RUN/slurm/               batch scripts and the current Slurm job
@@ -31,10 +33,12 @@ public struct RunDirectory: Sendable, Hashable {
     public var manifest: String { file("manifest.yaml") }
     public var cluster: String { file("cluster.json") }
     public var plan: String { file("plan.json") }
+    public var attempt: String { file("attempt.json") }
     public var events: String { file("events.jsonl") }
     public var model: String { file("model.json") }
     public var tokenizer: String { file("tokenizer.json") }
     public var heartbeats: String { file("heartbeats") }
+    public var heartbeatEndpoint: String { file("heartbeat-endpoint.json") }
     public var logs: String { file("logs") }
     public var checkpoints: String { file("checkpoints") }
     public var slurm: String { file("slurm") }

@@ -32,6 +32,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
         public static let launch = Kind(rawValue: "launch"), restart = Kind(rawValue: "restart"), requeue = Kind(rawValue: "requeue")
         public static let shrink = Kind(rawValue: "shrink"), grow = Kind(rawValue: "grow"), cancelled = Kind(rawValue: "cancelled")
         public static let succeeded = Kind(rawValue: "succeeded"), failed = Kind(rawValue: "failed")
+        /// A coordinator took over a running attempt whose coordinator had gone.
+        public static let adopt = Kind(rawValue: "adopt")
     }
 
     public var event: Kind

@@ -153,6 +153,16 @@ public final class SlurmJob: LaunchHandle {
 
     init(id: String, cluster: ClusterSpec) { self.id = id; self.cluster = cluster }
 
+    /// A job another coordinator submitted: its requeues so far are not new
+    /// ones, and if it runs, it runs from now on as far as hang detection goes.
+    public static func adopt(id: String, cluster: ClusterSpec) throws -> SlurmJob {
+        let job = SlurmJob(id: id, cluster: cluster)
+        let s = try job.state()
+        job.requeues = s.restarts
+        if s.state == "RUNNING" { job.runningSince = Date().timeIntervalSince1970 }
+        return job
+    }
+
     /// Slurm's state of the job (PENDING, RUNNING, COMPLETING, COMPLETED,
     /// FAILED, CANCELLED, NODE_FAIL, ...), its exit status once final, and
     /// how many times Slurm has restarted it.

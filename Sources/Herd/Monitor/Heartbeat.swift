@@ -1,7 +1,9 @@
 import Foundation
 
-/// What one rank last said about itself, in RUN/heartbeats/rank-N.json.
-/// `time` is when the file was written (a background thread does it every
+/// What one rank last said about itself: a datagram to the coordinator's
+/// heartbeat endpoint, or RUN/heartbeats/rank-N.json when the coordinator
+/// does not acknowledge those (and at the rank's start and end).
+/// `time` is when it was sent or written (a background thread does it every
 /// heartbeat interval, so a stopped or dead process goes stale);
 /// `progressTime` is when the training loop last moved (a step, an
 /// evaluation, a checkpoint), so a rank stuck in a collective goes stale
@@ -28,6 +30,16 @@ public struct HeartbeatRecord: Codable, Sendable, Equatable {
 
     public static func directory(run: String) -> String { RunDirectory(run).heartbeats }
 
+    public static func file(run: String, rank: Int) -> String {
+        (directory(run: run) as NSString).appendingPathComponent("rank-\(rank).json")
+    }
+
+    /// One rank's file, if it has written one that can be read.
+    public static func read(run: String, rank: Int) -> HeartbeatRecord? {
+        guard let data = FileManager.default.contents(atPath: file(run: run, rank: rank)) else { return nil }
+        return try? JSONDecoder().decode(HeartbeatRecord.self, from: data)
+    }
+
     /// Every rank's newest record (files that cannot be read yet are skipped).
     public static func readAll(run: String) -> [HeartbeatRecord] {
         let dir = directory(run: run)
@@ -39,13 +51,19 @@ public struct HeartbeatRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// A rank's heartbeat: a thread that rewrites the rank's record (atomically,
-/// by rename) every interval, and a `progress` call for the training loop.
+/// A rank's heartbeat: a thread that sends the rank's record to the
+/// coordinator every interval — a datagram, or when the coordinator does
+/// not acknowledge those, its file rewritten (atomically, by rename) — and
+/// a `progress` call for the training loop.
 public final class Heartbeat: @unchecked Sendable {
     private let lock = NSLock()
     private var record: HeartbeatRecord
     private let path: String
     private let interval: Double
+    private let sender: HeartbeatSender
+    private let sendLock = NSLock()   // the thread's beats and stop's last one
+    /// Without an acknowledgement for this long, the file is written too.
+    private var fallbackAfter: Double { max(2 * interval, 1) }
     private var stopped = false
     /// A rank that has made no progress for this long exits by itself: it
     /// is stuck in a collective whose peers are gone (its node cut off, say,
@@ -55,16 +73,17 @@ public final class Heartbeat: @unchecked Sendable {
     public init(run: String, rank: Int, interval: Double) throws {
         let dir = HeartbeatRecord.directory(run: run)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        path = (dir as NSString).appendingPathComponent("rank-\(rank).json")
+        path = HeartbeatRecord.file(run: run, rank: rank)
+        sender = HeartbeatSender(run: RunDirectory(run))
         let now = Date().timeIntervalSince1970
         record = HeartbeatRecord(rank: rank, host: ProcessInfo.processInfo.hostName, pid: getpid(), step: 0,
                                  phase: "starting", time: now, progressTime: now)
         self.interval = interval
-        write()
+        writeFile(record)
         let thread = Thread { [weak self] in
             while let self, !self.isStopped {
                 Thread.sleep(forTimeInterval: self.interval)
-                self.write()
+                self.beat()
                 self.giveUpIfStuck()
             }
         }
@@ -89,7 +108,8 @@ public final class Heartbeat: @unchecked Sendable {
     /// The last word: writes the final record and ends the thread.
     public func stop(phase: String) {
         lock.lock(); stopped = true; record.phase = phase; record.progressTime = Date().timeIntervalSince1970; lock.unlock()
-        write()
+        // Both: the coordinator hears it now, and the file outlives the coordinator.
+        writeFile(beat())
     }
 
     /// The loop moved: `phase` is what it just finished (train, eval, checkpoint).
@@ -101,7 +121,9 @@ public final class Heartbeat: @unchecked Sendable {
         lock.unlock()
     }
 
-    private func write() {
+    /// One beat: the datagram, and the file when the coordinator has not acknowledged one lately.
+    @discardableResult
+    private func beat() -> HeartbeatRecord {
         let memory = ProcessMemory.current()
         lock.lock()
         record.time = Date().timeIntervalSince1970
@@ -109,6 +131,14 @@ public final class Heartbeat: @unchecked Sendable {
         record.peakResidentBytes = memory?.peakResidentBytes
         let r = record
         lock.unlock()
+        sendLock.lock()
+        let heard = sender.send(r, now: r.time, fallbackAfter: fallbackAfter)
+        sendLock.unlock()
+        if !heard { writeFile(r) }
+        return r
+    }
+
+    private func writeFile(_ r: HeartbeatRecord) {
         guard let data = try? JSONEncoder().encode(r) else { return }
         try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }

@@ -6,6 +6,11 @@ import Foundation
 /// (up to the manifest's restart.max_restarts), and turns a cancel into a
 /// checkpoint and the state `cancelled`. `herd submit` runs it detached
 /// (`herd coordinate`); `herd run --cluster` in the foreground.
+///
+/// One coordinator per job: it holds the job's lease in the store while it
+/// runs (`CoordinatorLease`). One started for a job whose coordinator died
+/// adopts the attempt that is still running (RUN/attempt.json) and watches
+/// it as if it had started it; only a dead or hung attempt is relaunched.
 public final class Coordinator {
     public let store: JobStore
     public let jobID: Int
@@ -17,6 +22,16 @@ public final class Coordinator {
     /// When the current attempt was found hung (before it was killed, which under Slurm can take a while).
     private var hungAt: Double?
     public var executable = "/proc/self/exe"
+    /// How long the job's lease lasts between renewals (a renewal every sixth of it).
+    public var leaseSeconds = CoordinatorLease.defaultSeconds
+    /// Set by the lease's renewal thread when another coordinator took the job.
+    private let leaseLost = LockedFlag()
+    /// Runs commands on the cluster's other nodes (killing their ranks).
+    private var agent: RemoteAgent?
+    /// How ranks report (HERD_HEARTBEATS; datagrams by default).
+    public var heartbeatTransport = HeartbeatTransport.configured
+    /// Where ranks send heartbeats, while this coordinator runs (nil: files).
+    private var endpoint: HeartbeatEndpoint?
     /// A prepare job's progress in this attempt, from its ranks' unit events.
     private var preparation = PreparationTally()
 
@@ -28,9 +43,16 @@ public final class Coordinator {
         StopSignal.isRequested || ((try? store.job(jobID).cancelRequested) ?? false)
     }
 
-    /// Runs the job to a final state and returns it.
+    /// Runs the job to a final state and returns it. Throws `LeaseHeld`,
+    /// touching nothing, when another coordinator watches the job.
     @discardableResult
     public func run() throws -> JobState {
+        try store.acquireLease(jobID, seconds: leaseSeconds)
+        let renewal = renewLease()
+        defer {
+            renewal.cancel()
+            if !leaseLost.value { try? store.releaseLease(jobID) }
+        }
         var job = try store.job(jobID)
         guard FileManager.default.changeCurrentDirectoryPath(job.workdir) else {
             try finish(.failed, "the job's working directory \(job.workdir) is gone")
@@ -41,12 +63,19 @@ public final class Coordinator {
         let run = RunDirectory(job.runDir)
         let events = try EventLog(run: run)
         var cluster = try ClusterSpec.read(run, orFile: job.cluster)
+        agent = RemoteAgent(cluster: cluster)
+        if heartbeatTransport == .network {
+            do { endpoint = try HeartbeatEndpoint(run: run) } catch { say("\(error); the ranks' heartbeat files are read instead") }
+        }
+        defer { endpoint?.close() }
         // What the job was submitted on: an elastic job shrinks from it and grows back to it.
         let full = cluster, fullData = job.data
         say("job \(jobID) \(job.name): coordinator pid \(getpid()), cluster \(cluster.name) (\(cluster.launcher.rawValue)), run directory \(job.runDir)")
         // A Slurm job that Slurm requeued after a node failure: followed, not
         // submitted again, so that the job runs once.
         var followed: LaunchHandle?
+        // The attempt a coordinator before this one started, if it can be watched from here.
+        var adopted = try adoptableAttempt(job, run: run, cluster: cluster)
 
         while true {
             job = try store.job(jobID)
@@ -63,8 +92,16 @@ public final class Coordinator {
             var manifest = try resolved.manifest.laidOut(data: job.data, tensor: job.tensor)
             manifest.output = job.runDir
             let attempt: Int, plan: Plan, handle: LaunchHandle
-            try? FileManager.default.removeItem(atPath: HeartbeatRecord.directory(run: job.runDir))
-            if let f = followed {
+            if let a = adopted {
+                // Watched from where its first coordinator left it: no launch, no restart counted.
+                attempt = job.attempt; handle = a; adopted = nil
+                plan = try Plan.read(run.plan)
+                var e = RunEvent.coordinator(.adopt, job: jobID)
+                e.attempt = attempt; e.launcher = cluster.launcher.rawValue; e.launchID = handle.id; e.step = job.step
+                events.write(e)
+                say("attempt \(attempt): adopted \(cluster.launcher.rawValue) \(handle.id), left running when its coordinator \(job.coordinatorPID.map { "(pid \($0)) " } ?? "")went away; watching it")
+            } else if let f = followed {
+                try forgetRanks(run)
                 // The same attempt, its plan re-placed by the batch script on whatever nodes Slurm gives it.
                 attempt = job.attempt; handle = f; followed = nil
                 plan = try Plan.read(run.plan)
@@ -72,6 +109,7 @@ public final class Coordinator {
                 try store.update(jobID, ["state": .text(JobState.running.rawValue)])
                 say("attempt \(attempt): following Slurm job \(handle.id), requeued; it runs again once Slurm has the nodes")
             } else {
+                try forgetRanks(run)
                 attempt = job.attempt + 1
                 let planPath: String
                 (plan, planPath) = try writePlan(manifest: manifest, model: resolved.model, cluster: cluster, job: job)
@@ -82,6 +120,8 @@ public final class Coordinator {
                 }
                 try store.update(jobID, ["state": .text(JobState.running.rawValue), "attempt": .int(Int64(attempt)),
                                          "launch_id": .text(handle.id), "total_steps": .int(Int64(manifest.steps))])
+                try AttemptRecord(attempt: attempt, launcher: cluster.launcher.rawValue, id: handle.id,
+                                  processStart: (handle as? MPIJob).flatMap { AttemptRecord.processStart(Int($0.pid)) }).write(to: run)
                 var e = RunEvent.coordinator(.launch, job: jobID)
                 e.attempt = attempt; e.launcher = cluster.launcher.rawValue; e.launchID = handle.id
                 e.world = plan.world; e.data = plan.data; e.tensor = plan.tensor
@@ -207,15 +247,16 @@ public final class Coordinator {
         var stopDeadline: Double?
         let timeout = manifest.monitor.hangTimeoutSeconds, requeues = handle.requeues
         var grown: NodeFit?
+        let interval = manifest.monitor.heartbeatSeconds
+        let collector = HeartbeatCollector(run: runDir, endpoint: endpoint, fileAfter: 2 * interval + pollInterval)
+        let publisher = WorkerPublisher(store: store, jobID: jobID, refresh: WorkerHealth.staleAfter(heartbeatSeconds: interval) / 3)
         while true {
+            if leaseLost.value { throw LeaseLost(job: jobID, holder: try store.lease(jobID)) }
             let status = try handle.poll()
             if stopDeadline == nil && handle.requeues > requeues { return .requeued(handle.requeues) }
             for e in tail.next() { try ingest(e, tokensPerStep: &tokensPerStep) }
-            let beats = HeartbeatRecord.readAll(run: runDir)
-            try store.setWorkers(jobID, beats.map {
-                WorkerRecord(rank: $0.rank, host: $0.host, pid: Int($0.pid), step: $0.step, phase: $0.phase, heartbeat: $0.time, progress: $0.progressTime,
-                             residentBytes: $0.residentBytes, peakResidentBytes: $0.peakResidentBytes)
-            })
+            let beats = collector.collect(world: world)
+            try publisher.publish(beats)
             if let status {
                 if let grown { return .regrow(status, grown) }
                 return stopDeadline == nil ? .exited(status) : .stopped(status)
@@ -245,12 +286,20 @@ public final class Coordinator {
         }
     }
 
-    /// Kills an attempt: the launcher's way, and this machine's ranks by pid
-    /// (a stopped rank dies of SIGKILL too). Waits until the launcher is gone.
+    /// Kills an attempt: the launcher's way, this machine's ranks by pid (a
+    /// stopped rank dies of SIGKILL too), and under mpirun the ranks of other
+    /// nodes through the cluster's agent — mpirun's group kill does not reach
+    /// them, and a partitioned node's daemon never hears of it. Waits until
+    /// the launcher is gone.
     func end(_ handle: LaunchHandle, _ beats: [HeartbeatRecord]) throws {
         try handle.kill()
         let here = ProcessInfo.processInfo.hostName
         for b in beats where b.host == here { kill(b.pid, SIGKILL) }
+        let remote = beats.filter { $0.host != here && $0.phase != "done" }.map { (host: $0.host, pid: $0.pid) }
+        if handle is MPIJob || handle is AdoptedMPIJob, !remote.isEmpty, let agent {
+            agent.kill(remote, timeout: 10)
+            say("killed \(remote.count) rank(s) on \(Set(remote.map(\.host)).sorted().joined(separator: ", ")) through \(agent.command[0])")
+        }
         let until = Date().timeIntervalSince1970 + 30
         while try handle.poll() == nil && Date().timeIntervalSince1970 < until { Thread.sleep(forTimeInterval: 0.2) }
     }
@@ -312,6 +361,68 @@ public final class Coordinator {
         try store.update(jobID, ["state": .text(state.rawValue), "message": .text(message)])
         say("job \(jobID): \(state.rawValue): \(message)")
     }
+
+    /// A new attempt: the last one's heartbeats, files and workers rows go.
+    func forgetRanks(_ run: RunDirectory) throws {
+        try? FileManager.default.removeItem(atPath: run.heartbeats)
+        endpoint?.reset()
+        try store.setWorkers(jobID, [])
+    }
+
+    /// The job's current attempt, started by an earlier coordinator, as a
+    /// handle to watch (nil: none, or it cannot be watched from here). An
+    /// mpirun on another host is killed there through the agent, so that it
+    /// never runs beside the attempt this coordinator launches.
+    func adoptableAttempt(_ job: JobRecord, run: RunDirectory, cluster: ClusterSpec) throws -> LaunchHandle? {
+        // A job between attempts (restarting) has no attempt left to watch: its restart was already counted.
+        guard job.state == .running, job.attempt > 0, let record = AttemptRecord.read(run), record.attempt == job.attempt,
+              record.launcher == cluster.launcher.rawValue else { return nil }
+        if let handle = try AttemptAdoption.handle(record, run: run, cluster: cluster) {
+            if let status = try handle.poll() {
+                say("attempt \(record.attempt) (\(record.launcher) \(record.id)) ended while no coordinator watched it (status \(status))")
+            }
+            return handle
+        }
+        if let pgid = Int32(record.id), let agent {
+            say("attempt \(record.attempt): mpirun \(record.id) ran on \(record.host), which this coordinator cannot watch; killing it there")
+            _ = agent.run("kill -9 -- -\(pgid) 2>/dev/null; true", on: record.host, timeout: 10)
+        }
+        return nil
+    }
+
+    /// Renews the lease every sixth of its length on a thread of its own (a
+    /// long node probe or kill must not let it lapse); notes when another
+    /// coordinator has taken the job.
+    private func renewLease() -> DispatchWorkItem {
+        let (store, id, seconds, lost) = (store, jobID, leaseSeconds, leaseLost)
+        let work = DispatchWorkItem {}
+        Thread.detachNewThread {
+            while !work.isCancelled {
+                Thread.sleep(forTimeInterval: seconds / 6)
+                if work.isCancelled { return }
+                if (try? store.renewLease(id, seconds: seconds)) == false { lost.set(); return }
+            }
+        }
+        return work
+    }
+}
+
+/// Another coordinator took the job while this one was not renewing its
+/// lease (stopped for longer than the lease): this one leaves the attempt alone.
+public struct LeaseLost: Error, CustomStringConvertible, Sendable {
+    public var job: Int
+    public var holder: CoordinatorLease?
+    public var description: String {
+        "job \(job): this coordinator's lease lapsed and \(holder.map(\.description) ?? "another coordinator") took the job; leaving it alone"
+    }
+}
+
+/// A flag one thread sets and another reads.
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+    func set() { lock.lock(); flag = true; lock.unlock() }
 }
 
 /// A prepare job's progress over one attempt, summed from its ranks' unit

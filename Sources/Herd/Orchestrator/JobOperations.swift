@@ -7,6 +7,8 @@ public enum JobOperationError: Error, CustomStringConvertible, Sendable, Equatab
     case alreadySucceeded(id: Int, step: Int, total: Int)
     case noCheckpoint(id: Int, runDir: String)
     case workdirGone(id: Int, workdir: String)
+    case watched(id: Int, holder: CoordinatorLease)
+    case unwatchedRunning(id: Int, attempt: Int)
 
     public var description: String {
         switch self {
@@ -18,6 +20,10 @@ public enum JobOperationError: Error, CustomStringConvertible, Sendable, Equatab
         case let .noCheckpoint(id, runDir):
             return "job \(id): \(runDir) holds no checkpoint to resume from (herd submit starts the job afresh)"
         case let .workdirGone(id, workdir): return "job \(id): its working directory \(workdir) is gone"
+        case let .watched(id, holder): return "job \(id) is already watched by \(holder)"
+        case let .unwatchedRunning(id, attempt):
+            return "job \(id): attempt \(attempt) still runs without a coordinator; herd adopt \(id) watches it "
+                + "(to change its layout, herd cancel \(id) once it is watched, then herd resume \(id) with the new layout)"
         }
     }
 }
@@ -26,13 +32,53 @@ public enum JobOperationError: Error, CustomStringConvertible, Sendable, Equatab
 /// job whose coordinator died — in one place, so that the command line and
 /// the HTTP API (herd serve) do exactly the same thing.
 public enum JobOperations {
-    /// Marks a job whose coordinator died (a reboot, a kill -9) as failed, so
-    /// that nothing shows a job running that nothing runs.
+    /// A job whose coordinator died (a reboot, a kill -9): while its attempt
+    /// still runs, it stays running and says so (`herd adopt` watches it
+    /// again); once the attempt is gone too, it is marked failed, so that
+    /// nothing shows a job running that nothing runs.
     public static func reconcile(_ store: JobStore, _ job: JobRecord) -> JobRecord {
-        guard !job.state.isFinal, let pid = job.coordinatorPID, !Spawn.isAlive(pid) else { return job }
-        let message = "its coordinator (pid \(pid)) is gone; herd resume \(job.id) continues from the latest checkpoint"
-        try? store.update(job.id, ["state": .text(JobState.failed.rawValue), "message": .text(message)])
+        guard !job.state.isFinal, !isWatched(store, job), let pid = job.coordinatorPID else { return job }
+        let message: String
+        if let attempt = runningAttempt(job) {
+            message = "unwatched: its coordinator (pid \(pid)) is gone but attempt \(attempt.attempt) (\(attempt.launcher) \(attempt.id)) still runs; "
+                + "herd adopt \(job.id) watches it again"
+            if job.message != message { try? store.update(job.id, ["message": .text(message)]) }
+        } else {
+            message = "its coordinator (pid \(pid)) is gone; herd resume \(job.id) continues from the latest checkpoint"
+            try? store.update(job.id, ["state": .text(JobState.failed.rawValue), "message": .text(message)])
+        }
         return (try? store.job(job.id)) ?? job
+    }
+
+    /// Whether a coordinator watches the job: it holds the lease, or it was
+    /// just started and has not taken it yet.
+    public static func isWatched(_ store: JobStore, _ job: JobRecord) -> Bool {
+        if let lease = try? store.lease(job.id), lease.isLive() { return true }
+        return job.coordinatorPID.map { Spawn.isAlive($0) } ?? false
+    }
+
+    /// The job's current attempt if it still runs (from RUN/attempt.json).
+    public static func runningAttempt(_ job: JobRecord) -> AttemptRecord? {
+        let run = RunDirectory(job.runDir)
+        guard job.state == .running, let record = AttemptRecord.read(run), record.attempt == job.attempt,
+              let cluster = try? ClusterSpec.read(run, orFile: job.cluster),
+              let handle = try? AttemptAdoption.handle(record, run: run, cluster: cluster),
+              (try? handle.poll()) == .some(nil) else { return nil }
+        return record
+    }
+
+    /// `herd adopt`: starts a coordinator for a job whose coordinator is
+    /// gone; it watches the attempt still running, or relaunches a dead one.
+    @discardableResult
+    public static func adopt(_ store: JobStore, id: Int) throws -> JobRecord {
+        let job = try store.job(id)
+        if job.state.isFinal { throw JobOperationError.alreadyEnded(id: id, state: job.state) }
+        if let lease = try store.lease(id), lease.isLive() { throw JobOperationError.watched(id: id, holder: lease) }
+        if let pid = job.coordinatorPID, Spawn.isAlive(pid) {
+            throw JobOperationError.watched(id: id, holder: CoordinatorLease(host: ProcessInfo.processInfo.hostName, pid: pid, expires: 0))
+        }
+        try startCoordinator(store: store, id: id, runDir: job.runDir)
+        return try store.job(id)
     }
 
     /// Resolves the job and checks it against the cluster exactly as `herd
@@ -84,12 +130,21 @@ public enum JobOperations {
         public var clusterName: String
         /// Ranks of an earlier attempt still running here, stopped first: (rank, pid).
         public var stopped: [(rank: Int, pid: Int32)]
+        /// The job was not over: its attempt still ran, and a new coordinator adopted it.
+        public var adopted = false
     }
 
     /// `herd resume`: a failed or cancelled job continues from its latest
     /// checkpoint, on another cluster or layout if asked.
     public static func resume(_ store: JobStore, id: Int, cluster: String? = nil, data: Int? = nil, tensor: Int? = nil) throws -> Resumed {
         let job = reconcile(store, try store.job(id))
+        if !job.state.isFinal && !isWatched(store, job) {
+            // Its coordinator is gone but its attempt runs on: watched again, nothing relaunched.
+            if cluster != nil || data != nil || tensor != nil { throw JobOperationError.unwatchedRunning(id: id, attempt: job.attempt) }
+            let adopted = try adopt(store, id: id)
+            return Resumed(job: adopted, fromStep: adopted.step, clusterName: (try? ClusterSpec.read(RunDirectory(job.runDir), orFile: job.cluster).name) ?? job.cluster,
+                           stopped: [], adopted: true)
+        }
         if !job.state.isFinal { throw JobOperationError.stillRunning(id: job.id, state: job.state) }
         if job.state == .succeeded { throw JobOperationError.alreadySucceeded(id: job.id, step: job.step, total: job.totalSteps) }
         // A prepare job's state is its units done (kept in its output), not a checkpoint.
@@ -120,6 +175,8 @@ public enum JobOperations {
             kill(b.pid, SIGKILL)
             stopped.append((b.rank, b.pid))
         }
+        // The attempt is over: the new coordinator launches its own rather than adopting that one.
+        try? FileManager.default.removeItem(atPath: run.attempt)
         try store.recordRestart(job.id, attempt: job.attempt + 1, reason: "resumed by hand (data \(r.data) × tensor \(r.tensor) on \(submission.cluster.name))", fromStep: step)
         try store.update(job.id, ["state": .text(JobState.queued.rawValue), "cluster": .text(r.cluster), "launcher": .text(r.launcher),
                                   "data": .int(Int64(r.data)), "tensor": .int(Int64(r.tensor)), "restarts": .int(0),

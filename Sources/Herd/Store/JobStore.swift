@@ -161,6 +161,17 @@ public final class JobStore: @unchecked Sendable {
                 try db.execute("PRAGMA user_version = 3")
             }
         }
+        if version < 4 {
+            // Which coordinator watches a job, until when (CoordinatorLease).
+            try db.transaction {
+                try db.execute("""
+                    CREATE TABLE IF NOT EXISTS leases (
+                        job_id INTEGER PRIMARY KEY REFERENCES jobs(id), host TEXT NOT NULL,
+                        pid INTEGER NOT NULL, expires REAL NOT NULL)
+                    """)
+                try db.execute("PRAGMA user_version = 4")
+            }
+        }
     }
 
     // MARK: jobs
@@ -229,14 +240,24 @@ public final class JobStore: @unchecked Sendable {
 
     // MARK: workers
 
+    /// Replaces every rank's row of the job.
     public func setWorkers(_ id: Int, _ workers: [WorkerRecord]) throws {
         try db.transaction {
             try db.execute("DELETE FROM workers WHERE job_id = ?", [.int(Int64(id))])
-            for w in workers {
-                try db.execute("INSERT INTO workers (job_id, rank, host, pid, step, phase, heartbeat, progress, rss, peak_rss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               [.int(Int64(id)), .int(Int64(w.rank)), .text(w.host), .int(Int64(w.pid)), .int(Int64(w.step)),
-                                .text(w.phase), .double(w.heartbeat), .double(w.progress), optional(w.residentBytes), optional(w.peakResidentBytes)])
-            }
+            try writeWorkers(id, workers)
+        }
+    }
+
+    /// Writes these ranks' rows, leaving the others as they are.
+    public func upsertWorkers(_ id: Int, _ workers: [WorkerRecord]) throws {
+        try db.transaction { try writeWorkers(id, workers) }
+    }
+
+    private func writeWorkers(_ id: Int, _ workers: [WorkerRecord]) throws {
+        for w in workers {
+            try db.execute("INSERT OR REPLACE INTO workers (job_id, rank, host, pid, step, phase, heartbeat, progress, rss, peak_rss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [.int(Int64(id)), .int(Int64(w.rank)), .text(w.host), .int(Int64(w.pid)), .int(Int64(w.step)),
+                            .text(w.phase), .double(w.heartbeat), .double(w.progress), optional(w.residentBytes), optional(w.peakResidentBytes)])
         }
     }
 
