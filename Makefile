@@ -5,8 +5,9 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 
 # Debian packages: BLAS, MPI and zstd (with pkg-config to find them), the
 # zstd and mpirun tools, and the fortune texts the demo trains on; for herd
-# serve's tests and load bench: Chromium (and a font), Prometheus, wrk.
-DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd zlib1g-dev libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux chromium fonts-dejavu-core prometheus wrk strace
+# serve's tests and load bench: Chromium (and a font), Prometheus, wrk, and
+# openssl (a test certificate) and curl (an HTTPS client) for its TLS tests.
+DEB_PACKAGES := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libzstd-dev zstd zlib1g-dev libsqlite3-dev slurm-wlm fortunes fortunes-min iproute2 util-linux chromium fonts-dejavu-core prometheus wrk strace openssl curl
 HERD := .build/release/herd
 
 .PHONY: setup build test demo bench bench-serve bench-pytorch sanitize clean slurm-up slurm-down rlhf-world world-sft rlhf-demo rlhf-arms ppo-world world-gatt gatt-arms rm-scaling

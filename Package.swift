@@ -17,6 +17,12 @@ let package = Package(
         // herd serve: the HTTP API, the dashboard and /metrics.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Already in the graph through Hummingbird; named here because HerdServe
+        // imports them itself (its connection handlers, its TLS configuration).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian's -dev packages).
@@ -47,6 +53,15 @@ let package = Package(
         .target(
             name: "HerdServe",
             dependencies: ["Herd", .product(name: "Hummingbird", package: "hummingbird"),
+                           // herd serve --tls-cert/--tls-key: HTTPS through swift-nio-ssl
+                           // (HerdServe only; the workers' library never links TLS).
+                           .product(name: "HummingbirdTLS", package: "hummingbird"),
+                           // Its connection handlers (Sources/HerdServe/ConnectionLimits.swift).
+                           .product(name: "HummingbirdCore", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         .executableTarget(

@@ -7,18 +7,28 @@ import HerdServe
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the job store over HTTP: a JSON API (/api), Prometheus metrics (/metrics) and a live dashboard (/).")
-    @Option(help: "Address to listen on; anything but loopback needs a token.") var host = "127.0.0.1"
+    @Option(help: "Address to listen on; anything but loopback needs a token, and TLS or --insecure-http.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port, printed when listening).") var port = ServeConfiguration.defaultPort
     @Option(help: "A file holding the token every request must carry (default: the HERD_TOKEN variable, if set).") var tokenFile: String?
     @Option(help: "An RLHF pipeline manifest to show (repeatable).") var pipeline: [String] = []
     @Option(help: "Largest request body accepted, in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Scheduling niceness of the server (0-19): above 0, training on the same cores goes first.") var nice = 10
+    @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert (unencrypted).") var tlsKey: String?
+    @Flag(help: "Serve cleartext HTTP off loopback (only behind a TLS proxy or on a trusted network).") var insecureHttp = false
+    @Option(help: "Seconds a request head has to arrive in whole; slower connections are closed.")
+    var readTimeout = ServeConfiguration.defaultReadTimeout
+    @Option(help: "Seconds a keep-alive connection may sit idle between requests.") var idleTimeout = ServeConfiguration.defaultIdleTimeout
+    @Option(help: "Connections open at once; beyond it new ones wait until others close.")
+    var maxConnections = ServeConfiguration.defaultMaxConnections
 
     func run() throws {
         let config: ServeConfiguration
         do {
             config = ServeConfiguration(host: host, port: port, token: try ServeConfiguration.token(file: tokenFile),
-                                        maxBodyBytes: maxBodyBytes, pipelines: pipeline)
+                                        maxBodyBytes: maxBodyBytes, pipelines: pipeline, tlsCertificate: tlsCert, tlsKey: tlsKey,
+                                        insecureHTTP: insecureHttp, readTimeout: readTimeout, idleTimeout: idleTimeout,
+                                        maxConnections: maxConnections)
             try config.validate()
         } catch { fail(error) }
         guard (0...19).contains(nice) else { fail(ValidationError("--nice: expected 0 to 19, got \(nice)")) }
@@ -26,11 +36,12 @@ struct Serve: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
-        let auth = config.token == nil ? "no token (loopback only)" : "token required"
+        let auth = (config.token == nil ? "no token (loopback only)" : "token required") + (config.isTLS ? "; TLS" : "")
+        let scheme = config.scheme
         Task.detached {
             do {
                 try await HerdServer.run(config) { host, port in
-                    print("herd: serving http://\(host.contains(":") ? "[\(host)]" : host):\(port)/ (API /api/jobs, metrics /metrics; \(auth))")
+                    print("herd: serving \(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)/ (API /api/jobs, metrics /metrics; \(auth))")
                     fflush(stdout)
                 }
             } catch { outcome.set(error) }

@@ -1,6 +1,8 @@
 import Foundation
 import Herd
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 
 /// `herd serve`: one Hummingbird server for the JSON API (/api/...), the
 /// Prometheus metrics (/metrics) and the dashboard (/). Middleware order:
@@ -28,9 +30,19 @@ public enum HerdServer {
         try configuration.validate()
         let state = try ServerState(configuration: configuration)
         let metrics = MetricsExporter(state: state)
+        // Read and idle deadlines on every connection, TLS in front of them
+        // when asked for, and a cap on connections open at once (ConnectionLimits.swift).
+        let deadlines = ConnectionDeadlineSettings(readTimeout: configuration.readTimeout, idleTimeout: configuration.idleTimeout,
+                                                   stats: state.connections)
+        var server = HTTPServerBuilder { responder in GuardedHTTP1Channel(responder: responder, deadlines: deadlines) }
+        if let certificate = configuration.tlsCertificate, let key = configuration.tlsKey {
+            server = try .tls(server, tlsConfiguration: ServeTLS.configuration(certificate: certificate, key: key))
+        }
         let app = Application(
             router: router(state: state, metrics: metrics),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herd"),
+            server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "herd",
+                                 availableConnectionsDelegate: ConnectionCap(limit: configuration.maxConnections, stats: state.connections)),
             onServerRunning: { channel in
                 onListening(configuration.host, channel.localAddress?.port ?? configuration.port)
             })

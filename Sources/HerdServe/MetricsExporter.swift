@@ -27,6 +27,7 @@ final class MetricsExporter: @unchecked Sendable {
         let now = Date().timeIntervalSince1970
         for job in (try? state.jobs()) ?? [] { record(job, now: now) }
         for (name, graph) in state.pipelines { record(pipeline: name, graph: graph, now: now) }
+        recordConnections()
         return registry.emitToString()
     }
 
@@ -48,6 +49,20 @@ final class MetricsExporter: @unchecked Sendable {
             c.increment(by: total - before)
             counted[key] = total
         }
+    }
+
+    /// The server's own connections (ConnectionLimits.swift).
+    private func recordConnections() {
+        let c = state.connections.snapshot
+        gauge("herd_serve_connections", "Connections open to herd serve now.", [], Double(c.open))
+        counter("herd_serve_accept_paused_total", "Times herd serve stopped accepting at --max-connections.", [],
+                total: Int64(c.acceptPauses))
+        counter("herd_serve_connection_timeouts_total", "Connections closed by herd serve at a deadline: read (a request head not "
+                + "whole within --read-timeout) or idle (--idle-timeout between requests).", [("deadline", "read")],
+                total: Int64(c.readTimeouts))
+        counter("herd_serve_connection_timeouts_total", "Connections closed by herd serve at a deadline: read (a request head not "
+                + "whole within --read-timeout) or idle (--idle-timeout between requests).", [("deadline", "idle")],
+                total: Int64(c.idleTimeouts))
     }
 
     private func record(_ job: JobRecord, now: Double) {

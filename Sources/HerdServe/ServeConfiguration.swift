@@ -8,17 +8,43 @@ public enum ServeError: Error, CustomStringConvertible, Sendable, Equatable {
     case tokenTooShort(source: String, length: Int)
     case badPort(Int)
     case badBodyLimit(Int)
+    /// Off loopback without TLS and without --insecure-http.
+    case cleartextOffLoopback(host: String)
+    /// One of --tls-cert and --tls-key without the other.
+    case tlsFlagMissing(given: String, missing: String)
+    /// A --tls-cert or --tls-key file that is missing, unreadable or not what it must be.
+    case tlsFile(flag: String, path: String, problem: String)
+    /// A key and a certificate that are each well formed but do not belong together.
+    case tlsMismatch(certificate: String, key: String, reason: String)
+    case insecureWithTLS
+    case badTimeout(flag: String, value: Double)
+    case badMaxConnections(Int)
 
     public var description: String {
         switch self {
         case .tokenRequired(let host):
             return "--host \(host) is not a loopback address: herd serve refuses to listen there without a token "
-                + "(give --token-file FILE or set HERD_TOKEN; clients send it as 'Authorization: Bearer TOKEN')"
+                + "(give --token-file FILE or set HERD_TOKEN; clients send it as 'Authorization: Bearer TOKEN'), "
+                + "and without TLS (--tls-cert CERT.pem --tls-key KEY.pem) or --insecure-http"
         case let .tokenFileUnreadable(path, reason): return "--token-file \(path): cannot read it (\(reason))"
         case let .tokenTooShort(source, length):
             return "\(source): the token has \(length) characters; use at least \(ServeConfiguration.minimumTokenLength) (e.g. openssl rand -hex 24)"
         case .badPort(let p): return "--port: expected 0 (any free port) to 65535, got \(p)"
         case .badBodyLimit(let n): return "--max-body-bytes: expected at least 1024, got \(n)"
+        case .cleartextOffLoopback(let host):
+            return "--host \(host) is not a loopback address: herd serve refuses to send the token and the API in cleartext there; "
+                + "add --tls-cert CERT.pem --tls-key KEY.pem (HTTPS), or --insecure-http if a TLS proxy in front of it or a trusted network protects the traffic"
+        case let .tlsFlagMissing(given, missing):
+            return "\(given) given without \(missing): HTTPS needs both (--tls-cert: the PEM certificate chain, --tls-key: its PEM private key)"
+        case let .tlsFile(flag, path, problem): return "\(flag) \(path): \(problem)"
+        case let .tlsMismatch(certificate, key, reason):
+            return "--tls-key \(key) does not belong to the certificate in --tls-cert \(certificate) (the TLS library: \(reason)); "
+                + "expected the private key the certificate was made for"
+        case .insecureWithTLS:
+            return "--insecure-http and --tls-cert/--tls-key together: choose one (with TLS, cleartext is never served)"
+        case let .badTimeout(flag, value):
+            return "\(flag): expected a number of seconds above 0 and at most 86400, got \(value)"
+        case .badMaxConnections(let n): return "--max-connections: expected 1 to 65536, got \(n)"
         }
     }
 }
@@ -37,15 +63,40 @@ public struct ServeConfiguration: Sendable {
     /// Relative paths in manifests submitted over HTTP are taken from here.
     public var directory: String
 
+    /// PEM certificate chain and private key (--tls-cert, --tls-key): HTTPS when both are set.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// --insecure-http: cleartext HTTP off loopback, on the user's word that something else protects it.
+    public var insecureHTTP: Bool
+    /// Seconds a request head has to arrive in whole, from the connection's
+    /// start or from the first byte of a keep-alive connection's next request.
+    public var readTimeout: Double
+    /// Seconds a keep-alive connection may sit between requests.
+    public var idleTimeout: Double
+    /// Connections open at once; beyond it new ones wait in the kernel's backlog.
+    public var maxConnections: Int
     public static let minimumTokenLength = 16
     public static let defaultPort = 8470
+    public static let defaultReadTimeout = 10.0
+    public static let defaultIdleTimeout = 60.0
+    public static let defaultMaxConnections = 256
 
     public init(host: String = "127.0.0.1", port: Int = ServeConfiguration.defaultPort, token: String? = nil,
                 maxBodyBytes: Int = 1 << 20, pipelines: [String] = [], storeHome: String = JobStore.defaultHome,
-                directory: String = FileManager.default.currentDirectoryPath) {
+                directory: String = FileManager.default.currentDirectoryPath,
+                tlsCertificate: String? = nil, tlsKey: String? = nil, insecureHTTP: Bool = false,
+                readTimeout: Double = ServeConfiguration.defaultReadTimeout,
+                idleTimeout: Double = ServeConfiguration.defaultIdleTimeout,
+                maxConnections: Int = ServeConfiguration.defaultMaxConnections) {
         self.host = host; self.port = port; self.token = token; self.maxBodyBytes = maxBodyBytes
         self.pipelines = pipelines; self.storeHome = storeHome; self.directory = directory
+        self.tlsCertificate = tlsCertificate; self.tlsKey = tlsKey; self.insecureHTTP = insecureHTTP
+        self.readTimeout = readTimeout; self.idleTimeout = idleTimeout; self.maxConnections = maxConnections
     }
+
+    /// Both TLS files given (validate refuses one without the other).
+    public var isTLS: Bool { tlsCertificate != nil && tlsKey != nil }
+    public var scheme: String { isTLS ? "https" : "http" }
 
     /// Loopback: 127.0.0.0/8, ::1 and localhost. Anything else is reachable from the network.
     public static func isLoopback(_ host: String) -> Bool {
@@ -73,9 +124,29 @@ public struct ServeConfiguration: Sendable {
         return token
     }
 
+    /// Everything checked before anything listens; the TLS files are read
+    /// and parsed here (ServeTLS), so a bad one stops the start, not the
+    /// first handshake.
     public func validate() throws {
         guard (0...65535).contains(port) else { throw ServeError.badPort(port) }
         guard maxBodyBytes >= 1024 else { throw ServeError.badBodyLimit(maxBodyBytes) }
-        if token == nil && !Self.isLoopback(host) { throw ServeError.tokenRequired(host: host) }
+        for (flag, seconds) in [("--read-timeout", readTimeout), ("--idle-timeout", idleTimeout)] {
+            guard seconds.isFinite, seconds > 0, seconds <= 86400 else { throw ServeError.badTimeout(flag: flag, value: seconds) }
+        }
+        guard (1...65536).contains(maxConnections) else { throw ServeError.badMaxConnections(maxConnections) }
+        switch (tlsCertificate, tlsKey) {
+        case (.some, nil): throw ServeError.tlsFlagMissing(given: "--tls-cert", missing: "--tls-key")
+        case (nil, .some): throw ServeError.tlsFlagMissing(given: "--tls-key", missing: "--tls-cert")
+        case let (.some(certificate), .some(key)):
+            if insecureHTTP { throw ServeError.insecureWithTLS }
+            _ = try ServeTLS.configuration(certificate: certificate, key: key)
+        case (nil, nil): break
+        }
+        if !Self.isLoopback(host) {
+            if token == nil { throw ServeError.tokenRequired(host: host) }
+            // A token sent in cleartext is a token given away: off loopback, TLS
+            // or the user's explicit word that something else encrypts the traffic.
+            if !isTLS && !insecureHTTP { throw ServeError.cleartextOffLoopback(host: host) }
+        }
     }
 }

@@ -9,6 +9,8 @@ final class ServerState: @unchecked Sendable {
     let facts = JobFactsCache()
     let events = RunEventIndex()
     let cache = ResponseCache()
+    /// Open connections, pauses at --max-connections, deadlines passed (for /metrics).
+    let connections = ConnectionStats()
     /// Pipeline name → its graph (manifests are read once, at start).
     let pipelines: [String: PipelineGraph]
 

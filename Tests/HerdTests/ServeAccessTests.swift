@@ -57,9 +57,9 @@ final class ServeAccessTests: FixtureTestCase {
         let missing = try HerdBinary.run(["serve", "--host", "0.0.0.0", "--token-file", Self.dir + "/nonexistent"], environment: env)
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.err.contains("--token-file"), missing.err)
-        // With a token it starts on every address, and asks every request for it.
+        // With a token (and, without TLS, --insecure-http: ServeTLSTests) it starts on every address, and asks every request for it.
         let token = "herd-test-token-fedcba9876543210"
-        let server = try ServeProcess(home: Self.home, arguments: ["--host", "0.0.0.0"], environment: ["HERD_TOKEN": token])
+        let server = try ServeProcess(home: Self.home, arguments: ["--host", "0.0.0.0", "--insecure-http"], environment: ["HERD_TOKEN": token])
         defer { server.stop() }
         XCTAssertEqual(try server.request("/api/jobs").status, 401)
         XCTAssertEqual(try server.request("/api/jobs", headers: ["Authorization": "Bearer \(token)"]).status, 200)

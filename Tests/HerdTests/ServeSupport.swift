@@ -20,15 +20,15 @@ final class ServeProcess {
         let s = try HerdBinary.start(["serve", "--port", "0"] + arguments, environment: env)
         process = s.process
         output = s.out
-        // The first line says where it listens (port 0: the kernel chose).
+        // The first line says where it listens (port 0: the kernel chose), http:// or https://.
         var text = ""
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("serving http://") {
+        while Date() < deadline, !text.contains("serving http://"), !text.contains("serving https://") {
             let chunk = s.out.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
         }
-        guard let r = text.range(of: #"serving http://[^ ]*:(\d+)/"#, options: .regularExpression),
+        guard let r = text.range(of: #"serving https?://[^ ]*:(\d+)/"#, options: .regularExpression),
               let p = Int(text[r].split(separator: ":").last!.dropLast()) else {
             process.terminate()
             let err = String(decoding: s.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
