@@ -92,6 +92,11 @@ struct Run: ParsableCommand {
                 FileHandle.standardError.write("herd: \(error)\n".data(using: .utf8)!)
                 Foundation.exit(143)
             }
+            if let full = error as? CheckpointError, full.isNoSpace {
+                // Its own status: free space and run it again; it resumes from LATEST.
+                FileHandle.standardError.write("herd: error: \(error)\n".data(using: .utf8)!)
+                Foundation.exit(CheckpointSpace.exitStatus)
+            }
             fail(error)
         }
         print(job.doneLine(summary))
@@ -123,9 +128,9 @@ struct Run: ParsableCommand {
         let planPath = RunDirectory(manifest.output).plan
         print("herd: \(plan.world) ranks (data \(plan.data) × tensor \(plan.tensor)\(ParallelContext.stageLabel(plan.zero))), plan \(planPath)")
         fflush(stdout)
-        do { try MPILauncher.run(plan: plan, planPath: planPath) } catch let f as MPILauncher.Failure where f.status == 143 {
-            // The ranks stopped together on request, after their checkpoint (said above).
-            Foundation.exit(143)
+        do { try MPILauncher.run(plan: plan, planPath: planPath) } catch let f as MPILauncher.Failure where f.status == 143 || f.status == CheckpointSpace.exitStatus {
+            // The ranks stopped together on request, after their checkpoint, or a checkpoint found no space (said above).
+            Foundation.exit(f.status)
         } catch { fail(error) }
     }
 }
@@ -217,6 +222,10 @@ struct Worker: ParsableCommand {
             // Each rank stops where it is (no collective to agree in): the units done are kept.
             if stop.rank == 0 { FileHandle.standardError.write("herd: \(stop)\n".data(using: .utf8)!) }
             Foundation.exit(143)
+        } catch let full as CheckpointError where full.isNoSpace {
+            // Every rank learned it together, after the rank that found no space
+            // recorded it (checkpoint_failed); the job ends with its own status.
+            MPIRuntime.abort(rank: world.rank, reason: "\(full)", code: CheckpointSpace.exitStatus)
         } catch {
             MPIRuntime.abort(rank: world.rank, reason: "\(error)")
         }

@@ -5,7 +5,7 @@ import Herd
 /// events.jsonl: every kind of event, with doubles drawn over their whole
 /// range, written and read back equal — bit for bit, on any CPU.
 final class RunEventTests: XCTestCase {
-    static let kinds: [RunEvent.Kind] = [.start, .resume, .initialized, .step, .eval, .checkpoint, .stopped, .end,
+    static let kinds: [RunEvent.Kind] = [.start, .resume, .initialized, .step, .eval, .checkpoint, .checkpointFailed, .stopped, .end,
                                          .launch, .restart, .requeue, .shrink, .grow, .cancelled, .succeeded, .failed]
 
     /// Any finite double: random bits (sign, exponent, mantissa), so
@@ -30,11 +30,11 @@ final class RunEventTests: XCTestCase {
         let ints: [WritableKeyPath<RunEvent, Int?>] = [
             \.parameters, \.steps, \.tokensPerStep, \.dataParallel, \.tensorParallel, \.trainTokens, \.validationTokens,
             \.rollouts, \.miniBatch, \.prompts, \.step, \.pairs, \.bytes, \.jobID, \.attempt, \.world, \.data, \.tensor,
-            \.restart, \.fromStep, \.checkpointStep,
+            \.restart, \.fromStep, \.checkpointStep, \.bytesFree,
         ]
         for k in ints { e[keyPath: k] = maybe { Int.random(in: Int.min...Int.max, using: &g) } }
         let strings: [WritableKeyPath<RunEvent, String?>] = [
-            \.job, \.jobKind, \.checkpoint, \.writtenBy, \.from, \.valueFrom, \.path, \.launcher, \.launchID, \.reason,
+            \.job, \.jobKind, \.checkpoint, \.writtenBy, \.from, \.valueFrom, \.path, \.launcher, \.launchID, \.reason, \.filesystem,
         ]
         let alphabet = Array("ab/\\\"\n\t é×—😀{}[]:,0")
         for k in strings { e[keyPath: k] = maybe { String((0..<Int.random(in: 0...12, using: &g)).map { _ in alphabet.randomElement(using: &g)! }) } }
@@ -60,6 +60,27 @@ final class RunEventTests: XCTestCase {
         XCTAssertEqual(tail.next(), written)
         // Each double also reads back equal one line at a time (what a test failure would name).
         for e in written.prefix(200) { XCTAssertEqual(RunEvent.decode(line: e.line()), e) }
+    }
+
+    /// A rank's checkpoint that found no space: its line, read back, is what the coordinator waits on.
+    func testACheckpointThatFoundNoSpaceReadsBackAsTheShortageTheCoordinatorWaitsFor() throws {
+        let s = NoSpace(file: "/r/checkpoints/step-00000040.tmp/rank-00000.zst", operation: "write", errno: ENOSPC, step: 40,
+                        neededBytes: 367_878, estimate: .previousCheckpoint(step: 20), freeBytes: 204_800,
+                        filesystem: "the tmpfs filesystem mounted at /r/checkpoints")
+        let e = RunEvent.checkpointFailed(s, rank: 1)
+        let back = try XCTUnwrap(RunEvent.decode(line: e.line()))
+        XCTAssertEqual(back, e)
+        XCTAssertEqual(back.event.rawValue, "checkpoint_failed")
+        XCTAssertTrue(String(decoding: e.line(), as: UTF8.self).contains("\"bytes_free\":204800"))
+        XCTAssertEqual(back.step, 40)
+        XCTAssertEqual(back.rank, 1)
+        let reason = try XCTUnwrap(back.reason)
+        for part in ["checkpoint step-00000040 found no space", "write of /r/checkpoints/step-00000040.tmp/rank-00000.zst failed",
+                     "367878 bytes: the size of step-00000020, the previous complete checkpoint", "204800 bytes) are free on the tmpfs"] {
+            XCTAssertTrue(reason.contains(part), "\(part) not in: \(reason)")
+        }
+        XCTAssertEqual(DiskShortage(event: back), DiskShortage(path: s.file, neededBytes: 367_878, freeBytes: 204_800, reason: reason))
+        XCTAssertNil(DiskShortage(event: .checkpointWritten(step: 40, path: "/r", bytes: 1, seconds: 1)))
     }
 
     func testNonFiniteFiguresAreWrittenAsAbsent() throws {

@@ -18,6 +18,7 @@ public final class AsyncCheckpointer {
 
     struct Pending {
         var step: Int, sequencesConsumed: Int, optimizerSteps: Int
+        var need: CheckpointSpace.Need
         var started: UInt64
         var done: DispatchSemaphore
         var error: Error?
@@ -39,8 +40,9 @@ public final class AsyncCheckpointer {
     /// after copying the state, having first completed any earlier save).
     public func start(step: Int, sequencesConsumed: Int) throws -> CheckpointWriter.Result? {
         let earlier = try finish()
-        try CheckpointWriter.prepare(step: step, job: job, world: context.world)
         var src = CheckpointWriter.sources(model: model, optimizer: optimizer, context: context)
+        src.bf16Weights = settings.weightDType == "bf16"
+        let need = try CheckpointWriter.prepare(step: step, job: job, world: context.world, writes: CheckpointWriter.uncompressedBytes(src))
         let kept = src.paramRange
         snapshotParams.base.update(from: src.params + kept.lowerBound, count: kept.count)
         snapshotM.copy(from: optimizer.m)
@@ -48,10 +50,9 @@ public final class AsyncCheckpointer {
         src.params = UnsafePointer(snapshotParams.base - kept.lowerBound)
         src.m = UnsafePointer(snapshotM.base - optimizer.range.lowerBound)
         src.v = UnsafePointer(snapshotV.base - optimizer.range.lowerBound)
-        src.bf16Weights = settings.weightDType == "bf16"
         let done = DispatchSemaphore(value: 0)
         lock.lock(); finishedLocally = false; writeError = nil; lock.unlock()
-        pending = Pending(step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step,
+        pending = Pending(step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step, need: need,
                           started: DispatchTime.now().uptimeNanoseconds, done: done)
         let dir = CheckpointWriter.temporaryDirectory(job, step: step), rank = context.world.rank, level = settings.level
         let frozen = src
@@ -83,19 +84,23 @@ public final class AsyncCheckpointer {
         return try commit()
     }
 
+    /// Collective, on the training thread, once every rank's part is written
+    /// (or failed): a failure on the background thread surfaces here, on
+    /// every rank at once (`CheckpointSpace.agree`), and so does one of rank 0's commit.
     private func commit() throws -> CheckpointWriter.Result {
         guard let p = pending else { preconditionFailure("no pending save") }
         pending = nil
         lock.lock(); let failure = writeError; lock.unlock()
         // Every rank must learn whether any rank failed to write its part.
-        let anyFailed = context.world.allReduce(failure == nil ? 0 : 1, op: .max) > 0
-        if let failure { throw failure }
-        if anyFailed { throw CheckpointError.io(CheckpointWriter.temporaryDirectory(job, step: p.step), "another rank failed to write its part") }
-        var bytes = 0
+        try CheckpointSpace.agree(context.world, failure, step: p.step, need: p.need, job: job)
+        var bytes = 0, committed: Error?
         if context.isLeader {
-            bytes = try CheckpointWriter.commit(step: p.step, sequencesConsumed: p.sequencesConsumed, optimizerSteps: p.optimizerSteps,
-                                                model: model.config, context: context, job: job, settings: settings)
+            do {
+                bytes = try CheckpointWriter.commit(step: p.step, sequencesConsumed: p.sequencesConsumed, optimizerSteps: p.optimizerSteps,
+                                                    model: model.config, context: context, job: job, settings: settings)
+            } catch { committed = error }
         }
+        try CheckpointSpace.agree(context.world, committed, step: p.step, need: p.need, job: job)
         return .init(directory: CheckpointStore(runDirectory: job.output).path(step: p.step), bytes: bytes,
                      seconds: Double(DispatchTime.now().uptimeNanoseconds - p.started) / 1e9)
     }

@@ -36,8 +36,30 @@ public struct CheckpointStore: Sendable {
     public func setLatest(_ step: Int) throws {
         let tmp = latestPath + ".tmp"
         try durableWrite(Data((Self.name(step: step) + "\n").utf8), to: tmp)
-        guard rename(tmp, latestPath) == 0 else { throw CheckpointError.io(latestPath, "rename failed") }
+        guard rename(tmp, latestPath) == 0 else { throw CheckpointSpace.error(latestPath, "rename", errno: errno) }
         try fsyncDirectory(root)
+    }
+
+    /// The step and size of the checkpoint LATEST names: its files as its
+    /// manifest records them, and the manifest itself (what the next
+    /// checkpoint of the same layout needs, about).
+    public func latestSize() -> (step: Int, bytes: Int)? {
+        guard let s = latest(), let m = try? CheckpointManifest.read(dir: path(step: s)) else { return nil }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: "\(path(step: s))/\(CheckpointManifest.fileName)")
+        let manifestBytes = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+        return (s, m.files.reduce(0) { $0 + $1.bytes } + manifestBytes)
+    }
+
+    /// Removes what an interrupted save left: `step-N.tmp` directories and
+    /// LATEST.tmp (readers ignore them, but they hold space). Called when a
+    /// run starts, before any rank writes; complete checkpoints and LATEST
+    /// are never touched. Returns what it removed.
+    @discardableResult
+    public func removeUnfinished() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return names.filter { $0.hasSuffix(".tmp") }.sorted().filter {
+            (try? FileManager.default.removeItem(atPath: (root as NSString).appendingPathComponent($0))) != nil
+        }
     }
 
     /// Keeps the newest `keep` checkpoints and every step divisible by `keepEvery`.
@@ -86,17 +108,26 @@ public struct CheckpointStore: Sendable {
     }
 }
 
+/// Writes `data` to `path` and fsyncs it; a full filesystem is `.noSpace`.
 func durableWrite(_ data: Data, to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw CheckpointError.io(path, "cannot create") }
+    guard fd >= 0 else { throw CheckpointSpace.error(path, "create", errno: errno) }
     defer { close(fd) }
-    let ok = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count }
-    guard ok, fsync(fd) == 0 else { throw CheckpointError.io(path, "write or fsync failed") }
+    try data.withUnsafeBytes { b in
+        var off = 0
+        while off < b.count {
+            let w = write(fd, b.baseAddress! + off, b.count - off)
+            guard w > 0 else { throw CheckpointSpace.error(path, "write", errno: w < 0 ? errno : EIO) }
+            off += w
+        }
+    }
+    guard fsync(fd) == 0 else { throw CheckpointSpace.error(path, "fsync", errno: errno) }
 }
 
 func fsyncDirectory(_ path: String) throws {
     let fd = open(path, O_RDONLY | O_DIRECTORY)
     guard fd >= 0 else { throw CheckpointError.io(path, "cannot open directory") }
     defer { close(fd) }
-    _ = fsync(fd)
+    // A directory's fsync fails only for what a file's would have (a full filesystem among them).
+    if fsync(fd) != 0 && CheckpointSpace.isFull(errno) { throw CheckpointSpace.error(path, "fsync", errno: errno) }
 }

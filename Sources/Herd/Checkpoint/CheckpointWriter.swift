@@ -72,14 +72,43 @@ public enum CheckpointWriter {
         CheckpointStore(runDirectory: job.output).path(step: step) + ".tmp"
     }
 
-    /// Collective: rank 0 makes a fresh temporary directory for `step`.
-    static func prepare(step: Int, job: any RunIdentity, world: Communicator) throws {
+    /// Collective: rank 0 makes a fresh temporary directory for `step`, and
+    /// the ranks learn what the checkpoint needs on disk (for the message if
+    /// it finds no space): the size of the previous complete checkpoint,
+    /// or without one the uncompressed bytes every rank writes (`writes` is
+    /// this rank's).
+    static func prepare(step: Int, job: any RunIdentity, world: Communicator, writes: Int) throws -> CheckpointSpace.Need {
+        let store = CheckpointStore(runDirectory: job.output)
         let tmp = temporaryDirectory(job, step: step)
+        var failure: Error?
+        // Summed over the ranks: rank 0's failure code, previous checkpoint's bytes and step + 1; every rank's bytes.
+        var sums: [Double] = [0, 0, 0, Double(writes)]
         if world.rank == 0 {
             try? FileManager.default.removeItem(atPath: tmp)
-            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+            do {
+                try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true)
+                guard mkdir(tmp, 0o755) == 0 else { throw CheckpointSpace.error(tmp, "create", errno: errno) }
+            } catch { failure = error }
+            if let previous = store.latestSize() { sums[1] = Double(previous.bytes); sums[2] = Double(previous.step + 1) }
+            sums[0] = CheckpointSpace.code(failure)
         }
-        world.barrier()
+        world.allReduce(&sums, count: sums.count, op: .sum)
+        let need = sums[2] > 0 ? CheckpointSpace.Need(bytes: Int(sums[1]), estimate: .previousCheckpoint(step: Int(sums[2]) - 1))
+                               : CheckpointSpace.Need(bytes: Int(sums[3]), estimate: .uncompressed)
+        try CheckpointSpace.settle(world, failure, worst: sums[0], step: step, need: need, job: job)
+        return need
+    }
+
+    /// The bytes `writeRankPart` compresses for these sources (before zstd).
+    static func uncompressedBytes(_ src: Sources) -> Int {
+        var total = 0
+        for spec in src.specs where src.tensorRank % spec.copies == 0 {
+            let lo = spec.offset, hi = spec.offset + spec.count
+            let params = max(0, min(hi, src.paramRange.upperBound) - max(lo, src.paramRange.lowerBound))
+            if src.writesParams { total += params * (src.bf16Weights ? 6 : 4) }
+            if src.writesMoments { total += 2 * 4 * max(0, min(hi, src.range.upperBound) - max(lo, src.range.lowerBound)) }
+        }
+        return total
     }
 
     /// This rank's file and record. No communication: safe on a background thread.
@@ -161,7 +190,7 @@ public enum CheckpointWriter {
         try durableWrite(try enc.encode(manifest), to: (tmp as NSString).appendingPathComponent(CheckpointManifest.fileName))
         try fsyncDirectory(tmp)
         try? FileManager.default.removeItem(atPath: final)
-        guard rename(tmp, final) == 0 else { throw CheckpointError.io(final, "rename failed") }
+        guard rename(tmp, final) == 0 else { throw CheckpointSpace.error(final, "rename", errno: errno) }
         try fsyncDirectory(store.root)
         try store.setLatest(step)
         store.prune(keep: settings.keep, keepEvery: settings.keepEvery)
@@ -169,20 +198,25 @@ public enum CheckpointWriter {
     }
 
     /// A synchronous save. Collective: every rank calls it at the same step.
+    /// A failure on any rank (its part, or rank 0's commit) is thrown on
+    /// every rank, after the ranks agree on it (`CheckpointSpace.agree`).
     public static func save(step: Int, sequencesConsumed: Int, model: Llama, optimizer: AdamW,
                             context: ParallelContext, job: any RunIdentity, settings: CheckpointSettings) throws -> Result {
         let start = DispatchTime.now().uptimeNanoseconds
-        try prepare(step: step, job: job, world: context.world)
         var src = sources(model: model, optimizer: optimizer, context: context)
         src.bf16Weights = settings.weightDType == "bf16"
-        try writeRankPart(src, dir: temporaryDirectory(job, step: step), rank: context.world.rank, level: settings.level)
-        context.world.barrier()
+        let need = try prepare(step: step, job: job, world: context.world, writes: uncompressedBytes(src))
+        var failure: Error?
+        do { try writeRankPart(src, dir: temporaryDirectory(job, step: step), rank: context.world.rank, level: settings.level) } catch { failure = error }
+        try CheckpointSpace.agree(context.world, failure, step: step, need: need, job: job)
         var bytes = 0
         if context.isLeader {
-            bytes = try commit(step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step,
-                               model: model.config, context: context, job: job, settings: settings)
+            do {
+                bytes = try commit(step: step, sequencesConsumed: sequencesConsumed, optimizerSteps: optimizer.step,
+                                   model: model.config, context: context, job: job, settings: settings)
+            } catch { failure = error }
         }
-        context.world.barrier()
+        try CheckpointSpace.agree(context.world, failure, step: step, need: need, job: job)
         return Result(directory: CheckpointStore(runDirectory: job.output).path(step: step), bytes: bytes,
                       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }

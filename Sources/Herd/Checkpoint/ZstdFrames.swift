@@ -18,7 +18,7 @@ public final class ZstdFrameWriter {
     public init(path: String, level: Int, threads: Int) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw CheckpointError.io(path, "cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw CheckpointSpace.error(path, "create", errno: errno) }
         cctx = ZSTD_createCCtx()
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, Int32(level))
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
@@ -61,7 +61,7 @@ public final class ZstdFrameWriter {
         var off = 0
         while off < n {
             let w = write(fd, p + off, n - off)
-            guard w > 0 else { throw CheckpointError.io(path, "write failed: \(String(cString: strerror(errno)))") }
+            guard w > 0 else { throw CheckpointSpace.error(path, "write", errno: w < 0 ? errno : EIO) }
             off += w
         }
         bytesWritten += n
@@ -69,7 +69,7 @@ public final class ZstdFrameWriter {
 
     /// fsync and close: the bytes are on disk when this returns.
     public func finish() throws {
-        guard fsync(fd) == 0 else { throw CheckpointError.io(path, "fsync failed: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw CheckpointSpace.error(path, "fsync", errno: errno) }
     }
 }
 
@@ -109,6 +109,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     case corrupt(String, String)
     case incompatible(String)
     case none(String)
+    /// This rank's save found its filesystem full (ENOSPC or EDQUOT).
+    case noSpace(NoSpace)
+    /// Another rank's save found no space (the checkpoint's temporary directory).
+    case noSpaceOnAnotherRank(String)
 
     public var description: String {
         switch self {
@@ -117,6 +121,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
         case let .corrupt(p, why): return "\(p): corrupt checkpoint file: \(why)"
         case let .incompatible(why): return "the checkpoint does not fit this job: \(why)"
         case let .none(dir): return "\(dir): no complete checkpoint"
+        case let .noSpace(s): return s.description
+        case let .noSpaceOnAnotherRank(dir): return "\(dir): another rank's part of this checkpoint found no space (its rank records why)"
         }
     }
 }

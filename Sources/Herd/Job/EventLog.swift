@@ -22,9 +22,11 @@ public final class EventLog {
     }
 
     /// Appends `event`, stamped with the current Unix time unless it has one.
+    /// A line that cannot be written (a full disk) is lost, not fatal:
+    /// `FileHandle.write(_:)` would trap; readers skip a torn line.
     public func write(_ event: RunEvent) {
         var e = event
         if e.time == nil { e.time = Date().timeIntervalSince1970 }
-        handle.write(e.line() + Data([0x0A]))
+        try? handle.write(contentsOf: e.line() + Data([0x0A]))
     }
 }

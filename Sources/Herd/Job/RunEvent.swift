@@ -26,6 +26,8 @@ public struct RunEvent: Codable, Equatable, Sendable {
         public static let start = Kind(rawValue: "start"), resume = Kind(rawValue: "resume"), initialized = Kind(rawValue: "init")
         public static let step = Kind(rawValue: "step"), eval = Kind(rawValue: "eval"), checkpoint = Kind(rawValue: "checkpoint")
         public static let stopped = Kind(rawValue: "stopped"), end = Kind(rawValue: "end")
+        /// A rank's checkpoint found no space (that rank's, not only rank 0's).
+        public static let checkpointFailed = Kind(rawValue: "checkpoint_failed")
         // A prepare job's ranks': a unit of the corpus tokenized; the units merged into the dataset.
         public static let unit = Kind(rawValue: "unit"), merge = Kind(rawValue: "merge")
         // The coordinator's.
@@ -98,6 +100,9 @@ public struct RunEvent: Codable, Equatable, Sendable {
     public var path: String?
     public var bytes: Int?
     public var seconds: Double?
+    // checkpoint_failed (also path, bytes needed, step, rank, reason)
+    public var bytesFree: Int?
+    public var filesystem: String?
     // unit, merge
     public var unit: Int?
     public var rank: Int?
@@ -143,7 +148,7 @@ public struct RunEvent: Codable, Equatable, Sendable {
         case accuracySignificantlyBetter = "accuracy_significantly_better", accuracyBetter = "accuracy_better"
         case accuracySlightlyBetter = "accuracy_slightly_better", accuracyNegligiblyBetter = "accuracy_negligibly_better"
         case pairsByDegree = "pairs_by_degree"
-        case path, bytes, seconds, unit, rank, documents, tokens, duplicates
+        case path, bytes, seconds, bytesFree = "bytes_free", filesystem, unit, rank, documents, tokens, duplicates
         case peakResidentBytes = "peak_rss", peakResidentBytesMax = "peak_rss_max", peakResidentBytesMin = "peak_rss_min", trainLoss = "train_loss", trainSeconds = "train_seconds"
         case jobID = "job_id", attempt, launcher, launchID = "launch_id", world, data, tensor, reason, restart
         case fromStep = "from_step", checkpointStep = "checkpoint_step", backoffSeconds = "backoff_s", hungAt = "hung_at", lost, hosts
@@ -288,6 +293,15 @@ extension RunEvent {
         var e = RunEvent(.merge)
         e.step = units; e.path = d.settings.out; e.documents = d.totals.documents; e.tokens = d.totals.tokens
         e.duplicates = d.totals.duplicatesDropped; e.bytes = d.totals.inputBytes; e.seconds = seconds
+        return e
+    }
+
+    /// A rank's checkpoint found no space (`checkpoint_failed`): the file,
+    /// the bytes the checkpoint needs and those free, and the whole story as `reason`.
+    public static func checkpointFailed(_ s: NoSpace, rank: Int) -> RunEvent {
+        var e = RunEvent(.checkpointFailed)
+        e.step = s.step; e.rank = rank; e.path = s.file; e.bytes = s.neededBytes; e.bytesFree = s.freeBytes
+        e.filesystem = s.filesystem; e.reason = s.description
         return e
     }
 

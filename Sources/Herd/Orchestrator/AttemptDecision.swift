@@ -24,6 +24,8 @@ public enum AttemptDecision: Sendable {
     case grow(NodeFit)
     case giveUp(reason: String)
     case restart(Restart)
+    /// A checkpoint found no space: wait for it (DiskSpaceWait), then relaunch; no restart counted.
+    case waitForSpace(DiskShortage)
 
     public struct Restart: Sendable, Equatable {
         public var reason: String
@@ -53,10 +55,13 @@ public enum AttemptDecision: Sendable {
         public var hosts: Int
         /// The reason a rank gave when it aborted (from the attempt's logs), if any.
         public var failureDetail: String
+        /// A checkpoint of this attempt found no space (its rank's checkpoint_failed event, or exit status 75).
+        public var diskFull: DiskShortage?
         public init(attempt: Int, launcher: String, launchID: String, restarts: Int, maxRestarts: Int,
-                    policy: JobManifest.RestartPolicy, hosts: Int, failureDetail: String = "") {
+                    policy: JobManifest.RestartPolicy, hosts: Int, failureDetail: String = "", diskFull: DiskShortage? = nil) {
             self.attempt = attempt; self.launcher = launcher; self.launchID = launchID; self.restarts = restarts
             self.maxRestarts = maxRestarts; self.policy = policy; self.hosts = hosts; self.failureDetail = failureDetail
+            self.diskFull = diskFull
         }
     }
 
@@ -67,6 +72,7 @@ public enum AttemptDecision: Sendable {
         case .exited(0), .stopped(0), .regrow(0, _): return .succeed
         case .stopped: return .cancel
         case .regrow(_, let fit): return .grow(fit)
+        case .exited where c.diskFull != nil: return .waitForSpace(c.diskFull!)
         case .exited(let code):
             reason = "attempt \(c.attempt) failed: \(c.launcher) exited with status \(code)" + c.failureDetail
         case .hung(let why):

@@ -34,6 +34,8 @@ public final class Coordinator {
     private var endpoint: HeartbeatEndpoint?
     /// A prepare job's progress in this attempt, from its ranks' unit events.
     private var preparation = PreparationTally()
+    /// A checkpoint of this attempt found no space (a rank's checkpoint_failed event; DiskSpaceWait).
+    var diskShortage: DiskShortage?
 
     public init(store: JobStore, jobID: Int, say: @escaping (String) -> Void) {
         self.store = store; self.jobID = jobID; self.say = say
@@ -144,7 +146,8 @@ public final class Coordinator {
             if case .exited = outcome { detail = failureDetail(run: job.runDir, attempt: attempt) }
             let context = AttemptDecision.Context(attempt: attempt, launcher: cluster.launcher.rawValue, launchID: handle.id,
                                                   restarts: job.restarts, maxRestarts: job.maxRestarts, policy: manifest.restart,
-                                                  hosts: Set(full.hosts).count, failureDetail: detail)
+                                                  hosts: Set(full.hosts).count, failureDetail: detail,
+                                                  diskFull: takeDiskShortage(after: outcome, run: job.runDir))
             let restart: AttemptDecision.Restart
             switch AttemptDecision.decide(outcome, context) {
             case .succeed:
@@ -175,6 +178,10 @@ public final class Coordinator {
                 return .failed
             case .restart(let r):
                 restart = r
+            case .waitForSpace(let shortage):
+                // Nothing is wrong with the job: relaunch from LATEST once there is room, no restart counted.
+                try waitForSpace(shortage, runDir: job.runDir, cancelled: { self.cancelRequested })
+                continue
             }
             if restart.followsRequeue { followed = handle }
             say(restart.reason)
@@ -338,6 +345,8 @@ public final class Coordinator {
             if let l = e.validationLoss { f["val_loss"] = .double(l) }
         case .checkpoint:
             if let s = e.step { f["checkpoint_step"] = .int(Int64(s)) }
+        case .checkpointFailed:
+            diskShortage = DiskShortage(event: e) ?? diskShortage
         case .end:
             f["eta_s"] = .double(0)
             if let s = e.step { f["step"] = .int(Int64(s)) }

@@ -116,6 +116,14 @@ public struct TrainingLoop {
             output(line)
         }
         let note: (String) -> Void = { if lead { output("herd: \($0)") } }
+        if lead {
+            // What an interrupted save left (a rank that found no space, a kill mid-save) only holds space:
+            // gone before this run writes (a PPO job's value model keeps checkpoints of its own).
+            for run in [m.output, RunDirectory(m.output).valueModel.root] {
+                let store = CheckpointStore(runDirectory: run)
+                for name in store.removeUnfinished() { output("herd: removed \((store.root as NSString).appendingPathComponent(name)), left by an unfinished save") }
+            }
+        }
         if resume, let s = try CheckpointStore(runDirectory: m.output).agreedResumeStep(context.world, requested: resumeStep, note: note) {
             let (event, line) = try task.load(checkpointStep: s)
             events?.write(event)
