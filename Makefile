@@ -53,6 +53,7 @@ demo: build
 PYTHON ?= python3
 bench: build
 	$(HERD) bench
+	$(HERD) bench --only heartbeats
 	@if $(PYTHON) -c 'import torch, transformers' 2>/dev/null; then $(MAKE) --no-print-directory bench-pytorch; \
 	else echo "(PyTorch baseline skipped: $(PYTHON) has no torch/transformers; make bench PYTHON=/path/to/venv/bin/python)"; fi
 

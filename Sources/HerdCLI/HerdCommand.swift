@@ -6,7 +6,7 @@ struct HerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herd",
         abstract: "Train Llama 2 models the way the Llama 2 paper did.",
-        subcommands: [Run.self, Submit.self, Status.self, Watch.self, Logs.self, Cancel.self, Resume.self, Adopt.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Score.self, RLHF.self, Presets.self, Bench.self, Version.self, Worker.self, Place.self, Coordinate.self, Serve.self, Plot.self])
+        subcommands: [Run.self, Submit.self, Status.self, Watch.self, Logs.self, Cancel.self, Resume.self, Adopt.self, PlanCommand.self, Validate.self, DataCommand.self, CheckpointCommand.self, Generate.self, Import.self, Export.self, Tokenize.self, Score.self, RLHF.self, Presets.self, Bench.self, Version.self, Worker.self, Place.self, Coordinate.self, HeartbeatStandIns.self, Serve.self, Plot.self])
 }
 
 /// Prints a manifest error the way a user should see it and exits non-zero.
@@ -137,6 +137,22 @@ struct Run: ParsableCommand {
 
 /// Run by a Slurm batch script before its ranks start: the plan's hosts
 /// become the nodes Slurm allocated (see SlurmAllocation).
+/// `herd bench --only heartbeats`'s stand-in ranks, in a process of their own.
+struct HeartbeatStandIns: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "heartbeat-standins", abstract: "Stand-in ranks that only heartbeat (herd bench).", shouldDisplay: false)
+    @Option(name: .customLong("run")) var runDirectory: String
+    @Option var ranks: Int
+    @Option var transport: String
+    @Option var interval: Double
+    @Option var silentRank: Int
+    @Option var silentAfter: Double
+
+    func run() throws {
+        guard let t = HeartbeatTransport(rawValue: transport) else { throw ValidationError("--transport: network or files, got \(transport)") }
+        HeartbeatLoad.standIns(run: runDirectory, ranks: ranks, transport: t, interval: interval, silentRank: silentRank, silentAfter: silentAfter)
+    }
+}
+
 struct Place: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Put a plan's ranks on the nodes of a Slurm allocation (run by herd's batch scripts).", shouldDisplay: false)
@@ -285,8 +301,22 @@ struct Bench: ParsableCommand {
     @Option(help: "Only these models (shakespeare-char, small-512); repeatable.")
     var model: [String] = []
 
-    @Option(help: "Only this bench: generation, tokenizer, preparation, recompute, memory (repeatable; default: all).")
+    @Option(help: "Only this bench: generation, tokenizer, preparation, recompute, memory, heartbeats (repeatable; default: all but heartbeats).")
     var only: [String] = []
+
+    /// The coordinator watching 2,048 and 16,384 stand-in ranks, by datagrams and by files.
+    func benchHeartbeats() throws {
+        print("coordinator watching stand-in ranks (heartbeat every 1 s, poll every \(HeartbeatLoad.pollInterval) s, hang timeout 10 s):")
+        for ranks in [2048, 16384] {
+            for transport in [HeartbeatTransport.files, .network] {
+                let r = try HeartbeatLoad.measure(ranks: ranks, transport: transport)
+                print(String(format: "  %5d ranks, %-7@: %.3f CPU s/s, poll %.1f ms, %.0f files/poll, %.0f store rows/s, %.0f beats/s arrived; silent rank named %@",
+                             r.ranks, transport.rawValue, r.cpuPerSecond, r.pollSeconds * 1000, r.filesPerPoll, r.rowsPerSecond, r.beatsPerSecond,
+                             r.noticeLateSeconds.map { String(format: "%.2f s after its timeout", $0) } ?? "never"))
+                fflush(stdout)
+            }
+        }
+    }
 
     func run() throws {
         if !only.isEmpty {
@@ -295,6 +325,7 @@ struct Bench: ParsableCommand {
             if only.contains("preparation") { try benchPreparation() }
             if only.contains("recompute") { try benchRecompute(cores: threads ?? ProcessInfo.processInfo.activeProcessorCount) }
             if only.contains("memory") { try benchMemory(cores: threads ?? ProcessInfo.processInfo.activeProcessorCount) }
+            if only.contains("heartbeats") { try benchHeartbeats() }
             return
         }
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount

@@ -16,12 +16,7 @@ final class DiskFullTests: FixtureTestCase {
     override class func setUp() {
         prepare {
             try HerdBinary.writeCorpus(in: dir)
-            try """
-                name: local
-                launcher: mpirun
-                nodes:
-                  - {hosts: [localhost], slots: 2, cores: 2, memory_gb: 16, peak_tflops: 0.1}
-                """.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+            try HerdBinary.writeLocalCluster(in: dir)
         }
     }
 

@@ -141,6 +141,16 @@ enum HerdBinary {
 
     /// DIR/corpus.txt: 120k characters of Shakespeare (or a stand-in when
     /// ../shared is absent), the text the multi-process tests train on.
+    /// DIR/local.yaml: this machine as an mpirun cluster of two slots, for jobs under a coordinator.
+    static func writeLocalCluster(in dir: String) throws {
+        try """
+            name: local
+            launcher: mpirun
+            nodes:
+              - {hosts: [localhost], slots: 2, cores: 2, memory_gb: 16, peak_tflops: 0.1}
+            """.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+    }
+
     static func writeCorpus(in dir: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let shakespeare = "../shared/data/tinyshakespeare.txt"

@@ -229,14 +229,37 @@ final class MultiNodeTests: FixtureTestCase {
     /// attempt hung within twice the hang timeout and goes on without the
     /// node, and the ranks left on it give up by themselves — no process
     /// waits forever. Returns the job's output.
-    func partitionMidRun(_ name: String, cluster: String) throws -> String {
+    func partitionMidRun(_ name: String, cluster: String, killGrace: Double? = nil) throws -> String {
         defer { _ = try? sim("heal", "node3") }
         let timeout = 6.0   // starting 4 ranks and resuming must fit in it, on 2 shared cores
         let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1, on_node_loss: shrink}"
         let multi = try job(name, data: 3, tensor: 2, steps: 60, hangTimeout: timeout, extra: extra)
         let (p, out) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: cluster)
+        // Attempt 1's ranks, every node's (the simulated nodes share one pid space).
+        let ranks = HeartbeatRecord.readAll(run: multi.run)
+        XCTAssertEqual(ranks.count, 6)
         XCTAssertEqual(try sim("partition", "node3"), 0)
         let cut = Date().timeIntervalSince1970
+        if let killGrace {
+            // Once the coordinator calls the attempt hung, it kills every rank of it, on every node, through
+            // the cluster's agent — the cut-off node's too, which mpirun's own kill never reaches.
+            var hungAt: Double?
+            while hungAt == nil && p.isRunning && Date().timeIntervalSince1970 < cut + 4 * timeout {
+                hungAt = (try? events(multi.run))?.first { $0.event == .restart }?.hungAt
+                usleep(100_000)
+            }
+            let hung = try XCTUnwrap(hungAt, "the hang was not detected")
+            var alive = ranks
+            while !alive.isEmpty && Date().timeIntervalSince1970 < hung + killGrace + 5 {
+                alive = alive.filter { Spawn.isAlive(Int($0.pid)) }
+                usleep(50_000)
+            }
+            let gone = Date().timeIntervalSince1970
+            XCTAssertEqual(alive.map(\.rank), [], "ranks of the hung attempt still running \(gone - hung) s after it was called hung")
+            XCTAssertLessThanOrEqual(gone - cut, timeout + pollAndBeat + killGrace,
+                                     "attempt 1's ranks were gone \(gone - cut) s after the partition (hang timeout \(timeout) s)")
+            print("partition → hang called after \(String(format: "%.1f", hung - cut)) s; every rank of attempt 1 gone after \(String(format: "%.1f", gone - cut)) s")
+        }
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, text)
@@ -254,11 +277,60 @@ final class MultiNodeTests: FixtureTestCase {
         return text
     }
 
-    /// Under mpirun: restarted on the nodes mpirun can still reach.
+    /// The coordinator's poll and one heartbeat interval: how late after the
+    /// hang timeout the silence is noticed at worst.
+    let pollAndBeat = 1.5
+
+    /// Under mpirun: restarted on the nodes mpirun can still reach, and every
+    /// rank of the hung attempt, on every node, killed within the hang
+    /// timeout and the kill's grace (10 s for the agent to reach each node).
     func testPartitionedNodeIsDetectedAndNoProcessWaitsForever() throws {
         if let why = Self.up { throw XCTSkip(why) }
-        let text = try partitionMidRun("partitioned", cluster: try cluster())
+        let text = try partitionMidRun("partitioned", cluster: try cluster(), killGrace: 10)
         XCTAssertTrue(text.contains("continuing on node1, node2"), text)
+        XCTAssertTrue(text.contains("through \(Self.sim)"), text)
+    }
+
+    /// A rank on another node that has gone silent is told apart: stale while
+    /// its process lives there, dead once it is gone — asked through the
+    /// cluster's agent, by the library and by `herd serve`'s workers API.
+    func testSilentRankOnAnotherNodeIsDeadOnlyWhenItsProcessIsGone() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        let run = Self.dir + "/run-remote-health"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        let spec = try ClusterSpec.load(path: try cluster())
+        try spec.write(to: RunDirectory(run))
+        let sleeper = try Spawn.start(Self.sim, ["exec", "node2", "sleep", "300"], environment: environment, log: Self.dir + "/sleeper.log", detach: .processGroup)
+        defer { kill(-sleeper, SIGKILL); _ = Spawn.wait(sleeper) }
+        let victim = try Spawn.start(Self.sim, ["exec", "node2", "sleep", "300"], environment: environment, log: Self.dir + "/victim.log", detach: .processGroup)
+        usleep(300_000)
+        let old = Date().timeIntervalSince1970 - 60
+        for (rank, pid) in [(0, sleeper), (1, victim)] {
+            let r = HeartbeatRecord(rank: rank, host: "node2", pid: pid, step: 7, phase: "train", time: old, progressTime: old)
+            try FileManager.default.createDirectory(atPath: HeartbeatRecord.directory(run: run), withIntermediateDirectories: true)
+            try JSONEncoder().encode(r).write(to: URL(fileURLWithPath: HeartbeatRecord.file(run: run, rank: rank)))
+        }
+        let agent = RemoteAgent(cluster: spec)
+        func statuses() -> [WorkerHealth.Status] {
+            WorkerHealth.assess(run: run, world: 2, heartbeatSeconds: 1, jobEnded: false, agent: agent).map(\.status)
+        }
+        XCTAssertEqual(statuses(), [.stale, .stale])
+        XCTAssertTrue(agent.kill([victim], on: "node2"))
+        _ = Spawn.wait(victim)
+        XCTAssertEqual(statuses(), [.stale, .dead])
+
+        // The dashboard's API says the same.
+        let home = Self.dir + "/serve-home"
+        let store = try JobStore(home: home)
+        var record = JobRecord(name: "remote-health", manifest: Self.dir + "/none.yaml", cluster: try cluster(), workdir: Self.dir, runDir: run,
+                               launcher: "mpirun", data: 2, tensor: 1, totalSteps: 10, maxRestarts: 0)
+        record.state = .running
+        let id = try store.insert(record)
+        try store.setState(id, .running)
+        let server = try ServeProcess(home: home, environment: Self.env)
+        defer { server.stop() }
+        let workers = try XCTUnwrap(try server.json("/api/jobs/\(id)/workers")["workers"] as? [[String: Any]])
+        XCTAssertEqual(workers.compactMap { $0["status"] as? String }, ["stale", "dead"])
     }
 
     /// Under Slurm: the hung job cancelled; once Slurm has the cut-off node
@@ -352,6 +424,42 @@ final class MultiNodeTests: FixtureTestCase {
         XCTAssertTrue(state.contains("ExitCode=3:0"), state)
         XCTAssertTrue(try String(contentsOfFile: Self.dir + "/fenced.log", encoding: .utf8).contains("is not the run's current attempt"))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted(), checkpoints)
+    }
+
+    /// The coordinator of a Slurm job SIGKILLed mid-run: the batch job runs
+    /// on; `herd adopt` starts a coordinator that finds it from Slurm's record
+    /// and watches it to its end — no restart, no second Slurm job, no step
+    /// run twice, the loss of the job in one process.
+    func testKilledCoordinatorOfASlurmJobIsReplacedAndTheJobAdopted() throws {
+        try requireSlurmNodes()
+        let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1}"
+        let steps = 60
+        let single = try job("slurm-adopt-single", data: 1, tensor: 1, steps: steps, extra: extra)
+        let multi = try job("slurm-adopt", data: 3, tensor: 2, steps: steps, extra: extra)
+        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
+        let (p, _) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: try slurmCluster())
+        kill(p.processIdentifier, SIGKILL)   // herd run --cluster is the job's coordinator
+        p.waitUntilExit()
+        let attempt = try XCTUnwrap(AttemptRecord.read(RunDirectory(multi.run)))
+        XCTAssertEqual(attempt.launcher, "slurm")
+        XCTAssertEqual(try slurmCommand("squeue", "-h", "-j", attempt.id, "-o", "%T").trimmingCharacters(in: .whitespacesAndNewlines), "RUNNING")
+        let store = try JobStore(home: Self.dir + "/herd-home")
+        let id = try XCTUnwrap(try store.jobs().last { $0.runDir == multi.run }).id
+        let adopt = try HerdBinary.run(["adopt", String(id)], environment: environment)
+        XCTAssertEqual(adopt.status, 0, adopt.out + adopt.err)
+        let until = Date().addingTimeInterval(180)
+        while Date() < until, !(try store.job(id)).state.isFinal { usleep(200_000) }
+        let done = try store.job(id)
+        XCTAssertEqual(done.state, .succeeded, done.message ?? "")
+        XCTAssertEqual(done.restarts, 0)
+        let all = try events(multi.run)
+        XCTAssertEqual(all.filter { $0.event == .launch }.count, 1, "a second Slurm job was submitted")
+        XCTAssertEqual(all.filter { $0.event == .adopt }.map(\.launchID), [attempt.id])
+        let adoptedAt = try XCTUnwrap(all.first { $0.event == .adopt }?.time)
+        XCTAssertTrue(all.contains { $0.event == .step && ($0.time ?? 0) > adoptedAt }, "the job had ended before it was adopted")
+        let a = try losses(single.run), b = try losses(multi.run)
+        XCTAssertEqual(b.count, steps, "steps were run twice or not at all")
+        XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!, "the final loss differs from the uninterrupted run's")
     }
 
     /// A node lost for good under Slurm with `restart.on_node_loss: shrink`:

@@ -14,12 +14,7 @@ final class OrchestratorTests: FixtureTestCase {
     override class func setUp() {
         prepare {
             try HerdBinary.writeCorpus(in: dir)
-            try """
-                name: local
-                launcher: mpirun
-                nodes:
-                  - {hosts: [localhost], slots: 2, cores: 2, memory_gb: 16, peak_tflops: 0.1}
-                """.write(toFile: dir + "/local.yaml", atomically: true, encoding: .utf8)
+            try HerdBinary.writeLocalCluster(in: dir)
         }
     }
 
@@ -139,6 +134,24 @@ final class OrchestratorTests: FixtureTestCase {
         XCTAssertEqual(Set(steps).count, steps.count, "a step ran twice")
         try herd(["run", j.job, "--output", Self.dir + "/run-adopt-reference"])
         XCTAssertEqual(try finalLoss(j.run), try finalLoss(Self.dir + "/run-adopt-reference"))
+    }
+
+    /// A cancel of a job whose coordinator is gone but whose attempt runs:
+    /// a coordinator adopts the attempt to stop it the usual way — every rank
+    /// checkpoints, then exits — rather than waiting for no one.
+    func testCancelOfAnUnwatchedJobStopsItsAttemptAfterACheckpoint() throws {
+        let j = try job("adopt-cancel", steps: 6000, interval: 1000)
+        let id = try submit(j.job)
+        let running = try wait(id) { $0.step >= 100 }
+        kill(pid_t(try XCTUnwrap(running.coordinatorPID)), SIGKILL)
+        let out = try herd(["cancel", String(id), "--timeout", "60"])
+        let done = try record(id)
+        XCTAssertEqual(done.state, .cancelled, out)
+        let saved = try XCTUnwrap(CheckpointStore(runDirectory: j.run).latest(), "no checkpoint written on the cancel")
+        XCTAssertGreaterThan(saved, 100)
+        XCTAssertLessThan(saved, 1000)
+        XCTAssertEqual(done.restarts, 0)
+        XCTAssertTrue(try RunDirectory(j.run).readEvents().contains { $0.event == .adopt })
     }
 
     /// The coordinator and its ranks killed together (the host rebooted):

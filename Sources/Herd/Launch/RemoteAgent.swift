@@ -9,8 +9,12 @@ import Foundation
 /// the dashboard tells a dead remote rank from a silent one.
 public struct RemoteAgent: Sendable {
     public var command: [String]
+    /// Variables the agent runs with (the cluster's, over this process's, as mpirun gets them).
+    public var environment: [String: String]
 
-    public init(command: [String]) { self.command = command }
+    public init(command: [String], environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.command = command; self.environment = environment
+    }
 
     /// The cluster's agent: its environment's `OMPI_MCA_plm_rsh_agent`, else
     /// this process's, else ssh (mpirun's default); of a list "a : b", the first.
@@ -22,6 +26,7 @@ public struct RemoteAgent: Sendable {
         // ssh must never wait for a password or a host that does not answer.
         if (words[0] as NSString).lastPathComponent == "ssh" { words += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"] }
         command = words
+        self.environment = environment.merging(cluster.environment) { $1 }
     }
 
     /// Runs `script` (one shell command line) on `host`; nil when the agent
@@ -31,6 +36,7 @@ public struct RemoteAgent: Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = Array(command.dropFirst()) + [host, script]
+        p.environment = environment
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

@@ -13,7 +13,7 @@ import Foundation
 /// another endpoint — a coordinator before this one, another job — is dropped.
 public enum HeartbeatDatagram {
     static let beatMagic: [UInt8] = Array("HBT1".utf8), ackMagic: [UInt8] = Array("HBA1".utf8)
-    public static let maximumBytes = 4 + 8 + 4 + 4 + 8 * 6 + 1 + 255 + 1 + 255
+    public static let maximumBytes = 4 + 8 + 4 + 4 + 8 * 5 + 1 + 255 + 1 + 255
 
     public static func beat(_ r: HeartbeatRecord, nonce: UInt64) -> [UInt8] {
         var out = beatMagic
@@ -37,7 +37,7 @@ public enum HeartbeatDatagram {
     /// The record and its nonce, or nil for anything that is not a well-formed beat.
     public static func decodeBeat(_ b: UnsafeRawBufferPointer) -> (HeartbeatRecord, nonce: UInt64)? {
         var at = 0
-        guard b.count >= 4 + 8 + 4 + 4 + 48 + 2, b.prefix(4).elementsEqual(beatMagic) else { return nil }
+        guard b.count >= 4 + 8 + 4 + 4 + 40 + 2, b.prefix(4).elementsEqual(beatMagic) else { return nil }
         at = 4
         func u64() -> UInt64 { defer { at += 8 }; return b.loadUnaligned(fromByteOffset: at, as: UInt64.self).littleEndian }
         func u32() -> UInt32 { defer { at += 4 }; return b.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian }

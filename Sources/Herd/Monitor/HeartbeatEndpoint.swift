@@ -55,7 +55,8 @@ public final class HeartbeatEndpoint: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         self.fd = fd
         var nonce: UInt64 = 0
-        while nonce == 0 { nonce = UInt64.random(in: 1...UInt64.max) }
+        // Below 2^53: JSON numbers pass through doubles in some decoders, and the ranks read it from JSON.
+        while nonce == 0 { nonce = UInt64.random(in: 1...(1 << 53)) }
         address = HeartbeatAddress(host: ProcessInfo.processInfo.hostName, addresses: Self.interfaceAddresses(),
                                    port: Int(UInt16(bigEndian: addr.sin_port)), nonce: nonce, pid: getpid())
         let enc = JSONEncoder()

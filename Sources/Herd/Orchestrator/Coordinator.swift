@@ -81,7 +81,8 @@ public final class Coordinator {
 
         while true {
             job = try store.job(jobID)
-            if cancelRequested {
+            // An adopted attempt is stopped as any watched one is: checkpoint first (watch does it).
+            if cancelRequested && adopted == nil {
                 if let f = followed { try end(f, []) }
                 var e = RunEvent.coordinator(.cancelled, job: jobID)
                 e.step = job.step

@@ -120,7 +120,12 @@ public enum JobOperations {
         let job = reconcile(store, try store.job(id))
         if job.state.isFinal { throw JobOperationError.alreadyEnded(id: job.id, state: job.state) }
         try store.update(job.id, ["cancel_requested": .int(1)])
-        if let pid = job.coordinatorPID { kill(pid_t(pid), SIGTERM) }
+        if isWatched(store, job) {
+            if let pid = job.coordinatorPID { kill(pid_t(pid), SIGTERM) }
+        } else {
+            // Unwatched, its attempt still running: a coordinator adopts it and stops it after a checkpoint.
+            try startCoordinator(store: store, id: job.id, runDir: job.runDir)
+        }
         return try store.job(id)
     }
 

@@ -6,25 +6,25 @@ import Foundation
 /// seconds, so that `herd status`, `herd watch`, the dashboard and
 /// /metrics see ages off by at most that. At 16,384 ranks rewriting every
 /// row every poll was most of the coordinator's work.
-final class WorkerPublisher {
+public final class WorkerPublisher {
     let store: JobStore
     let jobID: Int
     let refresh: Double
     private var written: [Int: WorkerRecord] = [:]
     /// Rows the last `publish` wrote.
-    private(set) var rowsWritten = 0
+    public private(set) var rowsWritten = 0
 
-    init(store: JobStore, jobID: Int, refresh: Double) {
+    public init(store: JobStore, jobID: Int, refresh: Double) {
         self.store = store; self.jobID = jobID; self.refresh = refresh
     }
 
     /// A new attempt: its ranks replace the last one's.
-    func reset() throws {
+    public func reset() throws {
         written = [:]
         try store.setWorkers(jobID, [])
     }
 
-    func publish(_ beats: [HeartbeatRecord]) throws {
+    public func publish(_ beats: [HeartbeatRecord]) throws {
         var changed: [WorkerRecord] = []
         for b in beats {
             let w = WorkerRecord(rank: b.rank, host: b.host, pid: Int(b.pid), step: b.step, phase: b.phase, heartbeat: b.time,

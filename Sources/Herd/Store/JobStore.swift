@@ -254,11 +254,11 @@ public final class JobStore: @unchecked Sendable {
     }
 
     private func writeWorkers(_ id: Int, _ workers: [WorkerRecord]) throws {
-        for w in workers {
-            try db.execute("INSERT OR REPLACE INTO workers (job_id, rank, host, pid, step, phase, heartbeat, progress, rss, peak_rss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [.int(Int64(id)), .int(Int64(w.rank)), .text(w.host), .int(Int64(w.pid)), .int(Int64(w.step)),
-                            .text(w.phase), .double(w.heartbeat), .double(w.progress), optional(w.residentBytes), optional(w.peakResidentBytes)])
-        }
+        try db.executeMany("INSERT OR REPLACE INTO workers (job_id, rank, host, pid, step, phase, heartbeat, progress, rss, peak_rss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           workers.map { w in
+                               [.int(Int64(id)), .int(Int64(w.rank)), .text(w.host), .int(Int64(w.pid)), .int(Int64(w.step)),
+                                .text(w.phase), .double(w.heartbeat), .double(w.progress), optional(w.residentBytes), optional(w.peakResidentBytes)]
+                           })
     }
 
     public func workers(_ id: Int) throws -> [WorkerRecord] {
