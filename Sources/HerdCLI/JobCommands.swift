@@ -320,7 +320,11 @@ func superviseInForeground(_ options: ManifestOptions, cluster: String) throws -
         fflush(stdout)
     }
     let state: JobState
-    do { state = try coordinator.run() } catch {
+    do { state = try coordinator.run() } catch let lost as LeaseLost {
+        // Another coordinator watches the job now: it is not this one's to fail.
+        print("herd: \(lost)")
+        Foundation.exit(3)
+    } catch {
         try? store.update(id, ["state": .text(JobState.failed.rawValue), "message": .text("coordinator error: \(error)")])
         fail(error)
     }
