@@ -426,23 +426,23 @@ final class MultiNodeTests: FixtureTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted(), checkpoints)
     }
 
-    /// The coordinator of a Slurm job SIGKILLed mid-run: the batch job runs
-    /// on; `herd adopt` starts a coordinator that finds it from Slurm's record
-    /// and watches it to its end — no restart, no second Slurm job, no step
-    /// run twice, the loss of the job in one process.
-    func testKilledCoordinatorOfASlurmJobIsReplacedAndTheJobAdopted() throws {
-        try requireSlurmNodes()
+    /// A (data 3, tensor 2) job on `cluster` whose coordinator (`herd run
+    /// --cluster`, in the foreground) is SIGKILLed once its checkpoint of step
+    /// 10 exists: the attempt runs on; `herd adopt` starts a coordinator that
+    /// finds it (mpirun by its pid, Slurm from its record) and watches it to
+    /// its end — no restart, no second launch, no step run twice, the loss of
+    /// the job in one process.
+    func killCoordinatorAndAdopt(_ name: String, cluster: String, launcher: String) throws {
         let extra = "checkpoint: {interval: 10, async: false}\nrestart: {max_restarts: 3, backoff_seconds: 1}"
         let steps = 60
-        let single = try job("slurm-adopt-single", data: 1, tensor: 1, steps: steps, extra: extra)
-        let multi = try job("slurm-adopt", data: 3, tensor: 2, steps: steps, extra: extra)
+        let single = try job("\(name)-single", data: 1, tensor: 1, steps: steps, extra: extra)
+        let multi = try job(name, data: 3, tensor: 2, steps: steps, extra: extra)
         XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
-        let (p, _) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: try slurmCluster())
+        let (p, _) = try startAfterCheckpoint(multi.run, job: multi.path, cluster: cluster)
         kill(p.processIdentifier, SIGKILL)   // herd run --cluster is the job's coordinator
         p.waitUntilExit()
         let attempt = try XCTUnwrap(AttemptRecord.read(RunDirectory(multi.run)))
-        XCTAssertEqual(attempt.launcher, "slurm")
-        XCTAssertEqual(try slurmCommand("squeue", "-h", "-j", attempt.id, "-o", "%T").trimmingCharacters(in: .whitespacesAndNewlines), "RUNNING")
+        XCTAssertEqual(attempt.launcher, launcher)
         let store = try JobStore(home: Self.dir + "/herd-home")
         let id = try XCTUnwrap(try store.jobs().last { $0.runDir == multi.run }).id
         let adopt = try HerdBinary.run(["adopt", String(id)], environment: environment)
@@ -453,13 +453,25 @@ final class MultiNodeTests: FixtureTestCase {
         XCTAssertEqual(done.state, .succeeded, done.message ?? "")
         XCTAssertEqual(done.restarts, 0)
         let all = try events(multi.run)
-        XCTAssertEqual(all.filter { $0.event == .launch }.count, 1, "a second Slurm job was submitted")
+        XCTAssertEqual(all.filter { $0.event == .launch }.count, 1, "a second attempt was launched")
         XCTAssertEqual(all.filter { $0.event == .adopt }.map(\.launchID), [attempt.id])
         let adoptedAt = try XCTUnwrap(all.first { $0.event == .adopt }?.time)
         XCTAssertTrue(all.contains { $0.event == .step && ($0.time ?? 0) > adoptedAt }, "the job had ended before it was adopted")
         let a = try losses(single.run), b = try losses(multi.run)
         XCTAssertEqual(b.count, steps, "steps were run twice or not at all")
         XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!, "the final loss differs from the uninterrupted run's")
+    }
+
+    /// Under mpirun across the three nodes.
+    func testKilledCoordinatorOfAMultiNodeJobIsReplacedAndTheAttemptAdopted() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        try killCoordinatorAndAdopt("adopt-nodes", cluster: try cluster(), launcher: "mpirun")
+    }
+
+    /// Under Slurm: the batch job runs on without its coordinator, and is found from Slurm's record.
+    func testKilledCoordinatorOfASlurmJobIsReplacedAndTheJobAdopted() throws {
+        try requireSlurmNodes()
+        try killCoordinatorAndAdopt("slurm-adopt", cluster: try slurmCluster(), launcher: "slurm")
     }
 
     /// A node lost for good under Slurm with `restart.on_node_loss: shrink`:
