@@ -462,6 +462,23 @@ final class MultiNodeTests: FixtureTestCase {
         XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!, "the final loss differs from the uninterrupted run's")
     }
 
+    /// Heartbeats across the network: a coordinator on the head node (the
+    /// nodes cannot reach this machine's own namespace) hears every rank of
+    /// the three nodes over UDP, and the loss is one process's.
+    func testRanksOnEveryNodeHeartbeatOverUDPToACoordinatorOnTheHeadNode() throws {
+        if let why = Self.up { throw XCTSkip(why) }
+        let single = try job("udp-single", data: 1, tensor: 1)
+        XCTAssertEqual(try HerdBinary.run(["run", single.path]).status, 0)
+        let multi = try job("udp", data: 3, tensor: 2)
+        try HerdBinary.requireBinary()
+        let r = try Spawn.capture(Self.sim, ["exec", "head", HerdBinary.path, "run", multi.path, "--cluster", try cluster()], environment: environment)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        XCTAssertTrue(r.out.contains("attempt 1: 6 of 6 ranks heartbeat to head port"), r.out)
+        let a = try losses(single.run), b = try losses(multi.run)
+        XCTAssertEqual(b.count, a.count)
+        XCTAssertEqual(b.last!, a.last!, accuracy: 1e-4 * a.last!)
+    }
+
     /// Under mpirun across the three nodes.
     func testKilledCoordinatorOfAMultiNodeJobIsReplacedAndTheAttemptAdopted() throws {
         if let why = Self.up { throw XCTSkip(why) }

@@ -142,6 +142,12 @@ public final class Coordinator {
                 }
             }
             let outcome = try watch(handle, manifest: manifest, world: plan.world, runDir: job.runDir, regrow: regrow)
+            if let endpoint {
+                // Whether the ranks reach this host: a site whose network drops the datagrams learns it here.
+                let heard = endpoint.records().count, a = endpoint.address
+                say("attempt \(attempt): \(heard) of \(plan.world) ranks heartbeat to \(a.host) port \(a.port) over UDP"
+                    + (heard < plan.world ? "; the others' files were read" : ""))
+            }
             job = try store.job(jobID)
             var detail = ""
             if case .exited = outcome { detail = failureDetail(run: job.runDir, attempt: attempt) }
