@@ -146,7 +146,11 @@ final class DiskFullTests: FixtureTestCase {
         // Said in the attempt's logs (the rank's abort) and by the coordinator.
         let launcher = try String(contentsOfFile: AttemptLogs.launcherFile(run: j.run, attempt: 1), encoding: .utf8)
         XCTAssertTrue(launcher.contains("found no space") && launcher.contains(path), launcher)
-        XCTAssertTrue(launcher.contains("errorcode 75") || launcher.contains("Exit code:    75"), launcher)
+        // mpirun's summary names the status — unless two ranks aborting at once garbled its help text
+        // (OpenMPI 4.1: "ORTE_ERROR_LOG: Data unpack had inadequate space"); the synchronous test checks 75 itself.
+        if !launcher.contains("ORTE_ERROR_LOG") {
+            XCTAssertTrue(launcher.contains("errorcode 75") || launcher.contains("Exit code:    75"), launcher)
+        }
         let coordinator = try String(contentsOfFile: RunDirectory(j.run).coordinatorLog, encoding: .utf8)
         XCTAssertTrue(coordinator.contains("waiting for \(CheckpointSpace.text(bytes: failed.bytes!)) (\(failed.bytes!) bytes) free on the tmpfs"), coordinator)
         XCTAssertFalse(coordinator.contains("space is back"), coordinator)

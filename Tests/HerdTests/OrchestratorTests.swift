@@ -98,7 +98,7 @@ final class OrchestratorTests: FixtureTestCase {
     /// loss. A second coordinator for the job exits naming the one that
     /// holds it.
     func testKilledCoordinatorIsReplacedAndTheRunningAttemptAdopted() throws {
-        let j = try job("adopt", steps: 1200)
+        let j = try job("adopt", steps: 3000)
         let id = try submit(j.job)
         let running = try wait(id) { $0.step >= 200 }
         let coordinator = try XCTUnwrap(running.coordinatorPID)

@@ -56,6 +56,11 @@ public final class Coordinator {
             if !leaseLost.value { try? store.releaseLease(jobID) }
         }
         var job = try store.job(jobID)
+        // A supervisor restarting a coordinator whose job has ended: nothing to run again.
+        if job.state.isFinal {
+            say("job \(jobID) has already ended: \(job.state.rawValue)")
+            return job.state
+        }
         guard FileManager.default.changeCurrentDirectoryPath(job.workdir) else {
             try finish(.failed, "the job's working directory \(job.workdir) is gone")
             return .failed
