@@ -162,6 +162,13 @@ public enum JobOperations {
         guard FileManager.default.fileExists(atPath: job.workdir, isDirectory: &isDir), isDir.boolValue else {
             throw JobOperationError.workdirGone(id: job.id, workdir: job.workdir)
         }
+        // The coordinator that ended the job holds its lease until it has exited, a moment after the
+        // final state: the new one must not find it held.
+        let until = Date().addingTimeInterval(15)
+        while let held = try store.lease(job.id), held.isLive() {
+            guard Date() < until else { throw JobOperationError.watched(id: job.id, holder: held) }
+            usleep(50_000)
+        }
         // The job as it was resolved at submit, on the layout asked for (the checkpoint reshards).
         let run = RunDirectory(job.runDir)
         var resolved = try ResolvedJob.stored(run: run, manifest: job.manifest, workdir: job.workdir)
