@@ -126,9 +126,7 @@ public enum HeartbeatLoad {
                 while transport == .network && nonce == 0 {
                     if let e = HeartbeatAddress.read(RunDirectory(run)) {
                         nonce = e.nonce
-                        target.sin_family = sa_family_t(AF_INET)
-                        target.sin_port = in_port_t(UInt16(e.port).bigEndian)
-                        target.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+                        target = UDP.address(inet_addr("127.0.0.1"), port: e.port)
                     } else { usleep(10_000) }
                 }
                 let mine = Array(stride(from: t, to: ranks, by: threads))
@@ -139,11 +137,7 @@ public enum HeartbeatLoad {
                         if rank == silentRank && now - start > silentAfter { continue }
                         let r = HeartbeatRecord(rank: rank, host: host, pid: pid, step: Int(now - start), phase: "train", time: now, progressTime: now)
                         if transport == .network {
-                            let bytes = HeartbeatDatagram.beat(r, nonce: nonce)
-                            _ = bytes.withUnsafeBytes { b in
-                                withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                                    sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-                            }
+                            UDP.send(fd, HeartbeatDatagram.beat(r, nonce: nonce), to: target)
                         } else if let data = try? JSONEncoder().encode(r) {
                             try? data.write(to: URL(fileURLWithPath: HeartbeatRecord.file(run: run, rank: rank)), options: .atomic)
                         }

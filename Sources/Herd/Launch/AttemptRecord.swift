@@ -37,11 +37,8 @@ public struct AttemptRecord: Codable, Sendable, Equatable {
     /// A process's start time in clock ticks after boot (field 22 of
     /// /proc/PID/stat), or nil when it is gone.
     public static func processStart(_ pid: Int) -> UInt64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the command's closing parenthesis start at field 3 (the state).
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? UInt64(fields[19]) : nil
+        guard let fields = Spawn.statFields(pid) else { return nil }
+        return fields.count > 19 ? UInt64(fields[19]) : nil   // field 22
     }
 
     /// How an mpirun attempt that no coordinator was waiting for ended, from

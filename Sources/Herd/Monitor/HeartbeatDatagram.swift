@@ -74,3 +74,24 @@ public enum HeartbeatDatagram {
         withUnsafeBytes(of: v.littleEndian) { out += $0 }
     }
 }
+
+/// The IPv4 socket calls the heartbeats make, written once.
+enum UDP {
+    /// An IPv4 address and port (`in_addr_t` in network order, as `inet_addr` gives it).
+    static func address(_ ip: in_addr_t, port: Int) -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        a.sin_addr = in_addr(s_addr: ip)
+        return a
+    }
+
+    /// One datagram to `target` (a full socket buffer or an unreachable host drops it: a heartbeat is sent again).
+    static func send(_ fd: Int32, _ bytes: [UInt8], to target: sockaddr_in) {
+        var target = target
+        _ = bytes.withUnsafeBytes { b in
+            withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+    }
+}

@@ -41,10 +41,7 @@ public final class HeartbeatEndpoint: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr = in_addr(s_addr: INADDR_ANY)
+        var addr = UDP.address(INADDR_ANY, port: port)
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard bound == 0 else {
             let why = String(cString: strerror(errno))
@@ -113,10 +110,7 @@ public final class HeartbeatEndpoint: @unchecked Sendable {
             if (table[record.rank]?.time ?? -.infinity) <= record.time { table[record.rank] = record }
             datagrams += 1
             lock.unlock()
-            let ack = HeartbeatDatagram.ack(rank: record.rank, nonce: nonce)
-            _ = ack.withUnsafeBytes { a in
-                withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, a.baseAddress, a.count, 0, $0, len) } }
-            }
+            UDP.send(fd, HeartbeatDatagram.ack(rank: record.rank, nonce: nonce), to: from)
         }
     }
 
@@ -183,13 +177,7 @@ final class HeartbeatSender {
             }
         }
         if now - lastAck > fallbackAfter && now - lastLookup > Self.lookupSeconds { lookup(now: now) }
-        if let e = endpoint {
-            let bytes = HeartbeatDatagram.beat(record, nonce: e.nonce)
-            _ = bytes.withUnsafeBytes { b in
-                withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            }
-        }
+        if let e = endpoint { UDP.send(fd, HeartbeatDatagram.beat(record, nonce: e.nonce), to: target) }
         return now - lastAck <= fallbackAfter
     }
 
@@ -203,10 +191,7 @@ final class HeartbeatSender {
         if e == endpoint { return }
         let ip = e.host == ProcessInfo.processInfo.hostName ? "127.0.0.1" : e.addresses.first
         guard let ip, inet_addr(ip) != INADDR_NONE else { endpoint = nil; return }
-        target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = in_port_t(UInt16(e.port).bigEndian)
-        target.sin_addr = in_addr(s_addr: inet_addr(ip))
+        target = UDP.address(inet_addr(ip), port: e.port)
         endpoint = e
         lastAck = -.infinity
     }

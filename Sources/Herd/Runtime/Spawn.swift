@@ -65,9 +65,16 @@ public enum Spawn {
     /// reaped yet — orphans in containers whose init does not reap — has ended).
     public static func isAlive(_ pid: Int) -> Bool {
         guard pid > 0, kill(pid_t(pid), 0) == 0 || errno == EPERM else { return false }
+        guard let fields = statFields(pid) else { return true }
+        return fields.first != "Z"
+    }
+
+    /// The fields of /proc/PID/stat after the command's closing parenthesis
+    /// (which may itself hold spaces and parentheses): field 3, the state, first.
+    public static func statFields(_ pid: Int) -> [Substring]? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
     }
 
     /// The variable a parent sets for children that must die with it.
