@@ -39,13 +39,16 @@ let package = Package(
         .systemLibrary(name: "CPosix"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        // Generation's products and attention for AVX-512, chosen at run time
+        // (Swift builds for the baseline x86-64; C can target one function).
+        .target(name: "CKernels"),
         // Release builds keep Swift's bounds checks and preconditions (no
         // -Ounchecked): the tests run the code that ships, for about 2% of
         // training time (docs/benchmarks.md).
         .target(
             name: "Herd",
             // ArgumentParser: a pipeline's stages are typed herd commands (Pipeline/StageCommand.swift).
-            dependencies: ["COpenBLAS", "CMPI", "CZstd", "CZlib", "CSQLite", "CPosix", "Yams",
+            dependencies: ["COpenBLAS", "CKernels", "CMPI", "CZstd", "CZlib", "CSQLite", "CPosix", "Yams",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The coordinator's HTTP server (herd serve), apart from the library

@@ -70,8 +70,8 @@ public final class Generator {
     /// The rows that sample: their final norms, this rank's logits, every
     /// rank's (gathered), and the whole vocabulary's in row order.
     let last: FloatBuffer, localLogits: FloatBuffer, gathered: FloatBuffer, logits: FloatBuffer
-    /// Attention scores, one row per thread.
-    let scores: [FloatBuffer]
+    /// Attention scores, `maxLen` floats per thread.
+    let scores: FloatBuffer
     /// Threads that split the step's attention over the cache (the matrix
     /// products run over the whole step with OpenBLAS's threads, so the
     /// weights are read once per step, not once per thread).
@@ -105,7 +105,7 @@ public final class Generator {
         gathered = FloatBuffer(count: s.size > 1 ? batch * c.vocabSize : 0)
         logits = FloatBuffer(count: batch * c.vocabSize)
         self.threads = max(1, threads)
-        scores = (0..<self.threads).map { _ in FloatBuffer(count: len) }
+        scores = FloatBuffer(count: self.threads * len)
     }
 
     /// One position of one slot in a step.
@@ -244,24 +244,16 @@ public final class Generator {
         for l in 0..<c.layers {
             let o = L.layers[l]
             RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.attentionNorm, rows: n, dim: d, eps: c.normEps)
-            Matmul.linearForward(y: qkv, x: xn, w: P + o.wq, rows: n, inFeatures: d, outFeatures: qkvWidth)
+            DecodeKernels.linear(y: qkv, x: xn, w: P + o.wq, rows: n, inFeatures: d, outFeatures: qkvWidth, threads: threads)
             for (r, row) in rows.enumerated() {
                 Rotary.apply(qkv + r * qkvWidth, table: model.rope, rows: 1, seqLen: 1, heads: heads + kvHeads, ld: qkvWidth,
                              startPosition: row.position)
                 store(layer: l, row: row, from: qkv + r * qkvWidth)
             }
-            let parts = min(threads, n), chunk = (n + parts - 1) / parts
-            if parts == 1 {
-                attend(layer: l, rows: rows, 0..<n, scores: scores[0].base)
-            } else {
-                DispatchQueue.concurrentPerform(iterations: parts) { i in
-                    let lo = i * chunk, hi = min(n, lo + chunk)
-                    if lo < hi { attend(layer: l, rows: rows, lo..<hi, scores: scores[i].base) }
-                }
-            }
+            attend(layer: l, rows: rows)
             rowParallel(x, input: att, weight: P + o.wo, rows: n, inFeatures: heads * hd)
             RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.ffnNorm, rows: n, dim: d, eps: c.normEps)
-            Matmul.linearForward(y: h13.base, x: xn, w: P + o.w1, rows: n, inFeatures: d, outFeatures: 2 * F)
+            DecodeKernels.linear(y: h13.base, x: xn, w: P + o.w1, rows: n, inFeatures: d, outFeatures: 2 * F, threads: threads)
             SwiGLU.forward(g: g.base, h: h13.base, rows: n, hidden: F)
             rowParallel(x, input: g.base, weight: P + o.w2, rows: n, inFeatures: F)
         }
@@ -269,11 +261,11 @@ public final class Generator {
         RMSNorm.forward(y: last.base, rstd: rstd, x: x, gain: P + L.finalNorm, rows: sampling, dim: d, eps: c.normEps)
         let V = c.vocabSize
         if tp.size == 1 {
-            Matmul.linearForward(y: logits.base, x: last.base, w: P + L.output, rows: sampling, inFeatures: d, outFeatures: V)
+            DecodeKernels.linear(y: logits.base, x: last.base, w: P + L.output, rows: sampling, inFeatures: d, outFeatures: V, threads: threads)
             return
         }
         // Each rank's block of the vocabulary, gathered rank after rank, then laid out row after row.
-        Matmul.linearForward(y: localLogits.base, x: last.base, w: P + L.output, rows: sampling, inFeatures: d, outFeatures: vocab)
+        DecodeKernels.linear(y: localLogits.base, x: last.base, w: P + L.output, rows: sampling, inFeatures: d, outFeatures: vocab, threads: threads)
         tp.allGather(send: localLogits.base, receive: gathered.base, countPerRank: sampling * vocab)
         for k in 0..<tp.size {
             for r in 0..<sampling {
@@ -287,10 +279,10 @@ public final class Generator {
                              rows n: Int, inFeatures: Int) {
         let d = model.config.dim
         guard model.tp.size > 1 else {
-            Matmul.linearForward(y: stream, x: input, w: weight, rows: n, inFeatures: inFeatures, outFeatures: d, accumulate: true)
+            DecodeKernels.linear(y: stream, x: input, w: weight, rows: n, inFeatures: inFeatures, outFeatures: d, accumulate: true, threads: threads)
             return
         }
-        Matmul.linearForward(y: partial.base, x: input, w: weight, rows: n, inFeatures: inFeatures, outFeatures: d)
+        DecodeKernels.linear(y: partial.base, x: input, w: weight, rows: n, inFeatures: inFeatures, outFeatures: d, threads: threads)
         model.tp.allReduce(partial.base, count: n * d, op: .sum)
         for i in 0..<(n * d) { stream[i] += partial.base[i] }
     }
@@ -305,7 +297,26 @@ public final class Generator {
         }
     }
 
-    /// Each of `rows[range]` attends over its slot's cache up to its position.
+    /// Each row attends over its slot's cache up to its position: the
+    /// AVX-512 kernel, or the Swift loop below split over `threads`.
+    func attend(layer l: Int, rows: [Row]) {
+        let n = rows.count, hd = model.config.headDim, headStride = maxLen * hd
+        if DecodeKernels.enabled && hd <= 256 {
+            let offsets = rows.map { $0.slot * kvHeads * headStride }, positions = rows.map { Int32($0.position) }
+            DecodeKernels.attend(out: att.base, outStride: heads * hd, q: qkv.base, qStride: qkvWidth,
+                                 keys: kCache[l].base, values: vCache[l].base, cacheOffsets: offsets, positions: positions,
+                                 heads: heads, kvHeads: kvHeads, headDim: hd, headStride: headStride,
+                                 scores: scores.base, maxLen: maxLen, threads: threads)
+            return
+        }
+        let parts = min(threads, n), chunk = (n + parts - 1) / parts
+        if parts == 1 { return attend(layer: l, rows: rows, 0..<n, scores: scores.base) }
+        DispatchQueue.concurrentPerform(iterations: parts) { i in
+            let lo = i * chunk, hi = min(n, lo + chunk)
+            if lo < hi { attend(layer: l, rows: rows, lo..<hi, scores: scores.base + i * maxLen) }
+        }
+    }
+
     func attend(layer l: Int, rows: [Row], _ range: Range<Int>, scores s: UnsafeMutablePointer<Float>) {
         let hd = model.config.headDim, group = heads / kvHeads, scale = 1 / Float(hd).squareRoot()
         let K = kCache[l].base, V = vCache[l].base
