@@ -458,7 +458,7 @@ struct Bench: ParsableCommand {
         let shared = rate(batch: 64, samples)
         let distinct = rate(batch: 64, prompts)
         let refill = rate(batch: 16, prompts)
-        let kernels = DecodeKernels.enabled ? "AVX-512 kernels" : "OpenBLAS"
+        let kernels = DecodeKernels.instructionSet.map { "\($0) kernels" } ?? "OpenBLAS"
         print(String(format: "generation stories15m shape (%d params, %d threads, %@), KV cache, greedy, 200 new tokens: 1 sequence %.0f tokens/s; 64 sequences (8 prompts × 8 samples) %.0f tokens/s (%.1f× one); 64 prompts %.0f tokens/s; 64 prompts through 16 slots %.0f tokens/s",
                      config.parameterCount, cores, kernels, one, shared, shared / one, distinct, refill))
         // The bound on batched decoding: every token's products (2 FLOPs per
@@ -466,10 +466,10 @@ struct Bench: ParsableCommand {
         let productFLOPs = 2 * Double(config.matmulParameterCount), peak = Throughput.sgemmGFLOPs()
         print(String(format: "  64 sequences: %.0f GFLOP/s in products = %.2f of sgemm 1024³ (%.0f GFLOP/s on %d threads), whose rate would give %.0f tokens/s",
                      shared * productFLOPs / 1e9, shared * productFLOPs / 1e9 / peak, peak, cores, peak * 1e9 / productFLOPs))
-        guard DecodeKernels.enabled else { return }
+        guard let isa = DecodeKernels.instructionSet else { return }
         // What the kernels bring on this machine: the same two runs through OpenBLAS (HERD_KERNELS=blas).
-        DecodeKernels.enabled = false
-        defer { DecodeKernels.enabled = true }
+        DecodeKernels.instructionSet = nil
+        defer { DecodeKernels.instructionSet = isa }
         let blasOne = rate(batch: 1, [prompts[0]]), blasShared = rate(batch: 64, samples)
         print(String(format: "  through OpenBLAS instead: 1 sequence %.0f tokens/s (kernels %.2f×), 64 sequences %.0f tokens/s (kernels %.2f×)",
                      blasOne, one / blasOne, blasShared, shared / blasShared))

@@ -1,23 +1,34 @@
 import XCTest
 import Herd
 
-/// Generation's AVX-512 kernels (Sources/CKernels) against a sum in double
-/// precision and against the OpenBLAS and Swift path they replace.
+/// Generation's kernels (Sources/CKernels), built for every instruction set
+/// this CPU runs, against a sum in double precision and against the
+/// OpenBLAS and Swift path they replace.
 final class DecodeKernelTests: XCTestCase {
     var blasThreads = 1
+    var chosen: DecodeKernels.InstructionSet?
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(DecodeKernels.available, "this CPU has no AVX-512: generation runs on OpenBLAS and the Swift loops")
+        try XCTSkipIf(DecodeKernels.available.isEmpty, "this CPU has neither AVX2 nor AVX-512: generation runs on OpenBLAS and the Swift loops")
         blasThreads = Matmul.threads
+        chosen = DecodeKernels.instructionSet
         Matmul.threads = 3   // the kernels take at most the process's share; let them have three parts
     }
 
     override func tearDown() {
-        DecodeKernels.enabled = DecodeKernels.available
+        DecodeKernels.instructionSet = chosen
         Matmul.threads = blasThreads
     }
 
-    func testLinearKernelAgainstADoublePrecisionSum() {
+    /// Runs `body` with each instruction set this CPU has chosen in turn.
+    func eachSet(_ body: (DecodeKernels.InstructionSet) throws -> Void) rethrows {
+        for isa in DecodeKernels.available {
+            DecodeKernels.instructionSet = isa
+            try body(isa)
+        }
+    }
+
+    func testLinearKernelAgainstADoublePrecisionSum() { eachSet { isa in
         var rng = SplitMix64(seed: 3)
         // One row (the dot-product path) and several (the broadcast path), with
         // every tail: widths that are not multiples of 16, outputs not of 6.
@@ -40,22 +51,22 @@ final class DecodeKernelTests: XCTestCase {
                                 size += abs(Double(x[r * inF + k]) * Double(w[n * inF + k]))
                             }
                             XCTAssertLessThan(abs(Double(y[r * outF + n]) - sum), 1e-6 * size + 1e-30,
-                                              "rows \(rows) in \(inF) out \(outF) threads \(threads) accumulate \(accumulate): [\(r), \(n)]")
+                                              "\(isa): rows \(rows) in \(inF) out \(outF) threads \(threads) accumulate \(accumulate): [\(r), \(n)]")
                         }
                     }
                     if !accumulate { byThreads.append(y) }
                 }
             }
             // Each output is summed the same way whichever thread computes it.
-            XCTAssertEqual(byThreads[0], byThreads[1], "1 and 2 threads, shape \(rows)×\(inF)×\(outF)")
-            XCTAssertEqual(byThreads[0], byThreads[2], "1 and 3 threads, shape \(rows)×\(inF)×\(outF)")
+            XCTAssertEqual(byThreads[0], byThreads[1], "\(isa): 1 and 2 threads, shape \(rows)×\(inF)×\(outF)")
+            XCTAssertEqual(byThreads[0], byThreads[2], "\(isa): 1 and 3 threads, shape \(rows)×\(inF)×\(outF)")
         }
-    }
+    } }
 
     /// Callers on several threads at once (two generators in one process):
     /// the pool serves one and the others run on their own thread, each
     /// with the single caller's numbers.
-    func testConcurrentCallersGetTheirOwnResults() {
+    func testConcurrentCallersGetTheirOwnResults() { eachSet { isa in
         let rows = 20, inF = 100, outF = 120   // enough work for two parts (CKernels/linear.c)
         var rng = SplitMix64(seed: 8)
         let w = (0..<(outF * inF)).map { _ in Float(rng.nextUnit() - 0.5) }
@@ -73,10 +84,10 @@ final class DecodeKernelTests: XCTestCase {
                                      outFeatures: outF, threads: 2)
             }
             for i in xs.indices {
-                XCTAssertEqual(Array(UnsafeBufferPointer(start: together + i * rows * outF, count: rows * outF)), alone[i], "caller \(i)")
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: together + i * rows * outF, count: rows * outF)), alone[i], "\(isa): caller \(i)")
             }
         }
-    }
+    } }
 
     /// Head widths of 6, 48, 100 and 128, with grouped-query attention, and
     /// positions past 16 and 32 (the scores' blocks of sixteen keys and their
@@ -90,16 +101,18 @@ final class DecodeKernelTests: XCTestCase {
             let model = try Llama(config: config)
             model.initialize(seed: 11, std: 0.2)
             let tokens = (0..<40).map { TokenID(($0 * 7 + 3) % config.vocabSize) }
-            func logits(kernels: Bool, threads: Int) -> [[Float]] {
-                DecodeKernels.enabled = kernels
+            func logits(_ isa: DecodeKernels.InstructionSet?, threads: Int) -> [[Float]] {
+                DecodeKernels.instructionSet = isa
                 return Generator(model: model, batch: 1, threads: threads).logits(for: tokens)
             }
-            let blas = logits(kernels: false, threads: 1)
-            for threads in [1, 2] {
-                let mine = logits(kernels: true, threads: threads)
-                for t in tokens.indices {
-                    XCTAssertLessThan(GradientCheck.relativeError(mine[t].map(Double.init), blas[t].map(Double.init)), 1e-5,
-                                      "head width \(config.headDim), position \(t), \(threads) threads")
+            let blas = logits(nil, threads: 1)
+            for isa in DecodeKernels.available {
+                for threads in [1, 2] {
+                    let mine = logits(isa, threads: threads)
+                    for t in tokens.indices {
+                        XCTAssertLessThan(GradientCheck.relativeError(mine[t].map(Double.init), blas[t].map(Double.init)), 1e-5,
+                                          "\(isa): head width \(config.headDim), position \(t), \(threads) threads")
+                    }
                 }
             }
         }
@@ -108,7 +121,7 @@ final class DecodeKernelTests: XCTestCase {
     /// Batched decoding (the several-rows kernel, 13 sequences, prompts of
     /// different lengths prefilled as products): every greedy token is the
     /// argmax, up to a near tie, of the one-sequence logits of what precedes it.
-    func testBatchedGreedyTokensAreTheArgmaxOfTheirPrefix() throws {
+    func testBatchedGreedyTokensAreTheArgmaxOfTheirPrefix() throws { try eachSet { isa in
         let config = LlamaConfig(dim: 64, layers: 2, heads: 4, kvHeads: 2, ffnDim: 96, vocabSize: 97, maxSeqLen: 64)
         let model = try Llama(config: config)
         model.initialize(seed: 5, std: 0.2)
@@ -119,8 +132,8 @@ final class DecodeKernelTests: XCTestCase {
             let logits = Generator(model: model, batch: 1).logits(for: p + answer.dropLast())
             for (i, token) in answer.enumerated() {
                 let row = logits[p.count - 1 + i], best = row.max()!
-                XCTAssertGreaterThanOrEqual(row[Int(token)], best - 1e-4 * max(1, abs(best)), "prompt \(p), token \(i)")
+                XCTAssertGreaterThanOrEqual(row[Int(token)], best - 1e-4 * max(1, abs(best)), "\(isa): prompt \(p), token \(i)")
             }
         }
-    }
+    } }
 }

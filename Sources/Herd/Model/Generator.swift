@@ -298,10 +298,10 @@ public final class Generator {
     }
 
     /// Each row attends over its slot's cache up to its position: the
-    /// AVX-512 kernel, or the Swift loop below split over `threads`.
+    /// decode kernel, or the Swift loop below split over `threads`.
     func attend(layer l: Int, rows: [Row]) {
         let n = rows.count, hd = model.config.headDim, headStride = maxLen * hd
-        if DecodeKernels.enabled && hd <= 256 {
+        if DecodeKernels.attends(headDim: hd) {
             let offsets = rows.map { $0.slot * kvHeads * headStride }, positions = rows.map { Int32($0.position) }
             DecodeKernels.attend(out: att.base, outStride: heads * hd, q: qkv.base, qStride: qkvWidth,
                                  keys: kCache[l].base, values: vCache[l].base, cacheOffsets: offsets, positions: positions,
