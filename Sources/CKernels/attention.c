@@ -35,7 +35,7 @@ void herd_attend(float *out, int outStride, const float *q, int qStride,
                      rows, heads, kvHeads, headDim, headStride, scratch, maxLen };
     int items = rows * heads;
     int parts = threads < items ? threads : items;
-    herd_parallel(isa == 2 ? attend_part_avx512 : attend_part_avx2, &a, parts < 1 ? 1 : parts);
+    herd_parallel(isa == 2 ? attend_part_avx512 : attend_part_avx2, &a, parts);   // the pool takes at least one part
 }
 
 #else

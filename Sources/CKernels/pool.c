@@ -62,9 +62,10 @@ static void *helper(void *arg) {
 }
 
 void herd_parallel(herd_part_fn fn, void *ctx, int parts) {
+    if (parts < 1) parts = 1;
     if (parts > MAX_HELPERS + 1) parts = MAX_HELPERS + 1;
-    if (parts <= 1 || atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) {
-        for (int p = 0; p < (parts < 1 ? 1 : parts); p++) fn(ctx, p, parts < 1 ? 1 : parts);
+    if (parts == 1 || atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) {
+        for (int p = 0; p < parts; p++) fn(ctx, p, parts);
         return;
     }
     while (started < parts - 1) {

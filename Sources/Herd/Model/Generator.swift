@@ -72,9 +72,10 @@ public final class Generator {
     let last: FloatBuffer, localLogits: FloatBuffer, gathered: FloatBuffer, logits: FloatBuffer
     /// Attention scores, `maxLen` floats per thread.
     let scores: FloatBuffer
-    /// Threads that split the step's attention over the cache (the matrix
-    /// products run over the whole step with OpenBLAS's threads, so the
-    /// weights are read once per step, not once per thread).
+    /// Threads that split the step's attention over the cache by rows, and
+    /// each product over the whole step by output features (so the weights
+    /// are read once per step, not once per thread); the decode kernels use
+    /// at most the process's `Matmul.threads` of them.
     public let threads: Int
     /// Called after every step (a worker's heartbeat: generation is progress).
     public var onStep: (() -> Void)?
@@ -241,6 +242,9 @@ public final class Generator {
                               vocabStart: model.shard.vocabStart, vocab: vocab)
         }
         if tp.size > 1 { tp.allReduce(x, count: n * d, op: .sum) }
+        // Where each row's cache starts and how far it reaches: the same for every layer.
+        let cacheRows = DecodeKernels.attends(headDim: hd)
+            ? (offsets: rows.map { $0.slot * kvHeads * maxLen * hd }, positions: rows.map { Int32($0.position) }) : nil
         for l in 0..<c.layers {
             let o = L.layers[l]
             RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.attentionNorm, rows: n, dim: d, eps: c.normEps)
@@ -250,7 +254,7 @@ public final class Generator {
                              startPosition: row.position)
                 store(layer: l, row: row, from: qkv + r * qkvWidth)
             }
-            attend(layer: l, rows: rows)
+            attend(layer: l, rows: rows, cacheRows: cacheRows)
             rowParallel(x, input: att, weight: P + o.wo, rows: n, inFeatures: heads * hd)
             RMSNorm.forward(y: xn, rstd: rstd, x: x, gain: P + o.ffnNorm, rows: n, dim: d, eps: c.normEps)
             DecodeKernels.linear(y: h13.base, x: xn, w: P + o.w1, rows: n, inFeatures: d, outFeatures: 2 * F, threads: threads)
@@ -299,13 +303,14 @@ public final class Generator {
 
     /// Each row attends over its slot's cache up to its position: the
     /// decode kernel, or the Swift loop below split over `threads`.
-    func attend(layer l: Int, rows: [Row]) {
-        let n = rows.count, hd = model.config.headDim, headStride = maxLen * hd
-        if DecodeKernels.attends(headDim: hd) {
-            let offsets = rows.map { $0.slot * kvHeads * headStride }, positions = rows.map { Int32($0.position) }
+    /// `cacheRows` (each row's cache offset and position) when the kernel takes this model's heads.
+    func attend(layer l: Int, rows: [Row], cacheRows: (offsets: [Int], positions: [Int32])?) {
+        let n = rows.count, hd = model.config.headDim
+        if let cacheRows {
             DecodeKernels.attend(out: att.base, outStride: heads * hd, q: qkv.base, qStride: qkvWidth,
-                                 keys: kCache[l].base, values: vCache[l].base, cacheOffsets: offsets, positions: positions,
-                                 heads: heads, kvHeads: kvHeads, headDim: hd, headStride: headStride,
+                                 keys: kCache[l].base, values: vCache[l].base,
+                                 cacheOffsets: cacheRows.offsets, positions: cacheRows.positions,
+                                 heads: heads, kvHeads: kvHeads, headDim: hd, headStride: maxLen * hd,
                                  scores: scores.base, maxLen: maxLen, threads: threads)
             return
         }
